@@ -1,0 +1,289 @@
+/*
+ * decode.c - client command decoding and validation (proto.h).
+ *
+ * jansson parses and checks the whole frame. The publish `data` value is
+ * then located again in the raw input text (find_member_raw) so it can be
+ * forwarded byte for byte: re-serialising through jansson would rewrite
+ * numbers (0.1 becomes 0.10000000000000001) and cost an allocation per node.
+ */
+#include "proto.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	const char *name;
+	enum proto_type type;
+} cmd_types[] = {
+	{ "publish", PROTO_PUBLISH },
+	{ "join", PROTO_JOIN },
+	{ "leave", PROTO_LEAVE },
+	{ "hello", PROTO_HELLO },
+	{ "history", PROTO_HISTORY },
+	{ "presence", PROTO_PRESENCE },
+	{ "ping", PROTO_PING },
+};
+
+static enum proto_err fail(struct proto_cmd *cmd, enum proto_err e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd->errmsg, sizeof(cmd->errmsg), fmt, ap);
+	va_end(ap);
+	json_decref(cmd->root);
+	cmd->root = NULL;
+	return e;
+}
+
+/* ---- raw JSON scanning (input already validated by jansson) ---- */
+
+static size_t skip_ws(const char *p, size_t i, size_t n)
+{
+	while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* p[i] is '"': returns the index just past the closing quote. */
+static size_t skip_string(const char *p, size_t i, size_t n)
+{
+	for (i++; i < n; i++) {
+		if (p[i] == '\\')
+			i++;
+		else if (p[i] == '"')
+			return i + 1;
+	}
+	return n;
+}
+
+static size_t skip_value(const char *p, size_t i, size_t n)
+{
+	if (i >= n)
+		return n;
+	if (p[i] == '"')
+		return skip_string(p, i, n);
+	if (p[i] == '{' || p[i] == '[') {
+		int depth = 0;
+		while (i < n) {
+			char c = p[i];
+			if (c == '"') {
+				i = skip_string(p, i, n);
+				continue;
+			}
+			if (c == '{' || c == '[')
+				depth++;
+			else if ((c == '}' || c == ']') && --depth == 0)
+				return i + 1;
+			i++;
+		}
+		return n;
+	}
+	while (i < n && p[i] != ',' && p[i] != '}' && p[i] != ']' && p[i] != ' ' &&
+	       p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+		i++;
+	return i;
+}
+
+/* Finds the value of the top-level member whose key is spelled exactly
+ * `key` (no escapes) in the object text p[0..n). Returns 1 and the value's
+ * span, or 0 (the caller then falls back to serialising the json_t). */
+static int find_member_raw(const char *p, size_t n, const char *key,
+			   const char **val, size_t *vlen)
+{
+	size_t klen = strlen(key);
+	size_t i = skip_ws(p, 0, n);
+
+	if (i >= n || p[i] != '{')
+		return 0;
+	i++;
+	for (;;) {
+		i = skip_ws(p, i, n);
+		if (i >= n || p[i] != '"')
+			return 0;
+		size_t ks = i + 1, ke = skip_string(p, i, n) - 1;
+		i = skip_ws(p, ke + 1, n);
+		if (i >= n || p[i] != ':')
+			return 0;
+		i = skip_ws(p, i + 1, n);
+		size_t vs = i;
+		i = skip_value(p, i, n);
+		if (ke - ks == klen && memcmp(p + ks, key, klen) == 0) {
+			*val = p + vs;
+			*vlen = i - vs;
+			return 1;
+		}
+		i = skip_ws(p, i, n);
+		if (i >= n || p[i] != ',')
+			return 0;
+		i++;
+	}
+}
+
+/* ---- field helpers ---- */
+
+/* Optional boolean: absent leaves *out. Returns 0, or -1 if the wrong type. */
+static int get_bool(json_t *root, const char *key, bool *out)
+{
+	json_t *v = json_object_get(root, key);
+	if (!v)
+		return 0;
+	if (!json_is_boolean(v))
+		return -1;
+	*out = json_is_true(v);
+	return 0;
+}
+
+/* Optional integer in [min, PROTO_ID_MAX]: 1 if present, 0 if absent, -1 if
+ * the wrong type or out of range. */
+static int get_uint(json_t *root, const char *key, uint64_t min, uint64_t *out)
+{
+	json_t *v = json_object_get(root, key);
+	if (!v)
+		return 0;
+	if (!json_is_integer(v))
+		return -1;
+	json_int_t x = json_integer_value(v);
+	if (x < 0 || (uint64_t)x < min || (uint64_t)x > PROTO_ID_MAX)
+		return -1;
+	*out = (uint64_t)x;
+	return 1;
+}
+
+static enum proto_err get_room(struct proto_cmd *cmd)
+{
+	json_t *v = json_object_get(cmd->root, "room");
+	if (!v || !json_is_string(v))
+		return fail(cmd, PROTO_EBAD_REQUEST, "room must be a string");
+	cmd->room = json_string_value(v);
+	cmd->room_len = json_string_length(v);
+	if (!proto_room_valid(cmd->room, cmd->room_len))
+		return fail(cmd, PROTO_EBAD_ROOM, "%s", proto_err_message(PROTO_EBAD_ROOM));
+	return PROTO_OK;
+}
+
+static enum proto_err decode_fields(struct proto_cmd *cmd)
+{
+	json_t *root = cmd->root, *v;
+	enum proto_err e;
+	uint64_t x;
+	int r;
+
+	switch (cmd->type) {
+	case PROTO_HELLO:
+		v = json_object_get(root, "name");
+		if (!v || !json_is_string(v))
+			return fail(cmd, PROTO_EBAD_REQUEST, "name must be a string");
+		cmd->name = json_string_value(v);
+		cmd->name_len = json_string_length(v);
+		if (!proto_name_valid(cmd->name, cmd->name_len))
+			return fail(cmd, PROTO_EBAD_NAME, "%s", proto_err_message(PROTO_EBAD_NAME));
+		return PROTO_OK;
+	case PROTO_PING:
+		return PROTO_OK;
+	default:
+		break;
+	}
+	if ((e = get_room(cmd)) != PROTO_OK)
+		return e;
+	switch (cmd->type) {
+	case PROTO_JOIN:
+		if (get_bool(root, "presence", &cmd->presence) < 0)
+			return fail(cmd, PROTO_EBAD_REQUEST, "presence must be a boolean");
+		r = get_uint(root, "since", 0, &cmd->since);
+		if (r < 0)
+			return fail(cmd, PROTO_EBAD_REQUEST, "since must be an integer from 0 to 2^53-1");
+		cmd->has_since = r > 0;
+		break;
+	case PROTO_PUBLISH:
+		cmd->data = json_object_get(root, "data");
+		if (!cmd->data)
+			return fail(cmd, PROTO_EBAD_REQUEST, "data is required (null is allowed)");
+		if (get_bool(root, "echo", &cmd->echo) < 0)
+			return fail(cmd, PROTO_EBAD_REQUEST, "echo must be a boolean");
+		if (get_bool(root, "persist", &cmd->persist) < 0)
+			return fail(cmd, PROTO_EBAD_REQUEST, "persist must be a boolean");
+		if (get_bool(root, "durable", &cmd->durable) < 0)
+			return fail(cmd, PROTO_EBAD_REQUEST, "durable must be a boolean");
+		break;
+	case PROTO_HISTORY:
+		r = get_uint(root, "before", 1, &cmd->before);
+		if (r < 0)
+			return fail(cmd, PROTO_EBAD_REQUEST, "before must be an integer from 1 to 2^53-1");
+		cmd->has_before = r > 0;
+		x = PROTO_HISTORY_DEFAULT;
+		if (get_uint(root, "limit", 1, &x) < 0 || x > PROTO_HISTORY_MAX)
+			return fail(cmd, PROTO_EBAD_REQUEST, "limit must be an integer from 1 to %d",
+				    PROTO_HISTORY_MAX);
+		cmd->limit = (unsigned)x;
+		break;
+	default:
+		break;
+	}
+	return PROTO_OK;
+}
+
+enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
+{
+	json_error_t jerr;
+	json_t *v;
+
+	memset(cmd, 0, sizeof(*cmd));
+	cmd->echo = true;
+	cmd->persist = true;
+
+	cmd->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!cmd->root)
+		return fail(cmd, PROTO_EBAD_JSON, "invalid JSON at byte %d: %s",
+			    jerr.position, jerr.text);
+	if (!json_is_object(cmd->root))
+		return fail(cmd, PROTO_EBAD_JSON, "a frame must be a JSON object");
+
+	v = json_object_get(cmd->root, "id");
+	if (v) {
+		json_int_t id = json_is_integer(v) ? json_integer_value(v) : 0;
+		if (id < 1 || (uint64_t)id > PROTO_ID_MAX)
+			return fail(cmd, PROTO_EBAD_REQUEST,
+				    "id must be an integer from 1 to 2^53-1");
+		cmd->id = (uint64_t)id;
+	}
+
+	v = json_object_get(cmd->root, "type");
+	if (!v || !json_is_string(v))
+		return fail(cmd, PROTO_EBAD_REQUEST, "type must be a string");
+	const char *t = json_string_value(v);
+	size_t i, ntypes = sizeof(cmd_types) / sizeof(cmd_types[0]);
+	for (i = 0; i < ntypes; i++)
+		if (strcmp(t, cmd_types[i].name) == 0)
+			break;
+	if (i == ntypes)
+		return fail(cmd, PROTO_EUNKNOWN_TYPE, "unknown type \"%.40s\"", t);
+	cmd->type = cmd_types[i].type;
+
+	enum proto_err e = decode_fields(cmd);
+	if (e != PROTO_OK)
+		return e;
+	if (cmd->type == PROTO_PUBLISH &&
+	    !find_member_raw(buf, len, "data", &cmd->data_raw, &cmd->data_raw_len))
+		cmd->data_raw = NULL;
+	return PROTO_OK;
+}
+
+void proto_cmd_clear(struct proto_cmd *cmd)
+{
+	json_decref(cmd->root);
+	cmd->root = NULL;
+}
+
+void proto_data_text(const struct proto_cmd *cmd, struct pbuf *out)
+{
+	if (cmd->data_raw) {
+		pbuf_add_json_compact(out, cmd->data_raw, cmd->data_raw_len);
+		return;
+	}
+	size_t need = json_dumpb(cmd->data, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	pbuf_reserve(out, need);
+	out->len += json_dumpb(cmd->data, out->data + out->len, need,
+			       JSON_COMPACT | JSON_ENCODE_ANY);
+}

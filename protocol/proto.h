@@ -1,0 +1,84 @@
+/*
+ * proto.h - Parley protocol v1: decoding client commands, encoding server
+ * frames, validating names. No sockets here: tests and fuzzers feed bytes
+ * straight into proto_decode().
+ */
+#ifndef PARLEY_PROTO_H
+#define PARLEY_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "buf.h"
+#include "errors.h"
+
+#define PROTO_ID_MAX          9007199254740991ULL /* 2^53 - 1 */
+#define PROTO_NAME_MAX_CHARS  32
+#define PROTO_ROOM_MAX        128
+#define PROTO_HISTORY_MAX     100
+#define PROTO_HISTORY_DEFAULT 50
+
+enum proto_type {
+	PROTO_HELLO,
+	PROTO_JOIN,
+	PROTO_LEAVE,
+	PROTO_PUBLISH,
+	PROTO_HISTORY,
+	PROTO_PRESENCE,
+	PROTO_PING,
+};
+
+/* A decoded client command. Strings point into root (or, for data_raw, into
+ * the input buffer) and live until proto_cmd_clear(). */
+struct proto_cmd {
+	enum proto_type type;
+	uint64_t id;                 /* 0: the command carries no id */
+	json_t *root;                /* owned */
+	const char *room;
+	size_t room_len;
+	const char *name;
+	size_t name_len;
+	json_t *data;                /* publish: borrowed from root */
+	const char *data_raw;        /* publish: data's text in the input, or NULL */
+	size_t data_raw_len;
+	bool presence, echo, persist, durable, has_since, has_before;
+	uint64_t since, before;
+	unsigned limit;
+	char errmsg[160];            /* a failure's human message */
+};
+
+/* Decodes one text frame of len bytes (valid UTF-8, checked by the
+ * transport). Returns PROTO_OK with cmd filled (release with
+ * proto_cmd_clear), or an error code with cmd->errmsg set, cmd->root
+ * released, and cmd->id set when the frame carried a valid id. */
+enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd);
+void proto_cmd_clear(struct proto_cmd *cmd);
+
+/* Appends the publish command's data as compact JSON text. */
+void proto_data_text(const struct proto_cmd *cmd, struct pbuf *out);
+
+/* 1 if s[0..n) is a valid room name: 1-128 bytes of [A-Za-z0-9_.:@-]. */
+int proto_room_valid(const char *s, size_t n);
+/* 1 if s[0..n) is a valid display name: valid UTF-8, 1-32 code points, no
+ * control characters (U+0000-U+001F, U+007F-U+009F). */
+int proto_name_valid(const char *s, size_t n);
+
+/* ---- encoders: each appends one complete JSON frame text to b ---- */
+
+/* {"type":"reply","id":ID,"ok":true,"data":  -- the caller appends the data
+ * value and then closes with proto_enc_close(). */
+void proto_enc_reply_ok_open(struct pbuf *b, uint64_t id);
+void proto_enc_close(struct pbuf *b);
+/* id != 0: a failed reply; id == 0: an error frame. msg NULL: the code's
+ * default message. */
+void proto_enc_failure(struct pbuf *b, uint64_t id, enum proto_err e, const char *msg);
+/* A message frame; seq 0 means volatile (no seq field). data is compact
+ * JSON text. */
+void proto_enc_message(struct pbuf *b, const char *room, size_t room_len,
+		       uint64_t seq, int64_t ts, const char *from, size_t from_len,
+		       const char *data, size_t data_len);
+
+#endif

@@ -1,0 +1,177 @@
+/* conn.c - a WebSocket client connection: queue, flush, close (conn.h). */
+#include "conn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "proto.h"
+#include "room.h"
+#include "server.h"
+#include "util.h"
+
+static int serial_match(const void *entry, const void *key)
+{
+	return ((const struct conn *)entry)->serial == *(const uint64_t *)key;
+}
+
+static void send_welcome(struct conn *c)
+{
+	struct pbuf *b = &c->srv->enc;
+
+	pbuf_reset(b);
+	pbuf_adds(b, "{\"type\":\"welcome\",\"session\":\"");
+	pbuf_adds(b, c->session);
+	pbuf_adds(b, "\",\"user\":");
+	pbuf_add_jstr(b, c->name, c->name_len);
+	pbuf_adds(b, ",\"server\":\"parley/" PARLEY_VERSION "\",\"limits\":");
+	pbuf_adds(b, c->srv->welcome_limits);
+	pbuf_addc(b, '}');
+	conn_send_text(c, b->data, b->len);
+}
+
+void conn_open(struct conn *c, struct server *s, struct lws *wsi)
+{
+	char guest[6 + 9];
+
+	memset(c, 0, sizeof(*c));
+	c->srv = s;
+	c->wsi = wsi;
+	c->serial = ++s->next_serial;
+	util_random_hex(c->session, 8);
+	memcpy(guest, "guest-", 6);
+	util_random_hex(guest + 6, 4);
+	conn_set_name(c, guest, strlen(guest));
+	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
+
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	s->stats.conns_total++;
+	hmap_put(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)), c);
+
+	log_debug("connect", "session=%s peer=%s", c->session, c->peer);
+	send_welcome(c);
+}
+
+void conn_release(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (!s)
+		return; /* never reached ESTABLISHED */
+
+	/* Leave every room. room_leave() changes c->rooms, so take the
+	 * members out first. */
+	while (c->rooms.len) {
+		struct member *m = NULL;
+		for (uint32_t i = 0; i < c->rooms.cap && !m; i++)
+			if (c->rooms.slots[i].hash)
+				m = c->rooms.slots[i].entry;
+		room_leave(m);
+	}
+	hmap_free(&c->rooms);
+	sendq_clear(&c->q);
+	pbuf_free(&c->rx);
+	server_unlink_flush(s, c);
+	hmap_del(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)),
+		 &c->serial, serial_match);
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	s->nconns--;
+
+	log_debug("disconnect", "session=%s peer=%s code=%u", c->session, c->peer,
+		  c->close_code);
+	free(c->name);
+	c->name = NULL;
+	c->srv = NULL;
+}
+
+void conn_set_name(struct conn *c, const char *name, size_t len)
+{
+	free(c->name);
+	c->name = xstrndup(name, len);
+	c->name_len = (uint32_t)len;
+}
+
+void conn_close_later(struct conn *c, uint16_t code)
+{
+	if (c->close_code)
+		return;
+	c->close_code = code;
+	sendq_clear(&c->q);
+	server_unlink_flush(c->srv, c);
+	if (code == CLOSE_SLOW_CONSUMER) {
+		c->srv->stats.slow_closes++;
+		log_info("slow_consumer", "session=%s peer=%s", c->session, c->peer);
+	}
+	/* The close frame goes out when the socket takes it; a reader that
+	 * never reads again is cut off after the timeout. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+	lws_callback_on_writable(c->wsi);
+}
+
+void conn_send(struct conn *c, struct frame *f)
+{
+	struct server *s = c->srv;
+
+	if (c->close_code)
+		return;
+	if (sendq_push(&c->q, f, s->cfg->send_queue_messages, s->cfg->send_queue_bytes) < 0) {
+		conn_close_later(c, CLOSE_SLOW_CONSUMER);
+		return;
+	}
+	if (!c->pending)
+		server_want_flush(s, c);
+}
+
+void conn_send_text(struct conn *c, const char *text, size_t len)
+{
+	struct frame *f = frame_new_text(text, len);
+	conn_send(c, f);
+	frame_unref(&f);
+}
+
+int conn_flush(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	while (c->q.count) {
+		/* lws still holds the tail of an earlier partial send: it
+		 * asked for WRITEABLE and we continue from there. */
+		if (lws_partial_buffered(c->wsi))
+			return 0;
+
+		struct frame *f = sendq_peek(&c->q, 0);
+		unsigned char *p = f->wire;
+		size_t len = f->len;
+		uint32_t n = 1;
+
+		/* Several small frames queued: copy them into one buffer so
+		 * they leave in one send(). */
+		if (c->q.count > 1 && f->len < s->wbuf_cap / 2) {
+			len = 0;
+			for (n = 0; n < c->q.count; n++) {
+				struct frame *g = sendq_peek(&c->q, n);
+				if (len + g->len > s->wbuf_cap)
+					break;
+				memcpy(s->wbuf + len, g->wire, g->len);
+				len += g->len;
+			}
+			p = s->wbuf;
+		}
+		if (lws_write(c->wsi, p, len, LWS_WRITE_RAW) < (int)len)
+			return -1;
+		s->stats.msgs_out += n;
+		s->stats.bytes_out += len;
+		sendq_drop(&c->q, n);
+	}
+	return 0;
+}

@@ -1,0 +1,61 @@
+/*
+ * conn.h - one WebSocket client connection.
+ *
+ * Lifetime: lws allocates struct conn as the connection's per-session data;
+ * conn_open() runs on ESTABLISHED and conn_release() on CLOSED, the only
+ * place its rooms and queue are torn down. Nothing else frees a connection:
+ * a fan-out that finds a reader too slow calls conn_close_later(), which
+ * empties its queue and lets lws close it from its own callback.
+ */
+#ifndef PARLEY_CONN_H
+#define PARLEY_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "hmap.h"
+
+struct server;
+
+/* Close codes parleyd uses besides lws's own. */
+#define CLOSE_SLOW_CONSUMER 4008
+
+struct conn {
+	struct server *srv;
+	struct lws *wsi;
+	struct conn *next, *prev;      /* server->conns */
+	struct conn *pnext, *pprev;    /* server->pending */
+	char *name;                    /* display name, owned */
+	uint32_t name_len;
+	struct hmap rooms;             /* struct member *, by room pointer */
+	struct sendq q;
+	struct pbuf rx;                /* a fragmented message being reassembled */
+	uint64_t serial;
+	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
+	bool pending;                  /* on server->pending */
+	bool rx_too_big;
+	char session[17];
+	char peer[46];
+};
+
+void conn_open(struct conn *c, struct server *s, struct lws *wsi);
+void conn_release(struct conn *c);
+
+/* Queues a reference to f. If the queue is over its limits the connection
+ * is closed with 4008 instead (the caller carries on either way). */
+void conn_send(struct conn *c, struct frame *f);
+/* Queues a copy of the JSON text. */
+void conn_send_text(struct conn *c, const char *text, size_t len);
+/* Writes queued frames until the queue is empty or the socket is full.
+ * Returns -1 if the connection must close. */
+int conn_flush(struct conn *c);
+/* Drops queued output and closes with code at the next WRITEABLE. */
+void conn_close_later(struct conn *c, uint16_t code);
+/* Sets the display name (copied). */
+void conn_set_name(struct conn *c, const char *name, size_t len);
+
+#endif

@@ -1,0 +1,98 @@
+/* frame.c - shared encoded frames and the per-connection queue (frame.h). */
+#include "frame.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct frame *frame_new_text(const char *payload, size_t len)
+{
+	struct frame *f = xmalloc(sizeof(*f) + FRAME_HEADROOM + len);
+	unsigned char *p = f->buf + FRAME_HEADROOM;
+	size_t hlen;
+
+	memcpy(p, payload, len);
+	if (len < 126) {
+		hlen = 2;
+		p[-1] = (unsigned char)len;
+	} else if (len < 65536) {
+		hlen = 4;
+		p[-3] = 126;
+		p[-2] = (unsigned char)(len >> 8);
+		p[-1] = (unsigned char)len;
+	} else {
+		hlen = 10;
+		p[-9] = 127;
+		for (int i = 0; i < 8; i++)
+			p[-1 - i] = (unsigned char)((uint64_t)len >> (8 * i));
+	}
+	f->wire = p - hlen;
+	f->wire[0] = 0x81; /* FIN + text */
+	f->len = (uint32_t)(hlen + len);
+	f->refs = 1;
+	return f;
+}
+
+void frame_unref(struct frame **fp)
+{
+	struct frame *f = *fp;
+
+	*fp = NULL;
+	if (f && --f->refs == 0)
+		free(f);
+}
+
+const char *frame_payload(const struct frame *f, size_t *len)
+{
+	size_t hlen = (size_t)(f->buf + FRAME_HEADROOM - f->wire);
+	*len = f->len - hlen;
+	return (const char *)f->buf + FRAME_HEADROOM;
+}
+
+int sendq_push(struct sendq *q, struct frame *f, uint32_t max_msgs, size_t max_bytes)
+{
+	if (q->count + 1 > max_msgs || q->bytes + f->len > max_bytes)
+		return -1;
+	if (q->count == q->cap) {
+		uint32_t ncap = q->cap ? q->cap * 2 : 4;
+		struct frame **r = xmalloc(ncap * sizeof(*r));
+		for (uint32_t i = 0; i < q->count; i++)
+			r[i] = sendq_peek(q, i);
+		free(q->ring);
+		q->ring = r;
+		q->cap = ncap;
+		q->head = 0;
+	}
+	q->ring[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
+	q->count++;
+	q->bytes += f->len;
+	return 0;
+}
+
+void sendq_drop(struct sendq *q, uint32_t n)
+{
+	while (n-- && q->count) {
+		struct frame **slot = &q->ring[q->head];
+		q->bytes -= (*slot)->len;
+		frame_unref(slot);
+		q->head = (q->head + 1) & (q->cap - 1);
+		q->count--;
+	}
+	if (q->count == 0 && q->cap > 64) {
+		/* A burst grew the ring; an idle connection gives it back. */
+		free(q->ring);
+		q->ring = NULL;
+		q->cap = 0;
+	}
+	if (q->count == 0)
+		q->head = 0;
+}
+
+void sendq_clear(struct sendq *q)
+{
+	sendq_drop(q, q->count);
+	free(q->ring);
+	q->ring = NULL;
+	q->cap = q->head = 0;
+}

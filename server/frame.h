@@ -1,0 +1,60 @@
+/*
+ * frame.h - encoded server-to-client WebSocket frames, shared by reference,
+ * and the bounded per-connection queue of them.
+ *
+ * A message published to a room is encoded once, framing included (server
+ * frames are not masked, so the bytes are the same for every recipient), and
+ * each recipient's queue holds a reference. The last frame_unref() frees it.
+ */
+#ifndef PARLEY_FRAME_H
+#define PARLEY_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define FRAME_HEADROOM 10 /* the largest RFC 6455 server frame header */
+
+struct frame {
+	uint32_t refs;
+	uint32_t len;          /* wire bytes: header and payload */
+	unsigned char *wire;   /* the header's first byte, inside buf */
+	unsigned char buf[];   /* FRAME_HEADROOM + payload */
+};
+
+/* A text frame holding a copy of payload, with one reference (the
+ * caller's). */
+struct frame *frame_new_text(const char *payload, size_t len);
+
+static inline struct frame *frame_ref(struct frame *f)
+{
+	f->refs++;
+	return f;
+}
+
+/* Drops a reference and sets *fp to NULL; frees the frame on the last. */
+void frame_unref(struct frame **fp);
+
+/* The payload (JSON text) of a frame built by frame_new_text. */
+const char *frame_payload(const struct frame *f, size_t *len);
+
+/* A FIFO of frame references with limits in messages and bytes. */
+struct sendq {
+	struct frame **ring;
+	uint32_t cap;          /* 0 or a power of two */
+	uint32_t head;
+	uint32_t count;
+	size_t bytes;
+};
+
+/* Appends a new reference to f (the queue takes one). Returns 0, or -1
+ * without queueing when the queue would pass max_msgs or max_bytes. */
+int sendq_push(struct sendq *q, struct frame *f, uint32_t max_msgs, size_t max_bytes);
+static inline struct frame *sendq_peek(const struct sendq *q, uint32_t i)
+{
+	return q->ring[(q->head + i) & (q->cap - 1)];
+}
+/* Drops the first n entries (their references are released). */
+void sendq_drop(struct sendq *q, uint32_t n);
+void sendq_clear(struct sendq *q);
+
+#endif

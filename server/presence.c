@@ -1,0 +1,174 @@
+/*
+ * presence.c - who is in a room, and batched presence events.
+ *
+ * A room counts connections per user name. A user "joins" when the count
+ * goes 0 -> 1 and "leaves" when it goes 1 -> 0. Changes are not sent one by
+ * one: the first change in a window records whether the user was present
+ * when the window opened (was_present) and puts the user on the room's
+ * batch. When the window closes, users whose presence differs from
+ * was_present are listed in one frame:
+ *
+ *   was_present  present now  ->  listed as
+ *   no           yes              joined
+ *   yes          no               left
+ *   no           no               (joined and left within the window: neither)
+ *   yes          yes              (left and came back: neither)
+ *
+ * Entries whose count is 0 stay until the batch is sent, then are freed.
+ * Only connections that joined with presence:true get the frame, so a
+ * broadcast room of 10,000 listeners pays nothing for join/leave churn.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "frame.h"
+#include "proto.h"
+#include "room.h"
+#include "server.h"
+#include "util.h"
+
+struct name_key {
+	const char *s;
+	size_t n;
+};
+
+static int user_match(const void *entry, const void *key)
+{
+	const struct ruser *u = entry;
+	const struct name_key *k = key;
+	return u->name_len == k->n && memcmp(u->name, k->s, k->n) == 0;
+}
+
+static void user_free(struct room *r, struct ruser *u)
+{
+	struct name_key k = { u->name, u->name_len };
+	hmap_del(&r->users, hmap_hash_bytes(u->name, u->name_len), &k, user_match);
+	free(u->name);
+	free(u);
+}
+
+static void presence_flush(lws_sorted_usec_list_t *sul)
+{
+	struct room *r = lws_container_of(sul, struct room, presence_sul);
+	struct pbuf *b = &r->srv->enc;
+	int njoined = 0, nleft = 0;
+
+	pbuf_reset(b);
+	pbuf_adds(b, "{\"type\":\"presence\",\"room\":");
+	pbuf_add_jstr(b, r->name, r->name_len);
+	pbuf_adds(b, ",\"joined\":[");
+	for (uint32_t i = 0; i < r->nbatch; i++) {
+		struct ruser *u = r->batch[i];
+		if (u->conns && !u->was_present) {
+			if (njoined++)
+				pbuf_addc(b, ',');
+			pbuf_add_jstr(b, u->name, u->name_len);
+		}
+	}
+	pbuf_adds(b, "],\"left\":[");
+	for (uint32_t i = 0; i < r->nbatch; i++) {
+		struct ruser *u = r->batch[i];
+		if (!u->conns && u->was_present) {
+			if (nleft++)
+				pbuf_addc(b, ',');
+			pbuf_add_jstr(b, u->name, u->name_len);
+		}
+	}
+	pbuf_adds(b, "]}");
+
+	if ((njoined || nleft) && r->npresence) {
+		struct frame *f = frame_new_text(b->data, b->len);
+		for (uint32_t i = 0; i < r->nmembers; i++)
+			if (r->members[i]->presence)
+				conn_send(r->members[i]->conn, f);
+		frame_unref(&f);
+	}
+	for (uint32_t i = 0; i < r->nbatch; i++) {
+		struct ruser *u = r->batch[i];
+		u->in_batch = false;
+		if (!u->conns)
+			user_free(r, u);
+	}
+	r->nbatch = 0;
+}
+
+/* Records that u's presence may change in this window. */
+static void batch_add(struct room *r, struct ruser *u)
+{
+	if (u->in_batch)
+		return;
+	u->in_batch = true;
+	u->was_present = u->conns > 0;
+	if (r->nbatch == r->batch_cap) {
+		r->batch_cap = r->batch_cap ? r->batch_cap * 2 : 8;
+		r->batch = xrealloc(r->batch, r->batch_cap * sizeof(*r->batch));
+	}
+	r->batch[r->nbatch++] = u;
+	if (r->nbatch == 1)
+		lws_sul_schedule(r->srv->ctx, 0, &r->presence_sul, presence_flush,
+				 (lws_usec_t)r->srv->cfg->presence_window_ms * LWS_US_PER_MS);
+}
+
+struct ruser *presence_add(struct room *r, const char *name, size_t len)
+{
+	struct name_key k = { name, len };
+	uint64_t h = hmap_hash_bytes(name, len);
+	struct ruser *u = hmap_get(&r->users, h, &k, user_match);
+
+	if (!u) {
+		u = xcalloc(1, sizeof(*u));
+		u->name = xstrndup(name, len);
+		u->name_len = (uint32_t)len;
+		hmap_put(&r->users, h, u);
+	}
+	if (u->conns == 0) {
+		batch_add(r, u);
+		r->nusers++;
+	}
+	u->conns++;
+	return u;
+}
+
+void presence_remove(struct room *r, struct ruser *u)
+{
+	if (--u->conns > 0)
+		return;
+	r->nusers--;
+	batch_add(r, u);
+}
+
+void presence_list(struct room *r, struct pbuf *b)
+{
+	int n = 0;
+
+	pbuf_adds(b, "{\"members\":[");
+	for (uint32_t i = 0; i < r->users.cap; i++) {
+		struct ruser *u = r->users.slots[i].entry;
+		if (!r->users.slots[i].hash || !u->conns)
+			continue;
+		if (n++)
+			pbuf_addc(b, ',');
+		pbuf_adds(b, "{\"user\":");
+		pbuf_add_jstr(b, u->name, u->name_len);
+		pbuf_adds(b, ",\"conns\":");
+		pbuf_add_u64(b, u->conns);
+		pbuf_addc(b, '}');
+	}
+	pbuf_adds(b, "]}");
+}
+
+void presence_free(struct room *r)
+{
+	lws_sul_cancel(&r->presence_sul);
+	while (r->users.len) {
+		struct ruser *u = NULL;
+		for (uint32_t i = 0; i < r->users.cap && !u; i++)
+			if (r->users.slots[i].hash)
+				u = r->users.slots[i].entry;
+		user_free(r, u);
+	}
+	free(r->batch);
+	r->batch = NULL;
+	r->nbatch = r->batch_cap = 0;
+}

@@ -1,0 +1,89 @@
+/*
+ * room.h - rooms, membership and fan-out.
+ *
+ * Membership is indexed both ways: a room keeps a dense array of its
+ * members (fan-out walks it), each member knows its index (so removal is a
+ * swap with the last, O(1)), and a connection keeps a hash of its members by
+ * room. Join, leave and disconnect cost O(1) per room, never O(members).
+ * A room exists while it has members; the last leave frees it.
+ */
+#ifndef PARLEY_ROOM_H
+#define PARLEY_ROOM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "buf.h"
+#include "hmap.h"
+
+struct conn;
+struct frame;
+struct server;
+struct ruser;
+
+struct member {
+	struct room *room;
+	struct conn *conn;
+	struct ruser *user;     /* the room's entry for the conn's name */
+	uint32_t idx;           /* in room->members */
+	bool presence;          /* receives the room's presence events */
+};
+
+struct room {
+	struct server *srv;
+	char *name;
+	size_t name_len;
+	uint64_t hash;
+	struct member **members;
+	uint32_t nmembers, cap;
+	uint32_t npresence;     /* members with presence on */
+
+	/* presence.c: users in the room and the pending batch */
+	struct hmap users;      /* struct ruser *, by name */
+	uint32_t nusers;        /* users with at least one connection */
+	struct ruser **batch;
+	uint32_t nbatch, batch_cap;
+	lws_sorted_usec_list_t presence_sul;
+
+	/* recent messages (history cache): frames of seqs tail_first.. */
+	struct frame **tail;
+	uint32_t tail_cap, tail_head, tail_count;
+	uint64_t tail_first;
+};
+
+struct room *room_find(struct server *s, const char *name, size_t len);
+/* The member of c in r, or NULL. */
+struct member *room_member(struct conn *c, struct room *r);
+/* Adds c to the room called name (creating it). c must not be a member. */
+struct member *room_join(struct server *s, struct conn *c, const char *name,
+			 size_t len, bool presence);
+/* Removes the member and frees it (and the room, if it was the last). */
+void room_leave(struct member *m);
+void room_set_presence(struct member *m, bool on);
+/* Queues f for every member except `except` (may be NULL). */
+void room_fanout(struct room *r, struct frame *f, struct conn *except);
+
+/* History cache: keeps a reference to the frame of message seq. */
+void room_cache_add(struct room *r, uint64_t seq, struct frame *f, uint32_t max);
+/* The cached frame of seq, or NULL. */
+struct frame *room_cache_get(struct room *r, uint64_t seq);
+
+/* ---- presence.c ---- */
+struct ruser {
+	char *name;
+	uint32_t name_len;
+	uint32_t conns;         /* the user's connections in the room */
+	bool in_batch;          /* on room->batch */
+	bool was_present;       /* conns > 0 when the batch window opened */
+};
+struct ruser *presence_add(struct room *r, const char *name, size_t len);
+void presence_remove(struct room *r, struct ruser *u);
+/* Appends [{"user":..,"conns":N},...] to the server's encoder buffer. */
+void presence_list(struct room *r, struct pbuf *b);
+/* Frees every user entry and cancels the window timer. */
+void presence_free(struct room *r);
+
+#endif

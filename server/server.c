@@ -1,0 +1,306 @@
+/*
+ * server.c - process setup: the libev loop, the lws context on it, signals,
+ * the output flush pass, graceful drain.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cmd.h"
+#include "conn.h"
+#include "log.h"
+#include "proto.h"
+#include "store.h"
+#include "util.h"
+#include "ws.h"
+
+#define WBUF_SIZE (64 * 1024)
+
+const struct store_handlers server_store_handlers = {
+	.durable_done = cmd_durable_done,
+	.page_done = cmd_page_done,
+};
+
+/* ---- output flush list ---- */
+
+void server_want_flush(struct server *s, struct conn *c)
+{
+	if (c->pending)
+		return;
+	c->pending = true;
+	c->pprev = NULL;
+	c->pnext = s->pending;
+	if (s->pending)
+		s->pending->pprev = c;
+	s->pending = c;
+}
+
+void server_unlink_flush(struct server *s, struct conn *c)
+{
+	if (!c->pending)
+		return;
+	if (c->pprev)
+		c->pprev->pnext = c->pnext;
+	else
+		s->pending = c->pnext;
+	if (c->pnext)
+		c->pnext->pprev = c->pprev;
+	c->pending = false;
+	c->pnext = c->pprev = NULL;
+}
+
+/* Runs before the loop sleeps: writes out what this iteration queued. */
+static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct server *s = w->data;
+
+	while (s->pending) {
+		struct conn *c = s->pending;
+		server_unlink_flush(s, c);
+		if (conn_flush(c) < 0) {
+			/* The socket failed: let lws close it from its own
+			 * callback. */
+			conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
+		}
+	}
+}
+
+/* ---- signals and drain ---- */
+
+static ev_tstamp drain_deadline;
+
+static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+
+	if (s->nconns == 0 || ev_now(loop) >= drain_deadline) {
+		if (s->nconns)
+			log_warn("drain_timeout", "connections=%u", s->nconns);
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void begin_drain(struct server *s, const char *why)
+{
+	if (s->draining)
+		return;
+	s->draining = true;
+	log_info("draining", "signal=%s connections=%u", why, s->nconns);
+	/* New connections are dropped as they are accepted (ws.c,
+	 * FILTER_NETWORK_CONNECTION). lws_context_deprecate() would close the
+	 * listening socket, but in lws 4.1 it touches the listener after freeing
+	 * it. */
+	for (struct conn *c = s->conns; c; c = c->next)
+		conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
+	drain_deadline = ev_now(s->loop) + s->cfg->drain_timeout;
+	ev_timer_init(&s->drain_w, drain_tick, 0.02, 0.02);
+	s->drain_w.data = s;
+	ev_timer_start(s->loop, &s->drain_w);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	struct server *s = w->data;
+
+	if (w->signum == SIGHUP) {
+		log_info("sighup", "%s", "action=none");
+		return;
+	}
+	begin_drain(s, w->signum == SIGTERM ? "TERM" : "INT");
+}
+
+/* ---- lws ---- */
+
+static void lws_log_emit(int level, const char *line)
+{
+	char msg[256];
+	size_t n = strlen(line);
+
+	if (n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	memcpy(msg, line, n);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		n--;
+	msg[n] = '\0';
+	log_event(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws", "text=%s", log_q(msg));
+}
+
+static const struct lws_protocols protocols[] = {
+	{
+		.name = "parley",
+		.callback = ws_callback,
+		.per_session_data_size = sizeof(struct conn),
+		/* lws reads at most this much of a frame per callback;
+		 * bigger messages are reassembled in conn->rx. */
+		.rx_buffer_size = 4096,
+		/* one send() may carry a whole coalesced batch */
+		.tx_packet_size = WBUF_SIZE * 4,
+	},
+	{ 0 }
+};
+
+static void build_limits(struct server *s)
+{
+	const struct config *c = s->cfg;
+
+	snprintf(s->welcome_limits, sizeof(s->welcome_limits),
+		 "{\"max_message_size\":%u,\"max_rooms\":%u,\"max_name_length\":%d,"
+		 "\"max_room_length\":%d,\"send_queue_messages\":%u,"
+		 "\"send_queue_bytes\":%u,\"presence_window_ms\":%u,\"history_page\":%d}",
+		 c->max_message_size, c->max_rooms, PROTO_NAME_MAX_CHARS, PROTO_ROOM_MAX,
+		 c->send_queue_messages, c->send_queue_bytes, c->presence_window_ms,
+		 PROTO_HISTORY_MAX);
+}
+
+static void store_wake(void *opaque)
+{
+	lws_cancel_service(opaque);
+}
+
+static int open_store(struct server *s)
+{
+	struct store_config sc = { 0 };
+	char path[4096], err[256];
+
+	if (mkdir(s->cfg->data_dir, 0750) < 0 && errno != EEXIST) {
+		log_error("data_dir", "path=%s error=%s", log_q(s->cfg->data_dir),
+			  log_q(strerror(errno)));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/parley.db", s->cfg->data_dir);
+	sc.path = path;
+	sc.queue_max = s->cfg->store_queue_messages;
+	sc.queue_max_bytes = s->cfg->store_queue_bytes;
+	sc.flush_interval_ms = s->cfg->flush_interval_ms;
+	sc.retain_messages = s->cfg->retain_messages;
+	sc.retain_seconds = s->cfg->retain_seconds;
+	sc.wake = store_wake;
+	sc.wake_opaque = s->ctx;
+	if (store_open(&sc, &s->store, err, sizeof(err)) < 0) {
+		log_error("storage", "path=%s error=%s", log_q(path), log_q(err));
+		return -1;
+	}
+	return 0;
+}
+
+int server_run(struct config *cfg)
+{
+	static struct server srv;
+	struct server *s = &srv;
+	struct lws_context_creation_info info;
+	struct lws_http_mount mount_health, mount_root;
+	void *foreign[1];
+	int rc = 1;
+
+	memset(s, 0, sizeof(*s));
+	s->cfg = cfg;
+	s->wbuf_cap = WBUF_SIZE;
+	s->wbuf = xmalloc(WBUF_SIZE);
+	build_limits(s);
+	signal(SIGPIPE, SIG_IGN);
+
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+	s->loop = ev_default_loop(EVBACKEND_EPOLL);
+	if (!s->loop) {
+		log_error("ev_loop", "%s", "error=\"cannot create the epoll loop\"");
+		return 1;
+	}
+	foreign[0] = s->loop;
+
+	memset(&mount_health, 0, sizeof(mount_health));
+	mount_health.mountpoint = "/healthz";
+	mount_health.mountpoint_len = 8;
+	mount_health.origin = "parley";
+	mount_health.origin_protocol = LWSMPRO_CALLBACK;
+
+	memset(&mount_root, 0, sizeof(mount_root));
+	mount_root.mount_next = &mount_health;
+	mount_root.mountpoint = "/";
+	mount_root.mountpoint_len = 1;
+	mount_root.origin = cfg->web_root;
+	mount_root.def = "index.html";
+	mount_root.origin_protocol = LWSMPRO_FILE;
+
+	s->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
+	s->retry.secs_since_valid_hangup = (uint16_t)cfg->ping_timeout;
+
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info.foreign_loops = foreign;
+	info.user = s;
+	info.protocols = protocols;
+	info.mounts = &mount_root;
+	info.port = (int)cfg->port;
+	info.iface = cfg->host;
+	info.vhost_name = "parley";
+	info.server_string = "parley";
+	info.retry_and_idle_policy = &s->retry;
+	info.timeout_secs = 10;
+	info.pt_serv_buf_size = 16384;
+
+	s->ctx = lws_create_context(&info);
+	if (!s->ctx) {
+		log_error("lws_context", "%s", "error=\"cannot create the lws context (is libwebsockets-evlib-ev installed?)\"");
+		goto out;
+	}
+	if (open_store(s) < 0)
+		goto out;
+	s->vhost = lws_create_vhost(s->ctx, &info);
+	if (!s->vhost) {
+		log_error("listen", "host=%s port=%u error=\"cannot listen\"",
+			  cfg->host ? cfg->host : "*", cfg->port);
+		goto out;
+	}
+	log_info("listening", "host=%s port=%d web_root=%s data_dir=%s version=%s",
+		 cfg->host ? cfg->host : "*", lws_get_vhost_listen_port(s->vhost),
+		 log_q(cfg->web_root), log_q(cfg->data_dir), PARLEY_VERSION);
+
+	ev_prepare_init(&s->flush_w, flush_cb);
+	s->flush_w.data = s;
+	ev_prepare_start(s->loop, &s->flush_w);
+	ev_signal_init(&s->sigterm_w, signal_cb, SIGTERM);
+	ev_signal_init(&s->sigint_w, signal_cb, SIGINT);
+	ev_signal_init(&s->sighup_w, signal_cb, SIGHUP);
+	s->sigterm_w.data = s->sigint_w.data = s->sighup_w.data = s;
+	ev_signal_start(s->loop, &s->sigterm_w);
+	ev_signal_start(s->loop, &s->sigint_w);
+	ev_signal_start(s->loop, &s->sighup_w);
+
+	ev_run(s->loop, 0);
+	rc = 0;
+
+out:
+	if (s->ctx) {
+		lws_context_destroy(s->ctx);
+		s->ctx = NULL;
+	}
+	if (s->store)
+		store_close(&s->store, &server_store_handlers, s);
+	if (s->loop) {
+		ev_prepare_stop(s->loop, &s->flush_w);
+		ev_signal_stop(s->loop, &s->sigterm_w);
+		ev_signal_stop(s->loop, &s->sigint_w);
+		ev_signal_stop(s->loop, &s->sighup_w);
+		ev_timer_stop(s->loop, &s->drain_w);
+		ev_loop_destroy(s->loop);
+	}
+	/* Pending durable tickets whose connection is gone. */
+	for (uint32_t i = 0; i < s->tickets.cap; i++)
+		if (s->tickets.slots[i].hash)
+			free(s->tickets.slots[i].entry);
+	hmap_free(&s->tickets);
+	hmap_free(&s->by_serial);
+	hmap_free(&s->rooms);
+	pbuf_free(&s->enc);
+	pbuf_free(&s->data);
+	free(s->wbuf);
+	if (rc == 0)
+		log_info("stopped", "%s", "exit=0");
+	return rc;
+}

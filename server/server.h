@@ -1,0 +1,75 @@
+/*
+ * server.h - the parleyd process: one lws context on one libev loop, the
+ * room registry, the connection lists, the shared scratch buffers.
+ *
+ * Output path (why there is a flush list): fan-out only queues frame
+ * references on each recipient. Before the loop sleeps, an ev_prepare
+ * watcher writes every connection with queued output directly, several
+ * queued frames per send() where it can. Only a connection whose socket is
+ * full asks lws for a WRITEABLE callback. So a delivery costs one send()
+ * and no epoll_ctl, and a burst of messages to one reader costs one send().
+ */
+#ifndef PARLEY_SERVER_H
+#define PARLEY_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <libwebsockets.h>
+
+#include "buf.h"
+#include "config.h"
+#include "errors.h"
+#include "hmap.h"
+
+struct conn;
+struct store;
+
+struct server_stats {
+	uint64_t conns_total;
+	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+	uint64_t published, delivered;
+	uint64_t slow_closes;
+	uint64_t errors[PROTO_ERR_COUNT];
+	uint64_t close_by_code[6]; /* 1000 1001 1003 1007 1009 4008 */
+};
+
+struct server {
+	struct config *cfg;
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	struct ev_loop *loop;
+	ev_prepare flush_w;
+	ev_signal sigterm_w, sigint_w, sighup_w;
+	ev_timer drain_w;
+	lws_retry_bo_t retry;
+
+	struct hmap rooms;          /* struct room *, by name */
+	struct conn *conns;         /* every WebSocket connection */
+	struct conn *pending;       /* connections with output to flush */
+	uint32_t nconns;
+	uint64_t next_serial;
+	struct hmap by_serial;      /* struct conn *, by serial (durable replies) */
+	struct hmap tickets;        /* durable publishes waiting for commit */
+	uint64_t next_ticket;
+
+	struct store *store;
+	struct pbuf enc;            /* frame encoding scratch */
+	struct pbuf data;           /* publish data scratch */
+	unsigned char *wbuf;        /* send coalescing buffer */
+	size_t wbuf_cap;
+	char welcome_limits[512];   /* the welcome frame's limits object */
+
+	bool draining;
+	int exit_code;
+	struct server_stats stats;
+};
+
+int server_run(struct config *cfg);
+
+/* Marks c as having output to flush before the loop sleeps. */
+void server_want_flush(struct server *s, struct conn *c);
+void server_unlink_flush(struct server *s, struct conn *c);
+
+#endif

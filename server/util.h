@@ -1,0 +1,20 @@
+/* util.h - allocation that aborts on failure, clocks. */
+#ifndef PARLEY_UTIL_H
+#define PARLEY_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrndup(const char *s, size_t n);
+
+int64_t util_now_ms(void);      /* wall clock, ms since the epoch */
+uint64_t util_mono_us(void);    /* monotonic, microseconds */
+/* Fills out with n random bytes (getrandom; falls back to /dev/urandom). */
+void util_random(void *out, size_t n);
+/* Writes 2*n lowercase hex digits of n random bytes and a NUL to out. */
+void util_random_hex(char *out, size_t n);
+
+#endif

@@ -1,0 +1,134 @@
+/*
+ * store.h - asynchronous persistence of room history in SQLite.
+ *
+ * The service loop never waits on the disk. It hands each persisted message
+ * to a writer thread through a bounded queue; the writer batches messages
+ * into transactions. History pages are read by a reader thread on its own
+ * SQLite connection. Results come back to the loop through store_poll(),
+ * which the loop calls after the store woke it with cfg->wake().
+ *
+ * Threading: every function below is called from the loop thread only.
+ * The store's threads call nothing in the server but cfg->wake().
+ *
+ * Sequence numbers: the store owns each room's seq counter. All rooms' last
+ * seq are loaded at store_open(); store_append() assigns last+1. A seq is
+ * consumed only by an accepted append, so a room's seqs are contiguous
+ * (retention may remove a prefix).
+ */
+#ifndef PARLEY_STORE_H
+#define PARLEY_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* Return codes: 0 or one of these (negative). */
+#define STORE_OK          0
+#define STORE_EOVERLOADED (-1) /* writer queue is full: try later */
+#define STORE_EFAILING    (-2) /* the disk is failing; nothing accepted */
+#define STORE_EINVAL      (-3) /* bad argument */
+
+struct store_config {
+	const char *path;            /* SQLite database file; created if missing */
+	unsigned queue_max;          /* messages waiting for the writer (0: 65536) */
+	unsigned queue_max_bytes;    /* bytes of data waiting for the writer (0: 64 MiB) */
+	unsigned flush_interval_ms;  /* commit at least this often (0: 50) */
+	unsigned batch_max;          /* messages per transaction at most (0: 4096) */
+	uint64_t retain_messages;    /* per room; 0 keeps everything */
+	uint64_t retain_seconds;     /* per room; 0 keeps everything */
+	/* Called from the store's threads when store_poll() has work. Must be
+	 * thread-safe (the server passes a wrapper of lws_cancel_service). */
+	void (*wake)(void *opaque);
+	void *wake_opaque;
+	unsigned read_queue_max;     /* store_read requests waiting (0: 1024) */
+};
+
+/* One stored message, as returned by a history read. Strings are
+ * NUL-terminated and owned by the enclosing store_page. */
+struct store_msg {
+	uint64_t seq;
+	int64_t ts;           /* milliseconds since the epoch */
+	const char *from;     /* sender's display name */
+	const char *data;     /* the message's data as compact JSON text */
+	size_t data_len;
+};
+
+/* A page of history: messages in ascending seq order. */
+struct store_page {
+	uint64_t cookie;      /* as given to store_read() */
+	int ok;               /* 0 on a read error (messages empty) */
+	/* before-modes (after == 0): 1 if older messages exist before msgs[0].
+	 * after-mode (after != 0): 1 if newer messages exist after the last
+	 * one returned (the caller asked for fewer than there are). */
+	int more;
+	size_t count;
+	struct store_msg *msgs;
+};
+
+/* What the store reports back through store_poll(). */
+struct store_handlers {
+	/* A durable append's transaction committed (ok=1) or failed (ok=0). */
+	void (*durable_done)(void *opaque, uint64_t ticket, int ok);
+	/* A read finished. The handler takes ownership of page and must call
+	 * store_page_free() on it. */
+	void (*page_done)(void *opaque, struct store_page *page);
+};
+
+struct store_stats {
+	uint64_t queue_depth;        /* messages waiting now */
+	uint64_t queue_bytes;
+	uint64_t appended;           /* accepted by store_append */
+	uint64_t committed;          /* rows committed */
+	uint64_t overloaded;         /* appends refused for a full queue */
+	uint64_t refused_failing;    /* appends refused while the disk failed */
+	uint64_t write_errors;       /* failed transactions */
+	uint64_t reads;              /* store_read calls served */
+	uint64_t read_errors;
+	uint64_t pruned;             /* rows removed by retention */
+	uint64_t dropped;            /* accepted rows given up at shutdown (disk dead) */
+	int failing;                 /* 1 while the last write failed */
+	/* Commit latency histogram (upper bounds in ms, last one +Inf): the
+	 * time of each message transaction, BEGIN to COMMIT done.
+	 * commit_count is the number of those transactions (batches). */
+	uint64_t commit_ms_bucket[12];
+	double commit_ms_sum;
+	uint64_t commit_count;
+};
+extern const double store_commit_ms_bounds[11];
+
+/* Opens (creating or migrating) the database and starts the threads.
+ * Returns 0, or -1 with a message in err. */
+int store_open(const struct store_config *cfg, struct store **out,
+	       char *err, size_t errlen);
+
+/* Drains the queue, commits, checkpoints, joins the threads and frees
+ * *s (set to NULL). Pending durable tickets and reads are reported to h
+ * before it returns. Blocks: call only at shutdown. */
+void store_close(struct store **s, const struct store_handlers *h, void *opaque);
+
+/* The room's latest seq (0 if the room has no message). O(1). */
+uint64_t store_last_seq(struct store *s, const char *room);
+
+/* Accepts one message for writing: assigns its seq (*seq_out), queues it.
+ * data is copied. ticket != 0 asks for durable_done(ticket) after commit.
+ * Returns 0 or STORE_E*. */
+int store_append(struct store *s, const char *room, int64_t ts,
+		 const char *from, const char *data, size_t data_len,
+		 uint64_t ticket, uint64_t *seq_out);
+
+/* Asks for up to limit messages of room with seq < before (before == 0:
+ * the latest), or, if after != 0, with seq > after (ascending, the first
+ * limit of them; before is then ignored). The page reflects every append
+ * made before this call. The result comes via page_done(cookie).
+ * Returns 0 or STORE_E*. */
+int store_read(struct store *s, const char *room, uint64_t before,
+	       uint64_t after, unsigned limit, uint64_t cookie);
+
+/* Runs on the loop thread: reports finished durable appends and reads. */
+void store_poll(struct store *s, const struct store_handlers *h, void *opaque);
+
+void store_page_free(struct store_page **page);
+void store_get_stats(struct store *s, struct store_stats *st);
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * store_int.h - internals shared by the storage files (not for the server).
+ *
+ * Who owns what:
+ *   loop thread   the room map (roommap.c) and each room's last_seq; the
+ *                 loop-side counters in struct store (appended, overloaded,
+ *                 refused_failing).
+ *   writer thread the write connection s->wdb and its statements, every
+ *                 room's w_* fields, the writer's room list (w_next).
+ *   reader thread the read connection s->rdb and its statement.
+ *   s->wlock      the write queue, the in-flight accounting, `failing`,
+ *                 each room's c_last_seq (the read watermark) and the
+ *                 writer's stats.
+ *   s->rlock      the read queue.
+ *   s->clock      the completions waiting for store_poll().
+ * Rooms are never freed before store_close(), so a queued message may keep a
+ * plain pointer to its room.
+ */
+#ifndef PARLEY_STORE_INT_H
+#define PARLEY_STORE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "store.h"
+
+/* Defaults for the zero values of struct store_config. */
+#define STORE__QUEUE_MAX          65536u
+#define STORE__QUEUE_MAX_BYTES    (64u << 20)
+#define STORE__FLUSH_MS           50u
+#define STORE__BATCH_MAX          4096u
+#define STORE__READ_QUEUE_MAX     1024u
+#define STORE__READ_LIMIT_MAX     10000u  /* largest page store_read serves */
+#define STORE__BUSY_TIMEOUT_MS    1000    /* sqlite busy handler, both conns */
+#define STORE__BACKOFF_MIN_MS     10
+#define STORE__BACKOFF_MAX_MS     1000
+#define STORE__CLOSE_RETRIES      3       /* failed batch retries at shutdown */
+#define STORE__READ_FAIL_WAIT_MS  1000    /* reader waits this long on a failing writer */
+#define STORE__READ_MAX_WAIT_MS   10000   /* and at most this long in any case */
+#define STORE__PRUNE_CHUNK        1000    /* rows per retention transaction */
+#define STORE__PRUNE_ROOMS_STEP   256     /* rooms examined per retention step */
+#define STORE__SWEEP_MS           1000    /* retention sweep cadence */
+#define STORE__SCHEMA_VERSION     1
+
+/* A room the store knows. Allocated once, freed at store_close(). */
+struct store__room {
+	struct store__room *h_next;   /* loop: hash chain */
+	uint64_t hash;                /* loop */
+	uint64_t last_seq;            /* loop: last seq handed out */
+	/* writer-owned: */
+	struct store__room *w_next;   /* the writer's list of all rooms */
+	struct store__room *w_tnext;  /* rooms touched by the current batch */
+	int64_t w_id;                 /* rooms.id, 0 until resolved */
+	uint64_t w_last_seq;          /* last committed seq */
+	uint64_t w_batch_seq;         /* highest seq in the batch, 0: untouched */
+	int w_listed;                 /* on the w_next list */
+	int w_new_id;                 /* w_id resolved inside the open batch */
+	int w_dirty;                  /* committed to since the last sweep */
+	uint64_t c_last_seq;          /* under wlock: last committed seq */
+	char name[];
+};
+
+/* One accepted message waiting for the writer. One allocation: from and
+ * data follow the struct, each NUL-terminated. */
+struct store__item {
+	struct store__item *next;
+	struct store__room *room;
+	uint64_t seq;
+	uint64_t ticket;
+	int64_t ts;
+	int64_t enq_ms;               /* monotonic, for the flush deadline */
+	size_t from_len, data_len;
+	char *from, *data;            /* point into buf */
+	char buf[];
+};
+
+/* One read request; the reader fills in page. */
+struct store__read {
+	struct store__read *next;
+	uint64_t cookie, before, after;
+	struct store__room *rm;       /* NULL: the room has no message */
+	uint64_t watermark;           /* rm's last seq when the read was asked */
+	unsigned limit;
+	struct store_page *page;
+	char room[];
+};
+
+struct store__ticket {
+	uint64_t ticket;
+	int ok;
+};
+
+struct store__map {
+	struct store__room **b;
+	size_t nb, n;
+};
+
+struct store {
+	struct store_config cfg;      /* defaults filled in */
+	char *path;
+	struct store__map map;        /* loop */
+
+	/* ---- writer side, under wlock ---- */
+	pthread_mutex_t wlock;
+	pthread_cond_t wcond;         /* wakes the writer */
+	pthread_cond_t commit_cond;   /* the writer finished a batch */
+	struct store__item *q_head, *q_tail;
+	uint64_t q_len;               /* in the queue, not yet taken */
+	uint64_t depth, depth_bytes;  /* queued + in flight (the bound) */
+	int flush_req;                /* commit now (durable or a read waits) */
+	int w_stop, w_exited;
+	int failing;
+	uint64_t committed, write_errors, pruned, dropped;
+	uint64_t commit_bucket[12];
+	double commit_ms_sum;
+	uint64_t commit_count;
+	unsigned debug_fail;          /* test hook: fail this many batches */
+	/* writer-thread only */
+	sqlite3 *wdb;
+	sqlite3_stmt *st_begin, *st_commit, *st_rollback, *st_insert,
+		*st_room_ins, *st_room_get, *st_room_seq, *st_sync_full,
+		*st_sync_normal, *st_min_seq, *st_age_max, *st_prune;
+	struct store__room *w_rooms;  /* every room, for retention sweeps */
+	struct store__room *sweep_cur;
+	int sweep_active;
+	int64_t next_sweep_ms;
+
+	/* ---- reader side, under rlock ---- */
+	pthread_mutex_t rlock;
+	pthread_cond_t rcond;
+	struct store__read *r_head, *r_tail;
+	unsigned r_len;
+	int r_stop;
+	uint64_t reads, read_errors;  /* under rlock */
+	sqlite3 *rdb;                 /* reader-thread only */
+	sqlite3_stmt *st_read_desc, *st_read_asc;
+
+	/* ---- completions, under clock ---- */
+	pthread_mutex_t clock;
+	struct store__ticket *c_tickets;
+	size_t c_nt, c_cap;
+	struct store__read *c_head, *c_tail;
+	int wake_pending;             /* a wake is out and not yet polled */
+
+	/* ---- loop-only counters ---- */
+	uint64_t appended, overloaded, refused_failing;
+
+	pthread_t writer, reader;
+	int writer_started, reader_started;
+};
+
+static inline int64_t store__now_ms(clockid_t clk)
+{
+	struct timespec ts;
+	clock_gettime(clk, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Absolute CLOCK_MONOTONIC deadline for pthread_cond_timedwait (our conds
+ * are created with that clock). */
+static inline struct timespec store__deadline(int64_t mono_ms)
+{
+	struct timespec ts = { .tv_sec = mono_ms / 1000,
+			       .tv_nsec = (mono_ms % 1000) * 1000000 };
+	return ts;
+}
+
+void store__cond_init(pthread_cond_t *c);
+void store__log(const char *level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* roommap.c */
+struct store__room *store__map_get(struct store__map *m, const char *name);
+struct store__room *store__room_new(const char *name);
+void store__map_put(struct store__map *m, struct store__room *r);
+void store__map_free(struct store__map *m);
+
+/* schema.c */
+int store__schema_migrate(sqlite3 *db, char *err, size_t errlen);
+int store__schema_load_rooms(struct store *s, char *err, size_t errlen);
+
+/* writer.c */
+int store__writer_prepare(struct store *s, char *err, size_t errlen);
+void *store__writer_main(void *arg);
+void store__writer_finalize(struct store *s);
+
+/* retention.c */
+int store__retention_step(struct store *s);
+void store__retention_sweep_due(struct store *s, int64_t now);
+
+/* reader.c */
+int store__reader_prepare(struct store *s, char *err, size_t errlen);
+void *store__reader_main(void *arg);
+void store__reader_finalize(struct store *s);
+
+/* poll.c */
+void store__post_tickets(struct store *s, const struct store__ticket *t, size_t n);
+void store__post_page(struct store *s, struct store__read *r);
+void store__stats_commit(struct store *s, double ms);
+
+/* Test hook: the next n message batches fail as if the disk returned an
+ * I/O error (the batch is kept and retried). Thread-safe. */
+void store__debug_fail_writes(struct store *s, unsigned n);
+
+#endif

@@ -1,0 +1,138 @@
+// web-client/parley.js on its own, against a scripted fake WebSocket (no server, no browser):
+// reply matching, errors, timeouts, and the reconnect rules (re-join with since, the seq
+// guard, recovered:false -> reset).
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Parley } from './harness.mjs';
+
+// A fake socket whose server side is a function the test supplies: serve(frame, sock).
+function fakeServer(serve) {
+  const sockets = [];
+  class FakeWS {
+    constructor(url) {
+      this.url = url;
+      this.sent = [];
+      this.closed = false;
+      sockets.push(this);
+      setTimeout(() => this.push({ type: 'welcome', session: '00', user: 'guest-1', limits: {} }), 1);
+    }
+    send(text) {
+      if (this.closed) throw new Error('closed');
+      const f = JSON.parse(text);
+      this.sent.push(f);
+      setTimeout(() => serve(f, this), 1);
+    }
+    push(obj) { if (!this.closed && this.onmessage) this.onmessage({ data: JSON.stringify(obj) }); }
+    reply(f, data) { this.push({ type: 'reply', id: f.id, ok: true, data }); }
+    fail(f, code, message) { this.push({ type: 'reply', id: f.id, ok: false, error: { code, message } }); }
+    close() { this.closed = true; }
+    // Server side hang-up.
+    drop(code = 1001) { this.closed = true; if (this.onclose) this.onclose({ code, reason: '' }); }
+  }
+  return { FakeWS, sockets };
+}
+
+const fast = { minDelay: 10, maxDelay: 20, pingInterval: 0, timeout: 1000 };
+const wait = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(fn, ms = 2000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { if (fn()) return; await wait(5); }
+  throw new Error('timed out');
+}
+
+test('replies resolve by id; errors carry code and message; timeouts reject', async () => {
+  const { FakeWS } = fakeServer((f, s) => {
+    if (f.type === 'hello') s.reply(f, { user: f.name });
+    else if (f.type === 'leave') s.fail(f, 'not_member', 'not in room');
+    // ping: never answered
+  });
+  const c = new Parley('ws://x/ws', { ...fast, WebSocket: FakeWS, name: 'ann', timeout: 200 });
+  await c.connect();
+  assert.equal(c.user, 'ann');
+  await assert.rejects(c.leave('r'), (e) => e.code === 'not_member' && e.message === 'not in room');
+  await assert.rejects(c.ping(), (e) => e.code === 'timeout');
+  c.close();
+  await assert.rejects(c.ping(), (e) => e.code === 'closed');
+});
+
+test('reconnect re-sends hello and re-joins with since; replayed messages arrive once, in order', async () => {
+  let seq = 0;
+  const stored = [];
+  const { FakeWS, sockets } = fakeServer((f, s) => {
+    if (f.type === 'hello') return s.reply(f, { user: f.name });
+    if (f.type === 'join') {
+      if (f.since != null) for (const m of stored) if (m.seq > f.since) s.push(m);
+      // A duplicate of an already seen message, as a misbehaving server might send: dropped.
+      if (f.since != null) s.push(stored[0]);
+      return s.reply(f, { room: f.room, seq, members: 1, ...(f.since != null ? { recovered: true } : {}) });
+    }
+  });
+  const c = new Parley('ws://x/ws', { ...fast, WebSocket: FakeWS, name: 'bo' });
+  const got = [];
+  const states = [];
+  c.on('message', (m) => got.push(m.seq));
+  c.on('state', (e) => states.push(e.state));
+  await c.connect();
+  const add = (n) => { for (let i = 0; i < n; i++) stored.push({ type: 'message', room: 'r', seq: ++seq, ts: 0, from: 'x', data: null }); };
+  add(2);
+  const r = await c.join('r', { presence: true });
+  assert.equal(r.seq, 2);
+  add(1);
+  sockets[0].push(stored[2]); // live message 3
+  await until(() => got.length === 1);
+  sockets[0].drop(1001);
+  add(3); // 4, 5, 6 published while away
+  await until(() => c.state === 'connected' && sockets.length === 2);
+  const join = sockets[1].sent.find((f) => f.type === 'join');
+  assert.deepEqual([join.room, join.since, join.presence], ['r', 3, true]);
+  assert.equal(sockets[1].sent[0].type, 'hello');
+  assert.deepEqual(got, [3, 4, 5, 6]);
+  assert.ok(states.includes('reconnecting'));
+  assert.equal(c.lastSeq('r'), 6);
+  c.close();
+});
+
+test('recovered:false reloads the latest page and emits reset before newer messages', async () => {
+  const msg = (seq) => ({ type: 'message', room: 'r', seq, ts: 0, from: 'x', data: { text: String(seq) } });
+  const { FakeWS, sockets } = fakeServer((f, s) => {
+    if (f.type === 'hello') return s.reply(f, { user: f.name });
+    if (f.type === 'join') return s.reply(f, { room: f.room, seq: f.since != null ? 2000 : 1, members: 1, recovered: f.since == null });
+    if (f.type === 'history') {
+      assert.equal(f.before, 2001);
+      // A live message overtakes the history reply: it must come after the reset.
+      s.push(msg(2001));
+      setTimeout(() => s.reply(f, { messages: [msg(1999), msg(2000)], more: true }), 5);
+    }
+  });
+  const c = new Parley('ws://x/ws', { ...fast, WebSocket: FakeWS, name: 'cy' });
+  const events = [];
+  c.on('message', (m) => events.push('m' + m.seq));
+  c.on('reset', (e) => events.push('reset:' + e.messages.map((m) => m.seq).join(',')));
+  await c.connect();
+  await c.join('r');
+  sockets[0].drop(1006);
+  await until(() => events.length === 2);
+  assert.deepEqual(events, ['reset:1999,2000', 'm2001']);
+  assert.equal(c.lastSeq('r'), 2001);
+  c.close();
+});
+
+test('commands issued while disconnected are sent after the session is back', async () => {
+  const { FakeWS, sockets } = fakeServer((f, s) => {
+    if (f.type === 'hello') return s.reply(f, { user: f.name });
+    if (f.type === 'join') return s.reply(f, { room: f.room, seq: 0, members: 1, recovered: true });
+    if (f.type === 'publish') return s.reply(f, { seq: 1 });
+  });
+  const c = new Parley('ws://x/ws', { ...fast, WebSocket: FakeWS, name: 'di' });
+  await c.connect();
+  await c.join('r');
+  sockets[0].drop(1001);
+  const p = c.publish('r', { text: 'queued' });
+  const r = await p;
+  assert.deepEqual(r, { seq: 1 });
+  const s2 = sockets[sockets.length - 1].sent.map((f) => f.type);
+  // hello and the re-join come before the queued publish.
+  assert.deepEqual(s2, ['hello', 'join', 'publish']);
+  c.close();
+});

@@ -1,0 +1,264 @@
+/* test_protocol.c - protocol decode/encode/validation, fed bytes directly. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+static enum proto_err dec(const char *s, struct proto_cmd *cmd)
+{
+	return proto_decode(s, strlen(s), cmd);
+}
+
+START_TEST(decode_publish_full)
+{
+	struct proto_cmd cmd;
+	const char *in = "{\"type\":\"publish\",\"id\":4,\"room\":\"lobby\","
+			 "\"data\": { \"text\" : \"hi there\", \"n\": 0.1 },\"echo\":false}";
+	ck_assert_int_eq(dec(in, &cmd), PROTO_OK);
+	ck_assert_int_eq(cmd.type, PROTO_PUBLISH);
+	ck_assert_uint_eq(cmd.id, 4);
+	ck_assert_uint_eq(cmd.room_len, 5);
+	ck_assert(!cmd.echo);
+	ck_assert(cmd.persist);
+	ck_assert(!cmd.durable);
+	struct pbuf b = { 0 };
+	proto_data_text(&cmd, &b);
+	/* forwarded byte for byte, white space outside strings dropped */
+	ck_assert_int_eq((int)b.len, (int)strlen("{\"text\":\"hi there\",\"n\":0.1}"));
+	ck_assert(memcmp(b.data, "{\"text\":\"hi there\",\"n\":0.1}", b.len) == 0);
+	pbuf_free(&b);
+	proto_cmd_clear(&cmd);
+}
+END_TEST
+
+START_TEST(decode_publish_escaped_key_falls_back)
+{
+	struct proto_cmd cmd;
+	/* "d\u0061ta" is "data" to jansson; the raw scan does not see it and
+	 * the encoder must fall back to serialising the value. */
+	const char *in = "{\"type\":\"publish\",\"room\":\"r\",\"d\\u0061ta\":[1,2]}";
+	ck_assert_int_eq(dec(in, &cmd), PROTO_OK);
+	ck_assert_ptr_null(cmd.data_raw);
+	struct pbuf b = { 0 };
+	proto_data_text(&cmd, &b);
+	ck_assert(b.len == 5 && memcmp(b.data, "[1,2]", 5) == 0);
+	pbuf_free(&b);
+	proto_cmd_clear(&cmd);
+}
+END_TEST
+
+START_TEST(decode_publish_data_null_and_missing)
+{
+	struct proto_cmd cmd;
+	ck_assert_int_eq(dec("{\"type\":\"publish\",\"room\":\"r\",\"data\":null}", &cmd), PROTO_OK);
+	proto_cmd_clear(&cmd);
+	ck_assert_int_eq(dec("{\"type\":\"publish\",\"id\":9,\"room\":\"r\"}", &cmd),
+			 PROTO_EBAD_REQUEST);
+	ck_assert_uint_eq(cmd.id, 9);
+	ck_assert_ptr_null(cmd.root);
+}
+END_TEST
+
+START_TEST(decode_bad_json)
+{
+	struct proto_cmd cmd;
+	ck_assert_int_eq(dec("{\"type\":", &cmd), PROTO_EBAD_JSON);
+	ck_assert_int_eq(dec("[1,2]", &cmd), PROTO_EBAD_JSON);
+	ck_assert_int_eq(dec("\"hello\"", &cmd), PROTO_EBAD_JSON);
+	ck_assert_int_eq(dec("", &cmd), PROTO_EBAD_JSON);
+	ck_assert_int_eq(dec("{\"type\":\"ping\",\"type\":\"ping\"}", &cmd), PROTO_EBAD_JSON);
+	ck_assert_int_eq(proto_decode("{\"type\":\"ping\"}\0", 16, &cmd), PROTO_EBAD_JSON);
+	ck_assert_uint_eq(cmd.id, 0);
+}
+END_TEST
+
+START_TEST(decode_ids)
+{
+	struct proto_cmd cmd;
+	ck_assert_int_eq(dec("{\"type\":\"ping\",\"id\":9007199254740991}", &cmd), PROTO_OK);
+	ck_assert_uint_eq(cmd.id, 9007199254740991ULL);
+	proto_cmd_clear(&cmd);
+	const char *bad[] = { "0", "-1", "1.5", "\"7\"", "9007199254740992", "null", "true" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char in[128];
+		snprintf(in, sizeof(in), "{\"type\":\"ping\",\"id\":%s}", bad[i]);
+		ck_assert_int_eq(dec(in, &cmd), PROTO_EBAD_REQUEST);
+		ck_assert_uint_eq(cmd.id, 0);
+	}
+}
+END_TEST
+
+START_TEST(decode_types)
+{
+	struct proto_cmd cmd;
+	ck_assert_int_eq(dec("{\"id\":1}", &cmd), PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":5,\"id\":1}", &cmd), PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"fly\",\"id\":2}", &cmd), PROTO_EUNKNOWN_TYPE);
+	ck_assert_uint_eq(cmd.id, 2);
+	ck_assert(strstr(cmd.errmsg, "fly") != NULL);
+}
+END_TEST
+
+START_TEST(decode_join_fields)
+{
+	struct proto_cmd cmd;
+	ck_assert_int_eq(dec("{\"type\":\"join\",\"room\":\"a.b:c@d-e_f\",\"presence\":true,\"since\":0}",
+			     &cmd), PROTO_OK);
+	ck_assert(cmd.presence && cmd.has_since && cmd.since == 0);
+	proto_cmd_clear(&cmd);
+	ck_assert_int_eq(dec("{\"type\":\"join\",\"room\":\"x\",\"presence\":1}", &cmd),
+			 PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"join\",\"room\":\"x\",\"since\":-1}", &cmd),
+			 PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"join\",\"room\":7}", &cmd), PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"join\",\"room\":\"a b\"}", &cmd), PROTO_EBAD_ROOM);
+	ck_assert_int_eq(dec("{\"type\":\"join\",\"room\":\"\"}", &cmd), PROTO_EBAD_ROOM);
+}
+END_TEST
+
+START_TEST(decode_history_fields)
+{
+	struct proto_cmd cmd;
+	ck_assert_int_eq(dec("{\"type\":\"history\",\"room\":\"r\"}", &cmd), PROTO_OK);
+	ck_assert_uint_eq(cmd.limit, PROTO_HISTORY_DEFAULT);
+	ck_assert(!cmd.has_before);
+	proto_cmd_clear(&cmd);
+	ck_assert_int_eq(dec("{\"type\":\"history\",\"room\":\"r\",\"before\":5,\"limit\":100}", &cmd),
+			 PROTO_OK);
+	ck_assert(cmd.has_before && cmd.before == 5 && cmd.limit == 100);
+	proto_cmd_clear(&cmd);
+	ck_assert_int_eq(dec("{\"type\":\"history\",\"room\":\"r\",\"limit\":101}", &cmd),
+			 PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"history\",\"room\":\"r\",\"limit\":0}", &cmd),
+			 PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"history\",\"room\":\"r\",\"before\":0}", &cmd),
+			 PROTO_EBAD_REQUEST);
+}
+END_TEST
+
+START_TEST(validate_rooms)
+{
+	char big[130];
+	memset(big, 'a', sizeof(big));
+	ck_assert(proto_room_valid(big, 128));
+	ck_assert(!proto_room_valid(big, 129));
+	ck_assert(!proto_room_valid("", 0));
+	ck_assert(!proto_room_valid("a/b", 3));
+	ck_assert(!proto_room_valid("caf\xc3\xa9", 5));
+	ck_assert(!proto_room_valid("a\0b", 3));
+	ck_assert(proto_room_valid("team-42:general@x.y_z", 21));
+}
+END_TEST
+
+START_TEST(validate_names)
+{
+	ck_assert(proto_name_valid("alice", 5));
+	ck_assert(!proto_name_valid("", 0));
+	ck_assert(!proto_name_valid("a\tb", 3));
+	ck_assert(!proto_name_valid("a\x7f", 2));
+	ck_assert(!proto_name_valid("a\xc2\x85", 3));           /* U+0085, a C1 control */
+	ck_assert(!proto_name_valid("\xc0\xaf", 2));            /* overlong */
+	ck_assert(!proto_name_valid("\xed\xa0\x80", 3));        /* surrogate */
+	ck_assert(!proto_name_valid("\xe2\x82", 2));            /* truncated */
+	/* 32 three-byte characters are fine, 33 are not */
+	char s[34 * 3];
+	for (int i = 0; i < 33; i++)
+		memcpy(s + 3 * i, "\xe2\x82\xac", 3);
+	ck_assert(proto_name_valid(s, 32 * 3));
+	ck_assert(!proto_name_valid(s, 33 * 3));
+}
+END_TEST
+
+START_TEST(decode_hello_names)
+{
+	struct proto_cmd cmd;
+	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":\"al\\u0000ice\"}", &cmd), PROTO_EBAD_JSON);
+	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":\"a\\u0001\"}", &cmd), PROTO_EBAD_NAME);
+	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":5}", &cmd), PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":\"b\\u00f8b\"}", &cmd), PROTO_OK);
+	ck_assert_uint_eq(cmd.name_len, 4);
+	proto_cmd_clear(&cmd);
+}
+END_TEST
+
+START_TEST(encode_frames)
+{
+	struct pbuf b = { 0 };
+	proto_enc_failure(&b, 4, PROTO_ENOT_MEMBER, "join \"first\"");
+	pbuf_addc(&b, 0);
+	ck_assert_str_eq(b.data, "{\"type\":\"reply\",\"id\":4,\"ok\":false,\"error\":"
+				 "{\"code\":\"not_member\",\"message\":\"join \\\"first\\\"\"}}");
+	pbuf_reset(&b);
+	proto_enc_failure(&b, 0, PROTO_EBAD_JSON, NULL);
+	pbuf_addc(&b, 0);
+	ck_assert(strstr(b.data, "{\"type\":\"error\",\"error\":{\"code\":\"bad_json\"") == b.data);
+	pbuf_reset(&b);
+	proto_enc_message(&b, "lobby", 5, 131, 1764158400123LL, "a\"b\n", 4, "{\"x\":1}", 7);
+	pbuf_addc(&b, 0);
+	ck_assert_str_eq(b.data, "{\"type\":\"message\",\"room\":\"lobby\",\"seq\":131,"
+				 "\"ts\":1764158400123,\"from\":\"a\\\"b\\n\",\"data\":{\"x\":1}}");
+	pbuf_reset(&b);
+	proto_enc_message(&b, "r", 1, 0, 5, "x", 1, "null", 4);
+	pbuf_addc(&b, 0);
+	ck_assert(strstr(b.data, "\"seq\"") == NULL);
+	/* every encoded frame is valid JSON */
+	json_error_t e;
+	json_t *j = json_loads(b.data, 0, &e);
+	ck_assert_ptr_nonnull(j);
+	json_decref(j);
+	pbuf_free(&b);
+}
+END_TEST
+
+START_TEST(error_table_documented)
+{
+	/* Every code of the table appears in docs/protocol.md's error table. */
+	FILE *f = fopen(DOCS_DIR "/protocol.md", "r");
+	ck_assert_msg(f != NULL, "docs/protocol.md is missing");
+	static char doc[1 << 20];
+	size_t n = fread(doc, 1, sizeof(doc) - 1, f);
+	doc[n] = 0;
+	fclose(f);
+	for (int e = 1; e < PROTO_ERR_COUNT; e++) {
+		char needle[64];
+		snprintf(needle, sizeof(needle), "| `%s` |", proto_err_code((enum proto_err)e));
+		ck_assert_msg(strstr(doc, needle) != NULL, "%s is not documented", needle);
+	}
+}
+END_TEST
+
+static Suite *protocol_suite(void)
+{
+	Suite *s = suite_create("protocol");
+	TCase *tc = tcase_create("decode");
+	tcase_add_test(tc, decode_publish_full);
+	tcase_add_test(tc, decode_publish_escaped_key_falls_back);
+	tcase_add_test(tc, decode_publish_data_null_and_missing);
+	tcase_add_test(tc, decode_bad_json);
+	tcase_add_test(tc, decode_ids);
+	tcase_add_test(tc, decode_types);
+	tcase_add_test(tc, decode_join_fields);
+	tcase_add_test(tc, decode_history_fields);
+	tcase_add_test(tc, decode_hello_names);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("validate");
+	tcase_add_test(tc, validate_rooms);
+	tcase_add_test(tc, validate_names);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("encode");
+	tcase_add_test(tc, encode_frames);
+	tcase_add_test(tc, error_table_documented);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(protocol_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
