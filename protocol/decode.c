@@ -233,7 +233,18 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 	cmd->echo = true;
 	cmd->persist = true;
 
-	cmd->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* JSON_ALLOW_NUL: a name or room with \u0000 gets the precise
+	 * bad_name/bad_room (the validators refuse control characters)
+	 * rather than bad_json; data may carry it like any string. */
+	cmd->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	if (!cmd->root && json_error_code(&jerr) == json_error_numeric_overflow) {
+		/* An integer beyond 64 bits is valid JSON. Parse it as a real:
+		 * data is forwarded from the raw text anyway, and a field
+		 * that must be an integer (id, since, ...) then fails with
+		 * bad_request like any other out-of-range value. */
+		cmd->root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL |
+				       JSON_DECODE_INT_AS_REAL, &jerr);
+	}
 	if (!cmd->root)
 		return fail(cmd, PROTO_EBAD_JSON, "invalid JSON at byte %d: %s",
 			    jerr.position, jerr.text);
@@ -253,9 +264,10 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 	if (!v || !json_is_string(v))
 		return fail(cmd, PROTO_EBAD_REQUEST, "type must be a string");
 	const char *t = json_string_value(v);
+	size_t tlen = json_string_length(v);
 	size_t i, ntypes = sizeof(cmd_types) / sizeof(cmd_types[0]);
 	for (i = 0; i < ntypes; i++)
-		if (strcmp(t, cmd_types[i].name) == 0)
+		if (strlen(cmd_types[i].name) == tlen && memcmp(t, cmd_types[i].name, tlen) == 0)
 			break;
 	if (i == ntypes)
 		return fail(cmd, PROTO_EUNKNOWN_TYPE, "unknown type \"%.40s\"", t);

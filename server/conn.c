@@ -63,16 +63,7 @@ void conn_release(struct conn *c)
 	if (!s)
 		return; /* never reached ESTABLISHED */
 
-	/* Leave every room. room_leave() changes c->rooms, so take the
-	 * members out first. */
-	while (c->rooms.len) {
-		struct member *m = NULL;
-		for (uint32_t i = 0; i < c->rooms.cap && !m; i++)
-			if (c->rooms.slots[i].hash)
-				m = c->rooms.slots[i].entry;
-		room_leave(m);
-	}
-	hmap_free(&c->rooms);
+	conn_leave_all(c);
 	sendq_clear(&c->q);
 	pbuf_free(&c->rx);
 	server_unlink_flush(s, c);
@@ -94,6 +85,19 @@ void conn_release(struct conn *c)
 	c->srv = NULL;
 }
 
+void conn_leave_all(struct conn *c)
+{
+	/* room_leave() changes c->rooms: pick one member at a time. */
+	while (c->rooms.len) {
+		struct member *m = NULL;
+		for (uint32_t i = 0; i < c->rooms.cap && !m; i++)
+			if (c->rooms.slots[i].hash)
+				m = c->rooms.slots[i].entry;
+		room_leave(m);
+	}
+	hmap_free(&c->rooms);
+}
+
 void conn_set_name(struct conn *c, const char *name, size_t len)
 {
 	free(c->name);
@@ -106,15 +110,19 @@ void conn_close_later(struct conn *c, uint16_t code)
 	if (c->close_code)
 		return;
 	c->close_code = code;
-	sendq_clear(&c->q);
-	server_unlink_flush(c->srv, c);
 	if (code == CLOSE_SLOW_CONSUMER) {
+		/* Its backlog is dropped now: that memory is what the limit
+		 * protects. (A 1001 drain sends what is queued first.) */
+		sendq_clear(&c->q);
 		c->srv->stats.slow_closes++;
 		log_info("slow_consumer", "session=%s peer=%s", c->session, c->peer);
 	}
-	/* The close frame goes out when the socket takes it; a reader that
-	 * never reads again is cut off after the timeout. */
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+	/* The flush pass takes it out of its rooms at a safe point (never
+	 * inside the fan-out that found it slow). The close frame goes out
+	 * when the socket takes it; a reader that never reads again is cut
+	 * off after CLOSE_WAIT_S. */
+	server_want_flush(c->srv, c);
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_WAIT_S);
 	lws_callback_on_writable(c->wsi);
 }
 

@@ -23,6 +23,8 @@ struct server;
 
 /* Close codes parleyd uses besides lws's own. */
 #define CLOSE_SLOW_CONSUMER 4008
+/* Seconds a closing connection has to take its close frame. */
+#define CLOSE_WAIT_S 30
 
 struct conn {
 	struct server *srv;
@@ -55,6 +57,8 @@ void conn_send_text(struct conn *c, const char *text, size_t len);
 int conn_flush(struct conn *c);
 /* Drops queued output and closes with code at the next WRITEABLE. */
 void conn_close_later(struct conn *c, uint16_t code);
+/* Removes c from every room (a safe point only: not inside a fan-out). */
+void conn_leave_all(struct conn *c);
 /* Sets the display name (copied). */
 void conn_set_name(struct conn *c, const char *name, size_t len);
 

@@ -48,9 +48,9 @@ static void user_free(struct room *r, struct ruser *u)
 	free(u);
 }
 
-static void presence_flush(lws_sorted_usec_list_t *sul)
+static void presence_flush(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct room *r = lws_container_of(sul, struct room, presence_sul);
+	struct room *r = w->data;
 	struct pbuf *b = &r->srv->enc;
 	int njoined = 0, nleft = 0;
 
@@ -105,9 +105,15 @@ static void batch_add(struct room *r, struct ruser *u)
 		r->batch = xrealloc(r->batch, r->batch_cap * sizeof(*r->batch));
 	}
 	r->batch[r->nbatch++] = u;
-	if (r->nbatch == 1)
-		lws_sul_schedule(r->srv->ctx, 0, &r->presence_sul, presence_flush,
-				 (lws_usec_t)r->srv->cfg->presence_window_ms * LWS_US_PER_MS);
+	if (r->nbatch == 1) {
+		/* Our own libev timer, not an lws sul: lws 4.1's libev glue
+		 * does not re-arm its timer for a sul earlier than the one
+		 * already armed (see server.c, tick). */
+		ev_timer_init(&r->presence_timer, presence_flush,
+			      r->srv->cfg->presence_window_ms / 1000.0, 0);
+		r->presence_timer.data = r;
+		ev_timer_start(r->srv->loop, &r->presence_timer);
+	}
 }
 
 struct ruser *presence_add(struct room *r, const char *name, size_t len)
@@ -132,10 +138,13 @@ struct ruser *presence_add(struct room *r, const char *name, size_t len)
 
 void presence_remove(struct room *r, struct ruser *u)
 {
-	if (--u->conns > 0)
+	if (u->conns > 1) {
+		u->conns--;
 		return;
+	}
+	batch_add(r, u); /* before the count changes: it records was_present */
+	u->conns = 0;
 	r->nusers--;
-	batch_add(r, u);
 }
 
 void presence_list(struct room *r, struct pbuf *b)
@@ -160,7 +169,7 @@ void presence_list(struct room *r, struct pbuf *b)
 
 void presence_free(struct room *r)
 {
-	lws_sul_cancel(&r->presence_sul);
+	ev_timer_stop(r->srv->loop, &r->presence_timer);
 	while (r->users.len) {
 		struct ruser *u = NULL;
 		for (uint32_t i = 0; i < r->users.cap && !u; i++)

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <libwebsockets.h>
+#include <ev.h>
 
 #include "buf.h"
 #include "hmap.h"
@@ -46,7 +46,7 @@ struct room {
 	uint32_t nusers;        /* users with at least one connection */
 	struct ruser **batch;
 	uint32_t nbatch, batch_cap;
-	lws_sorted_usec_list_t presence_sul;
+	ev_timer presence_timer;   /* closes the batch window */
 
 	/* recent messages (history cache): frames of seqs tail_first.. */
 	struct frame **tail;

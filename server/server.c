@@ -62,12 +62,32 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	while (s->pending) {
 		struct conn *c = s->pending;
 		server_unlink_flush(s, c);
+		if (c->close_code) {
+			/* Closing: out of its rooms now; its WRITEABLE
+			 * callback sends what is left and the close frame. */
+			conn_leave_all(c);
+			continue;
+		}
 		if (conn_flush(c) < 0) {
 			/* The socket failed: let lws close it from its own
 			 * callback. */
 			conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
 		}
 	}
+}
+
+/*
+ * lws keeps its timers (ping/hang-up, close timeouts) in a sorted list and
+ * arms one libev timer for the earliest. In lws 4.1 the libev glue calls
+ * ev_timer_set() on that timer while it is active, which libev ignores, so
+ * a timer earlier than the one armed waits for it (up to the 30 s ping
+ * interval). lws also services every ripe timer whenever any of its fds
+ * fires, so a wake-up every 100 ms bounds the lateness.
+ */
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+	lws_cancel_service(s->ctx);
 }
 
 /* ---- signals and drain ---- */
@@ -272,6 +292,10 @@ int server_run(struct config *cfg)
 	ev_signal_start(s->loop, &s->sigint_w);
 	ev_signal_start(s->loop, &s->sighup_w);
 
+	ev_timer_init(&s->tick_w, tick_cb, 0.1, 0.1);
+	s->tick_w.data = s;
+	ev_timer_start(s->loop, &s->tick_w);
+
 	ev_run(s->loop, 0);
 	rc = 0;
 
@@ -288,6 +312,7 @@ out:
 		ev_signal_stop(s->loop, &s->sigint_w);
 		ev_signal_stop(s->loop, &s->sighup_w);
 		ev_timer_stop(s->loop, &s->drain_w);
+		ev_timer_stop(s->loop, &s->tick_w);
 		ev_loop_destroy(s->loop);
 	}
 	/* Pending durable tickets whose connection is gone. */

@@ -187,6 +187,8 @@ function renderRoomList() {
     list.append(li);
   }
   const total = [...rooms.values()].reduce((n, r) => n + r.unread, 0);
+  // On a phone the room list is hidden: a dot on its button says another room has news.
+  $('open-sidebar').classList.toggle('has-unread', total > 0);
   document.title = (total ? `(${total}) ` : '') + (active ? `#${active} · Parley` : 'Parley');
 }
 
@@ -719,7 +721,11 @@ document.addEventListener('visibilitychange', () => {
 
 function openSidebar() { document.body.classList.add('sidebar-open'); }
 function closeSidebar() { document.body.classList.remove('sidebar-open'); }
-$('open-sidebar').addEventListener('click', openSidebar);
+$('open-sidebar').addEventListener('click', (ev) => { ev.stopPropagation(); openSidebar(); });
+document.addEventListener('click', (ev) => {
+  // Tapping the dimmed page beside the drawer closes it.
+  if (document.body.classList.contains('sidebar-open') && !$('sidebar').contains(ev.target)) closeSidebar();
+});
 $('close-sidebar').addEventListener('click', closeSidebar);
 
 $('toggle-people').addEventListener('click', () => {

@@ -245,12 +245,23 @@ test('screenshots of the chat page (desktop and phone)', async () => {
       await a.page.setViewportSize({ width: 390, height: 780 });
       await sleep(300);
       await a.page.screenshot({ path: artifactPath('chat-phone.png') });
+      await a.page.click('#open-sidebar');
+      await sleep(400);
+      await a.page.screenshot({ path: artifactPath('chat-phone-rooms.png') });
+      await a.page.keyboard.press('Escape');
       // At phone width nothing overflows sideways.
       const overflow = await a.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `page is ${overflow}px wider than a phone screen`);
     } finally {
       await a.close();
     }
+    // The name picker a first-time visitor sees.
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const p = await ctx.newPage();
+    await p.goto(`${server.url}/#design`);
+    await p.waitForSelector('#name-input');
+    await p.screenshot({ path: artifactPath('welcome.png') });
+    await ctx.close();
   } finally {
     pub.close();
     pub2.close();

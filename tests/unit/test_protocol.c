@@ -174,7 +174,13 @@ END_TEST
 START_TEST(decode_hello_names)
 {
 	struct proto_cmd cmd;
-	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":\"al\\u0000ice\"}", &cmd), PROTO_EBAD_JSON);
+	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":\"al\\u0000ice\"}", &cmd), PROTO_EBAD_NAME);
+	ck_assert_int_eq(dec("{\"type\":\"ping\\u0000x\"}", &cmd), PROTO_EUNKNOWN_TYPE);
+	/* a 20-digit integer is valid JSON: in data it passes, as an id it is a bad_request */
+	ck_assert_int_eq(dec("{\"type\":\"ping\",\"id\":99999999999999999999}", &cmd), PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"publish\",\"room\":\"r\",\"data\":99999999999999999999}", &cmd), PROTO_OK);
+	ck_assert(cmd.data_raw_len == 20);
+	proto_cmd_clear(&cmd);
 	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":\"a\\u0001\"}", &cmd), PROTO_EBAD_NAME);
 	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":5}", &cmd), PROTO_EBAD_REQUEST);
 	ck_assert_int_eq(dec("{\"type\":\"hello\",\"name\":\"b\\u00f8b\"}", &cmd), PROTO_OK);

@@ -729,7 +729,8 @@ END_TEST
 START_TEST(io_errors_retried_then_recover)
 {
 	struct store_config cfg = cfg_default();
-	cfg.flush_interval_ms = 10;
+	cfg.flush_interval_ms = 10000;
+	cfg.batch_max = 5; /* the 5th append starts the (failing) batch */
 	struct store *s = open_ok(&cfg);
 	store__debug_fail_writes(s, 3);
 	for (int i = 0; i < 5; i++)
