@@ -28,6 +28,23 @@ struct durable {
 	uint64_t seq;
 };
 
+/* A read from disk in flight: a history page or a join's replay. */
+struct pread {
+	uint64_t cookie;
+	uint64_t serial;      /* the connection that asked */
+	uint64_t id;
+	bool is_join;
+	uint64_t since, last; /* join: replay (since, last] */
+	char room[PROTO_ROOM_MAX + 1];
+};
+
+#define REPLAY_MAX 1000   /* a join's replay at most; beyond: recovered:false */
+
+static int cookie_match(const void *entry, const void *key)
+{
+	return ((const struct pread *)entry)->cookie == *(const uint64_t *)key;
+}
+
 static int ticket_match(const void *entry, const void *key)
 {
 	return ((const struct durable *)entry)->ticket == *(const uint64_t *)key;
@@ -97,17 +114,80 @@ static void cmd_hello(struct conn *c, struct proto_cmd *cmd)
 
 /* ---- join / leave ---- */
 
-static void join_reply(struct conn *c, uint64_t id, struct room *r)
+/* recovered: -1 leaves the field out (a join without since). */
+static void join_reply(struct conn *c, uint64_t id, struct room *r, uint64_t seq,
+		       int recovered)
 {
 	struct pbuf *b = reply_begin(c, id);
 	pbuf_adds(b, "{\"room\":");
 	pbuf_add_jstr(b, r->name, r->name_len);
 	pbuf_adds(b, ",\"seq\":");
-	pbuf_add_u64(b, store_last_seq(c->srv->store, r->name));
+	pbuf_add_u64(b, seq);
 	pbuf_adds(b, ",\"members\":");
 	pbuf_add_u64(b, r->nusers);
+	if (recovered >= 0)
+		pbuf_adds(b, recovered ? ",\"recovered\":true" : ",\"recovered\":false");
 	pbuf_addc(b, '}');
 	reply_end(c, id);
+}
+
+/* Queues the message frame of a stored row for c. */
+static void send_row(struct conn *c, struct room *r, const struct store_msg *row)
+{
+	struct server *s = c->srv;
+
+	pbuf_reset(&s->enc);
+	proto_enc_message(&s->enc, r->name, r->name_len, row->seq, row->ts, row->from,
+			  strlen(row->from), row->data, row->data_len);
+	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	f->seq = row->seq;
+	conn_send(c, f);
+	frame_unref(&f);
+}
+
+/*
+ * join with since: the member joins at once, so nothing published from now
+ * on can be missed, and every seq up to `last` is already in the store.
+ * Messages (since, last] are replayed from the cache, or read from disk
+ * while live frames for this member wait in its hold queue; then comes the
+ * reply, then the held live frames. So: no gap, no duplicate.
+ */
+static void join_since(struct conn *c, struct proto_cmd *cmd, struct member *m)
+{
+	struct server *s = c->srv;
+	struct room *r = m->room;
+	uint64_t last = store_last_seq(s->store, r->name), since = cmd->since;
+
+	if (since >= last) {
+		join_reply(c, cmd->id, r, last, 1);
+		return;
+	}
+	if (last - since > REPLAY_MAX) {
+		join_reply(c, cmd->id, r, last, 0);
+		return;
+	}
+	if (room_cache_covers(r, since + 1, last)) {
+		for (uint64_t q = since + 1; q <= last; q++)
+			conn_send(c, room_cache_get(r, q));
+		join_reply(c, cmd->id, r, last, 1);
+		return;
+	}
+	struct pread *p = xcalloc(1, sizeof(*p));
+	p->cookie = ++s->next_ticket;
+	if (store_read(s->store, r->name, 0, since, (unsigned)(last - since), p->cookie) != STORE_OK) {
+		free(p);
+		join_reply(c, cmd->id, r, last, 0);
+		return;
+	}
+	p->serial = c->serial;
+	p->id = cmd->id;
+	p->is_join = true;
+	p->since = since;
+	p->last = last;
+	memcpy(p->room, r->name, r->name_len + 1);
+	hmap_put(&s->reads, hmap_hash_bytes(&p->cookie, sizeof(p->cookie)), p);
+	m->hold = xcalloc(1, sizeof(*m->hold));
+	m->read_cookie = p->cookie;
 }
 
 static void cmd_join(struct conn *c, struct proto_cmd *cmd)
@@ -115,20 +195,22 @@ static void cmd_join(struct conn *c, struct proto_cmd *cmd)
 	struct server *s = c->srv;
 	struct member *m = find_member(c, cmd);
 
-	if (cmd->has_since) {
-		fail(c, cmd->id, PROTO_EUNSUPPORTED, "join with since is not supported yet");
+	if (m) {
+		/* Already a member and live: nothing to replay. */
+		room_set_presence(m, cmd->presence);
+		join_reply(c, cmd->id, m->room, store_last_seq(s->store, m->room->name),
+			   cmd->has_since ? !m->hold : -1);
 		return;
 	}
-	if (m) {
-		room_set_presence(m, cmd->presence);
-	} else {
-		if (c->rooms.len >= s->cfg->max_rooms) {
-			fail(c, cmd->id, PROTO_ETOO_MANY_ROOMS, NULL);
-			return;
-		}
-		m = room_join(s, c, cmd->room, cmd->room_len, cmd->presence);
+	if (c->rooms.len >= s->cfg->max_rooms) {
+		fail(c, cmd->id, PROTO_ETOO_MANY_ROOMS, NULL);
+		return;
 	}
-	join_reply(c, cmd->id, m->room);
+	m = room_join(s, c, cmd->room, cmd->room_len, cmd->presence);
+	if (cmd->has_since)
+		join_since(c, cmd, m);
+	else
+		join_reply(c, cmd->id, m->room, store_last_seq(s->store, m->room->name), -1);
 }
 
 static void cmd_leave(struct conn *c, struct proto_cmd *cmd)
@@ -193,6 +275,7 @@ static void cmd_publish(struct conn *c, struct proto_cmd *cmd)
 	proto_enc_message(&s->enc, r->name, r->name_len, seq, ts, c->name, c->name_len,
 			  s->data.data, s->data.len);
 	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	f->seq = seq;
 	if (seq)
 		room_cache_add(r, seq, f, s->cfg->history_cache);
 	room_fanout(r, f, cmd->echo ? NULL : c);
@@ -241,9 +324,87 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 	free(d);
 }
 
+static void finish_join(struct server *s, struct conn *c, struct pread *p,
+			struct store_page *page)
+{
+	struct room *r = room_find(s, p->room, strlen(p->room));
+	struct member *m = r ? room_member(c, r) : NULL;
+
+	if (!m || m->read_cookie != p->cookie) {
+		/* Left (or left and came back) while the read ran: the
+		 * join still gets its one reply. */
+		if (r && p->id) {
+			join_reply(c, p->id, r, p->last, 0);
+		} else if (p->id) {
+			struct pbuf *b = reply_begin(c, p->id);
+			pbuf_adds(b, "{\"room\":");
+			pbuf_add_jstr(b, p->room, strlen(p->room));
+			pbuf_adds(b, ",\"seq\":");
+			pbuf_add_u64(b, p->last);
+			pbuf_adds(b, ",\"members\":0,\"recovered\":false}");
+			reply_end(c, p->id);
+		}
+		return;
+	}
+	/* Recovered only if the page is exactly since+1 .. last. */
+	int ok = page->ok && page->count == p->last - p->since &&
+		 (page->count == 0 || page->msgs[0].seq == p->since + 1);
+	uint64_t upto = p->since;
+	for (size_t i = 0; ok && i < page->count; i++) {
+		if (page->msgs[i].seq != upto + 1) {
+			ok = 0;
+			break;
+		}
+		upto = page->msgs[i].seq;
+	}
+	if (ok)
+		for (size_t i = 0; i < page->count; i++)
+			send_row(c, r, &page->msgs[i]);
+	m->read_cookie = 0;
+	join_reply(c, p->id, r, p->last, ok);
+	member_release_hold(m, p->last);
+}
+
+static void finish_history(struct server *s, struct conn *c, struct pread *p,
+			   struct store_page *page)
+{
+	if (!page->ok) {
+		fail(c, p->id, PROTO_ESTORAGE_FAILED, "reading history failed");
+		return;
+	}
+	struct pbuf *b = reply_begin(c, p->id);
+	pbuf_adds(b, "{\"messages\":[");
+	for (size_t i = 0; i < page->count; i++) {
+		const struct store_msg *row = &page->msgs[i];
+		if (i)
+			pbuf_addc(b, ',');
+		proto_enc_message(b, p->room, strlen(p->room), row->seq, row->ts, row->from,
+				  strlen(row->from), row->data, row->data_len);
+	}
+	pbuf_adds(b, page->more ? "],\"more\":true}" : "],\"more\":false}");
+	reply_end(c, p->id);
+	(void)s;
+}
+
 void cmd_page_done(void *srv, struct store_page *page)
 {
-	(void)srv;
+	struct server *s = srv;
+	uint64_t cookie = page->cookie;
+	struct pread *p = hmap_del(&s->reads, hmap_hash_bytes(&cookie, sizeof(cookie)),
+				   &cookie, cookie_match);
+
+	if (p) {
+		struct conn *c = hmap_get(&s->by_serial,
+					  hmap_hash_bytes(&p->serial, sizeof(p->serial)),
+					  &p->serial, serial_match);
+		if (c && !c->close_code) {
+			if (p->is_join)
+				finish_join(s, c, p, page);
+			else
+				finish_history(s, c, p, page);
+		}
+		free(p);
+	}
 	store_page_free(&page);
 }
 
@@ -279,13 +440,56 @@ static void cmd_ping(struct conn *c, struct proto_cmd *cmd)
 	reply_end(c, cmd->id);
 }
 
+/*
+ * history: seqs are contiguous per room, so the page is the range
+ * [before - limit, before - 1]. The recent tail is served from the room's
+ * cache; older pages are read from disk off the loop thread.
+ */
 static void cmd_history(struct conn *c, struct proto_cmd *cmd)
 {
-	if (!find_member(c, cmd)) {
+	struct server *s = c->srv;
+	struct member *m = find_member(c, cmd);
+
+	if (!m) {
 		fail(c, cmd->id, PROTO_ENOT_MEMBER, NULL);
 		return;
 	}
-	fail(c, cmd->id, PROTO_EUNSUPPORTED, "history is not supported yet");
+	if (!cmd->id)
+		return; /* nobody to answer */
+	struct room *r = m->room;
+	uint64_t last = store_last_seq(s->store, r->name);
+	uint64_t before = cmd->has_before && cmd->before <= last ? cmd->before : last + 1;
+	uint64_t lo = before > cmd->limit ? before - cmd->limit : 1;
+
+	if (before <= 1 || room_cache_covers(r, lo, before - 1)) {
+		struct pbuf *b = reply_begin(c, cmd->id);
+		pbuf_adds(b, "{\"messages\":[");
+		for (uint64_t q = lo; q < before; q++) {
+			size_t len;
+			const char *text = frame_payload(room_cache_get(r, q), &len);
+			if (q > lo)
+				pbuf_addc(b, ',');
+			pbuf_add(b, text, len);
+		}
+		/* Older messages exist unless the page starts at seq 1 (a
+		 * retention-pruned prefix shows up as an empty last page). */
+		pbuf_adds(b, lo > 1 && before > 1 ? "],\"more\":true}" : "],\"more\":false}");
+		reply_end(c, cmd->id);
+		return;
+	}
+	struct pread *p = xcalloc(1, sizeof(*p));
+	p->cookie = ++s->next_ticket;
+	int rc = store_read(s->store, r->name, before, 0, cmd->limit, p->cookie);
+	if (rc != STORE_OK) {
+		free(p);
+		fail(c, cmd->id, rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
+			 PROTO_ESTORAGE_FAILED, NULL);
+		return;
+	}
+	p->serial = c->serial;
+	p->id = cmd->id;
+	memcpy(p->room, r->name, r->name_len + 1);
+	hmap_put(&s->reads, hmap_hash_bytes(&p->cookie, sizeof(p->cookie)), p);
 }
 
 void cmd_handle(struct conn *c, const char *buf, size_t len)

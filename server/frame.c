@@ -31,6 +31,7 @@ struct frame *frame_new_text(const char *payload, size_t len)
 	f->wire[0] = 0x81; /* FIN + text */
 	f->len = (uint32_t)(hlen + len);
 	f->refs = 1;
+	f->seq = 0;
 	return f;
 }
 

@@ -17,6 +17,7 @@
 struct frame {
 	uint32_t refs;
 	uint32_t len;          /* wire bytes: header and payload */
+	uint64_t seq;          /* a room message's seq; 0 for anything else */
 	unsigned char *wire;   /* the header's first byte, inside buf */
 	unsigned char buf[];   /* FRAME_HEADROOM + payload */
 };

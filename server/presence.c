@@ -81,7 +81,7 @@ static void presence_flush(struct ev_loop *loop, ev_timer *w, int revents)
 		struct frame *f = frame_new_text(b->data, b->len);
 		for (uint32_t i = 0; i < r->nmembers; i++)
 			if (r->members[i]->presence)
-				conn_send(r->members[i]->conn, f);
+				member_send(r->members[i], f);
 		frame_unref(&f);
 	}
 	for (uint32_t i = 0; i < r->nbatch; i++) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "conn.h"
 #include "frame.h"
 #include "server.h"
@@ -97,6 +98,10 @@ void room_leave(struct member *m)
 	r->members[m->idx] = last;
 	last->idx = m->idx;
 	presence_remove(r, m->user);
+	if (m->hold) {
+		sendq_clear(m->hold);
+		free(m->hold);
+	}
 	free(m);
 	if (r->nmembers == 0)
 		room_free(r); /* nobody is left to receive its presence batch */
@@ -113,14 +118,45 @@ void room_set_presence(struct member *m, bool on)
 		m->room->npresence--;
 }
 
+void member_send(struct member *m, struct frame *f)
+{
+	struct conn *c = m->conn;
+	const struct config *cfg = c->srv->cfg;
+
+	if (!m->hold) {
+		conn_send(c, f);
+		return;
+	}
+	/* The held frames count against the same limits as the queue. */
+	if (sendq_push(m->hold, f, cfg->send_queue_messages - c->q.count,
+		       cfg->send_queue_bytes - c->q.bytes) < 0)
+		conn_close_later(c, CLOSE_SLOW_CONSUMER);
+}
+
+void member_release_hold(struct member *m, uint64_t after_seq)
+{
+	struct sendq *h = m->hold;
+
+	if (!h)
+		return;
+	m->hold = NULL;
+	for (uint32_t i = 0; i < h->count; i++) {
+		struct frame *f = sendq_peek(h, i);
+		if (!f->seq || f->seq > after_seq)
+			conn_send(m->conn, f);
+	}
+	sendq_clear(h);
+	free(h);
+}
+
 void room_fanout(struct room *r, struct frame *f, struct conn *except)
 {
-	/* conn_send() never frees a connection or changes membership (a
+	/* member_send() never frees a connection or changes membership (a
 	 * slow reader is only marked), so walking the array is safe. */
 	for (uint32_t i = 0; i < r->nmembers; i++) {
-		struct conn *c = r->members[i]->conn;
-		if (c != except)
-			conn_send(c, f);
+		struct member *m = r->members[i];
+		if (m->conn != except)
+			member_send(m, f);
 	}
 	r->srv->stats.delivered += r->nmembers - (except ? 1 : 0);
 }
@@ -152,6 +188,11 @@ void room_cache_add(struct room *r, uint64_t seq, struct frame *f, uint32_t max)
 	}
 	r->tail[(r->tail_head + r->tail_count) % r->tail_cap] = frame_ref(f);
 	r->tail_count++;
+}
+
+int room_cache_covers(struct room *r, uint64_t lo, uint64_t hi)
+{
+	return r->tail_count && lo >= r->tail_first && hi < r->tail_first + r->tail_count;
 }
 
 struct frame *room_cache_get(struct room *r, uint64_t seq)

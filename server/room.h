@@ -30,6 +30,10 @@ struct member {
 	struct ruser *user;     /* the room's entry for the conn's name */
 	uint32_t idx;           /* in room->members */
 	bool presence;          /* receives the room's presence events */
+	/* join with since, replay read from disk in flight: live frames wait
+	 * here until the replay and the join reply are queued. */
+	struct sendq *hold;
+	uint64_t read_cookie;
 };
 
 struct room {
@@ -63,11 +67,18 @@ struct member *room_join(struct server *s, struct conn *c, const char *name,
 /* Removes the member and frees it (and the room, if it was the last). */
 void room_leave(struct member *m);
 void room_set_presence(struct member *m, bool on);
+/* Queues f for the member (held back while its replay is in flight). */
+void member_send(struct member *m, struct frame *f);
+/* Ends a replay: queues the held frames with seq > after_seq (and every
+ * volatile one) and frees the hold queue. */
+void member_release_hold(struct member *m, uint64_t after_seq);
 /* Queues f for every member except `except` (may be NULL). */
 void room_fanout(struct room *r, struct frame *f, struct conn *except);
 
 /* History cache: keeps a reference to the frame of message seq. */
 void room_cache_add(struct room *r, uint64_t seq, struct frame *f, uint32_t max);
+/* 1 if every seq in [lo, hi] is cached. */
+int room_cache_covers(struct room *r, uint64_t lo, uint64_t hi);
 /* The cached frame of seq, or NULL. */
 struct frame *room_cache_get(struct room *r, uint64_t seq);
 

@@ -320,6 +320,10 @@ out:
 		if (s->tickets.slots[i].hash)
 			free(s->tickets.slots[i].entry);
 	hmap_free(&s->tickets);
+	for (uint32_t i = 0; i < s->reads.cap; i++)
+		if (s->reads.slots[i].hash)
+			free(s->reads.slots[i].entry);
+	hmap_free(&s->reads);
 	hmap_free(&s->by_serial);
 	hmap_free(&s->rooms);
 	pbuf_free(&s->enc);

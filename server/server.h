@@ -53,6 +53,7 @@ struct server {
 	uint64_t next_serial;
 	struct hmap by_serial;      /* struct conn *, by serial (durable replies) */
 	struct hmap tickets;        /* durable publishes waiting for commit */
+	struct hmap reads;          /* reads from disk in flight, by cookie */
 	uint64_t next_ticket;
 
 	struct store *store;

@@ -3,12 +3,12 @@
  *
  * Per room, the store keeps at most retain_messages messages and nothing
  * older than retain_seconds (0 disables either rule). Every STORE__SWEEP_MS
- * the writer starts a sweep over its list of rooms. Each retention step
- * deletes at most STORE__PRUNE_CHUNK rows of one room in one transaction
- * (or only looks at up to STORE__PRUNE_ROOMS_STEP rooms with nothing to do)
- * and then returns to the writer loop, which writes any due batch before
- * the next step: pruning a large backlog never holds up messages for longer
- * than one small DELETE.
+ * the writer starts a sweep over its list of rooms. Each retention step is
+ * one transaction deleting at most STORE__PRUNE_CHUNK rows (from one or
+ * more rooms) and then returns to the writer loop, which alternates steps
+ * with batches: pruning a large backlog never holds up messages for longer
+ * than one bounded DELETE, and a writer that is never idle still prunes
+ * about as many rows per turn as it inserts.
  *
  * Pruning always removes a prefix of a room's seqs: for age, the cut-off is
  * the highest seq among the oldest rows whose ts has expired (seq and ts
@@ -33,62 +33,43 @@ static int query_u64(sqlite3_stmt *st, uint64_t *out)
 	return rc;
 }
 
-/* Deletes at most one chunk of r's expired rows. Returns the number of
- * rows deleted, or -1 on a database error (rolled back). */
-static int64_t prune_room(struct store *s, struct store__room *r, int64_t wall_ms)
+/* The highest seq of r to delete now, at most budget rows past its first
+ * one; 0 if nothing is due. Returns SQLITE_OK or an error code. */
+static int prune_target(struct store *s, struct store__room *r, int64_t wall_ms,
+			uint64_t budget, uint64_t *upto_out)
 {
-	const uint64_t chunk = STORE__PRUNE_CHUNK;
 	uint64_t first, upto = 0, aged;
-
+	*upto_out = 0;
 	if (!r->w_id)
-		return 0;
+		return SQLITE_OK;
 	sqlite3_bind_int64(s->st_min_seq, 1, r->w_id);
-	if (query_u64(s->st_min_seq, &first) != SQLITE_OK)
-		return -1;
-	if (!first)
-		return 0; /* no messages left */
+	int rc = query_u64(s->st_min_seq, &first);
+	if (rc != SQLITE_OK || !first)
+		return rc; /* error, or no messages left */
 	if (s->cfg.retain_messages && r->w_last_seq > s->cfg.retain_messages)
 		upto = r->w_last_seq - s->cfg.retain_messages;
-	if (upto > first + chunk - 1)
-		upto = first + chunk - 1;
+	if (upto > first + budget - 1)
+		upto = first + budget - 1;
 	if (s->cfg.retain_seconds) {
 		sqlite3_bind_int64(s->st_age_max, 1, r->w_id);
-		sqlite3_bind_int64(s->st_age_max, 2, (sqlite3_int64)chunk);
+		sqlite3_bind_int64(s->st_age_max, 2, (sqlite3_int64)budget);
 		sqlite3_bind_int64(s->st_age_max, 3,
 				   wall_ms - (int64_t)s->cfg.retain_seconds * 1000);
-		if (query_u64(s->st_age_max, &aged) != SQLITE_OK)
-			return -1;
+		if ((rc = query_u64(s->st_age_max, &aged)) != SQLITE_OK)
+			return rc;
 		if (aged > upto)
 			upto = aged;
 	}
-	if (upto < first)
-		return 0;
+	if (upto >= first)
+		*upto_out = upto;
+	return SQLITE_OK;
+}
 
-	if (sqlite3_step(s->st_begin) != SQLITE_DONE) {
-		sqlite3_reset(s->st_begin);
-		return -1;
-	}
-	sqlite3_reset(s->st_begin);
-	sqlite3_bind_int64(s->st_prune, 1, r->w_id);
-	sqlite3_bind_int64(s->st_prune, 2, (sqlite3_int64)upto);
-	int rc = sqlite3_step(s->st_prune);
-	sqlite3_reset(s->st_prune);
-	int64_t n = sqlite3_changes(s->wdb);
-	if (rc == SQLITE_DONE) {
-		rc = sqlite3_step(s->st_commit);
-		sqlite3_reset(s->st_commit);
-	}
-	if (rc != SQLITE_DONE) {
-		if (!sqlite3_get_autocommit(s->wdb)) {
-			sqlite3_step(s->st_rollback);
-			sqlite3_reset(s->st_rollback);
-		}
-		return -1;
-	}
-	pthread_mutex_lock(&s->wlock);
-	s->pruned += (uint64_t)n;
-	pthread_mutex_unlock(&s->wlock);
-	return n;
+static int step_reset(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc;
 }
 
 /* Starts a sweep over all rooms if one is due and none is running. */
@@ -101,33 +82,67 @@ void store__retention_sweep_due(struct store *s, int64_t now)
 	s->next_sweep_ms = now + STORE__SWEEP_MS;
 }
 
-/* One bounded piece of the current sweep. Returns 1 if the sweep has more
- * to do. A database error ends the sweep; the next one retries. */
+/* One bounded piece of the current sweep: one transaction deleting at
+ * most STORE__PRUNE_CHUNK rows, from as many rooms as that covers (up to
+ * STORE__PRUNE_ROOMS_STEP). Returns 1 if the sweep has more to do. A
+ * database error ends the sweep; the next one retries. */
 int store__retention_step(struct store *s)
 {
+	struct store__room *done[STORE__PRUNE_ROOMS_STEP];
+	size_t ndone = 0;
+	uint64_t budget = STORE__PRUNE_CHUNK, total = 0;
+	int in_txn = 0, rc = SQLITE_OK;
+
 	if (!s->sweep_active)
 		return 0;
 	int64_t wall = store__now_ms(CLOCK_REALTIME);
-	for (int i = 0; i < STORE__PRUNE_ROOMS_STEP && s->sweep_cur; i++) {
-		struct store__room *r = s->sweep_cur;
+	struct store__room *cur = s->sweep_cur;
+	while (cur && budget && ndone < STORE__PRUNE_ROOMS_STEP) {
 		/* Count retention only changes when a room gets messages. */
-		if (!s->cfg.retain_seconds && !r->w_dirty) {
-			s->sweep_cur = r->w_next;
+		if (!s->cfg.retain_seconds && !cur->w_dirty) {
+			cur = cur->w_next;
 			continue;
 		}
-		int64_t n = prune_room(s, r, wall);
-		if (n < 0) {
-			s->sweep_active = 0;
-			return 0;
+		uint64_t upto;
+		if ((rc = prune_target(s, cur, wall, budget, &upto)) != SQLITE_OK)
+			break;
+		if (upto) {
+			if (!in_txn) {
+				if ((rc = step_reset(s->st_begin)) != SQLITE_DONE)
+					break;
+				in_txn = 1;
+			}
+			sqlite3_bind_int64(s->st_prune, 1, cur->w_id);
+			sqlite3_bind_int64(s->st_prune, 2, (sqlite3_int64)upto);
+			if ((rc = step_reset(s->st_prune)) != SQLITE_DONE)
+				break;
+			rc = SQLITE_OK;
+			uint64_t n = (uint64_t)sqlite3_changes(s->wdb);
+			total += n;
+			if (n >= budget)
+				break; /* this room may have more: it stays the cursor */
+			budget -= n;
 		}
-		if (n >= STORE__PRUNE_CHUNK)
-			return 1; /* same room next step, after any due batch */
-		r->w_dirty = 0;
-		s->sweep_cur = r->w_next;
-		if (n > 0)
-			return 1; /* one transaction per step */
+		done[ndone++] = cur;
+		cur = cur->w_next;
 	}
-	if (!s->sweep_cur)
+	if (rc == SQLITE_OK && in_txn && (rc = step_reset(s->st_commit)) == SQLITE_DONE)
+		rc = SQLITE_OK;
+	if (rc != SQLITE_OK) {
+		if (!sqlite3_get_autocommit(s->wdb))
+			step_reset(s->st_rollback);
+		s->sweep_active = 0; /* rooms stay dirty; the next sweep retries */
+		return 0;
+	}
+	for (size_t i = 0; i < ndone; i++)
+		done[i]->w_dirty = 0;
+	s->sweep_cur = cur;
+	if (!cur)
 		s->sweep_active = 0;
+	if (total) {
+		pthread_mutex_lock(&s->wlock);
+		s->pruned += total;
+		pthread_mutex_unlock(&s->wlock);
+	}
 	return s->sweep_active;
 }

@@ -111,8 +111,10 @@ void store_close(struct store **s, const struct store_handlers *h, void *opaque)
 uint64_t store_last_seq(struct store *s, const char *room);
 
 /* Accepts one message for writing: assigns its seq (*seq_out), queues it.
- * data is copied. ticket != 0 asks for durable_done(ticket) after commit.
- * Returns 0 or STORE_E*. */
+ * data is copied. ticket != 0 asks for durable_done(ticket) after commit
+ * (such a message is committed at once, with an fsync).
+ * Returns 0, STORE_EFAILING (disk failing), STORE_EOVERLOADED (queue full)
+ * or STORE_EINVAL; a refused message consumes no seq. */
 int store_append(struct store *s, const char *room, int64_t ts,
 		 const char *from, const char *data, size_t data_len,
 		 uint64_t ticket, uint64_t *seq_out);
@@ -121,7 +123,8 @@ int store_append(struct store *s, const char *room, int64_t ts,
  * the latest), or, if after != 0, with seq > after (ascending, the first
  * limit of them; before is then ignored). The page reflects every append
  * made before this call. The result comes via page_done(cookie).
- * Returns 0 or STORE_E*. */
+ * limit is 1..10000 (else STORE_EINVAL). Returns 0, STORE_EOVERLOADED when
+ * read_queue_max reads are already waiting, or STORE_EINVAL. */
 int store_read(struct store *s, const char *room, uint64_t before,
 	       uint64_t after, unsigned limit, uint64_t cookie);
 

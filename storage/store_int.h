@@ -39,8 +39,8 @@
 #define STORE__CLOSE_RETRIES      3       /* failed batch retries at shutdown */
 #define STORE__READ_FAIL_WAIT_MS  1000    /* reader waits this long on a failing writer */
 #define STORE__READ_MAX_WAIT_MS   10000   /* and at most this long in any case */
-#define STORE__PRUNE_CHUNK        1000    /* rows per retention transaction */
-#define STORE__PRUNE_ROOMS_STEP   256     /* rooms examined per retention step */
+#define STORE__PRUNE_CHUNK        4096    /* rows per retention transaction */
+#define STORE__PRUNE_ROOMS_STEP   256     /* rooms per retention step at most */
 #define STORE__SWEEP_MS           1000    /* retention sweep cadence */
 #define STORE__SCHEMA_VERSION     1
 

@@ -278,12 +278,17 @@ static void commit_batch(struct store *s, struct store__item *batch,
 
 enum action { ACT_WRITE, ACT_PRUNE, ACT_EXIT };
 
-/* Waits (holding wlock) until there is something to do. */
-static enum action next_action(struct store *s)
+/* Waits (holding wlock) until there is something to do. Batches come
+ * first, but after a batch a pending retention step gets its turn, so a
+ * writer that is never idle still prunes. */
+static enum action next_action(struct store *s, enum action last)
 {
 	int retention = s->cfg.retain_messages || s->cfg.retain_seconds;
 	for (;;) {
 		int64_t now = store__now_ms(CLOCK_MONOTONIC), deadline = INT64_MAX;
+		if (retention && !s->w_stop && last == ACT_WRITE &&
+		    (s->sweep_active || now >= s->next_sweep_ms))
+			return ACT_PRUNE;
 		if (s->q_len) {
 			int64_t due = s->q_head->enq_ms + s->cfg.flush_interval_ms;
 			if (s->w_stop || s->flush_req || s->q_len >= s->cfg.batch_max || now >= due)
@@ -311,9 +316,10 @@ void *store__writer_main(void *arg)
 {
 	struct store *s = arg;
 	s->next_sweep_ms = store__now_ms(CLOCK_MONOTONIC) + STORE__SWEEP_MS;
+	enum action a = ACT_PRUNE;
 	pthread_mutex_lock(&s->wlock);
 	for (;;) {
-		enum action a = next_action(s);
+		a = next_action(s, a);
 		if (a == ACT_EXIT)
 			break;
 		if (a == ACT_PRUNE) {

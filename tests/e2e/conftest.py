@@ -142,13 +142,14 @@ class Server:
         self.port = None
         self.returncode = None
         self._log = open(log_path, "ab")
+        self._log_start = self._log.tell()  # only lines written by this process count
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log)
         self._wait_listening(10.0)
 
     def _wait_listening(self, timeout):
         deadline = time.monotonic() + timeout
         with open(self.log_path, "rb") as f:
-            start = 0
+            start = self._log_start
             while time.monotonic() < deadline:
                 f.seek(start)
                 data = f.read()
