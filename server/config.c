@@ -129,8 +129,8 @@ void config_usage(FILE *f)
 {
 	fprintf(f, "usage: parleyd [options]\n\n"
 		   "Parley real-time chat and pub/sub server.\n\n"
-		   "  -h, --help                  show this help and exit\n"
-		   "  -V, --version               show the version and exit\n");
+		   "  -h, --help                       show this help and exit\n"
+		   "  -V, --version                    show the version and exit\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		char flag[64], *o = flag;
 		if (opts[i].shortopt)
@@ -141,7 +141,7 @@ void config_usage(FILE *f)
 		for (const char *k = opts[i].key; *k; k++)
 			*o++ = *k == '_' ? '-' : *k;
 		sprintf(o, " %s", opts[i].arg);
-		fprintf(f, "  %-26s  %s\n", flag, opts[i].help);
+		fprintf(f, "  %-32s %s\n", flag, opts[i].help);
 	}
 	fprintf(f, "\nDocumentation: docs/configuration.md, docs/protocol.md\n");
 }

@@ -300,12 +300,15 @@ int server_run(struct config *cfg)
 	rc = 0;
 
 out:
+	/* Storage first: its threads wake the loop through the lws context
+	 * until they are joined, and its last completions may still answer
+	 * connections that lws then closes. */
+	if (s->store)
+		store_close(&s->store, &server_store_handlers, s);
 	if (s->ctx) {
 		lws_context_destroy(s->ctx);
 		s->ctx = NULL;
 	}
-	if (s->store)
-		store_close(&s->store, &server_store_handlers, s);
 	if (s->loop) {
 		ev_prepare_stop(s->loop, &s->flush_w);
 		ev_signal_stop(s->loop, &s->sigterm_w);

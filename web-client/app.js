@@ -437,7 +437,8 @@ function renderTyping(r) {
 }
 
 function sendTyping(on) {
-  if (!active || !client) return;
+  // Typing notes are only worth something now: never queue them through a reconnect.
+  if (!active || !client || client.state !== 'connected') return;
   const now = Date.now();
   if (on) {
     if (typingSent.room === active && now - typingSent.at < TYPING_SEND_MS) return;
@@ -729,7 +730,7 @@ document.addEventListener('click', (ev) => {
 $('close-sidebar').addEventListener('click', closeSidebar);
 
 $('toggle-people').addEventListener('click', () => {
-  const open = !document.body.classList.contains('people-open');
+  const open = $('toggle-people').getAttribute('aria-expanded') !== 'true';
   document.body.classList.toggle('people-open', open);
   document.body.classList.toggle('people-closed', !open);
   $('toggle-people').setAttribute('aria-expanded', String(open));
@@ -738,6 +739,9 @@ $('toggle-people').addEventListener('click', () => {
 document.addEventListener('keydown', (ev) => {
   if (ev.key === 'Escape') { closeSidebar(); document.body.classList.remove('people-open'); }
 });
+
+// The People panel starts open on wide screens and closed on phones.
+$('toggle-people').setAttribute('aria-expanded', String(!matchMedia('(max-width: 760px)').matches));
 
 // Go.
 me = saved.name;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Parley needs (as root, with apt-get).
+#   scripts/deps.sh          what building and running parleyd needs
+#   scripts/deps.sh --test   also what the test suites need (check, pytest,
+#                            nginx, chromium, Node.js for the browser tests)
+# Installs nothing when everything is already there.
+set -euo pipefail
+
+pkgs=(build-essential pkg-config meson ninja-build
+      libwebsockets-dev libwebsockets-evlib-ev libev-dev
+      libjansson-dev libsqlite3-dev sqlite3 curl ca-certificates)
+if [ "${1:-}" = "--test" ]; then
+  pkgs+=(check python3 python3-pytest chromium nodejs valgrind)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "scripts/deps.sh: missing packages: ${missing[*]} (run as root, or install them)" >&2
+    exit 1
+  fi
+  echo "scripts/deps.sh: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null; then
+  # Debian's nodejs ships npm separately; NodeSource's includes it.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+fi

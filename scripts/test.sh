@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything the tests need, builds, and runs every suite:
+#   unit     Check unit tests (protocol, storage)
+#   e2e      the real parleyd on ephemeral ports, real sockets, real SQLite
+#   browser  the chat page in headless Chromium (playwright-core)
+# then the unit and e2e suites again under AddressSanitizer + UBSan.
+# Set PARLEY_SKIP_SANITIZE=1 to skip the sanitizer pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh --test
+if [ ! -d tests/browser/node_modules/playwright-core ] ||
+   [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+[ -f build/build.ninja ] || meson setup build >/dev/null
+meson configure build -Dtests=true >/dev/null
+ninja -C build
+meson test -C build --print-errorlogs --num-processes 2
+
+if [ "${PARLEY_SKIP_SANITIZE:-0}" != 1 ]; then
+  [ -f build-asan/build.ninja ] ||
+    meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+  ninja -C build-asan
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    meson test -C build-asan --suite unit --suite e2e --print-errorlogs --num-processes 2
+fi
