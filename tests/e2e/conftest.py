@@ -317,6 +317,12 @@ def parley(request, tmp_data_root):
                 continue
             if rc != 0:
                 problems.append("parleyd exited %r after SIGTERM (want 0)" % (rc,))
+    for i, srv in enumerate(servers):
+        # A sanitized build (-Db_sanitize=address,undefined) reports here even when it keeps going.
+        text = srv.log()
+        for marker in ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"):
+            if marker in text:
+                problems.append("parleyd[%d] log has %r" % (i, marker))
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     if failed or problems:
         for i, srv in enumerate(servers):

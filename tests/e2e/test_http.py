@@ -1,5 +1,7 @@
 """HTTP side: upgrade only on /ws, health check."""
 
+import os
+
 import pytest
 
 from wsclient import HandshakeError, WSClient
@@ -36,3 +38,28 @@ def test_healthz_still_200_with_clients_connected(srv):
 def test_unknown_http_path_is_404(srv):
     status, _, _ = srv.http_get("/definitely-not-here.txt")
     assert status == 404
+
+
+def test_root_serves_index_html_from_web_root(parley, tmp_data_root):
+    web = os.path.join(tmp_data_root, "web")
+    os.mkdir(web)
+    with open(os.path.join(web, "index.html"), "w") as f:
+        f.write("<!doctype html><title>parley-e2e-marker</title>")
+    s = parley("--web-root", web)
+    status, hdrs, body = s.http_get("/")
+    assert status == 200
+    assert b"parley-e2e-marker" in body
+    assert hdrs.get("content-type", "").startswith("text/html")
+
+
+def test_web_root_does_not_serve_files_outside_it(parley, tmp_data_root):
+    web = os.path.join(tmp_data_root, "web")
+    os.mkdir(web)
+    with open(os.path.join(web, "index.html"), "w") as f:
+        f.write("index")
+    with open(os.path.join(tmp_data_root, "secret.txt"), "w") as f:
+        f.write("parley-e2e-secret")
+    s = parley("--web-root", web)
+    for path in ("/../secret.txt", "/%2e%2e/secret.txt", "/..%2fsecret.txt"):
+        status, _, body = s.http_get(path)
+        assert b"parley-e2e-secret" not in body, path

@@ -101,3 +101,34 @@ def test_stalled_member_is_removed_from_room(parley):
         raise AssertionError("stalled member still in the room after %d messages" % COUNT)
     close, _ = stalled.recv_close(timeout=20)
     assert close.code == 4008
+
+
+def test_stalled_member_past_message_count_limit_is_closed_4008(parley):
+    # Byte limit generous, message limit small: the count alone must trigger the close.
+    s = parley("--send-queue-messages", "100", "--send-queue-bytes", "16777216")
+    pub = s.client("pub", timeout=30)
+    stalled = s.client("stalled", timeout=30, rcvbuf=4096)
+    pub.join("r")
+    stalled.join("r")
+    deadline = time.monotonic() + 120
+    window, pending, sent = 64, [], 0
+    cut_off = False
+    while sent < 60000 and not cut_off:  # ~100-byte frames: at most ~6 MB, bounded
+        pending.append(pub.send_cmd("publish", room="r", data=sent, echo=False))
+        sent += 1
+        if len(pending) >= window:
+            r = pub.wait_reply(pending.pop(0))
+            assert r["ok"] is True, r
+        if sent % 2000 == 0:
+            for cid in pending:
+                assert pub.wait_reply(cid)["ok"] is True
+            pending = []
+            members = pub.ok("presence", room="r")["members"]
+            cut_off = [m["user"] for m in members] == ["pub"]
+        assert time.monotonic() < deadline
+    for cid in pending:
+        assert pub.wait_reply(cid)["ok"] is True
+    assert cut_off, "stalled member still in the room after %d small messages" % sent
+    close, skipped = stalled.recv_close(timeout=20)
+    assert close.code == 4008, close
+    assert skipped < sent

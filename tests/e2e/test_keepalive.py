@@ -1,0 +1,54 @@
+"""WebSocket keepalive: idle connections get pings; no pong means hang-up."""
+
+import socket
+import time
+
+from wsclient import OP_PING
+
+FAST = ("--ping-interval", "1", "--ping-timeout", "3")
+
+
+def test_idle_connection_gets_a_websocket_ping(parley):
+    s = parley(*FAST)
+    c = s.client()
+    deadline = time.monotonic() + 6
+    while True:
+        fin, op, payload = c.recv_frame(timeout=max(0.01, deadline - time.monotonic()))
+        if op == OP_PING:
+            break
+        assert op is not None, "connection dropped before any ping"
+
+
+def test_connection_that_never_answers_pings_is_hung_up(parley):
+    s = parley(*FAST)
+    c = s.client()
+    # Read raw frames without ever sending a pong.
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            fin, op, payload = c.recv_frame(timeout=max(0.01, deadline - time.monotonic()))
+        except socket.timeout:
+            raise AssertionError("silent connection still open after 15 s (ping-timeout 3)")
+        if op is None or op == 0x8:
+            break
+
+
+def test_connection_that_answers_pings_stays_up(parley):
+    s = parley(*FAST)
+    c = s.client()
+    end = time.monotonic() + 6  # twice the ping timeout
+    while time.monotonic() < end:
+        try:
+            m = c.recv_message(timeout=max(0.01, end - time.monotonic()))  # answers pings
+        except socket.timeout:
+            break
+        raise AssertionError("unexpected frame while idle: %r" % (m,))
+    assert c.request("ping")["ok"] is True
+
+
+def test_ping_timeout_not_above_ping_interval_is_rejected():
+    import subprocess
+    from conftest import parleyd_path
+    p = subprocess.run([parleyd_path(), "--port", "0", "--ping-interval", "5", "--ping-timeout", "5",
+                        "--data-dir", "/nonexistent-parley-e2e"], capture_output=True, timeout=10)
+    assert p.returncode != 0
