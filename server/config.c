@@ -13,7 +13,7 @@
 #define PARLEY_WEB_ROOT "/usr/local/share/parley/web-client"
 #endif
 
-enum opt_type { OPT_STR, OPT_U32 };
+enum opt_type { OPT_STR, OPT_U32, OPT_OCTAL };
 
 struct opt {
 	const char *key;             /* config key; the flag is --key with '-' */
@@ -45,6 +45,24 @@ static const struct opt opts[] = {
 	{ "retain_seconds", 0, OPT_U32, O(retain_seconds), 0, UINT32_MAX, "S", "age of messages kept; 0 keeps all (default 0)" },
 	{ "drain_timeout", 0, OPT_U32, O(drain_timeout), 1, 600, "S", "seconds a shutdown waits for clients and storage (default 10)" },
 	{ "log_level", 0, OPT_STR, O(log_level), 0, 0, "LEVEL", "debug, info, warn or error (default info)" },
+	{ "log_file", 0, OPT_STR, O(log_file), 0, 0, "PATH", "append logs here instead of stderr; reopened on SIGHUP" },
+	{ "unix_socket", 0, OPT_STR, O(unix_socket), 0, 0, "PATH", "also listen on this Unix socket (for a local proxy)" },
+	{ "unix_socket_mode", 0, OPT_OCTAL, O(unix_socket_mode), 0, 0777, "MODE", "permissions of the Unix socket (default 0660)" },
+	{ "no_tcp", 0, OPT_U32, O(no_tcp), 0, 1, "0|1", "1: listen only on the Unix socket (default 0)" },
+	{ "tls_cert", 0, OPT_STR, O(tls_cert), 0, 0, "PATH", "PEM certificate chain: serve https/wss" },
+	{ "tls_key", 0, OPT_STR, O(tls_key), 0, 0, "PATH", "PEM private key for tls_cert" },
+	{ "trusted_proxies", 0, OPT_STR, O(trusted_proxies), 0, 0, "LIST", "addresses/CIDRs whose X-Forwarded-For is believed" },
+	{ "auth", 0, OPT_STR, O(auth), 0, 0, "MODE", "none or token (HS256 JWT) (default none)" },
+	{ "auth_secret_file", 0, OPT_STR, O(auth_secret_file), 0, 0, "PATH", "file holding the HS256 secret (auth = token)" },
+	{ "auth_timeout", 0, OPT_U32, O(auth_timeout), 1, 300, "S", "seconds a connection has to authenticate (default 5)" },
+	{ "origins", 0, OPT_STR, O(origins), 0, 0, "LIST", "allowed browser Origins, comma-separated (default: any)" },
+	{ "max_connections", 0, OPT_U32, O(max_connections), 0, UINT32_MAX, "N", "connections at most; 0: no limit (default 0)" },
+	{ "max_connections_per_ip", 0, OPT_U32, O(max_connections_per_ip), 0, UINT32_MAX, "N", "connections per client address; 0: no limit (default 0)" },
+	{ "rate_messages", 0, OPT_U32, O(rate_messages), 1, 1000000, "N", "commands per second per connection (default 100)" },
+	{ "rate_burst", 0, OPT_U32, O(rate_burst), 1, 1000000, "N", "command burst per connection (default 200)" },
+	{ "rate_joins", 0, OPT_U32, O(rate_joins), 1, 1000000, "N", "joins per second per connection (default 20)" },
+	{ "rate_history", 0, OPT_U32, O(rate_history), 1, 1000000, "N", "history requests per second per connection (default 20)" },
+	{ "rate_names", 0, OPT_U32, O(rate_names), 1, 1000000, "N", "name changes per minute per connection (default 10)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -67,6 +85,14 @@ void config_defaults(struct config *c)
 	c->store_queue_bytes = 64u << 20;
 	c->drain_timeout = 10;
 	c->log_level = xstrndup("info", 4);
+	c->unix_socket_mode = 0660;
+	c->auth = xstrndup("none", 4);
+	c->auth_timeout = 5;
+	c->rate_messages = 100;
+	c->rate_burst = 200;
+	c->rate_joins = 20;
+	c->rate_history = 20;
+	c->rate_names = 10;
 }
 
 void config_free(struct config *c)
@@ -95,7 +121,7 @@ static int opt_set(struct config *c, const struct opt *o, const char *val, const
 	}
 	char *end;
 	errno = 0;
-	unsigned long long v = strtoull(val, &end, 10);
+	unsigned long long v = strtoull(val, &end, o->type == OPT_OCTAL ? 8 : 10);
 	if (!*val || *end || errno || val[0] == '-') {
 		*why = "must be a whole number";
 		return -1;
@@ -197,6 +223,22 @@ int config_validate(const struct config *c)
 	if (c->ping_timeout <= c->ping_interval) {
 		fprintf(stderr, "parleyd: ping_timeout (%u) must be greater than ping_interval (%u)\n",
 			c->ping_timeout, c->ping_interval);
+		return -1;
+	}
+	if (strcmp(c->auth, "none") && strcmp(c->auth, "token")) {
+		fprintf(stderr, "parleyd: auth '%s' must be none or token\n", c->auth);
+		return -1;
+	}
+	if (!strcmp(c->auth, "token") && !c->auth_secret_file) {
+		fprintf(stderr, "parleyd: auth = token needs auth_secret_file\n");
+		return -1;
+	}
+	if (!c->tls_cert != !c->tls_key) {
+		fprintf(stderr, "parleyd: tls_cert and tls_key go together\n");
+		return -1;
+	}
+	if (c->no_tcp && !c->unix_socket) {
+		fprintf(stderr, "parleyd: no_tcp = 1 needs unix_socket\n");
 		return -1;
 	}
 	if (log_parse_level(c->log_level, &l) < 0) {

@@ -29,6 +29,27 @@ struct config {
 	uint32_t retain_seconds;
 	uint32_t drain_timeout;
 	char *log_level;
+	char *log_file;              /* NULL: stderr; reopened on SIGHUP */
+
+	/* listeners and TLS */
+	char *unix_socket;           /* NULL: none */
+	uint32_t unix_socket_mode;   /* octal, e.g. 0660 */
+	uint32_t no_tcp;             /* 1: only the Unix socket */
+	char *tls_cert, *tls_key;    /* both set: TLS on the TCP listener */
+	char *trusted_proxies;       /* comma-separated addresses/CIDRs */
+
+	/* who may connect, and how much */
+	char *auth;                  /* "none" or "token" */
+	char *auth_secret_file;      /* HS256 secret, for auth = token */
+	uint32_t auth_timeout;       /* seconds to authenticate */
+	char *origins;               /* comma-separated allowed Origin values; NULL: any */
+	uint32_t max_connections;    /* 0: no limit */
+	uint32_t max_connections_per_ip;
+	uint32_t rate_messages;      /* per second, per connection */
+	uint32_t rate_burst;
+	uint32_t rate_joins;         /* per second */
+	uint32_t rate_history;       /* per second */
+	uint32_t rate_names;         /* name changes per minute */
 };
 
 void config_defaults(struct config *c);

@@ -61,6 +61,7 @@ export class Parley {
     this._attempt = 0;
     this._retryTimer = null;
     this._pingTimer = null;
+    this._openTimer = null;
     this._ready = false;
     this._everReady = false;
     this._connectWaiters = [];
@@ -160,6 +161,13 @@ export class Parley {
       return;
     }
     this._ws = ws;
+    // A connect that hangs (packets dropped, no RST) would otherwise wait on the browser's own
+    // timeout, which can be minutes.
+    clearTimeout(this._openTimer);
+    this._openTimer = setTimeout(() => {
+      if (this._ws === ws && !this.session) this._onClose(4000, 'connect timeout');
+    }, this.opts.timeout);
+    this.session = null;
     ws.onmessage = (ev) => this._onFrame(ev.data);
     ws.onclose = (ev) => { if (this._ws === ws) this._onClose(ev.code, ev.reason); };
     ws.onerror = () => { /* onclose follows and carries the code */ };
@@ -171,6 +179,7 @@ export class Parley {
     this._ws = null;
     this._ready = false;
     clearTimeout(this._pingTimer);
+    clearTimeout(this._openTimer);
     if (!ws) return;
     ws.onmessage = ws.onclose = ws.onerror = null;
     try { ws.close(code, reason); } catch (_) { /* already closing */ }
@@ -255,7 +264,12 @@ export class Parley {
       }
     } catch (e) {
       if (this._ws !== ws) return;
-      if (e.code !== 'disconnected' && e.code !== 'timeout') {
+      if (e.code === 'timeout') {
+        // Going on without the room would silently lose its messages: start over instead.
+        this._onClose(4000, 'rejoin timeout');
+        return;
+      }
+      if (e.code !== 'disconnected') {
         // The server refused the room itself (bad_room, too_many_rooms): forget it.
         this.rooms.delete(room);
       }
@@ -333,6 +347,7 @@ export class Parley {
     this._armPing();
     switch (f.type) {
       case 'welcome':
+        clearTimeout(this._openTimer);
         this.session = f.session;
         this.limits = f.limits || null;
         this.user = f.user;

@@ -140,3 +140,21 @@ def test_too_large_without_id_gets_error_frame(parley):
     obj["data"] = "x" * (1024 - len(json.dumps(obj, separators=(",", ":"))))
     a.send_json(obj)
     assert error_frame(a) == "too_large"
+
+
+def test_too_large_boundary_exactly_max_is_ok_one_more_is_too_large(parley):
+    s = parley(*SMALL)
+    a = s.client("alice")
+    b = s.client("bob")
+    a.join("r")
+    b.join("r")
+    # Learn the server's wrapping overhead from a real message frame (payload bytes on the wire).
+    a.ok("publish", room="r", data="", echo=False)
+    m = b.recv_message()
+    overhead = len(m.payload)  # data "" contributes 0 chars between the quotes
+    # seq goes from 1 to 2 and 3: same number of digits, ts has 13 digits for centuries.
+    fit = 1024 - overhead
+    a.ok("publish", room="r", data="y" * fit, echo=False)
+    m = b.recv_message()
+    assert len(m.payload) == 1024, "the probe assumption failed: %d" % len(m.payload)
+    assert a.err("publish", room="r", data="y" * (fit + 1), echo=False) == "too_large"

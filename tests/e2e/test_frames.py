@@ -143,3 +143,21 @@ def test_binary_continuation_of_fragmented_binary_closes_1003(srv):
     c = srv.client()
     c.send_fragmented(b"\x00\x01\x02\x03\x04\x05", parts=3, opcode=OP_BINARY)
     assert_closed_with(c, 1003)
+
+
+def test_huge_declared_frame_is_closed_1009_without_waiting_for_all_of_it(srv):
+    # Header announces 10 MB; we send only 70 KB (past the 64 KB limit) and then wait.
+    import os as _os
+    import struct
+    c = srv.client()
+    n = 10 * 2 ** 20
+    key = _os.urandom(4)
+    c.send_raw(struct.pack("!BBQ", 0x81, 0x80 | 127, n) + key + b"x" * 70000)
+    assert_closed_with(c, 1009)
+
+
+def test_invalid_utf8_split_across_fragments_closes_1007(srv):
+    c = srv.client()
+    c.send_raw(encode_frame(OP_TEXT, b'{"type":"ping","id":1,"x":"\xe6', fin=False)
+               + encode_frame(OP_CONT, b'\x97"}', fin=True))  # \xe6\x97 then '"': truncated sequence
+    assert_closed_with(c, 1007)

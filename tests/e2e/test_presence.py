@@ -227,3 +227,18 @@ def test_presence_command_when_not_member_is_not_member(srv):
 def test_presence_command_bad_room_is_bad_room(srv):
     a = srv.client("alice")
     assert a.err("presence", room="no such") == "bad_room"
+
+
+def test_presence_join_again_with_presence_false_unsubscribes(parley):
+    s = parley(*WINDOW)
+    a = s.client("alice")
+    a.join("r", presence=True)
+    wait_presence(a, "r")
+    a.join("r", presence=False)
+    s.client("bob").join("r")
+    assert collect_presence(a, "r", 1.0) == []
+
+
+def test_presence_non_boolean_presence_flag_is_bad_request(srv):
+    a = srv.client("alice")
+    assert a.err("join", room="r", presence="yes") == "bad_request"
