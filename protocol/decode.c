@@ -25,6 +25,31 @@ static const struct {
 	{ "ping", PROTO_PING },
 };
 
+/* Replaces each byte that does not start a complete, valid UTF-8 sequence
+ * with '?'. The message goes back to the client in a text frame, and parts
+ * of it can end inside a character: jansson's "near '...'" stops at the
+ * byte where it failed, and %.40s and the errmsg size cut by bytes. */
+static void scrub_utf8(char *s)
+{
+	unsigned char *u = (unsigned char *)s;
+
+	while (*u) {
+		unsigned c = *u, n = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 :
+				     (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : 9;
+		unsigned long cp = n == 0 ? c : n == 1 ? (c & 0x1f) : n == 2 ? (c & 0x0f) : (c & 0x07);
+		unsigned k;
+
+		for (k = 1; n < 9 && k <= n && (u[k] & 0xc0) == 0x80; k++)
+			cp = (cp << 6) | (u[k] & 0x3f);
+		if (n == 9 || k <= n || (n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+		    (n == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+			*u++ = '?';
+			continue;
+		}
+		u += n + 1;
+	}
+}
+
 static enum proto_err fail(struct proto_cmd *cmd, enum proto_err e, const char *fmt, ...)
 {
 	va_list ap;
@@ -32,6 +57,7 @@ static enum proto_err fail(struct proto_cmd *cmd, enum proto_err e, const char *
 	va_start(ap, fmt);
 	vsnprintf(cmd->errmsg, sizeof(cmd->errmsg), fmt, ap);
 	va_end(ap);
+	scrub_utf8(cmd->errmsg);
 	json_decref(cmd->root);
 	cmd->root = NULL;
 	return e;
@@ -172,7 +198,17 @@ static enum proto_err decode_fields(struct proto_cmd *cmd)
 
 	switch (cmd->type) {
 	case PROTO_HELLO:
+		v = json_object_get(root, "token");
+		if (v) {
+			if (!json_is_string(v) || json_string_length(v) > PROTO_TOKEN_MAX)
+				return fail(cmd, PROTO_EBAD_REQUEST,
+					    "token must be a string of at most %d bytes", PROTO_TOKEN_MAX);
+			cmd->token = json_string_value(v);
+			cmd->token_len = json_string_length(v);
+		}
 		v = json_object_get(root, "name");
+		if (!v && cmd->token)
+			return PROTO_OK; /* the token names the user */
 		if (!v || !json_is_string(v))
 			return fail(cmd, PROTO_EBAD_REQUEST, "name must be a string");
 		cmd->name = json_string_value(v);

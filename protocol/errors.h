@@ -21,7 +21,10 @@
 	X(UNSUPPORTED, "unsupported", "not supported by this server")         \
 	X(INTERNAL, "internal", "internal server error")                      \
 	X(OVERLOADED, "overloaded", "the server is overloaded: retry later")  \
-	X(STORAGE_FAILED, "storage_failed", "message storage is failing: only volatile messages work")
+	X(STORAGE_FAILED, "storage_failed", "message storage is failing: only volatile messages work") \
+	X(RATE_LIMITED, "rate_limited", "too many commands: slow down")      \
+	X(UNAUTHENTICATED, "unauthenticated", "authenticate with hello and a token first") \
+	X(FORBIDDEN, "forbidden", "your token does not allow this room")
 
 enum proto_err {
 	PROTO_OK = 0,

@@ -20,6 +20,7 @@
 #define PROTO_ROOM_MAX        128
 #define PROTO_HISTORY_MAX     100
 #define PROTO_HISTORY_DEFAULT 50
+#define PROTO_TOKEN_MAX       4096
 
 enum proto_type {
 	PROTO_HELLO,
@@ -39,8 +40,10 @@ struct proto_cmd {
 	json_t *root;                /* owned */
 	const char *room;
 	size_t room_len;
-	const char *name;
+	const char *name;            /* hello: NULL when only a token is given */
 	size_t name_len;
+	const char *token;           /* hello: an auth token, or NULL */
+	size_t token_len;
 	json_t *data;                /* publish: borrowed from root */
 	const char *data_raw;        /* publish: data's text in the input, or NULL */
 	size_t data_raw_len;

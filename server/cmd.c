@@ -15,6 +15,7 @@
 #include "frame.h"
 #include "log.h"
 #include "proto.h"
+#include "ratelimit.h"
 #include "room.h"
 #include "server.h"
 #include "store.h"
@@ -92,19 +93,35 @@ static struct member *find_member(struct conn *c, const struct proto_cmd *cmd)
 
 /* ---- hello ---- */
 
+/* Sets c's display name; every room it is in sees the old name leave and
+ * the new one join. */
+static void set_display_name(struct conn *c, const char *name, size_t len)
+{
+	if (len == c->name_len && !memcmp(name, c->name, len))
+		return;
+	conn_set_name(c, name, len);
+	for (uint32_t i = 0; i < c->rooms.cap; i++) {
+		struct member *m = c->rooms.slots[i].entry;
+		if (!c->rooms.slots[i].hash)
+			continue;
+		presence_remove(m->room, m->user);
+		m->user = presence_add(m->room, c->name, c->name_len);
+	}
+}
+
+static void cmd_hello_token(struct conn *c, struct proto_cmd *cmd);
+
 static void cmd_hello(struct conn *c, struct proto_cmd *cmd)
 {
-	if (cmd->name_len != c->name_len || memcmp(cmd->name, c->name, c->name_len)) {
-		conn_set_name(c, cmd->name, cmd->name_len);
-		/* Every room sees the old name leave and the new one join. */
-		for (uint32_t i = 0; i < c->rooms.cap; i++) {
-			struct member *m = c->rooms.slots[i].entry;
-			if (!c->rooms.slots[i].hash)
-				continue;
-			presence_remove(m->room, m->user);
-			m->user = presence_add(m->room, c->name, c->name_len);
-		}
+	if (cmd->token) {
+		cmd_hello_token(c, cmd);
+		return;
 	}
+	if (c->srv->auth) {
+		fail(c, cmd->id, PROTO_EFORBIDDEN, "with token authentication the name comes from the token");
+		return;
+	}
+	set_display_name(c, cmd->name, cmd->name_len);
 	struct pbuf *b = reply_begin(c, cmd->id);
 	pbuf_adds(b, "{\"user\":");
 	pbuf_add_jstr(b, c->name, c->name_len);
@@ -167,11 +184,13 @@ static void join_since(struct conn *c, struct proto_cmd *cmd, struct member *m)
 		return;
 	}
 	if (room_cache_covers(r, since + 1, last)) {
+		s->stats.cache_hits++;
 		for (uint64_t q = since + 1; q <= last; q++)
 			conn_send(c, room_cache_get(r, q));
 		join_reply(c, cmd->id, r, last, 1);
 		return;
 	}
+	s->stats.cache_misses++;
 	struct pread *p = xcalloc(1, sizeof(*p));
 	p->cookie = ++s->next_ticket;
 	if (store_read(s->store, r->name, 0, since, (unsigned)(last - since), p->cookie) != STORE_OK) {
@@ -249,16 +268,18 @@ static void cmd_publish(struct conn *c, struct proto_cmd *cmd)
 	pbuf_reset(&s->data);
 	proto_data_text(cmd, &s->data);
 
-	/* Refuse before a seq is spent: the envelope is at most this much
-	 * larger than data (names escaped at 6 bytes a byte, 16-digit seq
-	 * and timestamp). */
-	size_t bound = s->data.len + r->name_len + 6 * (size_t)c->name_len + 96;
-	if (bound > s->cfg->max_message_size) {
+	/* Encode first, with the seq the store will assign (this loop is the
+	 * only appender), so an oversized message is refused before a seq is
+	 * spent and the limit is exact. */
+	int64_t ts = util_now_ms();
+	uint64_t next = cmd->persist ? store_last_seq(s->store, r->name) + 1 : 0;
+	pbuf_reset(&s->enc);
+	proto_enc_message(&s->enc, r->name, r->name_len, next, ts, c->name, c->name_len,
+			  s->data.data, s->data.len);
+	if (s->enc.len > s->cfg->max_message_size) {
 		fail(c, cmd->id, PROTO_ETOO_LARGE, NULL);
 		return;
 	}
-
-	int64_t ts = util_now_ms();
 	if (cmd->persist) {
 		if (cmd->durable)
 			ticket = ++s->next_ticket;
@@ -269,11 +290,12 @@ static void cmd_publish(struct conn *c, struct proto_cmd *cmd)
 				 rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL, NULL);
 			return;
 		}
+		if (seq != next) {
+			log_error("seq_mismatch", "room=%s expected=%llu got=%llu", r->name,
+				  (unsigned long long)next, (unsigned long long)seq);
+			abort(); /* an invariant: two writers of seqs */
+		}
 	}
-
-	pbuf_reset(&s->enc);
-	proto_enc_message(&s->enc, r->name, r->name_len, seq, ts, c->name, c->name_len,
-			  s->data.data, s->data.len);
 	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
 	f->seq = seq;
 	if (seq)
@@ -416,6 +438,47 @@ void cmd_conn_gone(struct server *s, struct conn *c)
 	(void)c;
 }
 
+/* ---- authentication ---- */
+
+static void cmd_hello_token(struct conn *c, struct proto_cmd *cmd)
+{
+	if (!c->srv->auth) {
+		fail(c, cmd->id, PROTO_EUNSUPPORTED, "this server does not use token authentication");
+		return;
+	}
+	fail(c, cmd->id, PROTO_EUNSUPPORTED, "token authentication is not wired yet");
+}
+
+void cmd_conn_established(struct conn *c)
+{
+	c->authed = c->srv->auth == NULL;
+}
+
+void cmd_auth_expire(struct server *s)
+{
+	(void)s;
+}
+
+int auth_setup(struct server *s)
+{
+	if (strcmp(s->cfg->auth, "none")) {
+		log_error("auth", "%s", "error=\"auth = token is not available in this build yet\"");
+		return -1;
+	}
+	return 0;
+}
+
+int auth_reload(struct server *s)
+{
+	(void)s;
+	return 0;
+}
+
+void auth_teardown(struct server *s)
+{
+	(void)s;
+}
+
 /* ---- presence, ping, history ---- */
 
 static void cmd_presence(struct conn *c, struct proto_cmd *cmd)
@@ -462,6 +525,7 @@ static void cmd_history(struct conn *c, struct proto_cmd *cmd)
 	uint64_t lo = before > cmd->limit ? before - cmd->limit : 1;
 
 	if (before <= 1 || room_cache_covers(r, lo, before - 1)) {
+		s->stats.cache_hits++;
 		struct pbuf *b = reply_begin(c, cmd->id);
 		pbuf_adds(b, "{\"messages\":[");
 		for (uint64_t q = lo; q < before; q++) {
@@ -477,6 +541,7 @@ static void cmd_history(struct conn *c, struct proto_cmd *cmd)
 		reply_end(c, cmd->id);
 		return;
 	}
+	s->stats.cache_misses++;
 	struct pread *p = xcalloc(1, sizeof(*p));
 	p->cookie = ++s->next_ticket;
 	int rc = store_read(s->store, r->name, before, 0, cmd->limit, p->cookie);
@@ -492,6 +557,39 @@ static void cmd_history(struct conn *c, struct proto_cmd *cmd)
 	hmap_put(&s->reads, hmap_hash_bytes(&p->cookie, sizeof(p->cookie)), p);
 }
 
+/*
+ * Rate limits: every command takes a token from rate_cmds; joins, history
+ * reads and renames also from their own buckets. A refused command gets
+ * rate_limited and takes a token from rate_abuse (same rate and burst): a
+ * client that keeps sending well past its rate empties that one too and is
+ * closed with 4029, one that only brushes the limit is just slowed down.
+ * Returns 1 if the command may run.
+ */
+static int rate_ok(struct conn *c, const struct proto_cmd *cmd)
+{
+	const struct config *cfg = c->srv->cfg;
+	uint32_t now = (uint32_t)(util_mono_us() / 1000);
+	int ok = bucket_take(&c->rate_cmds, (float)cfg->rate_messages, (float)cfg->rate_burst, now);
+
+	if (ok && cmd->type == PROTO_JOIN)
+		ok = bucket_take(&c->rate_joins, (float)cfg->rate_joins, 2.0f * (float)cfg->rate_joins, now);
+	else if (ok && cmd->type == PROTO_HISTORY)
+		ok = bucket_take(&c->rate_history, (float)cfg->rate_history,
+				 2.0f * (float)cfg->rate_history, now);
+	else if (ok && cmd->type == PROTO_HELLO && cmd->name)
+		ok = bucket_take(&c->rate_names, (float)cfg->rate_names / 60.0f,
+				 (float)cfg->rate_names, now);
+	if (ok)
+		return 1;
+	if (!bucket_take(&c->rate_abuse, (float)cfg->rate_messages, (float)cfg->rate_burst, now)) {
+		log_info("rate_limited", "session=%s peer=%s action=close", c->session, c->peer);
+		conn_close_later(c, CLOSE_RATE_LIMITED);
+		return 0;
+	}
+	fail(c, cmd->id, PROTO_ERATE_LIMITED, NULL);
+	return 0;
+}
+
 void cmd_handle(struct conn *c, const char *buf, size_t len)
 {
 	struct proto_cmd cmd;
@@ -501,7 +599,20 @@ void cmd_handle(struct conn *c, const char *buf, size_t len)
 	c->srv->stats.bytes_in += len;
 	e = proto_decode(buf, len, &cmd);
 	if (e != PROTO_OK) {
-		fail(c, cmd.id, e, cmd.errmsg);
+		/* Bad input costs the same as good input. */
+		cmd.type = PROTO_PING;
+		if (rate_ok(c, &cmd))
+			fail(c, cmd.id, e, cmd.errmsg);
+		return;
+	}
+	if (!rate_ok(c, &cmd)) {
+		proto_cmd_clear(&cmd);
+		return;
+	}
+	if (!c->authed && cmd.type != PROTO_PING &&
+	    !(cmd.type == PROTO_HELLO && cmd.token)) {
+		fail(c, cmd.id, PROTO_EUNAUTHENTICATED, NULL);
+		proto_cmd_clear(&cmd);
 		return;
 	}
 	switch (cmd.type) {

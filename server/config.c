@@ -1,7 +1,9 @@
-/* config.c - settings table and command-line parsing (config.h). */
+/* config.c - settings table, configuration file and command-line parsing
+ * (config.h). */
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,13 +60,25 @@ static const struct opt opts[] = {
 	{ "origins", 0, OPT_STR, O(origins), 0, 0, "LIST", "allowed browser Origins, comma-separated (default: any)" },
 	{ "max_connections", 0, OPT_U32, O(max_connections), 0, UINT32_MAX, "N", "connections at most; 0: no limit (default 0)" },
 	{ "max_connections_per_ip", 0, OPT_U32, O(max_connections_per_ip), 0, UINT32_MAX, "N", "connections per client address; 0: no limit (default 0)" },
-	{ "rate_messages", 0, OPT_U32, O(rate_messages), 1, 1000000, "N", "commands per second per connection (default 100)" },
-	{ "rate_burst", 0, OPT_U32, O(rate_burst), 1, 1000000, "N", "command burst per connection (default 200)" },
+	{ "rate_messages", 0, OPT_U32, O(rate_messages), 1, 1000000, "N", "commands per second per connection (default 1000)" },
+	{ "rate_burst", 0, OPT_U32, O(rate_burst), 1, 1000000, "N", "command burst per connection (default 2000)" },
 	{ "rate_joins", 0, OPT_U32, O(rate_joins), 1, 1000000, "N", "joins per second per connection (default 20)" },
 	{ "rate_history", 0, OPT_U32, O(rate_history), 1, 1000000, "N", "history requests per second per connection (default 20)" },
 	{ "rate_names", 0, OPT_U32, O(rate_names), 1, 1000000, "N", "name changes per minute per connection (default 10)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+/* --help sections (and deploy/parley.conf's): each starts at its key. */
+static const struct {
+	const char *key, *title;
+} sections[] = {
+	{ "host", "Listening and files" },
+	{ "max_message_size", "Limits" },
+	{ "history_cache", "Storage" },
+	{ "drain_timeout", "Shutdown and logging" },
+	{ "unix_socket", "Listeners, TLS and proxies" },
+	{ "auth", "Who may connect, and how much" },
+};
 
 void config_defaults(struct config *c)
 {
@@ -88,8 +102,8 @@ void config_defaults(struct config *c)
 	c->unix_socket_mode = 0660;
 	c->auth = xstrndup("none", 4);
 	c->auth_timeout = 5;
-	c->rate_messages = 100;
-	c->rate_burst = 200;
+	c->rate_messages = 1000;
+	c->rate_burst = 2000;
 	c->rate_joins = 20;
 	c->rate_history = 20;
 	c->rate_names = 10;
@@ -105,29 +119,52 @@ void config_free(struct config *c)
 		}
 }
 
-/* Sets one option from its text value. Returns 0, or -1 with a reason. */
-static int opt_set(struct config *c, const struct opt *o, const char *val, const char **why)
+/* Copies s[0..n) into out for an error message: at most 60 bytes, control
+ * characters shown as '?', "..." when cut. Returns out. */
+static const char *show(const char *s, size_t n, char out[64])
+{
+	size_t k = n > 60 ? 57 : n;
+
+	for (size_t i = 0; i < k; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	if (k < n)
+		memcpy(out + k, "...", 3), k += 3;
+	out[k] = '\0';
+	return out;
+}
+
+/* Sets one option from its text value. Returns 0, or -1 with the reason
+ * ("must be a whole number", ...) written to why. */
+static int opt_set(struct config *c, const struct opt *o, const char *val,
+		   char *why, size_t whylen)
 {
 	void *p = (char *)c + o->off;
 
 	if (o->type == OPT_STR) {
 		if (!*val) {
-			*why = "must not be empty";
+			snprintf(why, whylen, "must not be empty");
 			return -1;
 		}
 		free(*(char **)p);
 		*(char **)p = xstrndup(val, strlen(val));
 		return 0;
 	}
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(val, &end, o->type == OPT_OCTAL ? 8 : 10);
-	if (!*val || *end || errno || val[0] == '-') {
-		*why = "must be a whole number";
+	/* Digits only: strtoull alone would take blanks, a sign and 0x. */
+	const char *digits = o->type == OPT_OCTAL ? "01234567" : "0123456789";
+	if (!*val || val[strspn(val, digits)]) {
+		snprintf(why, whylen, "%s", o->type == OPT_OCTAL ?
+			 "must be an octal number such as 0660" : "must be a whole number");
 		return -1;
 	}
-	if (v < o->min || v > o->max) {
-		*why = "is out of range";
+	errno = 0;
+	unsigned long long v = strtoull(val, NULL, o->type == OPT_OCTAL ? 8 : 10);
+	if (errno || v < o->min || v > o->max) {
+		if (o->type == OPT_OCTAL)
+			snprintf(why, whylen, "is out of range (%#o to %#o)", o->min, o->max);
+		else
+			snprintf(why, whylen, "is out of range (%u to %u)", o->min, o->max);
 		return -1;
 	}
 	*(uint32_t *)p = (uint32_t)v;
@@ -151,14 +188,212 @@ static const struct opt *opt_find(const char *name, size_t n)
 	return NULL;
 }
 
+/* Finds the option for a config-file key, spelled exactly as in the table. */
+static const struct opt *opt_find_key(const char *key, size_t n)
+{
+	for (size_t i = 0; i < NOPTS; i++)
+		if (strlen(opts[i].key) == n && memcmp(opts[i].key, key, n) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+const char *config_key(size_t i)
+{
+	return i < NOPTS ? opts[i].key : NULL;
+}
+
+const char *config_value(const struct config *c, const char *key, char *buf, size_t len)
+{
+	const struct opt *o = opt_find_key(key, strlen(key));
+
+	if (!o)
+		return NULL;
+	const void *p = (const char *)c + o->off;
+	if (o->type == OPT_STR)
+		return *(char *const *)p;
+	snprintf(buf, len, o->type == OPT_OCTAL ? "%#04o" : "%u", *(const uint32_t *)p);
+	return buf;
+}
+
+/* ---- the configuration file ----
+ *
+ * One setting per line, `key = value`, keys exactly as in the table
+ * (max_rooms, not max-rooms). Blank lines and lines whose first non-blank
+ * character is '#' are ignored; elsewhere '#' starts a comment only when a
+ * blank precedes it, so `origins = https://a.example/#x` keeps its '#'.
+ * A value may be wrapped in double quotes to keep leading or trailing
+ * blanks or a " #"; there are no escapes, so a quoted value cannot hold '"'.
+ * A key given twice is an error: with flags for overrides, a second line is
+ * far more likely a forgotten edit than an intent.
+ */
+
+#define CONFIG_FILE_MAX (1u << 20)
+
+static int is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+/* Writes "NAME:LINE: message" to err. Returns -1. */
+__attribute__((format(printf, 5, 6)))
+static int line_err(char *err, size_t errlen, const char *name, unsigned line,
+		    const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!errlen)
+		return -1;
+	n = snprintf(err, errlen, "%s:%u: ", name, line);
+	if (n >= 0 && (size_t)n < errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+int config_parse_text(struct config *c, const char *name, const char *text, size_t len,
+		      char *err, size_t errlen)
+{
+	unsigned seen[NOPTS] = { 0 };   /* line that set each key; 0: not yet */
+	unsigned lineno = 0;
+	size_t pos = 0;
+	char s1[64], s2[96];
+
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		pos = 3;                /* a UTF-8 byte order mark, as some editors write */
+	while (pos < len) {
+		const char *l = text + pos;
+		const char *nl = memchr(l, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - l) : len - pos;
+
+		pos += n + 1;
+		lineno++;
+		if (memchr(l, '\0', n))
+			return line_err(err, errlen, name, lineno, "NUL byte in the line");
+		while (n && is_blank(*l))
+			l++, n--;
+		while (n && is_blank(l[n - 1]))
+			n--;
+		if (!n || *l == '#')
+			continue;
+
+		const char *eq = memchr(l, '=', n);
+		if (!eq)
+			return line_err(err, errlen, name, lineno,
+					"expected 'key = value', got '%s'", show(l, n, s1));
+		size_t klen = (size_t)(eq - l);
+		while (klen && is_blank(l[klen - 1]))
+			klen--;
+		if (!klen)
+			return line_err(err, errlen, name, lineno, "missing key before '='");
+		const struct opt *o = opt_find_key(l, klen);
+		if (!o) {
+			const struct opt *alt = opt_find(l, klen);
+			if (alt)
+				return line_err(err, errlen, name, lineno,
+						"unknown key '%s' (keys use '_': %s)",
+						show(l, klen, s1), alt->key);
+			return line_err(err, errlen, name, lineno, "unknown key '%s'",
+					show(l, klen, s1));
+		}
+		size_t oi = (size_t)(o - opts);
+		if (seen[oi])
+			return line_err(err, errlen, name, lineno,
+					"duplicate key '%s' (first set on line %u)", o->key, seen[oi]);
+		seen[oi] = lineno;
+
+		const char *v = eq + 1, *vs;
+		size_t vn = (size_t)(l + n - v), i = 0, vl;
+		while (i < vn && is_blank(v[i]))
+			i++;
+		if (i < vn && v[i] == '"') {
+			const char *q = memchr(v + i + 1, '"', vn - i - 1);
+			if (!q)
+				return line_err(err, errlen, name, lineno,
+						"%s: missing closing quote", o->key);
+			vs = v + i + 1;
+			vl = (size_t)(q - vs);
+			size_t j = (size_t)(q + 1 - v);
+			while (j < vn && is_blank(v[j]))
+				j++;
+			if (j < vn && !(v[j] == '#' && is_blank(v[j - 1])))
+				return line_err(err, errlen, name, lineno,
+						"%s: unexpected text after the closing quote", o->key);
+		} else {
+			size_t j = i;
+			while (j < vn && !(v[j] == '#' && j > 0 && is_blank(v[j - 1])))
+				j++;
+			while (j > i && is_blank(v[j - 1]))
+				j--;
+			vs = v + i;
+			vl = j - i;
+		}
+		if (!vl)
+			return line_err(err, errlen, name, lineno, "%s: missing value", o->key);
+
+		char *val = xstrndup(vs, vl), why[64];
+		int rc = opt_set(c, o, val, why, sizeof(why));
+		free(val);
+		if (rc < 0)
+			return line_err(err, errlen, name, lineno, "%s: value '%s' %s",
+					o->key, show(vs, vl, s2), why);
+	}
+	return 0;
+}
+
+int config_parse_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "rb");
+	char *text = NULL;
+	size_t len = 0, cap = 0;
+	int rc = -1;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 4096;
+			text = xrealloc(text, cap);
+		}
+		size_t got = fread(text + len, 1, cap - len, f);
+		len += got;
+		if (len > CONFIG_FILE_MAX) {
+			snprintf(err, errlen, "%s: larger than %u bytes", path, CONFIG_FILE_MAX);
+			goto out;
+		}
+		if (got == 0)
+			break;
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		goto out;
+	}
+	rc = config_parse_text(c, path, text, len, err, errlen);
+out:
+	free(text);
+	fclose(f);
+	return rc;
+}
+
+/* ---- the command line ---- */
+
 void config_usage(FILE *f)
 {
 	fprintf(f, "usage: parleyd [options]\n\n"
 		   "Parley real-time chat and pub/sub server.\n\n"
 		   "  -h, --help                       show this help and exit\n"
-		   "  -V, --version                    show the version and exit\n");
+		   "  -V, --version                    show the version and exit\n"
+		   "  -c, --config FILE                read settings from FILE (key = value; flags win)\n"
+		   "      --check-config               check the settings, print 'ok' and exit\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		char flag[64], *o = flag;
+		for (size_t g = 0; g < sizeof(sections) / sizeof(sections[0]); g++)
+			if (!strcmp(sections[g].key, opts[i].key))
+				fprintf(f, "\n%s:\n", sections[g].title);
 		if (opts[i].shortopt)
 			o += sprintf(o, "-%c, ", opts[i].shortopt);
 		else
@@ -169,14 +404,58 @@ void config_usage(FILE *f)
 		sprintf(o, " %s", opts[i].arg);
 		fprintf(f, "  %-32s %s\n", flag, opts[i].help);
 	}
-	fprintf(f, "\nDocumentation: docs/configuration.md, docs/protocol.md\n");
+	fprintf(f, "\nEvery option is also a config-file key, spelled with '_' (max_rooms).\n"
+		   "Documentation: docs/configuration.md, docs/protocol.md\n");
+}
+
+/* Recognises a settings flag (--key, --key=value, -p). Returns its option,
+ * with *val set for the --key=value form, or NULL. */
+static const struct opt *arg_opt(const char *a, const char **val)
+{
+	*val = NULL;
+	if (a[0] == '-' && a[1] == '-') {
+		const char *eq = strchr(a + 2, '=');
+		size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+		if (eq)
+			*val = eq + 1;
+		return opt_find(a + 2, n);
+	}
+	if (a[0] == '-' && a[1] && !a[2])
+		for (size_t k = 0; k < NOPTS; k++)
+			if (opts[k].shortopt == a[1])
+				return &opts[k];
+	return NULL;
+}
+
+/* -c FILE, --config FILE or --config=FILE at argv[*i]: returns the file
+ * name and advances *i past a separate value; NULL if argv[*i] is another
+ * argument. *missing is set when the value is absent. */
+static const char *arg_config(int argc, char **argv, int *i, int *missing)
+{
+	const char *a = argv[*i];
+
+	*missing = 0;
+	if (!strncmp(a, "--config=", 9))
+		return a + 9;
+	if (strcmp(a, "-c") && strcmp(a, "--config"))
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = 1;
+		return NULL;
+	}
+	return argv[++*i];
 }
 
 int config_parse_args(struct config *c, int argc, char **argv)
 {
+	const char *file = NULL, *val, *f;
+	int check = 0, missing;
+	char err[512], why[64], s[64];
+
+	/* Pass 1: help, version, the file and --check-config. The file is
+	 * read before any flag, so flags win whatever their order. */
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *val = NULL, *why;
-		const struct opt *o = NULL;
+		const char *a = argv[i];
 
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
 			config_usage(stdout);
@@ -186,17 +465,35 @@ int config_parse_args(struct config *c, int argc, char **argv)
 			printf("parleyd %s\n", PARLEY_VERSION);
 			return 1;
 		}
-		if (a[0] == '-' && a[1] == '-') {
-			const char *eq = strchr(a + 2, '=');
-			size_t n = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
-			o = opt_find(a + 2, n);
-			if (eq)
-				val = eq + 1;
-		} else if (a[0] == '-' && a[1] && !a[2]) {
-			for (size_t k = 0; k < NOPTS; k++)
-				if (opts[k].shortopt == a[1])
-					o = &opts[k];
+		if (!strcmp(a, "--check-config")) {
+			check = 1;
+		} else if ((f = arg_config(argc, argv, &i, &missing)) || missing) {
+			if (missing) {
+				fprintf(stderr, "parleyd: option '%s' needs a value\n", a);
+				return -1;
+			}
+			if (file) {
+				fprintf(stderr, "parleyd: only one configuration file (-c) may be given\n");
+				return -1;
+			}
+			file = f;
+		} else if (arg_opt(a, &val) && !val) {
+			i++;    /* its value, which may start with '-' */
 		}
+	}
+	if (file && config_parse_file(c, file, err, sizeof(err)) < 0) {
+		fprintf(stderr, "parleyd: %s\n", err);
+		return -1;
+	}
+
+	/* Pass 2: the flags. */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const struct opt *o;
+
+		if (!strcmp(a, "--check-config") || arg_config(argc, argv, &i, &missing))
+			continue;
+		o = arg_opt(a, &val);
 		if (!o) {
 			fprintf(stderr, "parleyd: unknown option '%s' (see --help)\n", a);
 			return -1;
@@ -208,10 +505,18 @@ int config_parse_args(struct config *c, int argc, char **argv)
 			}
 			val = argv[++i];
 		}
-		if (opt_set(c, o, val, &why) < 0) {
-			fprintf(stderr, "parleyd: option '%s': value '%s' %s\n", a, val, why);
+		if (opt_set(c, o, val, why, sizeof(why)) < 0) {
+			fprintf(stderr, "parleyd: option '%s': value '%s' %s\n", a,
+				show(val, strlen(val), s), why);
 			return -1;
 		}
+	}
+
+	if (check) {
+		if (config_validate(c) < 0)
+			return -1;
+		printf("parleyd: %s: ok\n", file ? file : "command line");
+		return 1;
 	}
 	return 0;
 }

@@ -1,11 +1,13 @@
 /*
- * config.h - parleyd settings: defaults, the option table, command-line
- * parsing. Every setting is one row of the table in config.c, which gives
- * its key (also its --flag, with '-' for '_'), type, range and help text.
+ * config.h - parleyd settings: defaults, the option table, the configuration
+ * file and command-line parsing. Every setting is one row of the table in
+ * config.c, which gives its key (also its --flag, with '-' for '_'), type,
+ * range and help text. Precedence: defaults, then the file (-c), then flags.
  */
 #ifndef PARLEY_CONFIG_H
 #define PARLEY_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -55,9 +57,30 @@ struct config {
 void config_defaults(struct config *c);
 void config_free(struct config *c);
 
-/* Parses argv. Returns 0 to run, 1 when --help/--version was handled (exit
- * 0), or -1 after printing an error to stderr (exit 2). */
+/* Parses argv: reads the file named by -c/--config first, then applies the
+ * flags, so a flag overrides the file wherever it stands. Returns 0 to run,
+ * 1 when --help/--version was handled or --check-config passed (it runs
+ * config_validate and prints "parleyd: FILE: ok" on stdout; exit 0), or -1
+ * after printing an error to stderr (exit 2). */
 int config_parse_args(struct config *c, int argc, char **argv);
+
+/* Applies the `key = value` lines of text[0..len) (need not be
+ * NUL-terminated) to c; name is the file name used in messages. Returns 0,
+ * or -1 with "NAME:LINE: reason" in err (no "parleyd: " prefix); c may then
+ * hold some of the file's values and must still be released with
+ * config_free. */
+int config_parse_text(struct config *c, const char *name, const char *text, size_t len,
+		      char *err, size_t errlen);
+/* Reads the file at path and applies it as config_parse_text does; an
+ * unreadable file gives "PATH: cannot open: REASON". */
+int config_parse_file(struct config *c, const char *path, char *err, size_t errlen);
+
+/* The i-th setting's key in table order, or NULL past the last. */
+const char *config_key(size_t i);
+/* The value of setting key in c as config-file text: a string setting's
+ * own text (NULL when unset), or a number formatted into buf (octal ones as
+ * 0660). NULL for an unknown key. */
+const char *config_value(const struct config *c, const char *key, char *buf, size_t len);
 /* Checks relations between settings; -1 after printing an error. */
 int config_validate(const struct config *c);
 void config_usage(FILE *f);

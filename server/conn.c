@@ -1,6 +1,7 @@
 /* conn.c - a WebSocket client connection: queue, flush, close (conn.h). */
 #include "conn.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,60 @@ static void send_welcome(struct conn *c)
 	conn_send_text(c, b->data, b->len);
 }
 
-void conn_open(struct conn *c, struct server *s, struct lws *wsi)
+/* Connections per client address, for max_connections_per_ip. */
+struct ipcount {
+	uint32_t n;
+	char addr[46];
+};
+
+static int ip_match(const void *entry, const void *key)
+{
+	return strcmp(((const struct ipcount *)entry)->addr, key) == 0;
+}
+
+uint32_t conn_count_ip(struct server *s, const char *addr)
+{
+	struct ipcount *e = hmap_get(&s->per_ip, hmap_hash_bytes(addr, strlen(addr)), addr, ip_match);
+	return e ? e->n : 0;
+}
+
+static void ip_add(struct server *s, const char *addr, int delta)
+{
+	uint64_t h = hmap_hash_bytes(addr, strlen(addr));
+	struct ipcount *e = hmap_get(&s->per_ip, h, addr, ip_match);
+
+	if (!e) {
+		if (delta < 0)
+			return;
+		e = xcalloc(1, sizeof(*e));
+		snprintf(e->addr, sizeof(e->addr), "%s", addr);
+		hmap_put(&s->per_ip, h, e);
+	}
+	e->n += (uint32_t)delta;
+	if (e->n == 0)
+		free(hmap_del(&s->per_ip, h, addr, ip_match));
+}
+
+int conn_reason_of(uint16_t code)
+{
+	switch (code) {
+	case LWS_CLOSE_STATUS_GOINGAWAY: return CLOSE_R_GOING_AWAY;
+	case CLOSE_SLOW_CONSUMER: return CLOSE_R_SLOW_CONSUMER;
+	case LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE: return CLOSE_R_TOO_BIG;
+	case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: return CLOSE_R_BINARY;
+	case CLOSE_AUTH: return CLOSE_R_AUTH;
+	case CLOSE_RATE_LIMITED: return CLOSE_R_RATE_LIMITED;
+	default: return CLOSE_R_ERROR;
+	}
+}
+
+static const char *const reason_names[CLOSE_R_COUNT] = {
+#define X(e, name) name,
+	CLOSE_REASON_MAP(X)
+#undef X
+};
+
+void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer)
 {
 	char guest[6 + 9];
 
@@ -42,7 +96,10 @@ void conn_open(struct conn *c, struct server *s, struct lws *wsi)
 	memcpy(guest, "guest-", 6);
 	util_random_hex(guest + 6, 4);
 	conn_set_name(c, guest, strlen(guest));
-	lws_get_peer_simple(wsi, c->peer, sizeof(c->peer));
+	c->close_reason = CLOSE_R_HANGUP;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	ip_add(s, c->peer, 1);
+	c->counted_ip = true;
 
 	c->next = s->conns;
 	if (s->conns)
@@ -52,7 +109,7 @@ void conn_open(struct conn *c, struct server *s, struct lws *wsi)
 	s->stats.conns_total++;
 	hmap_put(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)), c);
 
-	log_debug("connect", "session=%s peer=%s", c->session, c->peer);
+	log_info("connect", "session=%s peer=%s connections=%u", c->session, c->peer, s->nconns);
 	send_welcome(c);
 }
 
@@ -78,8 +135,13 @@ void conn_release(struct conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 
-	log_debug("disconnect", "session=%s peer=%s code=%u", c->session, c->peer,
-		  c->close_code);
+	if (c->counted_ip)
+		ip_add(s, c->peer, -1);
+	if (c->peer_closed && !c->close_code)
+		c->close_reason = CLOSE_R_CLIENT;
+	s->stats.disconnects[c->close_reason]++;
+	log_info("disconnect", "session=%s peer=%s user=%s reason=%s connections=%u",
+		 c->session, c->peer, log_q(c->name), reason_names[c->close_reason], s->nconns);
 	free(c->name);
 	c->name = NULL;
 	c->srv = NULL;
@@ -110,6 +172,7 @@ void conn_close_later(struct conn *c, uint16_t code)
 	if (c->close_code)
 		return;
 	c->close_code = code;
+	c->close_reason = (uint8_t)conn_reason_of(code);
 	if (code == CLOSE_SLOW_CONSUMER) {
 		/* Its backlog is dropped now: that memory is what the limit
 		 * protects. (A 1001 drain sends what is queued first.) */

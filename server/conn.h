@@ -18,11 +18,15 @@
 #include "buf.h"
 #include "frame.h"
 #include "hmap.h"
+#include "metrics.h"
+#include "ratelimit.h"
 
 struct server;
 
 /* Close codes parleyd uses besides lws's own. */
 #define CLOSE_SLOW_CONSUMER 4008
+#define CLOSE_AUTH          4001
+#define CLOSE_RATE_LIMITED  4029
 /* Seconds a closing connection has to take its close frame. */
 #define CLOSE_WAIT_S 30
 
@@ -38,13 +42,26 @@ struct conn {
 	struct pbuf rx;                /* a fragmented message being reassembled */
 	uint64_t serial;
 	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
+	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
+	bool peer_closed;              /* the client sent a close frame */
+	bool counted_ip;               /* holds a count in server->per_ip */
+	bool authed;                   /* auth = token: a valid token was shown */
+	const char *close_text;        /* static reason sent with close_code */
+	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
+	int64_t auth_deadline;         /* ms: close with 4001 unless authed */
+	struct auth_claims *claims;    /* the token's claims, owned; NULL: none */
+	uint16_t rate_strikes;
+	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	bool pending;                  /* on server->pending */
 	bool rx_too_big;
 	char session[17];
 	char peer[46];
 };
 
-void conn_open(struct conn *c, struct server *s, struct lws *wsi);
+/* peer: the client address (netaddr_client). */
+void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer);
+/* Open connections from a client address. */
+uint32_t conn_count_ip(struct server *s, const char *addr);
 void conn_release(struct conn *c);
 
 /* Queues a reference to f. If the queue is over its limits the connection
@@ -55,8 +72,11 @@ void conn_send_text(struct conn *c, const char *text, size_t len);
 /* Writes queued frames until the queue is empty or the socket is full.
  * Returns -1 if the connection must close. */
 int conn_flush(struct conn *c);
-/* Drops queued output and closes with code at the next WRITEABLE. */
+/* Closes with code at the next WRITEABLE (after the queued output, except
+ * for a slow consumer, whose queue is dropped). */
 void conn_close_later(struct conn *c, uint16_t code);
+/* The close reason (metrics label) of a close code. */
+int conn_reason_of(uint16_t code);
 /* Removes c from every room (a safe point only: not inside a fan-out). */
 void conn_leave_all(struct conn *c);
 /* Sets the display name (copied). */

@@ -3,10 +3,14 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 enum log_level log_min_level = LOG_INFO;
+
+static FILE *log_fp;          /* NULL: stderr */
+static char *log_path;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -46,7 +50,28 @@ void log_event(enum log_level lvl, const char *msg, const char *fmt, ...)
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
-	fwrite(line, 1, (size_t)n, stderr);
+	fwrite(line, 1, (size_t)n, log_fp ? log_fp : stderr);
+}
+
+int log_open(const char *path)
+{
+	FILE *f = fopen(path, "a");
+	if (!f)
+		return -1;
+	setvbuf(f, NULL, _IOLBF, 0);
+	if (log_fp)
+		fclose(log_fp);
+	log_fp = f;
+	if (path != log_path) {
+		free(log_path);
+		log_path = strdup(path);
+	}
+	return 0;
+}
+
+int log_reopen(void)
+{
+	return log_path ? log_open(log_path) : 0;
 }
 
 const char *log_q(const char *s)

@@ -12,6 +12,10 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 extern enum log_level log_min_level;
 
 int log_parse_level(const char *s, enum log_level *out);
+/* Logs go to path (appended) instead of stderr. Returns 0 or -1. */
+int log_open(const char *path);
+/* Reopens the log file (after logrotate moved it); 0 without one. */
+int log_reopen(void);
 void log_event(enum log_level lvl, const char *msg, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Quotes s for a logfmt value into a static rotating buffer. */

@@ -19,6 +19,11 @@ int main(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	}
 	log_parse_level(cfg.log_level, &log_min_level);
+	if (cfg.log_file && log_open(cfg.log_file) < 0) {
+		perror(cfg.log_file);
+		config_free(&cfg);
+		return 2;
+	}
 	rc = server_run(&cfg);
 	config_free(&cfg);
 	return rc;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cmd.h"
 #include "conn.h"
@@ -88,6 +89,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *s = w->data;
 	lws_cancel_service(s->ctx);
+	cmd_auth_expire(s);
 }
 
 /* ---- signals and drain ---- */
@@ -128,7 +130,12 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	struct server *s = w->data;
 
 	if (w->signum == SIGHUP) {
-		log_info("sighup", "%s", "action=none");
+		/* What can change safely at run time: the log file (after
+		 * logrotate) and the token secrets (rotation). */
+		int lr = log_reopen();
+		int ar = auth_reload(s);
+		log_info("sighup", "log_reopen=%s auth_reload=%s", lr < 0 ? "failed" : "ok",
+			 ar < 0 ? "failed" : ar > 0 ? "ok" : "none");
 		return;
 	}
 	begin_drain(s, w->signum == SIGTERM ? "TERM" : "INT");
@@ -177,9 +184,78 @@ static void build_limits(struct server *s)
 		 PROTO_HISTORY_MAX);
 }
 
+/* Creates the TCP vhost (with TLS if configured) and the Unix-socket one. */
+static int listen_all(struct server *s, struct lws_context_creation_info *info)
+{
+	const struct config *cfg = s->cfg;
+
+	if (!cfg->no_tcp) {
+		info->ssl_cert_filepath = cfg->tls_cert;
+		info->ssl_private_key_filepath = cfg->tls_key;
+		s->vhost = lws_create_vhost(s->ctx, info);
+		info->ssl_cert_filepath = info->ssl_private_key_filepath = NULL;
+		if (!s->vhost) {
+			log_error("listen", "host=%s port=%u tls=%d error=\"cannot listen (address in use, or a bad certificate)\"",
+				  cfg->host ? cfg->host : "*", cfg->port, cfg->tls_cert != NULL);
+			return -1;
+		}
+		log_info("listening", "host=%s port=%d tls=%s web_root=%s data_dir=%s version=%s",
+			 cfg->host ? cfg->host : "*", lws_get_vhost_listen_port(s->vhost),
+			 cfg->tls_cert ? "on" : "off", log_q(cfg->web_root), log_q(cfg->data_dir),
+			 PARLEY_VERSION);
+	}
+	if (cfg->unix_socket) {
+		struct lws_context_creation_info u = *info;
+		struct stat st;
+
+		/* A socket left by a crashed run would make bind() fail. */
+		if (lstat(cfg->unix_socket, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(cfg->unix_socket);
+		u.options |= LWS_SERVER_OPTION_UNIX_SOCK;
+		u.iface = cfg->unix_socket;
+		u.port = 0;
+		u.vhost_name = "parley-unix";
+		s->vhost_unix = lws_create_vhost(s->ctx, &u);
+		if (!s->vhost_unix) {
+			log_error("listen", "unix_socket=%s error=\"cannot listen\"", log_q(cfg->unix_socket));
+			return -1;
+		}
+		if (chmod(cfg->unix_socket, (mode_t)cfg->unix_socket_mode) < 0)
+			log_warn("unix_socket", "path=%s error=%s", log_q(cfg->unix_socket),
+				 log_q(strerror(errno)));
+		log_info("listening", "unix_socket=%s mode=%04o", log_q(cfg->unix_socket),
+			 cfg->unix_socket_mode);
+	}
+	return 0;
+}
+
 static void store_wake(void *opaque)
 {
 	lws_cancel_service(opaque);
+}
+
+/* mkdir -p, mode 0750 for what it creates. */
+static int mkdir_p(const char *path)
+{
+	char tmp[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0750) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
 }
 
 static int open_store(struct server *s)
@@ -187,7 +263,7 @@ static int open_store(struct server *s)
 	struct store_config sc = { 0 };
 	char path[4096], err[256];
 
-	if (mkdir(s->cfg->data_dir, 0750) < 0 && errno != EEXIST) {
+	if (mkdir_p(s->cfg->data_dir) < 0) {
 		log_error("data_dir", "path=%s error=%s", log_q(s->cfg->data_dir),
 			  log_q(strerror(errno)));
 		return -1;
@@ -213,7 +289,7 @@ int server_run(struct config *cfg)
 	static struct server srv;
 	struct server *s = &srv;
 	struct lws_context_creation_info info;
-	struct lws_http_mount mount_health, mount_root;
+	struct lws_http_mount mount_health, mount_metrics, mount_root;
 	void *foreign[1];
 	int rc = 1;
 
@@ -237,6 +313,11 @@ int server_run(struct config *cfg)
 	mount_health.mountpoint_len = 8;
 	mount_health.origin = "parley";
 	mount_health.origin_protocol = LWSMPRO_CALLBACK;
+
+	mount_metrics = mount_health;
+	mount_metrics.mountpoint = "/metrics";
+	mount_metrics.mountpoint_len = 8;
+	mount_health.mount_next = &mount_metrics;
 
 	memset(&mount_root, 0, sizeof(mount_root));
 	mount_root.mount_next = &mount_health;
@@ -264,6 +345,18 @@ int server_run(struct config *cfg)
 	info.timeout_secs = 10;
 	info.pt_serv_buf_size = 16384;
 
+	if (cfg->tls_cert)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+
+	if (cfg->trusted_proxies) {
+		char err[128];
+		if (netlist_parse(&s->trusted, cfg->trusted_proxies, err, sizeof(err)) < 0) {
+			log_error("config", "key=trusted_proxies error=%s", log_q(err));
+			goto out;
+		}
+	}
+	if (auth_setup(s) < 0)
+		goto out;
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
 		log_error("lws_context", "%s", "error=\"cannot create the lws context (is libwebsockets-evlib-ev installed?)\"");
@@ -271,15 +364,8 @@ int server_run(struct config *cfg)
 	}
 	if (open_store(s) < 0)
 		goto out;
-	s->vhost = lws_create_vhost(s->ctx, &info);
-	if (!s->vhost) {
-		log_error("listen", "host=%s port=%u error=\"cannot listen\"",
-			  cfg->host ? cfg->host : "*", cfg->port);
+	if (listen_all(s, &info) < 0)
 		goto out;
-	}
-	log_info("listening", "host=%s port=%d web_root=%s data_dir=%s version=%s",
-		 cfg->host ? cfg->host : "*", lws_get_vhost_listen_port(s->vhost),
-		 log_q(cfg->web_root), log_q(cfg->data_dir), PARLEY_VERSION);
 
 	ev_prepare_init(&s->flush_w, flush_cb);
 	s->flush_w.data = s;
@@ -328,6 +414,12 @@ out:
 			free(s->reads.slots[i].entry);
 	hmap_free(&s->reads);
 	hmap_free(&s->by_serial);
+	for (uint32_t i = 0; i < s->per_ip.cap; i++)
+		if (s->per_ip.slots[i].hash)
+			free(s->per_ip.slots[i].entry);
+	hmap_free(&s->per_ip);
+	netlist_free(&s->trusted);
+	auth_teardown(s);
 	hmap_free(&s->rooms);
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);

@@ -22,7 +22,10 @@
 #include "config.h"
 #include "errors.h"
 #include "hmap.h"
+#include "metrics.h"
+#include "netaddr.h"
 
+struct auth;
 struct conn;
 struct store;
 
@@ -32,7 +35,9 @@ struct server_stats {
 	uint64_t published, delivered;
 	uint64_t slow_closes;
 	uint64_t errors[PROTO_ERR_COUNT];
-	uint64_t close_by_code[6]; /* 1000 1001 1003 1007 1009 4008 */
+	uint64_t disconnects[CLOSE_R_COUNT];
+	uint64_t rejected_403, rejected_429, rejected_503;
+	uint64_t cache_hits, cache_misses;
 };
 
 struct server {
@@ -55,6 +60,11 @@ struct server {
 	struct hmap tickets;        /* durable publishes waiting for commit */
 	struct hmap reads;          /* reads from disk in flight, by cookie */
 	uint64_t next_ticket;
+
+	struct hmap per_ip;         /* struct ipcount *, by address */
+	struct netlist trusted;     /* trusted_proxies */
+	struct lws_vhost *vhost_unix;
+	struct auth *auth;          /* NULL: auth = none */
 
 	struct store *store;
 	struct pbuf enc;            /* frame encoding scratch */

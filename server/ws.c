@@ -1,6 +1,11 @@
 /*
  * ws.c - the lws protocol callback: WebSocket connections on /ws and the
- * small HTTP endpoints (/healthz). Static files are an lws mount (server.c).
+ * small HTTP endpoints (/healthz, /metrics). Static files are an lws mount
+ * (server.c).
+ *
+ * Upgrades are checked before they happen (HTTP_CONFIRM_UPGRADE): path,
+ * draining (503), Origin allowlist (403), connection limits (503 overall,
+ * 429 per client address).
  *
  * Inbound messages: lws hands us each frame, in pieces when a frame is
  * larger than its buffer. A message that arrives whole in one piece is
@@ -12,22 +17,19 @@
 #include "cmd.h"
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "store.h"
 #include "ws.h"
 
-static int close_with(struct lws *wsi, enum lws_close_status code, const char *why)
+static int close_with(struct conn *c, struct lws *wsi, uint16_t code, const char *why)
 {
-	lws_close_reason(wsi, code, (unsigned char *)why, strlen(why));
+	if (!c->close_code) {
+		c->close_code = code;
+		c->close_reason = (uint8_t)conn_reason_of(code);
+	}
+	lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)why, strlen(why));
 	return -1;
-}
-
-static void count_close(struct server *s, uint16_t code)
-{
-	static const uint16_t codes[6] = { 1000, 1001, 1003, 1007, 1009, 4008 };
-	for (int i = 0; i < 6; i++)
-		if (codes[i] == code)
-			s->stats.close_by_code[i]++;
 }
 
 static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t len)
@@ -38,11 +40,9 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 
 	if (c->close_code)
 		return 0; /* closing: ignore what is still in flight */
-	if (lws_frame_is_binary(wsi)) {
-		count_close(s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
-		return close_with(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+	if (lws_frame_is_binary(wsi))
+		return close_with(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
 				  "binary frames are not supported");
-	}
 	if (first && done && !c->rx.len) {
 		if (len > s->cfg->max_message_size)
 			goto too_big;
@@ -60,8 +60,7 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 	}
 	return 0;
 too_big:
-	count_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
-	return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+	return close_with(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
 }
 
 static int on_writeable(struct conn *c, struct lws *wsi)
@@ -71,47 +70,127 @@ static int on_writeable(struct conn *c, struct lws *wsi)
 	if (c->close_code) {
 		if (c->q.count || lws_partial_buffered(wsi))
 			return 0; /* drain first; lws calls again */
-		count_close(c->srv, c->close_code);
-		return close_with(wsi, (enum lws_close_status)c->close_code,
-				  c->close_code == CLOSE_SLOW_CONSUMER ? "slow consumer" :
-				  "server going away");
+		const char *why = "";
+		switch (c->close_code) {
+		case CLOSE_SLOW_CONSUMER: why = "slow consumer"; break;
+		case LWS_CLOSE_STATUS_GOINGAWAY: why = "server going away"; break;
+		case CLOSE_RATE_LIMITED: why = "rate limited"; break;
+		case CLOSE_AUTH: why = c->close_text ? c->close_text : "authentication failed"; break;
+		}
+		return close_with(c, wsi, c->close_code, why);
 	}
 	return 0;
 }
 
-static int http_reply(struct lws *wsi, unsigned int status, const char *body)
+/* ---- HTTP ---- */
+
+static int http_reply(struct lws *wsi, unsigned int status, const char *type,
+		      const char *body, size_t n)
 {
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
 		      *end = buf + sizeof(buf) - 1;
-	size_t n = strlen(body);
 
-	if (lws_add_http_common_headers(wsi, status, "text/plain; charset=utf-8",
-					(lws_filepos_t)n, &p, end) ||
+	if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)n, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (const unsigned char *)"no-store", 8, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return 1;
-	memcpy(p, body, n);
-	if (lws_write(wsi, p, n, LWS_WRITE_HTTP_FINAL) != (int)n)
+	/* Raw HTTP/1 body: lws buffers what the socket does not take. */
+	if (lws_write(wsi, (unsigned char *)body, n, LWS_WRITE_HTTP_FINAL) != (int)n)
 		return 1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+static int text_reply(struct lws *wsi, unsigned int status, const char *body)
+{
+	return http_reply(wsi, status, "text/plain; charset=utf-8", body, strlen(body));
+}
+
 static int on_http(struct server *s, struct lws *wsi, const char *path)
 {
-	/* mounted at /healthz */
-	if (path && *path && strcmp(path, "/") && strcmp(path, "/healthz"))
-		return http_reply(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
+	char uri[64];
+
+	/* Mounted at /healthz and /metrics; `in` is what follows the
+	 * mountpoint, so ask for the whole URI. */
+	(void)path;
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
+		return text_reply(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
+	if (!strcmp(uri, "/metrics")) {
+		struct pbuf b = { 0 };
+		metrics_render(s, &b);
+		int r = http_reply(wsi, HTTP_STATUS_OK, "text/plain; version=0.0.4; charset=utf-8",
+				   b.data, b.len);
+		pbuf_free(&b);
+		return r;
+	}
+	if (strcmp(uri, "/healthz"))
+		return text_reply(wsi, HTTP_STATUS_NOT_FOUND, "not found\n");
 	if (s->draining)
-		return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "draining\n");
+		return text_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "draining\n");
 	if (s->store) {
 		struct store_stats st;
 		store_get_stats(s->store, &st);
 		if (st.failing)
-			return http_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
-					  "storage failing\n");
+			return text_reply(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "storage failing\n");
 	}
-	return http_reply(wsi, HTTP_STATUS_OK, "ok\n");
+	return text_reply(wsi, HTTP_STATUS_OK, "ok\n");
+}
+
+/* 1 if origin is in the comma-separated list. */
+static int origin_allowed(const char *list, const char *origin)
+{
+	size_t n = strlen(origin);
+	for (const char *p = list; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t m = strcspn(p, ", ");
+		if (m == n && !memcmp(p, origin, n))
+			return 1;
+		p += m;
+	}
+	return 0;
+}
+
+static int is_unix_peer(struct server *s, struct lws *wsi)
+{
+	return s->vhost_unix && lws_get_vhost(wsi) == s->vhost_unix;
+}
+
+/* Refuses an upgrade with an HTTP status; returns what the callback must. */
+static int refuse(struct lws *wsi, unsigned int status, uint64_t *counter, const char *why)
+{
+	(*counter)++;
+	log_info("refused", "status=%u reason=%s", status, log_q(why));
+	if (lws_return_http_status(wsi, status, why))
+		return -1;
+	return 1;
+}
+
+static int confirm_upgrade(struct server *s, struct lws *wsi)
+{
+	const struct config *cfg = s->cfg;
+	char uri[32], addr[64], origin[256];
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws"))
+		return refuse(wsi, HTTP_STATUS_NOT_FOUND, &s->stats.rejected_403,
+			      "WebSocket endpoint is /ws");
+	if (s->draining)
+		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, &s->stats.rejected_503,
+			      "server is shutting down");
+	if (cfg->origins && lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0 &&
+	    !origin_allowed(cfg->origins, origin))
+		return refuse(wsi, HTTP_STATUS_FORBIDDEN, &s->stats.rejected_403,
+			      "origin not allowed");
+	if (cfg->max_connections && s->nconns >= cfg->max_connections)
+		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, &s->stats.rejected_503,
+			      "too many connections");
+	if (cfg->max_connections_per_ip) {
+		netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
+		if (conn_count_ip(s, addr) >= cfg->max_connections_per_ip)
+			return refuse(wsi, 429, &s->stats.rejected_429,
+				      "too many connections from this address");
+	}
+	return 0;
 }
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -119,24 +198,26 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 {
 	struct server *s = lws_context_user(lws_get_context(wsi));
 	struct conn *c = user;
-	char uri[32];
+	char addr[64];
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
 		return s->draining; /* draining: accept nothing new */
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		/* WebSocket upgrades only on /ws */
-		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
-		    strcmp(uri, "/ws") || s->draining)
-			return 1;
-		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(s, wsi);
 	case LWS_CALLBACK_ESTABLISHED:
-		conn_open(c, s, wsi);
+		netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
+		conn_open(c, s, wsi, addr);
+		cmd_conn_established(c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(c, wsi, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c, wsi);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (c && c->srv)
+			c->peer_closed = true;
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		cmd_conn_gone(s, c);
 		conn_release(c);

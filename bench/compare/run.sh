@@ -11,6 +11,7 @@
 #   CONNS=5000                    members of the fan-out room and idle connections
 #   OUT=dir                       where results go (default: a new mktemp dir)
 #   SERVER_CPU=0 BENCH_CPU=1      CPU pinning (taskset)
+#   TABLE_ONLY=1 OUT=dir          only print the table of an earlier run's results
 # Default run: about 4-6 minutes on a 2-core machine.
 set -euo pipefail
 
@@ -37,6 +38,7 @@ if [ "$ncpu" -lt 2 ]; then SERVER_CPU=0; BENCH_CPU=0; fi
 
 # Node peers: install exactly what the lock file says, once.
 need_node=0
+[ -n "${TABLE_ONLY:-}" ] && SERVERS=parleyd
 for s in $SERVERS; do [ "$s" != parleyd ] && need_node=1; done
 if [ $need_node = 1 ]; then
   command -v node >/dev/null || die "node is required for the peers"
@@ -105,10 +107,11 @@ run_case() {
   jq -c . "$OUT/$tag.$server.json" >&2 || true
 }
 
+if [ -z "${TABLE_ONLY:-}" ]; then
 for s in $SERVERS; do
   run_case "$s" idle    connect --conns "$CONNS" --rooms 100 --duration 3 --ramp 20000
   run_case "$s" fanout  fanout --rooms 1 --members "$CONNS" --publishers 1 --rate 10 --size 100 --duration "$DURATION" --ramp 4000
-  run_case "$s" satur   fanout --rooms 1 --members "$CONNS" --publishers 1 --rate 0 --window 8 --size 100 --duration "$DURATION" --ramp 4000
+  run_case "$s" satur   fanout --rooms 1 --members "$CONNS" --publishers 1 --rate 0 --window 32 --size 100 --duration "$DURATION" --ramp 4000
   run_case "$s" chat    chat --rooms 2000 --members 5 --rate 2000 --size 40 --duration "$DURATION" --ramp 4000
   # History paging exists only in Parley's protocol.
   [ "$s" = parleyd ] && run_case "$s" history history --rooms 10 --clients 50 --prefill 2000 --limit 50 --duration 5
@@ -116,6 +119,7 @@ done
 echo "== floor probe" >&2
 "$BENCH" floor --sockets 5000 --size 150 --rounds 100 --server-cpu "$SERVER_CPU" --client-cpu "$BENCH_CPU" --json \
   >"$OUT/floor.json" 2>"$OUT/floor.err" || echo '{}' >"$OUT/floor.json"
+fi
 
 # ---------------- table ----------------
 get() { # get TAG SERVER FIELD -> value or "-"
@@ -123,7 +127,12 @@ get() { # get TAG SERVER FIELD -> value or "-"
   [ -f "$f" ] || { echo -; return; }
   jq -r --arg k "$3" 'if has($k) and (.[$k] != -1) then .[$k] else "-" end' "$f"
 }
-fmt() { [ "$1" = - ] && echo - || printf '%.3g' "$1"; }
+fmt() { # 3 significant digits, no exponent
+  [ "$1" = - ] && { echo -; return; }
+  awk -v v="$1" 'BEGIN { a = v < 0 ? -v : v
+    if (a >= 100) printf "%.0f", v; else if (a >= 10) printf "%.1f", v
+    else if (a >= 1) printf "%.2f", v; else if (a == 0) printf "0"; else printf "%.3g", v }'
+}
 ratio() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; fi; }
 
 row() { # row LABEL TAG FIELD [FLOORFIELD]

@@ -136,3 +136,19 @@ test('commands issued while disconnected are sent after the session is back', as
   assert.deepEqual(s2, ['hello', 'join', 'publish']);
   c.close();
 });
+
+test('a connection that never says welcome is dropped and retried', async () => {
+  const sockets = [];
+  class SilentWS {
+    constructor() { this.closed = false; sockets.push(this); }
+    send() {}
+    close() { this.closed = true; }
+  }
+  const c = new Parley('ws://x/ws', { ...fast, WebSocket: SilentWS, timeout: 50 });
+  c.connect().catch(() => {});
+  await until(() => sockets.length >= 3);
+  assert.ok(sockets[0].closed);
+  assert.equal(c.state, 'connecting');
+  c.close();
+  assert.equal(c.state, 'closed');
+});

@@ -24,6 +24,12 @@ HOST = "127.0.0.1"
 LISTEN_RE = re.compile(rb"msg=listening\b.*\bport=(\d+)")
 
 
+# Most tests blast commands as fast as Python can send them; per-connection rate limits would only
+# get in their way. Tests of the limits themselves pass their own values (a later flag wins).
+NO_RATE_LIMITS = ["--rate-messages", "1000000", "--rate-burst", "1000000", "--rate-joins", "1000000",
+                  "--rate-history", "1000000", "--rate-names", "1000000"]
+
+
 def parleyd_path():
     path = os.environ.get("PARLEYD")
     if not path:
@@ -299,7 +305,7 @@ def parley(request, tmp_data_root):
         if data_dir is None:
             data_dir = os.path.join(tmp_data_root, "data%d" % len(servers))
         log_path = os.path.join(tmp_data_root, "parleyd%d.log" % len(servers))
-        argv = [exe, "--port", "0", "--host", HOST, "--data-dir", data_dir] + [str(f) for f in flags]
+        argv = [exe, "--port", "0", "--host", HOST, "--data-dir", data_dir] + NO_RATE_LIMITS + [str(f) for f in flags]
         srv = Server(argv, data_dir, log_path)
         servers.append(srv)
         return srv

@@ -1,10 +1,12 @@
 """WebSocket framing: size limit, fragmentation, binary, invalid UTF-8, control frames."""
 
 import json
+import os
+import struct
 
 import pytest
 
-from wsclient import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Close, encode_frame
+from wsclient import OP_BINARY, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Close, _mask, encode_frame
 
 SMALL = ("--max-message-size", "1024")
 
@@ -147,13 +149,19 @@ def test_binary_continuation_of_fragmented_binary_closes_1003(srv):
 
 def test_huge_declared_frame_is_closed_1009_without_waiting_for_all_of_it(srv):
     # Header announces 10 MB; we send only 70 KB (past the 64 KB limit) and then wait.
-    import os as _os
-    import struct
     c = srv.client()
     n = 10 * 2 ** 20
-    key = _os.urandom(4)
-    c.send_raw(struct.pack("!BBQ", 0x81, 0x80 | 127, n) + key + b"x" * 70000)
+    key = os.urandom(4)
+    c.send_raw(struct.pack("!BBQ", 0x81, 0x80 | 127, n) + key + _mask(key, b"x" * 70000))
     assert_closed_with(c, 1009)
+
+
+def test_oversized_frame_with_invalid_utf8_gets_close_1007_or_1009(srv):
+    # Both rules apply (bad UTF-8 and too big); either code is right, a bare TCP drop is not.
+    c = srv.client()
+    c.send_text(b"\xff" + b"x" * 69999)
+    close, _ = c.recv_close(timeout=5)
+    assert close.code in (1007, 1009), close
 
 
 def test_invalid_utf8_split_across_fragments_closes_1007(srv):

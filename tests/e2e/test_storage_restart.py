@@ -41,3 +41,14 @@ def test_restart_keeps_rooms_separate(parley):
     assert b.join("x")["seq"] == 5
     assert b.join("y")["seq"] == 3
     assert b.join("z")["seq"] == 0
+
+
+def test_nested_data_dir_is_created_and_holds_parley_db(parley, tmp_data_root):
+    import os
+    d = os.path.join(tmp_data_root, "deep", "er", "data")
+    s = parley(data_dir=d)
+    a = s.client("alice")
+    a.join("r")
+    a.ok("publish", room="r", data=1, echo=False)
+    assert s.stop() == 0
+    assert os.path.isfile(os.path.join(d, "parley.db"))

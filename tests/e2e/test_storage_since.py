@@ -105,3 +105,32 @@ def test_join_since_negative_is_bad_request(srv):
 def test_join_since_not_integer_is_bad_request(srv):
     a = srv.client("alice")
     assert a.err("join", room="r", since="5") == "bad_request"
+
+
+def test_join_since_older_than_memory_cache_replays_from_disk(parley):
+    s = parley("--history-cache", "16")
+    a = s.client("alice", timeout=30)
+    a.join("r")
+    publish_many(a, "r", 500, make=lambda i: i)
+    b = s.client("bob", timeout=30)
+    jid = b.send_cmd("join", room="r", since=0)
+    msgs = [b.recv_json() for _ in range(500)]
+    assert [m["seq"] for m in msgs] == list(range(1, 501))
+    assert [m["data"] for m in msgs] == list(range(500))
+    r = b.wait_reply(jid)
+    assert r["data"]["recovered"] is True and r["data"]["seq"] == 500
+
+
+def test_join_since_after_restart_replays_stored_messages(parley):
+    s1 = parley()
+    a = s1.client("alice")
+    a.join("r")
+    publish_many(a, "r", 30, make=lambda i: i)
+    assert s1.stop() == 0
+    s2 = parley(data_dir=s1.data_dir)
+    b = s2.client("bob")
+    jid = b.send_cmd("join", room="r", since=20)
+    msgs = [b.recv_json() for _ in range(10)]
+    assert [(m["seq"], m["data"]) for m in msgs] == [(21 + i, 20 + i) for i in range(10)]
+    r = b.wait_reply(jid)
+    assert r["data"]["recovered"] is True and r["data"]["seq"] == 30

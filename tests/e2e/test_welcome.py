@@ -91,3 +91,18 @@ def test_short_version_exits_0():
 def test_unknown_option_exits_nonzero():
     p = subprocess.run([parleyd_path(), "--no-such-option"], capture_output=True, timeout=10)
     assert p.returncode != 0
+
+
+def test_every_log_line_is_logfmt_with_ts_level_msg(parley):
+    s = parley()
+    a = s.client("alice")
+    a.join("r")
+    a.ok("publish", room="r", data=1, echo=False)
+    a.send_binary(b"x")  # provoke a close and whatever it logs
+    a.recv_close(timeout=5)
+    assert s.stop() == 0
+    lines = [l for l in s.log().splitlines() if l.strip()]
+    assert lines
+    pat = re.compile(r"ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(debug|info|warn|error) msg=\S+( |$)")
+    bad = [l for l in lines if not pat.match(l)]
+    assert bad == [], bad[:5]

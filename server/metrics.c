@@ -1,0 +1,130 @@
+/*
+ * metrics.c - the Prometheus exposition. Counters live where they are
+ * counted (server_stats, store_stats); this file only formats them.
+ */
+#include "metrics.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto.h"
+#include "server.h"
+#include "store.h"
+
+static const char *const reason_names[CLOSE_R_COUNT] = {
+#define X(e, name) name,
+	CLOSE_REASON_MAP(X)
+#undef X
+};
+
+static void metric(struct pbuf *b, const char *name, const char *type, const char *help)
+{
+	char line[256];
+	snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	pbuf_adds(b, line);
+}
+
+static void value(struct pbuf *b, const char *name, const char *labels, uint64_t v)
+{
+	pbuf_adds(b, name);
+	if (labels)
+		pbuf_adds(b, labels);
+	pbuf_addc(b, ' ');
+	pbuf_add_u64(b, v);
+	pbuf_addc(b, '\n');
+}
+
+#define SIMPLE(b, name, type, help, v) do { metric(b, name, type, help); value(b, name, NULL, v); } while (0)
+
+static uint64_t process_rss(void)
+{
+	unsigned long size = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%lu %lu", &size, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static uint64_t process_fds(void)
+{
+	uint64_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n ? n - 1 : 0; /* not counting opendir's own */
+}
+
+void metrics_render(struct server *s, struct pbuf *b)
+{
+	const struct server_stats *st = &s->stats;
+	char labels[96];
+
+	SIMPLE(b, "parley_connections", "gauge", "WebSocket connections now.", s->nconns);
+	SIMPLE(b, "parley_connections_total", "counter", "WebSocket connections accepted.", st->conns_total);
+	metric(b, "parley_disconnects_total", "counter", "Connections ended, by reason.");
+	for (int i = 0; i < CLOSE_R_COUNT; i++) {
+		snprintf(labels, sizeof(labels), "{reason=\"%s\"}", reason_names[i]);
+		value(b, "parley_disconnects_total", labels, st->disconnects[i]);
+	}
+	metric(b, "parley_rejected_total", "counter", "Upgrades refused, by HTTP status.");
+	value(b, "parley_rejected_total", "{status=\"403\"}", st->rejected_403);
+	value(b, "parley_rejected_total", "{status=\"429\"}", st->rejected_429);
+	value(b, "parley_rejected_total", "{status=\"503\"}", st->rejected_503);
+	SIMPLE(b, "parley_rooms", "gauge", "Rooms with at least one member.", s->rooms.len);
+	SIMPLE(b, "parley_messages_in_total", "counter", "Client commands received.", st->msgs_in);
+	SIMPLE(b, "parley_messages_out_total", "counter", "Frames sent to clients.", st->msgs_out);
+	SIMPLE(b, "parley_bytes_in_total", "counter", "Bytes of client commands received.", st->bytes_in);
+	SIMPLE(b, "parley_bytes_out_total", "counter", "Bytes of frames sent to clients.", st->bytes_out);
+	SIMPLE(b, "parley_published_total", "counter", "Messages published.", st->published);
+	SIMPLE(b, "parley_deliveries_total", "counter", "Messages queued for recipients.", st->delivered);
+	metric(b, "parley_errors_total", "counter", "Error replies, by code.");
+	for (int e = 1; e < PROTO_ERR_COUNT; e++) {
+		snprintf(labels, sizeof(labels), "{code=\"%s\"}", proto_err_code((enum proto_err)e));
+		value(b, "parley_errors_total", labels, st->errors[e]);
+	}
+	SIMPLE(b, "parley_slow_consumer_closes_total", "counter",
+	       "Connections closed with 4008 for a full send queue.", st->slow_closes);
+	SIMPLE(b, "parley_history_cache_hits_total", "counter",
+	       "History pages and replays served from memory.", st->cache_hits);
+	SIMPLE(b, "parley_history_cache_misses_total", "counter",
+	       "History pages and replays read from disk.", st->cache_misses);
+
+	if (s->store) {
+		struct store_stats ss;
+		store_get_stats(s->store, &ss);
+		SIMPLE(b, "parley_store_queue_depth", "gauge", "Messages waiting for the writer.", ss.queue_depth);
+		SIMPLE(b, "parley_store_queue_bytes", "gauge", "Bytes waiting for the writer.", ss.queue_bytes);
+		SIMPLE(b, "parley_store_appended_total", "counter", "Messages accepted for storage.", ss.appended);
+		SIMPLE(b, "parley_store_committed_total", "counter", "Messages committed to disk.", ss.committed);
+		SIMPLE(b, "parley_store_overloaded_total", "counter", "Publishes refused for a full writer queue.", ss.overloaded);
+		SIMPLE(b, "parley_store_write_errors_total", "counter", "Failed write transactions.", ss.write_errors);
+		SIMPLE(b, "parley_store_failing", "gauge", "1 while the disk is failing.", (uint64_t)ss.failing);
+		SIMPLE(b, "parley_store_pruned_total", "counter", "Messages removed by retention.", ss.pruned);
+		metric(b, "parley_store_commit_seconds", "histogram", "Time of each write transaction.");
+		uint64_t cum = 0;
+		for (int i = 0; i < 12; i++) {
+			cum += ss.commit_ms_bucket[i];
+			if (i < 11)
+				snprintf(labels, sizeof(labels), "{le=\"%g\"}", store_commit_ms_bounds[i] / 1000.0);
+			else
+				snprintf(labels, sizeof(labels), "{le=\"+Inf\"}");
+			value(b, "parley_store_commit_seconds_bucket", labels, cum);
+		}
+		char line[96];
+		snprintf(line, sizeof(line), "parley_store_commit_seconds_sum %.6f\n", ss.commit_ms_sum / 1000.0);
+		pbuf_adds(b, line);
+		value(b, "parley_store_commit_seconds_count", NULL, ss.commit_count);
+	}
+	SIMPLE(b, "process_resident_memory_bytes", "gauge", "Resident set size.", process_rss());
+	SIMPLE(b, "process_open_fds", "gauge", "Open file descriptors.", process_fds());
+}

@@ -1,0 +1,157 @@
+/*
+ * fuzz_decode.c - libFuzzer harness for the protocol decoder: bytes go
+ * straight into proto_decode(), as one WebSocket text frame would.
+ *
+ * Invariants checked (abort() on violation, so libFuzzer keeps the input):
+ *  - a failure releases root, leaves a NUL-terminated errmsg, and the error
+ *    frame built from it (proto_enc_failure) is valid JSON: the message goes
+ *    to the client, and jansson, like a browser, refuses invalid UTF-8;
+ *  - a success has a valid room (name for hello), limit in 1..100, id and
+ *    since/before in range;
+ *  - a publish's proto_data_text() is valid JSON equal to the decoded data,
+ *    and the message frame built around it parses too.
+ *
+ * Also built without libFuzzer by tests/unit/meson.build (with replay.c) to
+ * replay the seed corpus as a regression test.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond) do { if (!(cond)) { \
+	fprintf(stderr, "fuzz_decode: invariant failed: %s (line %d)\n", #cond, __LINE__); \
+	abort(); } } while (0)
+
+/* Parses text as any JSON value the way proto_decode parses a frame
+ * (NUL allowed, integers beyond 64 bits read as reals). *as_real is set
+ * when that fallback was needed. */
+static json_t *load_any(const char *text, size_t len, int *as_real)
+{
+	json_error_t jerr;
+	size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
+	json_t *v = json_loadb(text, len, flags, &jerr);
+
+	*as_real = 0;
+	if (!v && json_error_code(&jerr) == json_error_numeric_overflow) {
+		*as_real = 1;
+		v = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
+	}
+	return v;
+}
+
+static void check_failure(const struct proto_cmd *cmd, enum proto_err e)
+{
+	struct pbuf b = { 0 };
+	int as_real;
+
+	CHECK(e > PROTO_OK && e < PROTO_ERR_COUNT);
+	CHECK(cmd->root == NULL);
+	CHECK(memchr(cmd->errmsg, '\0', sizeof(cmd->errmsg)) != NULL);
+	CHECK(cmd->id <= PROTO_ID_MAX);
+	proto_enc_failure(&b, cmd->id, e, cmd->errmsg);
+	json_t *v = load_any(b.data, b.len, &as_real);
+	if (!v)
+		fprintf(stderr, "fuzz_decode: error frame is not valid JSON: %.*s\n",
+			(int)b.len, b.data);
+	CHECK(v != NULL);
+	json_decref(v);
+	pbuf_free(&b);
+}
+
+static void check_publish(const struct proto_cmd *cmd, const uint8_t *in, size_t size)
+{
+	struct pbuf b = { 0 }, m = { 0 };
+	int as_real;
+
+	CHECK(cmd->data != NULL);
+	if (cmd->data_raw)
+		CHECK((const uint8_t *)cmd->data_raw >= in &&
+		      (const uint8_t *)cmd->data_raw + cmd->data_raw_len <= in + size);
+	/* a prefix, so the text is appended to a non-empty buffer as in the server */
+	pbuf_adds(&b, "x");
+	proto_data_text(cmd, &b);
+	json_t *v = load_any(b.data + 1, b.len - 1, &as_real);
+	if (!v)
+		fprintf(stderr, "fuzz_decode: data text is not valid JSON: %.*s\n",
+			(int)b.len - 1, b.data + 1);
+	CHECK(v != NULL);
+	/* Equality holds unless big integers turned one side into reals: the
+	 * frame is parsed as a whole, so another field may have forced it. */
+	int frame_real;
+	json_t *whole = load_any((const char *)in, size, &frame_real);
+	if (whole && !as_real && !frame_real && !json_equal(v, cmd->data)) {
+		fprintf(stderr, "fuzz_decode: data text differs from data: %.*s\n",
+			(int)b.len - 1, b.data + 1);
+		abort();
+	}
+	json_decref(whole);
+	json_decref(v);
+
+	proto_enc_message(&m, cmd->room, cmd->room_len, 7, 1764158400123, "al\"ice", 6,
+			  b.data + 1, b.len - 1);
+	v = load_any(m.data, m.len, &as_real);
+	CHECK(v != NULL && json_is_object(v));
+	json_decref(v);
+	pbuf_free(&m);
+	pbuf_free(&b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct proto_cmd cmd;
+	enum proto_err e = proto_decode((const char *)data, size, &cmd);
+
+	if (e != PROTO_OK) {
+		check_failure(&cmd, e);
+		return 0;
+	}
+	CHECK(cmd.root != NULL);
+	CHECK(cmd.id <= PROTO_ID_MAX);
+	switch (cmd.type) {
+	case PROTO_HELLO:
+		CHECK(proto_name_valid(cmd.name, cmd.name_len));
+		break;
+	case PROTO_PING:
+		break;
+	case PROTO_JOIN:
+	case PROTO_LEAVE:
+	case PROTO_PUBLISH:
+	case PROTO_HISTORY:
+	case PROTO_PRESENCE:
+		CHECK(proto_room_valid(cmd.room, cmd.room_len));
+		break;
+	default:
+		CHECK(!"unknown command type");
+	}
+	if (cmd.type == PROTO_JOIN)
+		CHECK(!cmd.has_since || cmd.since <= PROTO_ID_MAX);
+	if (cmd.type == PROTO_HISTORY) {
+		CHECK(cmd.limit >= 1 && cmd.limit <= PROTO_HISTORY_MAX);
+		CHECK(!cmd.has_before || (cmd.before >= 1 && cmd.before <= PROTO_ID_MAX));
+	}
+	if (cmd.type == PROTO_PUBLISH)
+		check_publish(&cmd, data, size);
+	if (cmd.type == PROTO_HELLO) {
+		/* a name goes back out in message frames as "from" */
+		struct pbuf m = { 0 };
+		int as_real;
+		proto_enc_message(&m, "r", 1, 0, -1, cmd.name, cmd.name_len, "null", 4);
+		json_t *v = load_any(m.data, m.len, &as_real);
+		CHECK(v != NULL);
+		json_t *from = json_object_get(v, "from");
+		CHECK(json_is_string(from) && json_string_length(from) == cmd.name_len &&
+		      memcmp(json_string_value(from), cmd.name, cmd.name_len) == 0);
+		json_decref(v);
+		pbuf_free(&m);
+	}
+	proto_cmd_clear(&cmd);
+	CHECK(cmd.root == NULL);
+	return 0;
+}
