@@ -86,8 +86,10 @@ struct auth_claims {
 
 /* Verifies token[0..len) at time now (seconds since the epoch). Returns 0
  * with *out filled (the caller clears it), or a negative AUTH_E* code with
- * *out empty and *why (if why is not NULL) set to a static human reason
- * ("expired", "bad signature", ...) that never contains token bytes. */
+ * *out empty (never use it for access checks then) and *why (if why is not
+ * NULL) set to a static human reason ("token expired", "bad signature",
+ * ...) that never contains token bytes: fit for the 4001 close reason and
+ * logs. Never log the token itself. Reentrant: a is only read. */
 int auth_verify(const struct auth *a, const char *token, size_t len, int64_t now,
 		struct auth_claims *out, const char **why);
 /* Frees the patterns and zeroes c. Safe on a zeroed or cleared struct. */

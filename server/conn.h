@@ -16,6 +16,7 @@
 #include <libwebsockets.h>
 
 #include "buf.h"
+#include "utf8.h"
 #include "frame.h"
 #include "hmap.h"
 #include "metrics.h"
@@ -53,7 +54,7 @@ struct conn {
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	bool pending;                  /* on server->pending */
-	bool rx_too_big;
+	struct utf8_state rx_utf8;     /* validation of the message being received */
 	char session[17];
 	char peer[46];
 };

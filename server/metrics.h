@@ -14,6 +14,7 @@ struct server;
 	X(SLOW_CONSUMER, "slow_consumer") /* 4008 */                          \
 	X(TOO_BIG, "too_big")           /* 1009 */                           \
 	X(BINARY, "binary")             /* 1003 */                           \
+	X(BAD_UTF8, "bad_utf8")         /* 1007 */                           \
 	X(AUTH, "auth")                 /* 4001 */                           \
 	X(RATE_LIMITED, "rate_limited") /* 4029 */                           \
 	X(ERROR, "error")               /* a write failed */

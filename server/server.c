@@ -331,8 +331,9 @@ int server_run(struct config *cfg)
 	s->retry.secs_since_valid_hangup = (uint16_t)cfg->ping_timeout;
 
 	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-		       LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	/* UTF-8 is validated in ws.c (utf8.h), not by lws: lws hangs up
+	 * at once, and the client then never sees the 1007. */
+	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	info.foreign_loops = foreign;
 	info.user = s;
 	info.protocols = protocols;

@@ -32,6 +32,22 @@ static int close_with(struct conn *c, struct lws *wsi, uint16_t code, const char
 	return -1;
 }
 
+/*
+ * Bad input (binary, invalid UTF-8, too big) closes the connection, but not
+ * by hanging up at once: the client is usually still sending the rest of
+ * that message, and a socket closed with unread input is reset, which
+ * destroys the close frame before the client reads it. So the close is
+ * queued like any output (conn_close_later), the rest of the input is
+ * read and ignored, and the client sees 1003/1007/1009 with a reason.
+ */
+static int reject(struct conn *c, uint16_t code)
+{
+	pbuf_free(&c->rx);
+	c->rx_utf8.need = 0;
+	conn_close_later(c, code);
+	return 0;
+}
+
 static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t len)
 {
 	struct server *s = c->srv;
@@ -41,16 +57,16 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 	if (c->close_code)
 		return 0; /* closing: ignore what is still in flight */
 	if (lws_frame_is_binary(wsi))
-		return close_with(c, wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
-				  "binary frames are not supported");
+		return reject(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
+	if (c->rx.len + len > s->cfg->max_message_size)
+		return reject(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+	if (utf8_feed(&c->rx_utf8, (const unsigned char *)in, len) < 0 ||
+	    (done && utf8_end(&c->rx_utf8) < 0))
+		return reject(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD);
 	if (first && done && !c->rx.len) {
-		if (len > s->cfg->max_message_size)
-			goto too_big;
-		cmd_handle(c, in, len);
+		cmd_handle(c, in, len); /* whole: straight from lws's buffer */
 		return 0;
 	}
-	if (c->rx.len + len > s->cfg->max_message_size)
-		goto too_big;
 	pbuf_add(&c->rx, in, len);
 	if (done) {
 		cmd_handle(c, c->rx.data, c->rx.len);
@@ -59,8 +75,6 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 			pbuf_free(&c->rx); /* don't keep a big buffer per connection */
 	}
 	return 0;
-too_big:
-	return close_with(c, wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
 }
 
 static int on_writeable(struct conn *c, struct lws *wsi)
@@ -76,6 +90,9 @@ static int on_writeable(struct conn *c, struct lws *wsi)
 		case LWS_CLOSE_STATUS_GOINGAWAY: why = "server going away"; break;
 		case CLOSE_RATE_LIMITED: why = "rate limited"; break;
 		case CLOSE_AUTH: why = c->close_text ? c->close_text : "authentication failed"; break;
+		case LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE: why = "message too big"; break;
+		case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: why = "binary frames are not supported"; break;
+		case LWS_CLOSE_STATUS_INVALID_PAYLOAD: why = "invalid UTF-8"; break;
 		}
 		return close_with(c, wsi, c->close_code, why);
 	}

@@ -37,14 +37,15 @@ static char *write_back(const struct config *c, size_t *len)
 		const char *k = config_key(i), *v = config_value(c, k, buf, sizeof(buf));
 		if (!v)
 			continue;
-		/* A parsed value never holds both '"' and " #" or outer blanks
-		 * unless it was quoted, and a quoted one holds no '"'. */
-		const char *q = strchr(v, '"') ? "" : "\"";
+		/* A value holding '"' was not quoted (a quoted one cannot
+		 * hold '"'), so it has no " #" and no outer blanks: write it
+		 * bare, and right after '=' in case it starts with '#'. */
+		int bare = strchr(v, '"') != NULL;
 		size_t need = strlen(k) + strlen(v) + 8;
 		while (cap - n < need)
 			out = realloc(out, cap *= 2);
 		CHECK(out != NULL);
-		n += (size_t)sprintf(out + n, "%s = %s%s%s\n", k, q, v, q);
+		n += (size_t)sprintf(out + n, bare ? "%s =%s\n" : "%s = \"%s\"\n", k, v);
 	}
 	*len = n;
 	return out;

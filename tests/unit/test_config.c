@@ -192,7 +192,9 @@ START_TEST(file_comments)
 		"host = ::1\t# tab before the hash\n"
 		"origins = https://a.example/#frag # '#' after '/' is kept\n"
 		"log_file =#x\n"
-		"data_dir = /d#\n";
+		"data_dir = /d#\n"
+		/* found by fuzz_config: a bare value may start with '#' and hold '"' */
+		"auth_secret_file =#\"a\"\t# c\n";
 	ck_assert_int_eq(parse(&c, text, err, sizeof(err)), 0);
 	ck_assert_uint_eq(c.port, 8080);
 	ck_assert_uint_eq(c.max_rooms, 9);
@@ -200,6 +202,7 @@ START_TEST(file_comments)
 	ck_assert_str_eq(c.origins, "https://a.example/#frag");
 	ck_assert_str_eq(c.log_file, "#x");
 	ck_assert_str_eq(c.data_dir, "/d#");
+	ck_assert_str_eq(c.auth_secret_file, "#\"a\"");
 	config_free(&c);
 }
 END_TEST

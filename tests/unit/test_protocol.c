@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "utf8.h"
 
 static enum proto_err dec(const char *s, struct proto_cmd *cmd)
 {
@@ -171,6 +172,32 @@ START_TEST(validate_names)
 }
 END_TEST
 
+static int utf8_ok(const char *s, size_t n, size_t split)
+{
+	struct utf8_state st = { 0 };
+	if (utf8_feed(&st, (const unsigned char *)s, split) < 0)
+		return 0;
+	if (utf8_feed(&st, (const unsigned char *)s + split, n - split) < 0)
+		return 0;
+	return utf8_end(&st) == 0;
+}
+
+START_TEST(utf8_incremental)
+{
+	const char *good = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z"; /* a é € 😀 z */
+	size_t n = strlen(good);
+	for (size_t split = 0; split <= n; split++)
+		ck_assert_msg(utf8_ok(good, n, split), "split at %zu", split);
+	ck_assert(!utf8_ok("\xff", 1, 0));
+	ck_assert(!utf8_ok("\xc0\xaf", 2, 1));          /* overlong */
+	ck_assert(!utf8_ok("\xe0\x80\xaf", 3, 1));      /* overlong */
+	ck_assert(!utf8_ok("\xed\xa0\x80", 3, 2));      /* surrogate */
+	ck_assert(!utf8_ok("\xf4\x90\x80\x80", 4, 2));  /* > U+10FFFF */
+	ck_assert(!utf8_ok("\xe6\x97", 2, 1));          /* cut off at the end */
+	ck_assert(!utf8_ok("\x80", 1, 1));              /* lone continuation */
+}
+END_TEST
+
 START_TEST(decode_hello_names)
 {
 	struct proto_cmd cmd;
@@ -252,6 +279,7 @@ static Suite *protocol_suite(void)
 	tc = tcase_create("validate");
 	tcase_add_test(tc, validate_rooms);
 	tcase_add_test(tc, validate_names);
+	tcase_add_test(tc, utf8_incremental);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("encode");
 	tcase_add_test(tc, encode_frames);
