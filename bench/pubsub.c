@@ -109,8 +109,12 @@ static void publish_one(uint64_t now)
     /* Skip publishers that are gone; give up after one lap. */
     for (uint32_t tries = 0; tries < pubs; tries++) {
         uint32_t k = (uint32_t)((R->sent + R->skipped + tries) % pubs);
-        if (!C->publishers)
-            k = (uint32_t)(((uint64_t)k * 7919u) % g_nconn); /* spread over rooms */
+        if (!C->publishers) {
+            /* Stride by a prime so consecutive publishes land in different rooms; the
+             * stride must not divide the connection count or it would skip publishers. */
+            uint64_t stride = g_nconn % 7919u ? 7919u : 7907u;
+            k = (uint32_t)(((uint64_t)k * stride) % g_nconn);
+        }
         struct conn *cand = loop_conn(k);
         if (cand->state == CS_READY) {
             c = cand;

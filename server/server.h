@@ -65,6 +65,8 @@ struct server {
 	struct netlist trusted;     /* trusted_proxies */
 	struct lws_vhost *vhost_unix;
 	struct auth *auth;          /* NULL: auth = none */
+	struct conn *unauthed;      /* waiting for a token, oldest first */
+	struct conn *unauthed_tail;
 
 	struct store *store;
 	struct pbuf enc;            /* frame encoding scratch */

@@ -60,7 +60,13 @@ start_server() {
       local data; data=$(mktemp -d "$OUT/data.XXXXXX")
       # Large queue limits so the saturation run measures throughput, not 4008 closes.
       cmd=("$PARLEYD" --host 127.0.0.1 --port 0 --data-dir "$data" --log-level info
-           --ping-interval 300 --ping-timeout 600) ;;
+           --ping-interval 300 --ping-timeout 600)
+      # Lift the per-connection rate limits (a protection, not a cost being measured):
+      # one publisher at saturation and 50 history pagers exceed the defaults.
+      if "$PARLEYD" --help 2>/dev/null | grep -q -- --rate-history; then
+        cmd+=(--rate-messages 1000000 --rate-burst 1000000 --rate-joins 1000000
+              --rate-history 1000000)
+      fi ;;
     ws)       cmd=(node "$here/ws-server.js" --host 127.0.0.1 --port 0) ;;
     socketio) cmd=(node "$here/socketio-server.js" --host 127.0.0.1 --port 0) ;;
     *) die "unknown server $name" ;;

@@ -1,0 +1,135 @@
+/*
+ * publish.c - publish: encode once, persist, fan out, reply; and the
+ * delayed replies of durable publishes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "cmd.h"
+#include "cmd_int.h"
+#include "conn.h"
+#include "frame.h"
+#include "log.h"
+#include "proto.h"
+#include "room.h"
+#include "server.h"
+#include "store.h"
+#include "util.h"
+
+/* A durable publish waiting for its transaction to commit. */
+struct durable {
+	uint64_t ticket;
+	uint64_t serial;  /* the publisher; it may be gone by commit time */
+	uint64_t id;
+	uint64_t seq;
+};
+
+
+static int ticket_match(const void *entry, const void *key)
+{
+	return ((const struct durable *)entry)->ticket == *(const uint64_t *)key;
+}
+
+
+
+void cmd__publish(struct conn *c, struct proto_cmd *cmd)
+{
+	struct server *s = c->srv;
+	struct member *m = cmd__find_member(c, cmd);
+	uint64_t seq = 0, ticket = 0;
+
+	if (!m) {
+		cmd__fail(c, cmd->id, PROTO_ENOT_MEMBER, NULL);
+		return;
+	}
+	if (!auth_may_publish(c->claims, c->name, cmd->room, cmd->room_len)) {
+		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, NULL);
+		return;
+	}
+	if (cmd->durable && !cmd->persist) {
+		cmd__fail(c, cmd->id, PROTO_EBAD_REQUEST, "durable needs a persisted message");
+		return;
+	}
+	struct room *r = m->room;
+	pbuf_reset(&s->data);
+	proto_data_text(cmd, &s->data);
+
+	/* Encode first, with the seq the store will assign (this loop is the
+	 * only appender), so an oversized message is refused before a seq is
+	 * spent and the limit is exact. */
+	int64_t ts = util_now_ms();
+	uint64_t next = cmd->persist ? store_last_seq(s->store, r->name) + 1 : 0;
+	pbuf_reset(&s->enc);
+	proto_enc_message(&s->enc, r->name, r->name_len, next, ts, c->name, c->name_len,
+			  s->data.data, s->data.len);
+	if (s->enc.len > s->cfg->max_message_size) {
+		cmd__fail(c, cmd->id, PROTO_ETOO_LARGE, NULL);
+		return;
+	}
+	if (cmd->persist) {
+		if (cmd->durable)
+			ticket = ++s->next_ticket;
+		int rc = store_append(s->store, r->name, ts, c->name, s->data.data,
+				      s->data.len, ticket, &seq);
+		if (rc != STORE_OK) {
+			cmd__fail(c, cmd->id, rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
+				 rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL, NULL);
+			return;
+		}
+		if (seq != next) {
+			log_error("seq_mismatch", "room=%s expected=%llu got=%llu", r->name,
+				  (unsigned long long)next, (unsigned long long)seq);
+			abort(); /* an invariant: two writers of seqs */
+		}
+	}
+	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	f->seq = seq;
+	if (seq)
+		room_cache_add(r, seq, f, s->cfg->history_cache);
+	room_fanout(r, f, cmd->echo ? NULL : c);
+	frame_unref(&f);
+	s->stats.published++;
+
+	if (ticket) {
+		/* The reply waits for the commit (cmd_durable_done). */
+		struct durable *d = xmalloc(sizeof(*d));
+		*d = (struct durable){ ticket, c->serial, cmd->id, seq };
+		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
+		return;
+	}
+	struct pbuf *b = cmd__reply_begin(c, cmd->id);
+	if (seq) {
+		pbuf_adds(b, "{\"seq\":");
+		pbuf_add_u64(b, seq);
+		pbuf_addc(b, '}');
+	} else {
+		pbuf_adds(b, "{}");
+	}
+	cmd__reply_end(c, cmd->id);
+}
+
+
+void cmd_durable_done(void *srv, uint64_t ticket, int ok)
+{
+	struct server *s = srv;
+	struct durable *d = hmap_del(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)),
+				     &ticket, ticket_match);
+	if (!d)
+		return;
+	struct conn *c = cmd__conn_by_serial(s, d->serial);
+	if (c && !c->close_code) {
+		if (!ok) {
+			cmd__fail(c, d->id, PROTO_ESTORAGE_FAILED,
+			     "the message was delivered but its commit failed");
+		} else {
+			struct pbuf *b = cmd__reply_begin(c, d->id);
+			pbuf_adds(b, "{\"seq\":");
+			pbuf_add_u64(b, d->seq);
+			pbuf_adds(b, ",\"durable\":true}");
+			cmd__reply_end(c, d->id);
+		}
+	}
+	free(d);
+}
+
