@@ -9,7 +9,9 @@
  *   jscan.c     js_*    tiny JSON scanner: find a top-level key, read ints, no allocation
  *   hist.c      hist_*  log-linear latency histogram (ns), percentiles
  *   procstat.c  ps_*    server RSS (/proc/PID/status) and CPU (/proc/PID/stat)
+ *   pubsub.c    ps_*    engine shared by fanout and chat (rooms x members, rate, latency)
  *   scen_*.c    one scenario per file: connect, fanout, chat, history, floor
+ *   test_bench.c  unit checks of jscan and hist (meson test suite `unit`)
  */
 #ifndef PARLEY_BENCH_H
 #define PARLEY_BENCH_H

@@ -177,7 +177,7 @@ void netaddr_client(struct lws *wsi, const struct netlist *trusted, int unix_pee
 		}
 		return;
 	}
-	n = lws_hdr_custom_copy(wsi, xff, sizeof(xff), "x-real-ip:", 10);
+	n = lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_HTTP_X_REAL_IP);
 	if (n > 0)
 		take_addr(xff, (size_t)n, out, outlen);
 }

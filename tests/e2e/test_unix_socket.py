@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import HOST, parleyd_path
-from nginxhelp import free_port, nginx, parley_unix  # noqa: F401
+from nginxhelp import free_port, nginx, parley_unix, peers_logged, wait_next_peer  # noqa: F401
 
 
 def sock_path(root, name="parleyd.sock"):
@@ -96,3 +96,14 @@ def test_unix_socket_survives_many_connections(parley_unix, tmp_data_root):
     assert len(clients[0].ok("presence", room="many")["members"]) == 50
     d = clients[-1].ok("join", room="many")
     assert d["members"] == 50
+
+
+def test_unix_socket_peer_is_trusted_proxy(parley_unix, nginx, tmp_data_root):
+    # Connections on the Unix socket come from the local proxy: its X-Forwarded-For is believed
+    # without --trusted-proxies, and a forged entry before nginx's own is still ignored.
+    path = sock_path(tmp_data_root)
+    s = parley_unix(path, "--no-tcp", "1")
+    n = nginx("unix:" + path)
+    seen = len(peers_logged(s))
+    n.client(source="127.0.0.2", headers=["X-Forwarded-For: 203.0.113.9"])
+    assert wait_next_peer(s, seen) == "127.0.0.2"
