@@ -164,7 +164,7 @@ static const struct lws_protocols protocols[] = {
 		.per_session_data_size = sizeof(struct conn),
 		/* lws reads at most this much of a frame per callback;
 		 * bigger messages are reassembled in conn->rx. */
-		.rx_buffer_size = 4096,
+		.rx_buffer_size = 1024,
 		/* one send() may carry a whole coalesced batch */
 		.tx_packet_size = WBUF_SIZE * 4,
 	},
