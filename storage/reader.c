@@ -154,6 +154,8 @@ static struct store_page *query(struct store *s, struct store__read *r)
 void *store__reader_main(void *arg)
 {
 	struct store *s = arg;
+
+	store__thread_background();
 	pthread_mutex_lock(&s->rlock);
 	for (;;) {
 		while (!s->r_head && !s->r_stop)

@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include "store_int.h"
 
 /* Conds use CLOCK_MONOTONIC so a wall-clock step cannot stretch a wait. */
@@ -365,4 +369,10 @@ int store_read(struct store *s, const char *room, uint64_t before, uint64_t afte
 	}
 	pthread_mutex_unlock(&s->wlock);
 	return STORE_OK;
+}
+
+void store__thread_background(void)
+{
+	/* Linux: nice applies per thread, addressed by its tid. */
+	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
 }

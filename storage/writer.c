@@ -315,6 +315,8 @@ static enum action next_action(struct store *s, enum action last)
 void *store__writer_main(void *arg)
 {
 	struct store *s = arg;
+
+	store__thread_background();
 	s->next_sweep_ms = store__now_ms(CLOCK_MONOTONIC) + STORE__SWEEP_MS;
 	enum action a = ACT_PRUNE;
 	pthread_mutex_lock(&s->wlock);

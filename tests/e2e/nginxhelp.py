@@ -2,9 +2,10 @@
 source address, add request headers, speak TLS or use a Unix socket, and parleyd's `peer=` log lines.
 
 Fixtures (import them into a test module: `from nginxhelp import nginx, parley_unix  # noqa: F401`):
-- `nginx`: factory `nginx(upstream)` -> Nginx running deploy/nginx.conf (the shipped file, with its
-  listen address, upstream and log paths rewritten) on an ephemeral loopback port. upstream is
-  "127.0.0.1:PORT" or "unix:/path". nginx is mandatory: scripts/deps.sh --test installs it, so a
+- `nginx`: factory `nginx(upstream, web_root=None)` -> Nginx running deploy/nginx.conf (the shipped
+  file, with its listen address, upstream and log paths rewritten) on an ephemeral loopback port.
+  upstream is "127.0.0.1:PORT" or "unix:/path"; web_root switches to the site's variant (b), nginx
+  serving the web client itself. nginx is mandatory: scripts/deps.sh --test installs it, so a
   missing nginx fails the test with a message instead of skipping it.
 - `parley_unix`: factory `parley_unix(sock_path, *flags)` for a parleyd that may listen only on a Unix
   socket (--no-tcp 1 prints no TCP port, so conftest's `parley` cannot wait for it).
@@ -193,10 +194,34 @@ def free_port():
     return port
 
 
-def deploy_site(upstream, port, log_dir):
-    """deploy/nginx.conf with listen, upstream and log paths rewritten for a test run."""
+def static_variant(text, web_root):
+    """Swap the site's `location /` blocks: comment out (a), proxied, and enable (b), nginx serving
+    the web client from web_root."""
+    lines = text.split("\n")
+    try:
+        a = lines.index("    location / {")
+        a_end = lines.index("    }", a)
+        b = lines.index("    # location / {")
+        b_end = lines.index("    # }", b)
+    except ValueError:
+        raise AssertionError("deploy/nginx.conf: the two `location /` blocks (a) and (b) are not where "
+                             "the tests expect them")
+    for i in range(a, a_end + 1):
+        lines[i] = "    # " + lines[i][4:]
+    for i in range(b, b_end + 1):
+        lines[i] = "    " + lines[i][6:]
+        if lines[i].strip().startswith("root "):
+            lines[i] = "        root %s;" % web_root
+    return "\n".join(lines)
+
+
+def deploy_site(upstream, port, log_dir, web_root=None):
+    """deploy/nginx.conf with listen, upstream and log paths rewritten for a test run; with web_root,
+    the static client is served by nginx from there (variant (b))."""
     with open(DEPLOY_NGINX_CONF) as f:
         text = f.read()
+    if web_root:
+        text = static_variant(text, web_root)
     subs = [
         ("server 127.0.0.1:8080;", "server %s;" % upstream),
         ("listen 80;", "listen %s:%d;" % (HOST, port)),
@@ -240,11 +265,14 @@ class Nginx:
         with open(self.site_path, "w") as f:
             f.write(site_text)
         user = "user root;\n" if os.geteuid() == 0 else ""  # workers must reach our 0700 temp dirs
+        # as Debian's /etc/nginx/nginx.conf does: browsers refuse an ES module served as octet-stream
+        mime = "include /etc/nginx/mime.types;" if os.path.exists("/etc/nginx/mime.types") else ""
         conf = (
             "%(user)sworker_processes 1;\n"
             "error_log %(p)s/error.log info;\n"
             "events { worker_connections 512; }\n"
             "http {\n"
+            "    %(mime)s\n"
             "    default_type application/octet-stream;\n"
             "    access_log %(p)s/access.log;\n"
             "    client_body_temp_path %(p)s/tmp_body;\n"
@@ -253,7 +281,7 @@ class Nginx:
             "    uwsgi_temp_path %(p)s/tmp_uwsgi;\n"
             "    scgi_temp_path %(p)s/tmp_scgi;\n"
             "    include %(site)s;\n"
-            "}\n" % {"user": user, "p": p, "site": self.site_path})
+            "}\n" % {"user": user, "p": p, "site": self.site_path, "mime": mime})
         self.conf_path = os.path.join(p, "nginx.conf")
         with open(self.conf_path, "w") as f:
             f.write(conf)
@@ -367,13 +395,13 @@ class UnixServer(Server):
 
 @pytest.fixture
 def nginx(request, tmp_data_root):
-    """Factory: nginx(upstream) -> Nginx running the shipped deploy/nginx.conf in front of upstream."""
+    """Factory: nginx(upstream, web_root=None) -> Nginx running the shipped deploy/nginx.conf."""
     started = []
 
-    def start(upstream):
+    def start(upstream, web_root=None):
         prefix = os.path.join(tmp_data_root, "nginx%d" % len(started))
         os.makedirs(prefix)
-        n = Nginx(prefix, lambda port: deploy_site(upstream, port, prefix))
+        n = Nginx(prefix, lambda port: deploy_site(upstream, port, prefix, web_root))
         started.append(n)
         return n
 

@@ -87,8 +87,25 @@ def test_static_client_is_proxied_at_root(parley, nginx):
     assert hdrs.get("content-type", "").startswith("text/html")
     with open(os.path.join(WEB_CLIENT, "index.html"), "rb") as f:
         assert body == f.read()
-    status, _, _ = n.http_get("/parley.js")
-    assert status == 200
+    status, hdrs, _ = n.http_get("/parley.js")
+    assert status == 200 and "javascript" in hdrs.get("content-type", ""), (status, hdrs)
+
+
+def test_static_client_served_by_nginx_variant(parley, nginx, tmp_data_root):
+    # variant (b) of the site: nginx serves the web root itself; /ws still goes to parleyd.
+    s = parley("--web-root", os.path.join(tmp_data_root, "no-such-dir"))
+    n = nginx(upstream(s), web_root=WEB_CLIENT)
+    status, hdrs, body = n.http_get("/")
+    assert status == 200, (status, body[:200])
+    with open(os.path.join(WEB_CLIENT, "index.html"), "rb") as f:
+        assert body == f.read()
+    status, hdrs, _ = n.http_get("/parley.js")
+    assert status == 200 and "javascript" in hdrs.get("content-type", ""), (status, hdrs)
+    assert n.http_get("/no-such-file.js")[0] == 404
+    c = n.client()
+    assert c.ok("ping")
+    status, _, body = n.http_get("/healthz")
+    assert status == 200 and body.strip() == b"ok"
 
 
 def test_metrics_through_nginx_only_from_localhost(parley, nginx):

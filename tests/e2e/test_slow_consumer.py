@@ -132,3 +132,31 @@ def test_stalled_member_past_message_count_limit_is_closed_4008(parley):
     close, skipped = stalled.recv_close(timeout=20)
     assert close.code == 4008, close
     assert skipped < sent
+
+
+def test_presence_subscribers_see_the_cut_off_member_leave(parley):
+    s = parley(*LIMITS, "--presence-window-ms", "100")
+    pub = s.client("pub", timeout=30)
+    watcher = s.client("watcher", timeout=30)
+    stalled = s.client("stalled", timeout=30, rcvbuf=4096)
+    pub.join("r")
+    stalled.join("r")
+    watcher.join("r2", presence=True)
+    stalled.join("r2")
+    pad = "p" * MSG_DATA
+    deadline = time.monotonic() + 120
+    left = []
+    for i in range(COUNT):
+        pub.ok("publish", room="r", data={"i": i, "pad": pad}, echo=False)
+        if i % 50 == 49:
+            try:
+                while True:
+                    f = watcher.recv_json(timeout=0.01)
+                    if f.get("type") == "presence":
+                        left += f["left"]
+            except socket.timeout:
+                pass
+            if "stalled" in left:
+                break
+        assert time.monotonic() < deadline
+    assert "stalled" in left, "room r2 never saw the cut-off member leave"

@@ -114,3 +114,10 @@ def test_history_beyond_the_memory_cache_is_read_from_disk(parley):
     d = a.ok("history", room="r", before=101, limit=100)
     assert [m["data"] for m in d["messages"]] == list(range(0, 100))
     assert d["more"] is False
+
+
+@pytest.mark.parametrize("before", [-1, 1.5, "10", None])
+def test_history_before_wrong_type_is_bad_request(srv, before):
+    a = srv.client("alice")
+    a.join("r")
+    assert a.err("history", room="r", before=before) == "bad_request"
