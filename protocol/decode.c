@@ -260,14 +260,54 @@ static enum proto_err decode_fields(struct proto_cmd *cmd)
 	return PROTO_OK;
 }
 
+/* Bounds what jansson will build from one frame, before it builds it:
+ * nesting depth and the number of object members. A frame of max size
+ * could otherwise be 30,000 nested arrays or 10,000 keys. Strings are
+ * skipped; the text need not be valid JSON here (jansson judges that). */
+static enum proto_err check_shape(const char *p, size_t n, struct proto_cmd *cmd)
+{
+	unsigned depth = 0, keys = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		switch (p[i]) {
+		case '"':
+			for (i++; i < n && p[i] != '"'; i++)
+				if (p[i] == '\\')
+					i++;
+			break;
+		case '{':
+		case '[':
+			if (++depth > PROTO_DEPTH_MAX)
+				return fail(cmd, PROTO_EBAD_REQUEST, "JSON nested deeper than %d levels",
+					    PROTO_DEPTH_MAX);
+			break;
+		case '}':
+		case ']':
+			if (depth)
+				depth--;
+			break;
+		case ':':
+			if (++keys > PROTO_KEYS_MAX)
+				return fail(cmd, PROTO_EBAD_REQUEST, "more than %d keys in one frame",
+					    PROTO_KEYS_MAX);
+			break;
+		}
+	}
+	return PROTO_OK;
+}
+
 enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 {
 	json_error_t jerr;
 	json_t *v;
+	enum proto_err e;
 
 	memset(cmd, 0, sizeof(*cmd));
 	cmd->echo = true;
 	cmd->persist = true;
+
+	if ((e = check_shape(buf, len, cmd)) != PROTO_OK)
+		return e;
 
 	/* JSON_ALLOW_NUL: a name or room with \u0000 gets the precise
 	 * bad_name/bad_room (the validators refuse control characters)
@@ -309,7 +349,7 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 		return fail(cmd, PROTO_EUNKNOWN_TYPE, "unknown type \"%.40s\"", t);
 	cmd->type = cmd_types[i].type;
 
-	enum proto_err e = decode_fields(cmd);
+	e = decode_fields(cmd);
 	if (e != PROTO_OK)
 		return e;
 	if (cmd->type == PROTO_PUBLISH &&

@@ -21,6 +21,8 @@
 #define PROTO_HISTORY_MAX     100
 #define PROTO_HISTORY_DEFAULT 50
 #define PROTO_TOKEN_MAX       4096
+#define PROTO_DEPTH_MAX       32    /* nesting of arrays and objects in a frame */
+#define PROTO_KEYS_MAX        4096  /* object members in a frame, all levels */
 
 enum proto_type {
 	PROTO_HELLO,

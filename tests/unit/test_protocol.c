@@ -91,6 +91,47 @@ START_TEST(decode_ids)
 }
 END_TEST
 
+START_TEST(decode_shape_limits)
+{
+	struct proto_cmd cmd;
+	static char buf[70000];
+	size_t n = 0;
+
+	/* 32 levels of data nesting are fine (the frame object is one more) */
+	n = (size_t)sprintf(buf, "{\"type\":\"publish\",\"room\":\"r\",\"data\":");
+	for (int i = 0; i < PROTO_DEPTH_MAX - 1; i++)
+		buf[n++] = '[';
+	for (int i = 0; i < PROTO_DEPTH_MAX - 1; i++)
+		buf[n++] = ']';
+	buf[n++] = '}';
+	ck_assert_int_eq(proto_decode(buf, n, &cmd), PROTO_OK);
+	proto_cmd_clear(&cmd);
+	/* one more is refused before jansson builds anything */
+	n = (size_t)sprintf(buf, "{\"type\":\"publish\",\"id\":3,\"room\":\"r\",\"data\":");
+	for (int i = 0; i < PROTO_DEPTH_MAX; i++)
+		buf[n++] = '[';
+	for (int i = 0; i < PROTO_DEPTH_MAX; i++)
+		buf[n++] = ']';
+	buf[n++] = '}';
+	ck_assert_int_eq(proto_decode(buf, n, &cmd), PROTO_EBAD_REQUEST);
+	ck_assert(strstr(cmd.errmsg, "nested") != NULL);
+	/* brackets inside strings do not count */
+	n = (size_t)sprintf(buf, "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"");
+	for (int i = 0; i < 100; i++)
+		buf[n++] = '[';
+	n += (size_t)sprintf(buf + n, "\\\"\"}");
+	ck_assert_int_eq(proto_decode(buf, n, &cmd), PROTO_OK);
+	proto_cmd_clear(&cmd);
+	/* too many keys */
+	n = (size_t)sprintf(buf, "{\"type\":\"publish\",\"room\":\"r\",\"data\":{");
+	for (int i = 0; i < PROTO_KEYS_MAX; i++)
+		n += (size_t)sprintf(buf + n, "%s\"k%d\":1", i ? "," : "", i);
+	n += (size_t)sprintf(buf + n, "}}");
+	ck_assert_int_eq(proto_decode(buf, n, &cmd), PROTO_EBAD_REQUEST);
+	ck_assert(strstr(cmd.errmsg, "keys") != NULL);
+}
+END_TEST
+
 START_TEST(decode_types)
 {
 	struct proto_cmd cmd;
@@ -272,6 +313,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, decode_bad_json);
 	tcase_add_test(tc, decode_ids);
 	tcase_add_test(tc, decode_types);
+	tcase_add_test(tc, decode_shape_limits);
 	tcase_add_test(tc, decode_join_fields);
 	tcase_add_test(tc, decode_history_fields);
 	tcase_add_test(tc, decode_hello_names);
