@@ -1,0 +1,350 @@
+/* json.c - validating one-pass JSON scanner (json.h). */
+#include "json.h"
+
+#include <string.h>
+
+struct scan {
+	const char *p;
+	size_t n, i;
+	unsigned depth, max_depth;
+	unsigned keys, max_keys;
+	enum jscan_err err;
+	const char *why;
+};
+
+static int fail(struct scan *s, enum jscan_err e, const char *why)
+{
+	if (!s->err) {
+		s->err = e;
+		s->why = why;
+	}
+	return -1;
+}
+
+static void ws(struct scan *s)
+{
+	while (s->i < s->n) {
+		char c = s->p[s->i];
+		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+			return;
+		s->i++;
+	}
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* At '"': skips the string, checking escapes and control characters. */
+static int string(struct scan *s)
+{
+	s->i++;
+	while (s->i < s->n) {
+		unsigned char c = (unsigned char)s->p[s->i];
+		if (c == '"') {
+			s->i++;
+			return 0;
+		}
+		if (c < 0x20)
+			return fail(s, JSCAN_SYNTAX, "control character in a string");
+		if (c != '\\') {
+			s->i++;
+			continue;
+		}
+		if (s->i + 1 >= s->n)
+			break;
+		switch (s->p[s->i + 1]) {
+		case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+			s->i += 2;
+			break;
+		case 'u':
+			if (s->i + 5 >= s->n)
+				return fail(s, JSCAN_SYNTAX, "truncated \\u escape");
+			for (int k = 2; k < 6; k++)
+				if (hexval(s->p[s->i + (size_t)k]) < 0)
+					return fail(s, JSCAN_SYNTAX, "bad \\u escape");
+			s->i += 6;
+			break;
+		default:
+			return fail(s, JSCAN_SYNTAX, "bad escape in a string");
+		}
+	}
+	return fail(s, JSCAN_SYNTAX, "unterminated string");
+}
+
+static int digits(struct scan *s)
+{
+	size_t start = s->i;
+	while (s->i < s->n && s->p[s->i] >= '0' && s->p[s->i] <= '9')
+		s->i++;
+	return s->i > start ? 0 : -1;
+}
+
+static int number(struct scan *s)
+{
+	if (s->p[s->i] == '-')
+		s->i++;
+	if (s->i < s->n && s->p[s->i] == '0')
+		s->i++;
+	else if (digits(s) < 0)
+		return fail(s, JSCAN_SYNTAX, "bad number");
+	if (s->i < s->n && s->p[s->i] == '.') {
+		s->i++;
+		if (digits(s) < 0)
+			return fail(s, JSCAN_SYNTAX, "bad number");
+	}
+	if (s->i < s->n && (s->p[s->i] == 'e' || s->p[s->i] == 'E')) {
+		s->i++;
+		if (s->i < s->n && (s->p[s->i] == '+' || s->p[s->i] == '-'))
+			s->i++;
+		if (digits(s) < 0)
+			return fail(s, JSCAN_SYNTAX, "bad number");
+	}
+	return 0;
+}
+
+static int literal(struct scan *s, const char *word)
+{
+	size_t k = strlen(word);
+	if (s->n - s->i < k || memcmp(s->p + s->i, word, k))
+		return fail(s, JSCAN_SYNTAX, "unexpected token");
+	s->i += k;
+	return 0;
+}
+
+static int value(struct scan *s, struct jval *out, struct jtop *top);
+
+/* At '{' or '['. top is non-NULL only for the frame's own object. */
+static int container(struct scan *s, struct jtop *top)
+{
+	char close = s->p[s->i] == '{' ? '}' : ']';
+	int first = 1;
+
+	if (++s->depth > s->max_depth)
+		return fail(s, JSCAN_DEPTH, "nested too deep");
+	s->i++;
+	for (;;) {
+		ws(s);
+		if (s->i >= s->n)
+			return fail(s, JSCAN_SYNTAX, "unexpected end");
+		if (s->p[s->i] == close && first) {
+			s->i++;
+			break;
+		}
+		if (!first) {
+			if (s->p[s->i] == close) {
+				s->i++;
+				break;
+			}
+			if (s->p[s->i] != ',')
+				return fail(s, JSCAN_SYNTAX, "expected ',' or a closing bracket");
+			s->i++;
+			ws(s);
+		}
+		first = 0;
+		struct jval v;
+		if (close == '}') {
+			if (s->i >= s->n || s->p[s->i] != '"')
+				return fail(s, JSCAN_SYNTAX, "expected a string key");
+			struct jval key = { JT_STRING, s->p + s->i, 0 };
+			if (string(s) < 0)
+				return -1;
+			key.n = (size_t)(s->p + s->i - key.p);
+			if (++s->keys > s->max_keys)
+				return fail(s, JSCAN_KEYS, "too many keys");
+			ws(s);
+			if (s->i >= s->n || s->p[s->i] != ':')
+				return fail(s, JSCAN_SYNTAX, "expected ':'");
+			s->i++;
+			ws(s);
+			if (value(s, &v, NULL) < 0)
+				return -1;
+			if (top) {
+				if (top->count == JSON_TOP_MAX)
+					return fail(s, JSCAN_TOP, "too many fields");
+				char k[sizeof(top->m[0].key)];
+				size_t klen;
+				if (json_string(&key, k, sizeof(k), &klen) < 0 || klen != strlen(k))
+					k[0] = '\0'; /* long or with NUL: never a field we read */
+				if (k[0] && json_get(top, k))
+					return fail(s, JSCAN_DUPLICATE, "duplicate key");
+				memcpy(top->m[top->count].key, k, sizeof(k));
+				top->m[top->count].val = v;
+				top->count++;
+			}
+		} else if (value(s, &v, NULL) < 0) {
+			return -1;
+		}
+	}
+	s->depth--;
+	return 0;
+}
+
+static int value(struct scan *s, struct jval *out, struct jtop *top)
+{
+	size_t start = s->i;
+	int r;
+
+	if (s->i >= s->n)
+		return fail(s, JSCAN_SYNTAX, "unexpected end");
+	switch (s->p[s->i]) {
+	case '{': out->type = JT_OBJECT; r = container(s, top); break;
+	case '[': out->type = JT_ARRAY; r = container(s, NULL); break;
+	case '"': out->type = JT_STRING; r = string(s); break;
+	case 't': out->type = JT_TRUE; r = literal(s, "true"); break;
+	case 'f': out->type = JT_FALSE; r = literal(s, "false"); break;
+	case 'n': out->type = JT_NULL; r = literal(s, "null"); break;
+	default:
+		if (s->p[s->i] == '-' || (s->p[s->i] >= '0' && s->p[s->i] <= '9')) {
+			out->type = JT_NUMBER;
+			r = number(s);
+		} else {
+			r = fail(s, JSCAN_SYNTAX, "unexpected character");
+		}
+	}
+	out->p = s->p + start;
+	out->n = s->i - start;
+	return r;
+}
+
+enum jscan_err json_scan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
+				struct jtop *top, size_t *pos, const char **why)
+{
+	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL };
+	struct jval v;
+
+	top->count = 0;
+	ws(&s);
+	if (s.i >= n || text[s.i] != '{') {
+		/* Valid JSON that is not an object, or not JSON at all. */
+		if (value(&s, &v, NULL) == 0) {
+			ws(&s);
+			if (s.i == n) {
+				s.err = JSCAN_NOT_OBJECT;
+				s.why = "a frame must be a JSON object";
+				s.i = 0;
+			} else {
+				fail(&s, JSCAN_SYNTAX, "unexpected text after the value");
+			}
+		}
+	} else if (value(&s, &v, top) == 0) {
+		ws(&s);
+		if (s.i != n)
+			fail(&s, JSCAN_SYNTAX, "unexpected text after the object");
+	}
+	*pos = s.i;
+	*why = s.why;
+	return s.err;
+}
+
+const struct jval *json_get(const struct jtop *top, const char *key)
+{
+	for (size_t i = 0; i < top->count; i++)
+		if (!strcmp(top->m[i].key, key))
+			return &top->m[i].val;
+	return NULL;
+}
+
+static size_t put_utf8(char *o, unsigned long cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	} else if (cp < 0x800) {
+		o[0] = (char)(0xc0 | (cp >> 6));
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	} else if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | (cp >> 12));
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | (cp >> 18));
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+static unsigned long hex4(const char *p)
+{
+	return (unsigned long)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
+}
+
+int json_string(const struct jval *v, char *out, size_t cap, size_t *len)
+{
+	const char *p = v->p + 1, *end = v->p + v->n - 1; /* inside the quotes */
+	size_t o = 0;
+
+	if (v->type != JT_STRING || v->n < 2 || !cap)
+		return -1;
+	while (p < end) {
+		char tmp[4];
+		size_t k;
+		if (*p != '\\') {
+			tmp[0] = *p++;
+			k = 1;
+		} else {
+			char e = p[1];
+			p += 2;
+			switch (e) {
+			case 'b': tmp[0] = '\b'; k = 1; break;
+			case 'f': tmp[0] = '\f'; k = 1; break;
+			case 'n': tmp[0] = '\n'; k = 1; break;
+			case 'r': tmp[0] = '\r'; k = 1; break;
+			case 't': tmp[0] = '\t'; k = 1; break;
+			case 'u': {
+				unsigned long cp = hex4(p);
+				p += 4;
+				if (cp >= 0xd800 && cp <= 0xdbff && end - p >= 6 && p[0] == '\\' &&
+				    p[1] == 'u') {
+					unsigned long lo = hex4(p + 2);
+					if (lo >= 0xdc00 && lo <= 0xdfff) {
+						cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+						p += 6;
+					}
+				}
+				if (cp >= 0xd800 && cp <= 0xdfff)
+					cp = 0xfffd; /* a lone surrogate */
+				k = put_utf8(tmp, cp);
+				break;
+			}
+			default: tmp[0] = e; k = 1; break; /* " \ / */
+			}
+		}
+		if (o + k >= cap)
+			return -1;
+		memcpy(out + o, tmp, k);
+		o += k;
+	}
+	out[o] = '\0';
+	*len = o;
+	return 0;
+}
+
+int json_uint(const struct jval *v, uint64_t *out)
+{
+	uint64_t x = 0;
+
+	if (!v || v->type != JT_NUMBER || v->p[0] == '-')
+		return -1;
+	for (size_t i = 0; i < v->n; i++) {
+		char c = v->p[i];
+		if (c < '0' || c > '9')
+			return -1; /* fraction or exponent: not an integer */
+		unsigned d = (unsigned)(c - '0');
+		if (x > (UINT64_MAX - d) / 10)
+			return -1;
+		x = x * 10 + d;
+	}
+	*out = x;
+	return 0;
+}

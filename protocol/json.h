@@ -1,0 +1,67 @@
+/*
+ * json.h - a validating JSON scanner for command frames.
+ *
+ * One pass over the text, no allocation, no tree: it checks the whole frame
+ * against RFC 8259 and records the span of each top-level member's value.
+ * The command decoder needs a few small fields (type, id, room, ...) and
+ * forwards `data` as the text it was sent in, so building a tree (jansson)
+ * would be wasted work: on a small publish it cost ten times the rest of
+ * the loop's work per message.
+ *
+ * Bounds: nesting depth, object members in all, top-level members.
+ */
+#ifndef PARLEY_JSON_H
+#define PARLEY_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum jtype { JT_NONE, JT_OBJECT, JT_ARRAY, JT_STRING, JT_NUMBER, JT_TRUE, JT_FALSE, JT_NULL };
+
+/* A value: its type and its text (strings include their quotes). */
+struct jval {
+	enum jtype type;
+	const char *p;
+	size_t n;
+};
+
+#define JSON_TOP_MAX 64   /* members of the top-level object */
+
+struct jtop {
+	size_t count;
+	struct {
+		char key[24];     /* unescaped; longer keys are kept as "" (never looked up) */
+		struct jval val;
+	} m[JSON_TOP_MAX];
+};
+
+enum jscan_err {
+	JSCAN_OK = 0,
+	JSCAN_SYNTAX,         /* not JSON */
+	JSCAN_NOT_OBJECT,     /* the text is not an object */
+	JSCAN_DUPLICATE,      /* a top-level key twice */
+	JSCAN_DEPTH,          /* nested deeper than max_depth */
+	JSCAN_KEYS,           /* more than max_keys members in all */
+	JSCAN_TOP,            /* more than JSON_TOP_MAX top-level members */
+};
+
+/* Scans text[0..n) (valid UTF-8) which must be one JSON object. On
+ * JSCAN_OK, top holds its members. On failure *pos is the byte offset of
+ * the problem and *why a static description. */
+enum jscan_err json_scan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
+				struct jtop *top, size_t *pos, const char **why);
+
+/* The value of the top-level member named key, or NULL. */
+const struct jval *json_get(const struct jtop *top, const char *key);
+
+/* Unescapes a string value into out (cap bytes, NUL-terminated); *len
+ * gets its length (it may contain NUL bytes from \u0000). Returns 0, or -1
+ * if it does not fit. Surrogate pairs become one UTF-8 character; a lone
+ * surrogate becomes U+FFFD. */
+int json_string(const struct jval *v, char *out, size_t cap, size_t *len);
+
+/* An integer value in [0, 2^64): 0 with *out set, or -1 for a negative,
+ * fractional or exponent number, one too large, or another type. */
+int json_uint(const struct jval *v, uint64_t *out);
+
+#endif
