@@ -10,8 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "buf.h"
 #include "errors.h"
 
@@ -34,31 +32,32 @@ enum proto_type {
 	PROTO_PING,
 };
 
-/* A decoded client command. Strings point into root (or, for data_raw, into
- * the input buffer) and live until proto_cmd_clear(). */
+/* A decoded client command. room and name point into the command's own
+ * buffers (NUL-terminated); token and data_raw point into the input, which
+ * must outlive the command. Nothing is allocated. */
 struct proto_cmd {
 	enum proto_type type;
 	uint64_t id;                 /* 0: the command carries no id */
-	json_t *root;                /* owned */
 	const char *room;
 	size_t room_len;
 	const char *name;            /* hello: NULL when only a token is given */
 	size_t name_len;
 	const char *token;           /* hello: an auth token, or NULL */
 	size_t token_len;
-	json_t *data;                /* publish: borrowed from root */
-	const char *data_raw;        /* publish: data's text in the input, or NULL */
+	const char *data_raw;        /* publish: data's text in the input */
 	size_t data_raw_len;
 	bool presence, echo, persist, durable, has_since, has_before;
 	uint64_t since, before;
 	unsigned limit;
+	char room_buf[PROTO_ROOM_MAX + 1];
+	char name_buf[4 * PROTO_NAME_MAX_CHARS + 1];
 	char errmsg[160];            /* a failure's human message */
 };
 
-/* Decodes one text frame of len bytes (valid UTF-8, checked by the
- * transport). Returns PROTO_OK with cmd filled (release with
- * proto_cmd_clear), or an error code with cmd->errmsg set, cmd->root
- * released, and cmd->id set when the frame carried a valid id. */
+/* Decodes one text frame of len bytes. Returns PROTO_OK with cmd filled,
+ * or an error code with cmd->errmsg set and cmd->id set when the frame
+ * carried a valid id. proto_cmd_clear() releases nothing today but keeps
+ * callers independent of that. */
 enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd);
 void proto_cmd_clear(struct proto_cmd *cmd);
 

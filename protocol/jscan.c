@@ -1,5 +1,5 @@
-/* json.c - validating one-pass JSON scanner (json.h). */
-#include "json.h"
+/* jscan.c - validating one-pass JSON scanner (jscan.h). */
+#include "jscan.h"
 
 #include <string.h>
 
@@ -167,13 +167,13 @@ static int container(struct scan *s, struct jtop *top)
 			if (value(s, &v, NULL) < 0)
 				return -1;
 			if (top) {
-				if (top->count == JSON_TOP_MAX)
+				if (top->count == JSCAN_TOP_MAX)
 					return fail(s, JSCAN_TOP, "too many fields");
 				char k[sizeof(top->m[0].key)];
 				size_t klen;
-				if (json_string(&key, k, sizeof(k), &klen) < 0 || klen != strlen(k))
+				if (jscan_string(&key, k, sizeof(k), &klen) < 0 || klen != strlen(k))
 					k[0] = '\0'; /* long or with NUL: never a field we read */
-				if (k[0] && json_get(top, k))
+				if (k[0] && jscan_get(top, k))
 					return fail(s, JSCAN_DUPLICATE, "duplicate key");
 				memcpy(top->m[top->count].key, k, sizeof(k));
 				top->m[top->count].val = v;
@@ -214,7 +214,7 @@ static int value(struct scan *s, struct jval *out, struct jtop *top)
 	return r;
 }
 
-enum jscan_err json_scan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
+enum jscan_err jscan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
 				struct jtop *top, size_t *pos, const char **why)
 {
 	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL };
@@ -244,7 +244,7 @@ enum jscan_err json_scan_object(const char *text, size_t n, unsigned max_depth, 
 	return s.err;
 }
 
-const struct jval *json_get(const struct jtop *top, const char *key)
+const struct jval *jscan_get(const struct jtop *top, const char *key)
 {
 	for (size_t i = 0; i < top->count; i++)
 		if (!strcmp(top->m[i].key, key))
@@ -279,7 +279,7 @@ static unsigned long hex4(const char *p)
 	return (unsigned long)(hexval(p[0]) << 12 | hexval(p[1]) << 8 | hexval(p[2]) << 4 | hexval(p[3]));
 }
 
-int json_string(const struct jval *v, char *out, size_t cap, size_t *len)
+int jscan_string(const struct jval *v, char *out, size_t cap, size_t *len)
 {
 	const char *p = v->p + 1, *end = v->p + v->n - 1; /* inside the quotes */
 	size_t o = 0;
@@ -330,7 +330,7 @@ int json_string(const struct jval *v, char *out, size_t cap, size_t *len)
 	return 0;
 }
 
-int json_uint(const struct jval *v, uint64_t *out)
+int jscan_uint(const struct jval *v, uint64_t *out)
 {
 	uint64_t x = 0;
 

@@ -1,5 +1,5 @@
 /*
- * json.h - a validating JSON scanner for command frames.
+ * jscan.h - a validating JSON scanner for command frames (jscan_ prefix).
  *
  * One pass over the text, no allocation, no tree: it checks the whole frame
  * against RFC 8259 and records the span of each top-level member's value.
@@ -10,8 +10,8 @@
  *
  * Bounds: nesting depth, object members in all, top-level members.
  */
-#ifndef PARLEY_JSON_H
-#define PARLEY_JSON_H
+#ifndef PARLEY_JSCAN_H
+#define PARLEY_JSCAN_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -25,14 +25,14 @@ struct jval {
 	size_t n;
 };
 
-#define JSON_TOP_MAX 64   /* members of the top-level object */
+#define JSCAN_TOP_MAX 64   /* members of the top-level object */
 
 struct jtop {
 	size_t count;
 	struct {
 		char key[24];     /* unescaped; longer keys are kept as "" (never looked up) */
 		struct jval val;
-	} m[JSON_TOP_MAX];
+	} m[JSCAN_TOP_MAX];
 };
 
 enum jscan_err {
@@ -42,26 +42,26 @@ enum jscan_err {
 	JSCAN_DUPLICATE,      /* a top-level key twice */
 	JSCAN_DEPTH,          /* nested deeper than max_depth */
 	JSCAN_KEYS,           /* more than max_keys members in all */
-	JSCAN_TOP,            /* more than JSON_TOP_MAX top-level members */
+	JSCAN_TOP,            /* more than JSCAN_TOP_MAX top-level members */
 };
 
 /* Scans text[0..n) (valid UTF-8) which must be one JSON object. On
  * JSCAN_OK, top holds its members. On failure *pos is the byte offset of
  * the problem and *why a static description. */
-enum jscan_err json_scan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
+enum jscan_err jscan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
 				struct jtop *top, size_t *pos, const char **why);
 
 /* The value of the top-level member named key, or NULL. */
-const struct jval *json_get(const struct jtop *top, const char *key);
+const struct jval *jscan_get(const struct jtop *top, const char *key);
 
 /* Unescapes a string value into out (cap bytes, NUL-terminated); *len
  * gets its length (it may contain NUL bytes from \u0000). Returns 0, or -1
  * if it does not fit. Surrogate pairs become one UTF-8 character; a lone
  * surrogate becomes U+FFFD. */
-int json_string(const struct jval *v, char *out, size_t cap, size_t *len);
+int jscan_string(const struct jval *v, char *out, size_t cap, size_t *len);
 
 /* An integer value in [0, 2^64): 0 with *out set, or -1 for a negative,
  * fractional or exponent number, one too large, or another type. */
-int json_uint(const struct jval *v, uint64_t *out);
+int jscan_uint(const struct jval *v, uint64_t *out);
 
 #endif
