@@ -64,14 +64,37 @@ static int string(struct scan *s)
 		case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
 			s->i += 2;
 			break;
-		case 'u':
+		case 'u': {
+			unsigned long cp = 0;
 			if (s->i + 5 >= s->n)
 				return fail(s, JSCAN_SYNTAX, "truncated \\u escape");
-			for (int k = 2; k < 6; k++)
-				if (hexval(s->p[s->i + (size_t)k]) < 0)
+			for (int k = 2; k < 6; k++) {
+				int h = hexval(s->p[s->i + (size_t)k]);
+				if (h < 0)
 					return fail(s, JSCAN_SYNTAX, "bad \\u escape");
+				cp = cp << 4 | (unsigned long)h;
+			}
 			s->i += 6;
+			/* UTF-16 surrogates only in pairs: a lone one has no
+			 * character to stand for (jansson refuses it too). */
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				return fail(s, JSCAN_SYNTAX, "lone low surrogate");
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				unsigned long lo = 0;
+				if (s->i + 5 >= s->n || s->p[s->i] != '\\' || s->p[s->i + 1] != 'u')
+					return fail(s, JSCAN_SYNTAX, "lone high surrogate");
+				for (int k = 2; k < 6; k++) {
+					int h = hexval(s->p[s->i + (size_t)k]);
+					if (h < 0)
+						return fail(s, JSCAN_SYNTAX, "bad \\u escape");
+					lo = lo << 4 | (unsigned long)h;
+				}
+				if (lo < 0xdc00 || lo > 0xdfff)
+					return fail(s, JSCAN_SYNTAX, "lone high surrogate");
+				s->i += 6;
+			}
 			break;
+		}
 		default:
 			return fail(s, JSCAN_SYNTAX, "bad escape in a string");
 		}

@@ -56,8 +56,8 @@ const struct jval *jscan_get(const struct jtop *top, const char *key);
 
 /* Unescapes a string value into out (cap bytes, NUL-terminated); *len
  * gets its length (it may contain NUL bytes from \u0000). Returns 0, or -1
- * if it does not fit. Surrogate pairs become one UTF-8 character; a lone
- * surrogate becomes U+FFFD. */
+ * if it does not fit. Surrogate pairs become one UTF-8 character (the
+ * scanner refuses lone surrogates). */
 int jscan_string(const struct jval *v, char *out, size_t cap, size_t *len);
 
 /* An integer value in [0, 2^64): 0 with *out set, or -1 for a negative,

@@ -46,7 +46,15 @@ static json_t *load_any(const char *text, size_t len, int *as_real)
 	if (!v && json_error_code(&jerr) == json_error_numeric_overflow) {
 		*as_real = 1;
 		v = json_loadb(text, len, flags | JSON_DECODE_INT_AS_REAL, &jerr);
+		/* a real beyond a double (1e400): valid JSON that jansson will
+		 * not hold; the decoder forwards it as text */
+		if (!v && json_error_code(&jerr) == json_error_numeric_overflow)
+			*as_real = 2;
 	}
+	/* An object key with \u0000 is valid JSON that jansson cannot hold
+	 * (its keys are C strings): treated like the case above. */
+	if (!v && json_error_code(&jerr) == json_error_null_byte_in_key)
+		*as_real = 2;
 	return v;
 }
 
@@ -91,14 +99,22 @@ static void check_publish(const struct proto_cmd *cmd, const uint8_t *in, size_t
 	pbuf_adds(&b, "x");
 	proto_data_text(cmd, &b);
 	json_t *v = load_any(b.data + 1, b.len - 1, &as_real);
-	if (!v)
+	if (!v && as_real != 2)
 		fprintf(stderr, "fuzz_decode: data text is not valid JSON: %.*s\n",
 			(int)b.len - 1, b.data + 1);
-	CHECK(v != NULL);
+	CHECK(v != NULL || as_real == 2);
 	/* The data text means what jansson reads as the frame's data. */
 	int frame_real;
 	json_t *whole = load_any((const char *)in, size, &frame_real);
-	CHECK(whole != NULL && json_is_object(whole));
+	if (!v || !whole) {
+		/* only a number beyond a double may stop jansson here */
+		CHECK(as_real == 2 || frame_real == 2);
+		json_decref(v);
+		json_decref(whole);
+		pbuf_free(&b);
+		return;
+	}
+	CHECK(json_is_object(whole));
 	json_t *jdata = json_object_get(whole, "data");
 	if (jdata && !as_real && !frame_real && !json_equal(v, jdata)) {
 		fprintf(stderr, "fuzz_decode: data text differs from data: %.*s\n",
@@ -111,7 +127,7 @@ static void check_publish(const struct proto_cmd *cmd, const uint8_t *in, size_t
 	proto_enc_message(&m, cmd->room, cmd->room_len, 7, 1764158400123, "al\"ice", 6,
 			  b.data + 1, b.len - 1);
 	v = load_any(m.data, m.len, &as_real);
-	CHECK(v != NULL && json_is_object(v));
+	CHECK((v != NULL && json_is_object(v)) || as_real == 2);
 	json_decref(v);
 	pbuf_free(&m);
 	pbuf_free(&b);
@@ -124,7 +140,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	int as_real;
 	json_t *j = load_any((const char *)data, size, &as_real);
+	/* (jansson reads a raw NUL byte outside strings as the end of the
+	 * text, then accepts "0\0}"; a NUL is never valid JSON, so such
+	 * inputs are left out of the comparison.) */
 	if (e == PROTO_EBAD_JSON && j && json_is_object(j) && json_object_size(j) > 0 &&
+	    !memchr(data, '\0', size) &&
 	    unique_top_keys((const char *)data, size)) {
 		/* jansson read an object we called bad JSON: one of us is wrong
 		 * (duplicate top-level keys are refused on purpose). */
@@ -133,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	if (e == PROTO_OK)
-		CHECK(j != NULL && json_is_object(j));
+		CHECK((j != NULL && json_is_object(j)) || as_real == 2);
 	json_decref(j);
 	if (e != PROTO_OK) {
 		check_failure(&cmd, e);
@@ -167,7 +187,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (cmd.type == PROTO_HELLO) {
 		/* a name goes back out in message frames as "from" */
 		struct pbuf m = { 0 };
-		int as_real;
 		proto_enc_message(&m, "r", 1, 0, -1, cmd.name, cmd.name_len, "null", 4);
 		json_t *v = load_any(m.data, m.len, &as_real);
 		CHECK(v != NULL);
