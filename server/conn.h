@@ -42,6 +42,7 @@ struct conn {
 	struct sendq q;
 	struct pbuf rx;                /* a fragmented message being reassembled */
 	uint64_t serial;
+	int fd;                        /* the socket for direct sends; -1 with TLS */
 	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
 	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
 	bool peer_closed;              /* the client sent a close frame */

@@ -89,7 +89,7 @@ class Guard:
         t0 = time.monotonic()
         self.publish("after attack")
         self._collect()
-        assert time.monotonic() - t0 < 3, "bystanders served slowly after the attack"
+        assert time.monotonic() - t0 < 5, "bystanders served slowly after the attack"
         assert self.received == self.acked, "listener missed messages: got %r, acked %r" % (
             self.received, self.acked)
         # The message acknowledged before the attack is still in history, and so is everything since.
@@ -403,18 +403,22 @@ def test_escaped_nul_in_room_is_bad_room(srv):
     g.check()
 
 
-def test_escaped_nul_in_data_is_delivered_intact(srv):
+@pytest.mark.parametrize("raw,value", [
+    pytest.param('{"s":"a\\u0000b","t":["\\u0000"]}', {"s": "a\x00b", "t": ["\x00"]}, id="in_strings"),
+    pytest.param('"\\u0000\\u0000"', "\x00\x00", id="whole_string"),
+    pytest.param('{"\\u0000k":1}', {"\x00k": 1}, id="in_object_key"),
+])
+def test_escaped_nul_in_data_is_delivered_intact(srv, raw, value):
     g = Guard(srv)
     c = srv.client("nul")
     c.join("nulroom")
-    raw = '{"s":"a\\u0000b","\\u0000k":["\\u0000"]}'
     c.send_text('{"type":"publish","id":9,"room":"nulroom","data":%s}' % raw)
     m = c.recv_message()
-    assert m.opcode == OP_TEXT and ('"data":%s}' % raw) in m.text, m.text
-    assert json.loads(m.text)["data"] == {"s": "a\x00b", "\x00k": ["\x00"]}
+    assert m.opcode == OP_TEXT and m.text.endswith('"data":%s}' % raw), m.text
+    assert json.loads(m.text)["data"] == value
     assert reply_code(c, 9) == "ok"
     h = c.ok("history", room="nulroom")
-    assert h["messages"][0]["data"] == {"s": "a\x00b", "\x00k": ["\x00"]}
+    assert h["messages"][0]["data"] == value
     g.check()
 
 
@@ -508,7 +512,7 @@ def test_4096_keys_in_one_frame_are_accepted(srv):
     g.check()
 
 
-@pytest.mark.parametrize("total", [4097, 5000, 8000])
+@pytest.mark.parametrize("total", [4097, 5000, 6000])
 def test_more_than_4096_keys_in_one_frame_is_bad_request(srv, total):
     g = Guard(srv)
     c = srv.client("keys")
@@ -522,9 +526,9 @@ def test_more_than_4096_keys_in_one_frame_is_bad_request(srv, total):
 
 
 @pytest.mark.parametrize("what", ["depth_33", "keys_4097"])
-@pytest.mark.xfail(strict=True, reason="the depth/key pre-check (protocol/decode.c check_shape) fails before "
-                   "the id is read, so a too-deep or too-keyed frame with a valid id gets an `error` frame "
-                   "instead of the `reply` with ok:false that docs/protocol.md §3/§13 promise")
+@pytest.mark.xfail(strict=True, reason="proto_decode (protocol/decode.c) fails on JSCAN_DEPTH/JSCAN_KEYS "
+                   "before it reads the id, so a too-deep or too-keyed frame with a valid id gets an `error` "
+                   "frame instead of the `reply` with ok:false that docs/protocol.md §3/§13 promise")
 def test_shape_limit_with_valid_id_is_answered_by_reply(srv, what):
     c = srv.client("shape")
     c.join("shape")
@@ -571,17 +575,11 @@ HUGE = {
     "10^400": "1" + "0" * 400,
 }
 BAD_NUMBERS = {"-1": "-1", "0.5": "0.5", "1.0": "1.0", "1e2": "1e2"}
-NUMBER_XFAIL = pytest.mark.xfail(
-    strict=True, reason="jansson cannot hold 10^400 (not even as a double: 'real number overflow'), so "
-    "proto_decode fails the whole frame with bad_json instead of bad_request for an out-of-range field")
-
-
 def number_cases():
     out = []
     for field in ("id", "since", "before", "limit"):
         for name, v in list(HUGE.items()) + list(BAD_NUMBERS.items()):
-            marks = [NUMBER_XFAIL] if name == "10^400" else []
-            out.append(pytest.param(field, v, id="%s=%s" % (field, name), marks=marks))
+            out.append(pytest.param(field, v, id="%s=%s" % (field, name)))
         out.append(pytest.param(field, "-0.0", id="%s=-0.0" % field))
     out.append(pytest.param("id", "0", id="id=0"))
     out.append(pytest.param("before", "0", id="before=0"))
@@ -598,22 +596,28 @@ def test_out_of_range_or_non_integer_number_is_bad_request(srv, field, value):
     if field == "id":
         c.send_text('{"type":"ping","id":%s}' % value)
         assert next_error(c) == "bad_request"
-    elif field == "since":
-        c.send_text('{"type":"join","id":3,"room":"nums2","since":%s}' % value)
-        assert reply_code(c, 3) == "bad_request"
-        assert c.err("publish", room="nums2", data=1) == "not_member"  # the join had no effect
     else:
-        c.send_text('{"type":"history","id":3,"room":"nums","%s":%s}' % (field, value))
-        assert reply_code(c, 3) == "bad_request"
+        if field == "since":
+            c.send_text('{"type":"join","id":3,"room":"nums2","since":%s}' % value)
+        else:
+            c.send_text('{"type":"history","id":3,"room":"nums","%s":%s}' % (field, value))
+        f = c.next_json()  # nothing else is in flight: this must be the reply
+        assert f.get("type") == "reply" and f.get("id") == 3 and f.get("ok") is False, f
+        assert f["error"]["code"] == "bad_request", f
+        if field == "since":
+            assert c.err("publish", room="nums2", data=1) == "not_member"  # the join had no effect
     assert c.ok("ping")
     g.check()
 
 
 @pytest.mark.parametrize("raw", [
-    pytest.param("1" + "0" * 400, id="10^400", marks=NUMBER_XFAIL),
+    pytest.param("1" + "0" * 400, id="10^400"),
+    pytest.param("1e400", id="1e400"),
     pytest.param("-0.0", id="-0.0"),
     pytest.param("1e-400", id="1e-400"),
     pytest.param("123456789012345678901234567890", id="30_digits"),
+    pytest.param("-9223372036854775809", id="below_int64"),
+    pytest.param("9223372036854775807", id="int64_max"),
     pytest.param("0.1", id="0.1"),
     pytest.param("-1E+308", id="-1E+308"),
     pytest.param("[-0.0,1e-400,0.10000000000000000000001]", id="array"),
@@ -634,6 +638,27 @@ def test_numbers_in_data_are_forwarded_byte_identical(srv, raw):
     m = c.recv_message()
     assert ('"data":%s}' % raw) in m.text, m.text[:300]
     g.check()
+
+
+def test_big_integer_in_data_without_id_is_forwarded_byte_identical(srv):
+    # The same without an id (fire-and-forget), where a decoder has no id to get wrong.
+    g = Guard(srv)
+    c = srv.client("num")
+    c.join("nums")
+    for raw in ("123456789012345678901234567890", "18446744073709551616", "-9223372036854775809"):
+        c.send_text('{"type":"publish","room":"nums","data":%s}' % raw)
+        m = c.recv_message()
+        assert m.opcode == OP_TEXT and m.text.endswith('"data":%s}' % raw), m.text[:300]
+    g.check()
+
+
+def test_big_integer_in_an_ignored_field_does_not_invalidate_the_id(srv):
+    # Regression: the jansson-based decoder re-parsed a frame holding an integer beyond int64 with
+    # every integer as a real, so the valid id turned into 7.0 and the command was refused.
+    c = srv.client()
+    c.send_text('{"type":"ping","id":7,"extra":18446744073709551616}')
+    f = c.next_json()
+    assert f.get("type") == "reply" and f.get("id") == 7 and f.get("ok") is True, f
 
 
 # ---------------------------------------------------------------------------------------- wrong types
@@ -719,12 +744,26 @@ BAD_NAMES = {
 }
 
 
+def send_named(c, type_, cid, escaped, **fields):
+    """Sends a command whose strings are either \\u-escaped (ASCII-only JSON, surrogate pairs for emoji)
+    or raw UTF-8 (JSON then escapes only what it must: C0 controls, quote and backslash)."""
+    obj = {"type": type_, "id": cid}
+    obj.update(fields)
+    c.send_text(json.dumps(obj, separators=(",", ":"), ensure_ascii=escaped))
+
+
+ENCODINGS = pytest.mark.parametrize("escaped", [False, True], ids=["raw_utf8", "escaped"])
+
+
+@ENCODINGS
 @pytest.mark.parametrize("key", sorted(GOOD_NAMES))
-def test_unicode_name_without_control_characters_is_accepted(srv, key):
+def test_unicode_name_without_control_characters_is_accepted(srv, key, escaped):
     g = Guard(srv)
     c = srv.client()
     name = GOOD_NAMES[key]
-    assert c.hello(name)["user"] == name
+    send_named(c, "hello", 1, escaped, name=name)
+    r = c.wait_reply(1)
+    assert r["ok"] is True and r["data"]["user"] == name, r
     c.join("uni")
     c.send_cmd("publish", room="uni", data="x")
     m = c.next_json()
@@ -732,61 +771,118 @@ def test_unicode_name_without_control_characters_is_accepted(srv, key):
     g.check()
 
 
+@ENCODINGS
 @pytest.mark.parametrize("key", sorted(BAD_NAMES))
-def test_control_characters_or_too_long_name_is_bad_name(srv, key):
+def test_control_characters_or_too_long_name_is_bad_name(srv, key, escaped):
     g = Guard(srv)
     c = srv.client()
     before = c.user
-    assert c.err("hello", name=BAD_NAMES[key]) == "bad_name"
+    send_named(c, "hello", 1, escaped, name=BAD_NAMES[key])
+    assert reply_code(c, 1) == "bad_name"
     c.join("uni")
     c.send_cmd("publish", room="uni", data="x")
     assert c.next_json()["from"] == before  # the connection kept its previous name
     g.check()
 
 
+@ENCODINGS
 @pytest.mark.parametrize("room", ["caf\u00e9", "lobby\U0001F98A", "\u00a0", "lob\u200bby", "\uff4c\uff4f\uff42",
-                                  "room\u0301", "x" * 127 + "\u00e9"],
+                                  "room\u0301", "x" * 127 + "\u00e9", "lob\u0085by", "\u0000"],
                          ids=["accent", "emoji", "nbsp", "zero_width_space", "fullwidth", "combining",
-                              "128_chars_last_non_ascii"])
-def test_any_non_ascii_in_room_is_bad_room(srv, room):
+                              "128_chars_last_non_ascii", "c1_nel", "nul"])
+def test_any_non_ascii_in_room_is_bad_room(srv, room, escaped):
     g = Guard(srv)
     c = srv.client()
-    assert c.err("join", room=room) == "bad_room"
-    assert c.err("publish", room=room, data=1) == "bad_room"
+    send_named(c, "join", 1, escaped, room=room)
+    assert reply_code(c, 1) == "bad_room"
+    send_named(c, "publish", 2, escaped, room=room, data=1)
+    assert reply_code(c, 2) == "bad_room"
     g.check()
+
+
+@pytest.mark.xfail(strict=True, reason="protocol/jscan.h JSCAN_TOP_MAX=64 caps the top-level members of a "
+                   "frame ('more than 64 fields in one command', bad_request, and as an error frame although "
+                   "the id is valid); docs/protocol.md §4/§12 only limit keys to 4096 per frame. Document the "
+                   "cap or lift it")
+def test_many_top_level_fields_within_the_key_limit_are_accepted(srv):
+    c = srv.client()
+    text = raw_obj([("type", '"ping"'), ("id", "1")] + [("x%d" % i, "0") for i in range(100)])
+    c.send_text(text)
+    f = c.next_json()
+    assert f.get("type") == "reply" and f.get("id") == 1 and f.get("ok") is True, f
 
 
 # -------------------------------------------------------------------------------------------- floods
 
 
-def test_join_flood_with_default_limits_is_rate_limited_or_closed_4029(parley):
-    s = parley(*DEFAULT_RATES)
-    g = Guard(s)
-    a = s.client()
-    n = 5000
+def join_flood(srv, n=5000, keep_going=0.0, limit=20.0):
+    """One connection sends n joins back to back (then, for keep_going seconds, pings) from a thread
+    while this thread reads. Returns ({reply code: count}, Close or None)."""
+    a = srv.client()
     wire = b"".join(encode_frame(OP_TEXT, '{"type":"join","id":%d,"room":"flood"}' % i)
                     for i in range(1, n + 1))
-    t = threading.Thread(target=sendall_quietly, args=(a.sock, wire))
+    ping = encode_frame(OP_TEXT, '{"type":"ping"}')
+
+    def send():
+        try:
+            a.sock.sendall(wire)
+            end = time.monotonic() + keep_going
+            while time.monotonic() < end:
+                a.sock.sendall(ping)
+                time.sleep(0.001)
+        except OSError:
+            pass  # closed on us
+
+    t = threading.Thread(target=send)
     t0 = time.monotonic()
     t.start()
     codes = {}
     close = None
-    while len(codes) < n and time.monotonic() - t0 < 20:
-        m = a.recv_message(timeout=max(0.01, 20 - (time.monotonic() - t0)))
-        if isinstance(m, Close):
-            close = m
-            break
-        f = json.loads(m.text)
-        assert f.get("type") == "reply", f
-        code = "ok" if f["ok"] else f["error"]["code"]
-        codes[code] = codes.get(code, 0) + 1
-    t.join(10)
+    try:
+        while sum(codes.values()) < n and time.monotonic() - t0 < limit:
+            m = a.recv_message(timeout=max(0.01, limit - (time.monotonic() - t0)))
+            if isinstance(m, Close):
+                close = m
+                break
+            f = json.loads(m.text)
+            assert f.get("type") == "reply", f
+            code = "ok" if f["ok"] else f["error"]["code"]
+            codes[code] = codes.get(code, 0) + 1
+    finally:
+        t.join(keep_going + 10)
+        a.close_socket()
+    assert time.monotonic() - t0 < limit + 1, "flood not over after %.0f s" % limit
+    return codes, close
+
+
+def test_join_flood_with_default_limits_is_rate_limited_and_server_survives(parley):
+    s = parley(*DEFAULT_RATES)
+    g = Guard(s)
+    codes, close = join_flood(s)
     assert codes.get("rate_limited", 0) > 0, (codes, close)
     assert set(codes) <= {"ok", "rate_limited"}, codes
     assert 20 <= codes.get("ok", 0) <= 200, codes  # a burst of 40, refilled at 20/s
-    assert close is None or close.code == 4029, close
-    assert close is not None or len(codes) == n
-    assert time.monotonic() - t0 < 20
+    # Ends with close 4029, or all 5000 answered. A bare drop (close None) is also accepted here
+    # because the 4029 frame is often lost to a TCP reset: see the xfail test below.
+    assert close is None or close.code in (4029, None), close
+    assert close is not None or sum(codes.values()) == 5000, codes
+    assert "reason=rate_limited" in s.log()
+    g.check()
+
+
+@pytest.mark.xfail(strict=True, reason="a client still sending when it is closed for rate limiting mostly "
+                   "gets a TCP reset instead of the close 4029 frame: parleyd sends the close and hangs up "
+                   "with unread input in the socket (the RST destroys the close frame and the last replies "
+                   "before the client reads them; ws.c's reject() comment describes the same hazard)")
+def test_client_that_keeps_flooding_receives_close_4029(parley):
+    s = parley(*DEFAULT_RATES)
+    g = Guard(s)
+    got = []
+    for _ in range(6):  # the loss is a race: six floods in a row must all see the 4029 frame
+        codes, close = join_flood(s, n=5000, keep_going=2.0, limit=10.0)
+        got.append(close)
+        assert codes.get("rate_limited", 0) > 0, codes
+    assert all(c is not None and c.code == 4029 for c in got), got
     g.check()
 
 
@@ -857,7 +953,7 @@ def test_garbage_before_upgrade_gets_an_error_or_a_close(srv, key):
     if data:
         assert data.startswith(b"HTTP/1."), data[:200]
         status = int(data.split(b" ", 2)[1])
-        assert status != 101, "garbage was upgraded to a WebSocket: %r" % data[:200]
+        assert 400 <= status < 600, "garbage got %r" % data[:200]
     g.check()
     st, _, body = srv.http_get("/healthz")
     assert st == 200 and body == b"ok\n"
