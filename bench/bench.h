@@ -167,8 +167,18 @@ int scen_history(int argc, char **argv);
 int scen_floor(int argc, char **argv);
 
 /* Parses a common flag (returns 1 if consumed with its argument, 0 if not common, -1 error).
- * Scenarios call it from their getopt loop through common_longopts. */
+ * opts_parse calls it for the scenarios whose long options include COMMON_LONGOPTS. */
 int  opts_common(int c, const char *arg);
+struct option;
+/* A scenario's own flag ch with its argument (NULL if none) into ctx: 0 if taken, -1 if it
+ * is not the scenario's flag. */
+typedef int (*opts_own_fn)(int ch, const char *arg, void *ctx);
+/* The getopt loop of the load scenarios (floor has its own: no common flags). lo holds the
+ * scenario's flags, {"help", .., 'h'} and COMMON_LONGOPTS. Common flags go to opts_common,
+ * the others to own(ch, optarg, ctx); --help or a flag own refuses prints help(). Returns 0
+ * to run, 2 on a usage error, 3 when help was printed (a scenario's return codes, see main()). */
+int  opts_parse(int argc, char **argv, const struct option *lo, opts_own_fn own, void *ctx,
+                void (*help)(void));
 #define COMMON_LONGOPTS \
     {"url", required_argument, 0, 1001}, {"protocol", required_argument, 0, 1002}, \
     {"json", no_argument, 0, 1003}, {"server-pid", required_argument, 0, 1004}, \

@@ -230,6 +230,29 @@ int opts_common(int c, const char *arg)
     return 0;
 }
 
+int opts_parse(int argc, char **argv, const struct option *lo, opts_own_fn own, void *ctx,
+               void (*help)(void))
+{
+    int ch;
+    optind = 1; /* getopt's state is global: start over for this argv */
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        int k = opts_common(ch, optarg);
+        if (k < 0)
+            return 2;
+        if (k > 0)
+            continue;
+        if (ch == 'h') {
+            help();
+            return 3;
+        }
+        if (own(ch, optarg, ctx) != 0) {
+            help();
+            return 2;
+        }
+    }
+    return 0;
+}
+
 /* Raises RLIMIT_NOFILE toward need (+ slack) within the hard limit. */
 void raise_nofile(uint32_t need)
 {

@@ -193,6 +193,18 @@ static void sample(struct ps_sample *s)
     }
 }
 
+int ps_opt(int ch, const char *arg, struct ps_cfg *cfg)
+{
+    switch (ch) {
+    case 'r': cfg->rooms = (uint32_t)atoi(arg); return 0;
+    case 'm': cfg->members = (uint32_t)atoi(arg); return 0;
+    case 'R': cfg->rate = atof(arg); return 0;
+    case 's': cfg->size = (size_t)atol(arg); return 0;
+    case 'D': cfg->drain = atof(arg); return 0;
+    }
+    return -1;
+}
+
 int ps_run(const struct ps_cfg *cfg, struct ps_result *res)
 {
     static const struct scen_ops ops = {
@@ -289,4 +301,20 @@ void ps_report(const struct ps_cfg *cfg, const struct ps_result *r)
         res_str("first_error", r->first_error);
     if (r->first_close[0])
         res_str("first_close", r->first_close);
+}
+
+int ps_run_report(const char *name, const struct ps_cfg *cfg, struct ps_result *res)
+{
+    if (ps_run(cfg, res) != 0)
+        return -1;
+    res_str("scenario", name);
+    ps_report(cfg, res);
+    return 0;
+}
+
+void ps_result_free(struct ps_result *res)
+{
+    hist_free(res->lat);
+    hist_free(res->ack);
+    res->lat = res->ack = NULL;
 }

@@ -33,8 +33,21 @@ struct ps_result {
     char first_error[128], first_close[96];
 };
 
+/* The flags fanout and chat both take, straight into ps_cfg fields (defaults are each
+ * scenario's own). Put PS_LONGOPTS in the scenario's long options and call ps_opt from its
+ * opts_parse callback: 0 if ch was one of them, -1 if not. */
+#define PS_LONGOPTS \
+    {"rooms", required_argument, 0, 'r'}, {"members", required_argument, 0, 'm'}, \
+    {"rate", required_argument, 0, 'R'}, {"size", required_argument, 0, 's'}, \
+    {"drain", required_argument, 0, 'D'}
+int  ps_opt(int ch, const char *arg, struct ps_cfg *cfg);
+
 /* Runs setup, the measured phase and the drain. Returns 0, -1 on setup failure. */
 int  ps_run(const struct ps_cfg *cfg, struct ps_result *res);
 void ps_report(const struct ps_cfg *cfg, const struct ps_result *res);
+/* ps_run, then the results "scenario" = name and ps_report's. Returns 0, -1 on setup
+ * failure (nothing reported). The caller adds its own results, then ps_result_free. */
+int  ps_run_report(const char *name, const struct ps_cfg *cfg, struct ps_result *res);
+void ps_result_free(struct ps_result *res);   /* the histograms */
 
 #endif

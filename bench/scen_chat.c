@@ -20,6 +20,16 @@ static void help(void)
            "%s", COMMON_HELP);
 }
 
+static int chat_opt(int ch, const char *arg, void *ctx)
+{
+    struct ps_cfg *cfg = ctx;
+    if (ch == 'V') {
+        cfg->persist = false;
+        return 0;
+    }
+    return ps_opt(ch, arg, cfg);
+}
+
 int scen_chat(int argc, char **argv)
 {
     struct ps_cfg cfg = {
@@ -27,45 +37,24 @@ int scen_chat(int argc, char **argv)
         .persist = true, .acks = true, .drain = 5, .room_prefix = "chat-",
     };
     static const struct option lo[] = {
-        {"rooms", required_argument, 0, 'r'}, {"members", required_argument, 0, 'm'},
-        {"rate", required_argument, 0, 'R'}, {"size", required_argument, 0, 's'},
-        {"volatile", no_argument, 0, 'V'}, {"drain", required_argument, 0, 'D'},
+        PS_LONGOPTS, {"volatile", no_argument, 0, 'V'},
         {"help", no_argument, 0, 'h'}, COMMON_LONGOPTS, {0, 0, 0, 0},
     };
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        int k = opts_common(ch, optarg);
-        if (k < 0)
-            return 2;
-        if (k > 0)
-            continue;
-        switch (ch) {
-        case 'r': cfg.rooms = (uint32_t)atoi(optarg); break;
-        case 'm': cfg.members = (uint32_t)atoi(optarg); break;
-        case 'R': cfg.rate = atof(optarg); break;
-        case 's': cfg.size = (size_t)atol(optarg); break;
-        case 'V': cfg.persist = false; break;
-        case 'D': cfg.drain = atof(optarg); break;
-        case 'h': help(); return 3;
-        default: help(); return 2;
-        }
-    }
+    int rc = opts_parse(argc, argv, lo, chat_opt, &cfg, help);
+    if (rc != 0)
+        return rc;
     cfg.duration = g_opts.duration;
     if (!cfg.rooms || !cfg.members || cfg.rate <= 0 || cfg.size > 60000) {
         fprintf(stderr, "parley-bench chat: bad sizes (see --help)\n");
         return 2;
     }
     struct ps_result res = {0};
-    if (ps_run(&cfg, &res) != 0)
+    if (ps_run_report("chat", &cfg, &res) != 0)
         return 1;
-    res_str("scenario", "chat");
-    ps_report(&cfg, &res);
     res_num("publish_ok", (double)res.pub_ok, "");
     res_num("publish_err", (double)res.pub_err, "");
     res_num("replies_with_seq", (double)res.pub_seq, "");
     res_num("persisted_seq_sum", (double)res.seq_sum, "msg");
-    hist_free(res.lat);
-    hist_free(res.ack);
+    ps_result_free(&res);
     return res.delivered == res.expected && res.pub_err == 0 ? 0 : 1;
 }

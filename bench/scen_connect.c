@@ -63,6 +63,17 @@ static void help(void)
            "%s", COMMON_HELP);
 }
 
+static int connect_opt(int ch, const char *arg, void *ctx)
+{
+    (void)ctx;
+    switch (ch) {
+    case 'n': g_n = (uint32_t)atoi(arg); return 0;
+    case 'r': g_rooms = (uint32_t)atoi(arg); return 0;
+    case 'k': g_per = (uint32_t)atoi(arg); return 0;
+    }
+    return -1;
+}
+
 int scen_connect(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -71,22 +82,9 @@ int scen_connect(int argc, char **argv)
         COMMON_LONGOPTS, {0, 0, 0, 0},
     };
     g_n = 1000;
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        int k = opts_common(ch, optarg);
-        if (k < 0)
-            return 2;
-        if (k > 0)
-            continue;
-        switch (ch) {
-        case 'n': g_n = (uint32_t)atoi(optarg); break;
-        case 'r': g_rooms = (uint32_t)atoi(optarg); break;
-        case 'k': g_per = (uint32_t)atoi(optarg); break;
-        case 'h': help(); return 3;
-        default: help(); return 2;
-        }
-    }
+    int rc = opts_parse(argc, argv, lo, connect_opt, NULL, help);
+    if (rc != 0)
+        return rc;
     if (!g_n || !g_rooms || !g_per || g_per > g_rooms) {
         fprintf(stderr, "parley-bench connect: bad sizes (see --help)\n");
         return 2;

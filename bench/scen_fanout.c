@@ -21,6 +21,17 @@ static void help(void)
            "%s", COMMON_HELP);
 }
 
+static int fanout_opt(int ch, const char *arg, void *ctx)
+{
+    struct ps_cfg *cfg = ctx;
+    switch (ch) {
+    case 'P': cfg->publishers = (uint32_t)atoi(arg); return 0;
+    case 'w': cfg->window = (uint32_t)atoi(arg); return 0;
+    case 'S': cfg->persist = true; return 0;
+    }
+    return ps_opt(ch, arg, cfg);
+}
+
 int scen_fanout(int argc, char **argv)
 {
     struct ps_cfg cfg = {
@@ -28,33 +39,13 @@ int scen_fanout(int argc, char **argv)
         .persist = false, .acks = false, .drain = 5, .room_prefix = "fan-",
     };
     static const struct option lo[] = {
-        {"rooms", required_argument, 0, 'r'}, {"members", required_argument, 0, 'm'},
-        {"publishers", required_argument, 0, 'P'}, {"rate", required_argument, 0, 'R'},
-        {"window", required_argument, 0, 'w'}, {"size", required_argument, 0, 's'},
-        {"persist", no_argument, 0, 'S'}, {"drain", required_argument, 0, 'D'},
+        PS_LONGOPTS, {"publishers", required_argument, 0, 'P'},
+        {"window", required_argument, 0, 'w'}, {"persist", no_argument, 0, 'S'},
         {"help", no_argument, 0, 'h'}, COMMON_LONGOPTS, {0, 0, 0, 0},
     };
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        int k = opts_common(ch, optarg);
-        if (k < 0)
-            return 2;
-        if (k > 0)
-            continue;
-        switch (ch) {
-        case 'r': cfg.rooms = (uint32_t)atoi(optarg); break;
-        case 'm': cfg.members = (uint32_t)atoi(optarg); break;
-        case 'P': cfg.publishers = (uint32_t)atoi(optarg); break;
-        case 'R': cfg.rate = atof(optarg); break;
-        case 'w': cfg.window = (uint32_t)atoi(optarg); break;
-        case 's': cfg.size = (size_t)atol(optarg); break;
-        case 'S': cfg.persist = true; break;
-        case 'D': cfg.drain = atof(optarg); break;
-        case 'h': help(); return 3;
-        default: help(); return 2;
-        }
-    }
+    int rc = opts_parse(argc, argv, lo, fanout_opt, &cfg, help);
+    if (rc != 0)
+        return rc;
     cfg.duration = g_opts.duration;
     if (!cfg.rooms || !cfg.members || !cfg.publishers ||
         cfg.publishers > cfg.rooms * cfg.members || cfg.size > 60000 || cfg.window == 0) {
@@ -62,11 +53,8 @@ int scen_fanout(int argc, char **argv)
         return 2;
     }
     struct ps_result res = {0};
-    if (ps_run(&cfg, &res) != 0)
+    if (ps_run_report("fanout", &cfg, &res) != 0)
         return 1;
-    res_str("scenario", "fanout");
-    ps_report(&cfg, &res);
-    hist_free(res.lat);
-    hist_free(res.ack);
+    ps_result_free(&res);
     return res.delivered == res.expected ? 0 : 1;
 }

@@ -143,6 +143,19 @@ static void help(void)
            "%s", COMMON_HELP);
 }
 
+static int history_opt(int ch, const char *arg, void *ctx)
+{
+    (void)ctx;
+    switch (ch) {
+    case 'r': g_nrooms = (uint32_t)atoi(arg); return 0;
+    case 'c': g_clients = (uint32_t)atoi(arg); return 0;
+    case 'k': g_prefill = (uint32_t)atoi(arg); return 0;
+    case 'l': g_limit = (uint32_t)atoi(arg); return 0;
+    case 's': g_settle = atof(arg); return 0;
+    }
+    return -1;
+}
+
 int scen_history(int argc, char **argv)
 {
     static const struct option lo[] = {
@@ -151,24 +164,9 @@ int scen_history(int argc, char **argv)
         {"settle", required_argument, 0, 's'}, {"help", no_argument, 0, 'h'},
         COMMON_LONGOPTS, {0, 0, 0, 0},
     };
-    int ch;
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        int k = opts_common(ch, optarg);
-        if (k < 0)
-            return 2;
-        if (k > 0)
-            continue;
-        switch (ch) {
-        case 'r': g_nrooms = (uint32_t)atoi(optarg); break;
-        case 'c': g_clients = (uint32_t)atoi(optarg); break;
-        case 'k': g_prefill = (uint32_t)atoi(optarg); break;
-        case 'l': g_limit = (uint32_t)atoi(optarg); break;
-        case 's': g_settle = atof(optarg); break;
-        case 'h': help(); return 3;
-        default: help(); return 2;
-        }
-    }
+    int rc = opts_parse(argc, argv, lo, history_opt, NULL, help);
+    if (rc != 0)
+        return rc;
     if (g_opts.proto != PROTO_PARLEY || !g_nrooms || g_clients < g_nrooms || !g_limit ||
         g_limit > 100) {
         fprintf(stderr, "parley-bench history: parley protocol, C >= R >= 1, 1 <= L <= 100\n");

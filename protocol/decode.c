@@ -179,7 +179,17 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 	 * on its own (unit tests, fuzzers) and costs one pass over bytes. */
 	if (utf8_feed(&u8, (const unsigned char *)buf, len) < 0 || utf8_end(&u8) < 0)
 		return fail(cmd, PROTO_EBAD_JSON, "invalid UTF-8");
-	switch (jscan_object(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why)) {
+	enum jscan_err je = jscan_object(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why);
+	if (je == JSCAN_DEPTH || je == JSCAN_KEYS || je == JSCAN_TOP) {
+		/* Valid so far but too big: the fields scanned before the
+		 * problem are known, so a command that put its id first (as
+		 * clients do) still gets a reply it can match. */
+		uint64_t id;
+		v = jscan_get(&top, "id");
+		if (v && jscan_uint(v, &id) == 0 && id >= 1 && id <= PROTO_ID_MAX)
+			cmd->id = id;
+	}
+	switch (je) {
 	case JSCAN_OK:
 		break;
 	case JSCAN_DEPTH:

@@ -32,3 +32,15 @@ if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null; then
   # Debian's nodejs ships npm separately; NodeSource's includes it.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
 fi
+
+if [ "${1:-}" = "--test" ]; then
+  # The browser tests need Node.js 20 or newer (playwright-core, and Node's
+  # WebSocket client). Debian 12's own nodejs is 18; machines of this kind
+  # get 20 from the NodeSource apt source that comes with them.
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$major" -lt 20 ]; then
+    echo "scripts/deps.sh: the browser tests need Node.js >= 20 (found ${major}); install it from NodeSource or another apt source" >&2
+    exit 1
+  fi
+fi
+

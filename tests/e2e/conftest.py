@@ -213,14 +213,7 @@ class Server:
         finally:
             s.close()
         head, _, body = data.partition(b"\r\n\r\n")
-        status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-        status = int(status_line.split(" ")[1])
-        hdrs = _parse_headers(head)
-        if "content-length" in hdrs:
-            body = body[: int(hdrs["content-length"])]
-        elif hdrs.get("transfer-encoding", "").lower() == "chunked":
-            body = _dechunk(body)
-        return status, hdrs, body
+        return _parse_response(head, body)
 
     def running(self):
         return self.proc.poll() is None
@@ -266,6 +259,18 @@ def _parse_headers(head):
     return hdrs
 
 
+def _parse_response(head, body):
+    """(status, headers dict, body) of an HTTP/1.1 response split at its blank line; the body is
+    cut to Content-Length or de-chunked."""
+    status = int(head.split(b"\r\n", 1)[0].split(b" ")[1])
+    hdrs = _parse_headers(head)
+    if "content-length" in hdrs:
+        body = body[: int(hdrs["content-length"])]
+    elif hdrs.get("transfer-encoding", "").lower() == "chunked":
+        body = _dechunk(body)
+    return status, hdrs, body
+
+
 def _dechunk(body):
     out = b""
     while body:
@@ -305,13 +310,30 @@ def parley(request, tmp_data_root):
         if data_dir is None:
             data_dir = os.path.join(tmp_data_root, "data%d" % len(servers))
         log_path = os.path.join(tmp_data_root, "parleyd%d.log" % len(servers))
-        argv = [exe, "--port", "0", "--host", HOST, "--data-dir", data_dir] + NO_RATE_LIMITS + [str(f) for f in flags]
+        argv = parleyd_argv(exe, data_dir) + NO_RATE_LIMITS + [str(f) for f in flags]
         srv = Server(argv, data_dir, log_path)
         servers.append(srv)
         return srv
 
     yield start
 
+    finish_servers(servers, request, "parleyd")
+
+
+def parleyd_argv(exe, data_dir):
+    """The flags every test server starts with: an ephemeral loopback port and its own data dir."""
+    return [exe, "--port", "0", "--host", HOST, "--data-dir", data_dir]
+
+
+def call_failed(request):
+    """True when the test's call phase failed (see pytest_runtest_makereport)."""
+    return getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
+
+
+def finish_servers(servers, request, label):
+    """Fixture teardown for parleyd servers: close their clients, stop every one still running with
+    SIGTERM (must exit 0 within 10 s), fail on a sanitizer report in any log; logs are printed,
+    headed `----- LABEL[i] ARGV`, when the test failed or a server misbehaved."""
     problems = []
     for srv in servers:
         srv.close_clients()
@@ -329,10 +351,9 @@ def parley(request, tmp_data_root):
         for marker in ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"):
             if marker in text:
                 problems.append("parleyd[%d] log has %r" % (i, marker))
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed or problems:
+    if call_failed(request) or problems:
         for i, srv in enumerate(servers):
-            sys.stderr.write("----- parleyd[%d] %s\n%s\n" % (i, " ".join(srv.argv), srv.log()))
+            sys.stderr.write("----- %s[%d] %s\n%s\n" % (label, i, " ".join(srv.argv), srv.log()))
     if problems:
         pytest.fail("; ".join(problems))
 

@@ -25,7 +25,8 @@ import time
 
 import pytest
 
-from conftest import HOST, ParleyClient, Server, _dechunk, _parse_headers, parleyd_path
+from conftest import (HOST, ParleyClient, Server, _parse_headers, _parse_response, call_failed,
+                      finish_servers, parleyd_argv, parleyd_path)
 from wsclient import GUID, HandshakeError
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -136,13 +137,7 @@ def http_request(host, port, path, timeout=5.0, method="GET", headers=(), **stre
         s.close()
     head, sep, body = data.partition(b"\r\n\r\n")
     assert sep, "no complete HTTP response from %s:%r%s: %r" % (host, port, path, data[:300])
-    status = int(head.split(b"\r\n", 1)[0].split(b" ")[1])
-    hdrs = _parse_headers(head)
-    if "content-length" in hdrs:
-        body = body[: int(hdrs["content-length"])]
-    elif hdrs.get("transfer-encoding", "").lower() == "chunked":
-        body = _dechunk(body)
-    return status, hdrs, body
+    return _parse_response(head, body)
 
 
 # ---------------------------------------------------------------------------------------- parleyd logs
@@ -412,8 +407,7 @@ def nginx(request, tmp_data_root):
         rc = n.stop()
         if rc not in (0, None):
             problems.append("nginx exited %r after SIGTERM" % (rc,))
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed or problems:
+    if call_failed(request) or problems:
         for i, n in enumerate(started):
             sys.stderr.write("----- nginx[%d] site.conf\n%s\n%s\n"
                              % (i, open(n.site_path).read(), n.log()))
@@ -433,8 +427,7 @@ def parley_unix(request, tmp_data_root):
         n = len(servers)
         data_dir = os.path.join(tmp_data_root, "udata%d" % n)
         log_path = os.path.join(tmp_data_root, "parleyd-unix%d.log" % n)
-        argv = [exe, "--port", "0", "--host", HOST, "--data-dir", data_dir,
-                "--unix-socket", sock_path] + flags
+        argv = parleyd_argv(exe, data_dir) + ["--unix-socket", sock_path] + flags
         no_tcp = any(flags[i] == "--no-tcp" and flags[i + 1] == "1" for i in range(len(flags) - 1))
         srv = UnixServer(argv, data_dir, log_path, sock_path, tcp_expected=not no_tcp)
         servers.append(srv)
@@ -442,26 +435,4 @@ def parley_unix(request, tmp_data_root):
 
     yield start
 
-    problems = []
-    for srv in servers:
-        srv.close_clients()
-        if srv.returncode is None:
-            try:
-                rc = srv.stop(signal.SIGTERM, 10.0)
-            except AssertionError as e:
-                problems.append(str(e))
-                continue
-            if rc != 0:
-                problems.append("parleyd exited %r after SIGTERM (want 0)" % (rc,))
-    for i, srv in enumerate(servers):
-        text = srv.log()
-        for marker in ("runtime error:", "ERROR: AddressSanitizer", "ERROR: LeakSanitizer"):
-            if marker in text:
-                problems.append("parleyd[%d] log has %r" % (i, marker))
-    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
-    if failed or problems:
-        for i, srv in enumerate(servers):
-            sys.stderr.write("----- parleyd-unix[%d] %s\n%s\n" % (i, " ".join(srv.argv), srv.log()))
-    if problems:
-        pytest.fail("; ".join(problems))
-
+    finish_servers(servers, request, "parleyd-unix")

@@ -103,6 +103,25 @@ static int verify(const struct auth *a, const char *tok, struct auth_claims *c,
 	return auth_verify(a, tok, strlen(tok), NOW, c, why);
 }
 
+/* verify() when only the code matters: the claims of an accepted token are cleared. */
+static int verify_rc(const struct auth *a, const char *tok)
+{
+	struct auth_claims c;
+	const char *why = NULL;
+	int rc = verify(a, tok, &c, &why);
+	if (rc == AUTH_OK)
+		auth_claims_clear(&c);
+	return rc;
+}
+
+/* Verifies a SECRET_A token (header HDR) for alice that expires at exp. */
+static int verify_exp(const struct auth *a, long exp, struct auth_claims *c, const char **why)
+{
+	char p[128];
+	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%ld}", exp);
+	return verify(a, mint(SECRET_A, HDR, p), c, why);
+}
+
 /* Verifies a token minted with SECRET_A, header HDR, the given payload. */
 static int verify_payload(const char *payload, struct auth_claims *c, const char **why)
 {
@@ -174,31 +193,23 @@ START_TEST(expiry_and_leeway)
 	struct auth *a = load_str(SECRET_A);
 	struct auth_claims c;
 	const char *why = NULL;
-	char p[128];
 
 	/* expired long ago */
-	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d}", NOW - 100);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_EEXPIRED);
+	ck_assert_int_eq(verify_exp(a, NOW - 100, &c, &why), AUTH_EEXPIRED);
 	ck_assert_str_eq(why, "token expired");
 	ck_assert_str_eq(c.sub, "");    /* out is left empty */
 	/* 10 s ago: inside the 30 s default leeway */
-	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d}", NOW - 10);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_OK);
+	ck_assert_int_eq(verify_exp(a, NOW - 10, &c, &why), AUTH_OK);
 	auth_claims_clear(&c);
 	/* exactly at the edge: now == exp + leeway is expired */
-	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d}", NOW - 30);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_EEXPIRED);
-	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d}", NOW - 29);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_OK);
+	ck_assert_int_eq(verify_exp(a, NOW - 30, &c, &why), AUTH_EEXPIRED);
+	ck_assert_int_eq(verify_exp(a, NOW - 29, &c, &why), AUTH_OK);
 	auth_claims_clear(&c);
 	/* leeway 0 */
 	auth_set_leeway(a, 0);
-	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d}", NOW - 10);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_EEXPIRED);
-	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d}", NOW);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_EEXPIRED);
-	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d}", NOW + 1);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_OK);
+	ck_assert_int_eq(verify_exp(a, NOW - 10, &c, &why), AUTH_EEXPIRED);
+	ck_assert_int_eq(verify_exp(a, NOW, &c, &why), AUTH_EEXPIRED);
+	ck_assert_int_eq(verify_exp(a, NOW + 1, &c, &why), AUTH_OK);
 	auth_claims_clear(&c);
 	auth_free(&a);
 }
@@ -674,8 +685,6 @@ END_TEST
 START_TEST(rotation)
 {
 	struct auth *a = NULL;
-	struct auth_claims c;
-	const char *why;
 	const char *p = "{\"sub\":\"alice\",\"exp\":1764162000}";
 	char tok_a[1024], tok_b[1024], tok_c[1024];
 
@@ -686,31 +695,25 @@ START_TEST(rotation)
 	/* before: only B */
 	a = load_str(SECRET_B "\n");
 	ck_assert_int_eq(auth_secret_count(a), 1);
-	ck_assert_int_eq(verify(a, tok_b, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	ck_assert_int_eq(verify(a, tok_a, &c, &why), AUTH_ESIG);
+	ck_assert_int_eq(verify_rc(a, tok_b), AUTH_OK);
+	ck_assert_int_eq(verify_rc(a, tok_a), AUTH_ESIG);
 	auth_free(&a);
 	/* during: A current, B previous; both verify, C does not */
 	a = load_str(SECRET_A "\n" SECRET_B "\n");
 	ck_assert_int_eq(auth_secret_count(a), 2);
-	ck_assert_int_eq(verify(a, tok_a, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	ck_assert_int_eq(verify(a, tok_b, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	ck_assert_int_eq(verify(a, tok_c, &c, &why), AUTH_ESIG);
+	ck_assert_int_eq(verify_rc(a, tok_a), AUTH_OK);
+	ck_assert_int_eq(verify_rc(a, tok_b), AUTH_OK);
+	ck_assert_int_eq(verify_rc(a, tok_c), AUTH_ESIG);
 	auth_free(&a);
 	/* CRLF line ends work as well, no final newline too */
 	a = load_str(SECRET_A "\r\n" SECRET_B);
-	ck_assert_int_eq(verify(a, tok_a, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	ck_assert_int_eq(verify(a, tok_b, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
+	ck_assert_int_eq(verify_rc(a, tok_a), AUTH_OK);
+	ck_assert_int_eq(verify_rc(a, tok_b), AUTH_OK);
 	auth_free(&a);
 	/* after: only A */
 	a = load_str(SECRET_A "\n");
-	ck_assert_int_eq(verify(a, tok_a, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	ck_assert_int_eq(verify(a, tok_b, &c, &why), AUTH_ESIG);
+	ck_assert_int_eq(verify_rc(a, tok_a), AUTH_OK);
+	ck_assert_int_eq(verify_rc(a, tok_b), AUTH_ESIG);
 	auth_free(&a);
 }
 END_TEST

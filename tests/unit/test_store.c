@@ -142,6 +142,15 @@ static int64_t wall_ms(void)
 	return store__now_ms(CLOCK_REALTIME);
 }
 
+/* Appends n messages "1" to room, stamped now, without tickets; each must be accepted. */
+static void append_n(struct store *s, const char *room, int n)
+{
+	for (int i = 0; i < n; i++) {
+		int rc = append(s, room, wall_ms(), "1", 0, NULL);
+		ck_assert_msg(rc == 0, "append %d of %d to %s: %d", i + 1, n, room, rc);
+	}
+}
+
 /* A second connection on the same file, as a test would open it. */
 static sqlite3 *db_open(void)
 {
@@ -405,8 +414,7 @@ START_TEST(batch_max_splits_transactions)
 	cfg.batch_max = 10;
 	cfg.flush_interval_ms = 10000;
 	struct store *s = open_ok(&cfg);
-	for (int i = 0; i < 100; i++)
-		ck_assert_int_eq(append(s, "r", wall_ms(), "1", 0, NULL), 0);
+	append_n(s, "r", 100);
 	/* Full batches commit without waiting for the (long) interval. */
 	ck_assert(WAIT_UNTIL(s, stats(s).committed == 100, 5000));
 	ck_assert_uint_ge(stats(s).commit_count, 10);
@@ -561,8 +569,7 @@ START_TEST(read_sees_every_earlier_append)
 	cfg.flush_interval_ms = 10000; /* the read must not wait for this */
 	struct store *s = open_ok(&cfg);
 	for (int round = 1; round <= 5; round++) {
-		for (int i = 0; i < 7; i++)
-			ck_assert_int_eq(append(s, "r", wall_ms(), "1", 0, NULL), 0);
+		append_n(s, "r", 7);
 		int64_t t0 = now_ms();
 		struct store_page *pg = read_page(s, "r", 0, 0, 100);
 		ck_assert_int_lt(now_ms() - t0, 3000);
@@ -604,8 +611,7 @@ START_TEST(read_pending_reported_at_close)
 	struct store_config cfg = cfg_default();
 	cfg.flush_interval_ms = 10000;
 	struct store *s = open_ok(&cfg);
-	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(append(s, "r", wall_ms(), "1", 0, NULL), 0);
+	append_n(s, "r", 5);
 	for (uint64_t c = 1; c <= 3; c++)
 		ck_assert_int_eq(store_read(s, "r", 0, 0, 10, c), 0);
 	store_close(&s, &H, &C);
@@ -624,10 +630,8 @@ START_TEST(retention_by_count)
 	struct store_config cfg = cfg_default();
 	cfg.retain_messages = 10;
 	struct store *s = open_ok(&cfg);
-	for (int i = 0; i < 50; i++)
-		ck_assert_int_eq(append(s, "a", wall_ms(), "1", 0, NULL), 0);
-	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(append(s, "b", wall_ms(), "1", 0, NULL), 0);
+	append_n(s, "a", 50);
+	append_n(s, "b", 5);
 	ck_assert(WAIT_UNTIL(s, stats(s).pruned == 40, 10000));
 	assert_seqs(read_page(s, "a", 0, 0, 100), 41, 50, 0);
 	assert_seqs(read_page(s, "b", 0, 0, 100), 1, 5, 0);
@@ -645,8 +649,7 @@ START_TEST(retention_in_chunks)
 	cfg.retain_messages = 1;
 	struct store *s = open_ok(&cfg);
 	/* 10000 rows to prune take three STORE__PRUNE_CHUNK transactions. */
-	for (int i = 0; i < 10001; i++)
-		ck_assert_int_eq(append(s, "a", wall_ms(), "1", 0, NULL), 0);
+	append_n(s, "a", 10001);
 	ck_assert(WAIT_UNTIL(s, stats(s).pruned == 10000, 20000));
 	assert_seqs(read_page(s, "a", 0, 0, 100), 10001, 10001, 0);
 	store_close(&s, &H, &C);
@@ -661,8 +664,7 @@ START_TEST(retention_by_age)
 	int64_t old = wall_ms() - 3600 * 1000;
 	for (int i = 0; i < 20; i++)
 		ck_assert_int_eq(append(s, "a", old + i, "1", 0, NULL), 0);
-	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(append(s, "a", wall_ms(), "1", 0, NULL), 0);
+	append_n(s, "a", 5);
 	for (int i = 0; i < 3; i++) /* a room whose every message expires */
 		ck_assert_int_eq(append(s, "c", old, "1", 0, NULL), 0);
 	ck_assert(WAIT_UNTIL(s, stats(s).pruned == 23, 10000));
@@ -734,8 +736,7 @@ START_TEST(io_errors_retried_then_recover)
 	cfg.batch_max = 5; /* the 5th append starts the (failing) batch */
 	struct store *s = open_ok(&cfg);
 	store__debug_fail_writes(s, 3);
-	for (int i = 0; i < 5; i++)
-		ck_assert_int_eq(append(s, "r", wall_ms(), "1", 0, NULL), 0);
+	append_n(s, "r", 5);
 	ck_assert(WAIT_UNTIL(s, stats(s).committed == 5, 10000));
 	struct store_stats st = stats(s);
 	ck_assert_uint_eq(st.write_errors, 3);
