@@ -2,7 +2,8 @@
 # Installs the Debian 12 packages Parley needs (as root, with apt-get).
 #   scripts/deps.sh          what building and running parleyd needs
 #   scripts/deps.sh --test   also what the test suites need (check, pytest,
-#                            nginx, openssl, chromium, Node.js for the browser tests)
+#                            nginx, openssl, clang (fuzzers), chromium, Node.js
+#                            for the browser tests)
 # Installs nothing when everything is already there.
 set -euo pipefail
 
@@ -10,7 +11,7 @@ pkgs=(build-essential pkg-config meson ninja-build
       libwebsockets-dev libwebsockets-evlib-ev libev-dev
       libjansson-dev libsqlite3-dev sqlite3 curl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(check python3 python3-pytest chromium nodejs nginx openssl systemd)
+  pkgs+=(check python3 python3-pytest chromium nodejs nginx openssl systemd clang)
 fi
 
 missing=()

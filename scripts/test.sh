@@ -3,8 +3,12 @@
 #   unit     Check unit tests (protocol, storage)
 #   e2e      the real parleyd on ephemeral ports, real sockets, real SQLite
 #   browser  the chat page in headless Chromium (playwright-core)
-# then the unit and e2e suites again under AddressSanitizer + UBSan.
-# Set PARLEY_SKIP_SANITIZE=1 to skip the sanitizer pass.
+#   deploy   systemd-analyze on the unit
+# then the unit and e2e suites again under AddressSanitizer + UBSan (with
+# LeakSanitizer: every parleyd a test starts must exit 0 with no leak), then
+# the libFuzzer harnesses (decoder, config parser) for a short run each.
+# PARLEY_SKIP_SANITIZE=1 skips the sanitizer pass; PARLEY_FUZZ_SECONDS sets
+# the fuzzing time per harness (default 45; 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +30,9 @@ if [ "${PARLEY_SKIP_SANITIZE:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     meson test -C build-asan --suite unit --suite e2e --print-errorlogs --num-processes 2
 fi
+
+fuzz_secs=${PARLEY_FUZZ_SECONDS:-45}
+if [ "$fuzz_secs" != 0 ]; then
+  tests/fuzz/run.sh "$fuzz_secs"
+fi
+

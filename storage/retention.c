@@ -13,8 +13,8 @@
  * Pruning always removes a prefix of a room's seqs: for age, the cut-off is
  * the highest seq among the oldest rows whose ts has expired (seq and ts
  * grow together; a clock stepping backwards can at worst keep or remove a
- * few rows early). rooms.last_seq is left alone, so seqs continue even when
- * every message of a room has expired.
+ * few rows early). Each prune first writes the room's last seq into
+ * rooms.last_seq, so seqs continue even when every message has expired.
  */
 #include "store_int.h"
 
@@ -112,6 +112,12 @@ int store__retention_step(struct store *s)
 					break;
 				in_txn = 1;
 			}
+			/* The seqs must outlive the rows: record the room's
+			 * last seq before its prefix goes (writer.c). */
+			sqlite3_bind_int64(s->st_room_seq, 1, cur->w_id);
+			sqlite3_bind_int64(s->st_room_seq, 2, (sqlite3_int64)cur->w_last_seq);
+			if ((rc = step_reset(s->st_room_seq)) != SQLITE_DONE)
+				break;
 			sqlite3_bind_int64(s->st_prune, 1, cur->w_id);
 			sqlite3_bind_int64(s->st_prune, 2, (sqlite3_int64)upto);
 			if ((rc = step_reset(s->st_prune)) != SQLITE_DONE)

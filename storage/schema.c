@@ -9,8 +9,10 @@
  *
  * Version 1:
  *   rooms(id, name, last_seq)
- *     last_seq is kept here, not derived from messages, because retention
- *     may delete every message of a room and seqs must still continue.
+ *     last_seq is written before retention deletes a room's messages and
+ *     at clean shutdown (not per batch); a room's last seq is
+ *     max(last_seq, max(messages.seq)), so seqs continue even when
+ *     retention deleted every message of a room.
  *   messages(room_id, seq, ts, sender, data) PRIMARY KEY (room_id, seq)
  *     WITHOUT ROWID: every read is a range of one room's seqs (latest page,
  *     seq < before, seq > after) and every prune deletes a seq prefix. A

@@ -189,6 +189,7 @@ int store__schema_load_rooms(struct store *s, char *err, size_t errlen);
 int store__writer_prepare(struct store *s, char *err, size_t errlen);
 void *store__writer_main(void *arg);
 void store__writer_finalize(struct store *s);
+void store__writer_sync_seqs(struct store *s);
 
 /* retention.c */
 int store__retention_step(struct store *s);

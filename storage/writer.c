@@ -135,12 +135,11 @@ static int write_batch(struct store *s, struct store__item *batch, int durable)
 		if (rc != SQLITE_DONE)
 			goto fail;
 	}
-	for (r = touched; r; r = r->w_tnext) {
-		sqlite3_bind_int64(s->st_room_seq, 1, r->w_id);
-		sqlite3_bind_int64(s->st_room_seq, 2, (sqlite3_int64)r->w_batch_seq);
-		if ((rc = step_reset(s->st_room_seq)) != SQLITE_DONE)
-			goto fail;
-	}
+	/* rooms.last_seq is not updated per batch: at start-up a room's last
+	 * seq is max(rooms.last_seq, max(messages.seq)), so it only has to be
+	 * current when messages are pruned (retention.c) and, for readers of
+	 * the file, after a clean shutdown (store__writer_sync_seqs). That
+	 * halves the writes of a batch spread over many rooms. */
 	if (__atomic_load_n(&s->debug_fail, __ATOMIC_RELAXED)) {
 		__atomic_fetch_sub(&s->debug_fail, 1, __ATOMIC_RELAXED);
 		rc = SQLITE_IOERR;
@@ -276,6 +275,25 @@ static void commit_batch(struct store *s, struct store__item *batch,
 	free_batch(batch);
 }
 
+/* Writes every room's last seq into rooms.last_seq (at shutdown). */
+void store__writer_sync_seqs(struct store *s)
+{
+	if (step_reset(s->st_begin) != SQLITE_DONE)
+		return;
+	for (struct store__room *r = s->w_rooms; r; r = r->w_next) {
+		if (!r->w_id || !r->w_last_seq)
+			continue;
+		sqlite3_bind_int64(s->st_room_seq, 1, r->w_id);
+		sqlite3_bind_int64(s->st_room_seq, 2, (sqlite3_int64)r->w_last_seq);
+		if (step_reset(s->st_room_seq) != SQLITE_DONE) {
+			step_reset(s->st_rollback);
+			return;
+		}
+	}
+	if (step_reset(s->st_commit) != SQLITE_DONE)
+		step_reset(s->st_rollback);
+}
+
 enum action { ACT_WRITE, ACT_PRUNE, ACT_EXIT };
 
 /* Waits (holding wlock) until there is something to do. Batches come
@@ -322,8 +340,12 @@ void *store__writer_main(void *arg)
 	pthread_mutex_lock(&s->wlock);
 	for (;;) {
 		a = next_action(s, a);
-		if (a == ACT_EXIT)
+		if (a == ACT_EXIT) {
+			pthread_mutex_unlock(&s->wlock);
+			store__writer_sync_seqs(s);
+			pthread_mutex_lock(&s->wlock);
 			break;
+		}
 		if (a == ACT_PRUNE) {
 			pthread_mutex_unlock(&s->wlock);
 			store__retention_sweep_due(s, store__now_ms(CLOCK_MONOTONIC));
