@@ -2,6 +2,7 @@
  * store.c - the store's public entry points on the loop thread: open and
  * close, the seq counters, and handing appends and reads to the threads.
  */
+#define _GNU_SOURCE /* SCHED_BATCH */
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -9,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sys/resource.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -373,6 +374,10 @@ int store_read(struct store *s, const char *room, uint64_t before, uint64_t afte
 
 void store__thread_background(void)
 {
-	/* Linux: nice applies per thread, addressed by its tid. */
-	setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
+	/* SCHED_BATCH: a fair share of the CPU, but no preempting the service
+	 * loop when the writer wakes up. (A nice level would also starve the
+	 * writer whenever anything else is busy on the machine, and an
+	 * unprivileged process cannot take it back when the queue grows.) */
+	struct sched_param sp = { .sched_priority = 0 };
+	sched_setscheduler((pid_t)syscall(SYS_gettid), SCHED_BATCH, &sp);
 }

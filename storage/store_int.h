@@ -168,9 +168,9 @@ static inline struct timespec store__deadline(int64_t mono_ms)
 }
 
 void store__cond_init(pthread_cond_t *c);
-/* Lowers the calling thread's CPU priority (nice 10): the service loop
- * shares a core with the store's threads, and a commit must not delay live
- * delivery. The writer still gets its share when the loop is busy. */
+/* Makes the calling thread a batch thread (SCHED_BATCH): the service
+ * loop may share a core with the store's threads, and a commit must not
+ * delay live delivery; the writer still gets its fair share of the CPU. */
 void store__thread_background(void);
 void store__log(const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
