@@ -151,10 +151,16 @@ void netaddr_client(struct lws *wsi, const struct netlist *trusted, int unix_pee
 	char xff[1024];
 	int n;
 
-	if (unix_peer)
+	if (unix_peer) {
 		snprintf(out, outlen, "unix");
-	else
+	} else {
 		lws_get_peer_simple(wsi, out, outlen);
+		/* The dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d;
+		 * logs, limits and metrics use the plain IPv4 form. */
+		struct in_addr a4;
+		if (!strncmp(out, "::ffff:", 7) && inet_pton(AF_INET, out + 7, &a4) == 1)
+			memmove(out, out + 7, strlen(out + 7) + 1);
+	}
 	if (!unix_peer && !netlist_contains(trusted, out))
 		return;
 
