@@ -1,0 +1,50 @@
+"""parley-bench against the real parleyd: every scenario runs, measures, and reports in JSON.
+
+Small sizes and short phases: this checks the tool an operator load-tests with, not performance
+(docs/benchmarks.md has the figures).
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+BENCH = os.environ.get("PARLEY_BENCH")
+
+
+def bench(srv, *args, timeout=60):
+    assert BENCH and os.path.exists(BENCH), "PARLEY_BENCH must point at parley-bench"
+    url = "ws://127.0.0.1:%d/ws" % srv.port
+    argv = [BENCH] + list(args) + ["--url", url, "--server-pid", str(srv.proc.pid), "--json", "--quiet"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, "%s\nstdout: %s\nstderr: %s" % (argv, out.stdout, out.stderr)
+    return json.loads(out.stdout)
+
+
+def test_connect_reports_rss_per_connection(srv):
+    r = bench(srv, "connect", "--conns", "300", "--rooms", "10", "--duration", "1")
+    assert r["ready"] == 300 and r["joins_ok"] == 300 and r["failed"] == 0, r
+    assert 0 < r["server_rss_bytes_per_conn"] < 64 * 1024, r
+
+
+def test_fanout_delivers_everything_with_latency(srv):
+    r = bench(srv, "fanout", "--rooms", "2", "--members", "50", "--publishers", "2", "--rate", "50",
+              "--duration", "2", "--drain", "2")
+    assert r["expected"] > 0 and r["delivered"] == r["expected"], r
+    assert 0 < r["latency_p50_ms"] <= r["latency_p99_ms"] <= r["latency_max_ms"], r
+    assert r["server_user_s"] >= 0 and r["server_sys_s"] >= 0, r
+
+
+def test_chat_persists_every_publish(srv):
+    r = bench(srv, "chat", "--rooms", "20", "--members", "3", "--rate", "100", "--duration", "2",
+              "--drain", "2")
+    assert r["publish_err"] == 0 and r["delivered_ratio"] == 1, r
+    assert r["persisted_seq_sum"] == r["publish_ok"], r
+
+
+def test_history_pages(parley):
+    s = parley()  # the e2e servers run with per-connection rate limits lifted
+    r = bench(s, "history", "--rooms", "2", "--clients", "4", "--prefill", "120", "--limit", "50",
+              "--duration", "2")
+    assert r["pages"] > 0 and r["history_errors"] == 0, r
