@@ -73,6 +73,7 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			/* The socket failed: let lws close it from its own
 			 * callback. */
 			conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
+			c->close_reason = CLOSE_R_ERROR;
 		}
 	}
 }
@@ -94,13 +95,11 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* ---- signals and drain ---- */
 
-static ev_tstamp drain_deadline;
-
 static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *s = w->data;
 
-	if (s->nconns == 0 || ev_now(loop) >= drain_deadline) {
+	if (s->nconns == 0 || ev_now(loop) >= s->drain_deadline) {
 		if (s->nconns)
 			log_warn("drain_timeout", "connections=%u", s->nconns);
 		ev_break(loop, EVBREAK_ALL);
@@ -119,7 +118,7 @@ static void begin_drain(struct server *s, const char *why)
 	 * it. */
 	for (struct conn *c = s->conns; c; c = c->next)
 		conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
-	drain_deadline = ev_now(s->loop) + s->cfg->drain_timeout;
+	s->drain_deadline = ev_now(s->loop) + s->cfg->drain_timeout;
 	ev_timer_init(&s->drain_w, drain_tick, 0.02, 0.02);
 	s->drain_w.data = s;
 	ev_timer_start(s->loop, &s->drain_w);

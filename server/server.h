@@ -48,6 +48,7 @@ struct server {
 	ev_prepare flush_w;
 	ev_signal sigterm_w, sigint_w, sighup_w;
 	ev_timer drain_w;
+	ev_tstamp drain_deadline;
 	ev_timer tick_w;
 	lws_retry_bo_t retry;
 
