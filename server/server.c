@@ -306,6 +306,16 @@ int server_run(struct config *cfg)
 		return 1;
 	}
 	foreign[0] = s->loop;
+	/* Signals are caught from here on (libev queues them until ev_run):
+	 * a SIGTERM that arrives while starting up is a clean shutdown too,
+	 * not the default action. */
+	ev_signal_init(&s->sigterm_w, signal_cb, SIGTERM);
+	ev_signal_init(&s->sigint_w, signal_cb, SIGINT);
+	ev_signal_init(&s->sighup_w, signal_cb, SIGHUP);
+	s->sigterm_w.data = s->sigint_w.data = s->sighup_w.data = s;
+	ev_signal_start(s->loop, &s->sigterm_w);
+	ev_signal_start(s->loop, &s->sigint_w);
+	ev_signal_start(s->loop, &s->sighup_w);
 
 	memset(&mount_health, 0, sizeof(mount_health));
 	mount_health.mountpoint = "/healthz";
@@ -370,13 +380,6 @@ int server_run(struct config *cfg)
 	ev_prepare_init(&s->flush_w, flush_cb);
 	s->flush_w.data = s;
 	ev_prepare_start(s->loop, &s->flush_w);
-	ev_signal_init(&s->sigterm_w, signal_cb, SIGTERM);
-	ev_signal_init(&s->sigint_w, signal_cb, SIGINT);
-	ev_signal_init(&s->sighup_w, signal_cb, SIGHUP);
-	s->sigterm_w.data = s->sigint_w.data = s->sighup_w.data = s;
-	ev_signal_start(s->loop, &s->sigterm_w);
-	ev_signal_start(s->loop, &s->sigint_w);
-	ev_signal_start(s->loop, &s->sighup_w);
 
 	ev_timer_init(&s->tick_w, tick_cb, 0.1, 0.1);
 	s->tick_w.data = s;
