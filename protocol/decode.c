@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "jscan.h"
-#include "utf8.h"
 
 static const struct {
 	const char *name;
@@ -164,7 +163,6 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 
 enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 {
-	struct utf8_state u8 = { 0 };
 	struct jtop top;
 	const struct jval *v;
 	const char *why;
@@ -175,10 +173,8 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 	cmd->persist = true;
 	cmd->errmsg[0] = '\0';
 
-	/* The transport checked UTF-8 already; this keeps the decoder safe
-	 * on its own (unit tests, fuzzers) and costs one pass over bytes. */
-	if (utf8_feed(&u8, (const unsigned char *)buf, len) < 0 || utf8_end(&u8) < 0)
-		return fail(cmd, PROTO_EBAD_JSON, "invalid UTF-8");
+	/* jscan checks UTF-8 too (the transport already did, but the
+	 * decoder stays safe on its own for unit tests and fuzzers). */
 	enum jscan_err je = jscan_object(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why);
 	if (je == JSCAN_DEPTH || je == JSCAN_KEYS || je == JSCAN_TOP) {
 		/* Valid so far but too big: the fields scanned before the

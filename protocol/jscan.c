@@ -1,5 +1,6 @@
 /* jscan.c - validating one-pass JSON scanner (jscan.h). */
 #include "jscan.h"
+#include "utf8.h"
 
 #include <string.h>
 
@@ -45,9 +46,22 @@ static int hexval(char c)
 /* At '"': skips the string, checking escapes and control characters. */
 static int string(struct scan *s)
 {
+	/* Bytes above 0x7F are legal only inside strings (anywhere else
+	 * they are a syntax error), so UTF-8 is checked here, and only for
+	 * them: ASCII text costs nothing extra. */
+	struct utf8_state u8 = { 0 };
+
 	s->i++;
 	while (s->i < s->n) {
 		unsigned char c = (unsigned char)s->p[s->i];
+		if (c >= 0x80) {
+			if (utf8_feed(&u8, &c, 1) < 0)
+				return fail(s, JSCAN_SYNTAX, "invalid UTF-8 in a string");
+			s->i++;
+			continue;
+		}
+		if (u8.need)
+			return fail(s, JSCAN_SYNTAX, "invalid UTF-8 in a string");
 		if (c == '"') {
 			s->i++;
 			return 0;

@@ -45,7 +45,7 @@ enum jscan_err {
 	JSCAN_TOP,            /* more than JSCAN_TOP_MAX top-level members */
 };
 
-/* Scans text[0..n) (valid UTF-8) which must be one JSON object. On
+/* Scans text[0..n) which must be one JSON object, in UTF-8 (checked). On
  * JSCAN_OK, top holds its members. On failure *pos is the byte offset of
  * the problem and *why a static description. */
 enum jscan_err jscan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,

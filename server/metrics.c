@@ -77,9 +77,11 @@ void metrics_render(struct server *s, struct pbuf *b)
 		value(b, "parley_disconnects_total", labels, st->disconnects[i]);
 	}
 	metric(b, "parley_rejected_total", "counter", "Upgrades refused, by HTTP status.");
-	value(b, "parley_rejected_total", "{status=\"403\"}", st->rejected_403);
-	value(b, "parley_rejected_total", "{status=\"429\"}", st->rejected_429);
-	value(b, "parley_rejected_total", "{status=\"503\"}", st->rejected_503);
+	static const char *const statuses[4] = { "403", "404", "429", "503" };
+	for (int i = 0; i < 4; i++) {
+		snprintf(labels, sizeof(labels), "{status=\"%s\"}", statuses[i]);
+		value(b, "parley_rejected_total", labels, st->rejected[i]);
+	}
 	SIMPLE(b, "parley_rooms", "gauge", "Rooms with at least one member.", s->rooms.len);
 	SIMPLE(b, "parley_messages_in_total", "counter", "Client commands received.", st->msgs_in);
 	SIMPLE(b, "parley_messages_out_total", "counter", "Frames sent to clients.", st->msgs_out);

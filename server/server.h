@@ -36,7 +36,7 @@ struct server_stats {
 	uint64_t slow_closes;
 	uint64_t errors[PROTO_ERR_COUNT];
 	uint64_t disconnects[CLOSE_R_COUNT];
-	uint64_t rejected_403, rejected_429, rejected_503;
+	uint64_t rejected[4];      /* upgrades refused: 403, 404, 429, 503 */
 	uint64_t cache_hits, cache_misses;
 };
 

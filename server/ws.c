@@ -173,10 +173,13 @@ static int is_unix_peer(struct server *s, struct lws *wsi)
 	return s->vhost_unix && lws_get_vhost(wsi) == s->vhost_unix;
 }
 
-/* Refuses an upgrade with an HTTP status; returns what the callback must. */
-static int refuse(struct lws *wsi, unsigned int status, uint64_t *counter, const char *why)
+/* Refuses an upgrade with an HTTP status (counted by status for
+ * parley_rejected_total); returns what the callback must. */
+static int refuse(struct server *s, struct lws *wsi, unsigned int status, const char *why)
 {
-	(*counter)++;
+	int i = status == 403 ? 0 : status == 404 ? 1 : status == 429 ? 2 : 3;
+
+	s->stats.rejected[i]++;
 	log_info("refused", "status=%u reason=%s", status, log_q(why));
 	if (lws_return_http_status(wsi, status, why))
 		return -1;
@@ -189,23 +192,18 @@ static int confirm_upgrade(struct server *s, struct lws *wsi)
 	char uri[32], addr[64], origin[256];
 
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws"))
-		return refuse(wsi, HTTP_STATUS_NOT_FOUND, &s->stats.rejected_403,
-			      "WebSocket endpoint is /ws");
+		return refuse(s, wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws");
 	if (s->draining)
-		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, &s->stats.rejected_503,
-			      "server is shutting down");
+		return refuse(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server is shutting down");
 	if (cfg->origins && lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0 &&
 	    !origin_allowed(cfg->origins, origin))
-		return refuse(wsi, HTTP_STATUS_FORBIDDEN, &s->stats.rejected_403,
-			      "origin not allowed");
+		return refuse(s, wsi, HTTP_STATUS_FORBIDDEN, "origin not allowed");
 	if (cfg->max_connections && s->nconns >= cfg->max_connections)
-		return refuse(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, &s->stats.rejected_503,
-			      "too many connections");
+		return refuse(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "too many connections");
 	if (cfg->max_connections_per_ip) {
 		netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
 		if (conn_count_ip(s, addr) >= cfg->max_connections_per_ip)
-			return refuse(wsi, 429, &s->stats.rejected_429,
-				      "too many connections from this address");
+			return refuse(s, wsi, 429, "too many connections from this address");
 	}
 	return 0;
 }

@@ -61,12 +61,14 @@ START_TEST(json_scanner)
 	const char *good[] = {
 		"{}", " { \"a\" : [ 1 , -0.5e+3 , true , false , null , \"x\\u00e9\\n\" , { } ] } ",
 		"{\"a\":\"\\ud83d\\ude00\"}", "{\"a\":{\"a\":1,\"a\":2}}", /* nested duplicates pass */
+		"{\"caf\xc3\xa9\":\"\xe2\x82\xac \xf0\x9f\x98\x80\"}",
 	};
 	const char *bad[] = {
 		"", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}", "{\"a\":01}", "{\"a\":1.}",
 		"{\"a\":.5}", "{\"a\":1e}", "{\"a\":tru}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12\"}",
 		"{\"a\":\"x\ty\"}", "{\"a\":1}x", "{\"a\":[1 2]}", "{a:1}", "{\"a\":1}{}",
 		"{\"a\":\"unterminated}", "{\"a\":NaN}", "{\"a\":-}", "{\"a\":+1}",
+		"{\"a\":\"\xe6\x97\"}", "{\"a\":\"\xff\"}", "{\"a\":\xc3\xa9}", "{\"\xc0\xaf\":1}",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		ck_assert_msg(jscan_object(good[i], strlen(good[i]), 32, 4096, &top, &pos, &why) == JSCAN_OK,
