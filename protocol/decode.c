@@ -26,6 +26,10 @@ static const struct {
 	{ "history", PROTO_HISTORY },
 	{ "presence", PROTO_PRESENCE },
 	{ "ping", PROTO_PING },
+	{ "delete", PROTO_DELETE },
+	{ "erase", PROTO_ERASE },
+	{ "ban", PROTO_BAN },
+	{ "unban", PROTO_UNBAN },
 };
 
 static enum proto_err fail(struct proto_cmd *cmd, enum proto_err e, const char *fmt, ...)
@@ -105,6 +109,37 @@ static enum proto_err decode_hello(struct proto_cmd *cmd, const struct jtop *top
 	return PROTO_OK;
 }
 
+/* erase, ban, unban: "user" is a display name; it goes in name/name_len. */
+static enum proto_err decode_user(struct proto_cmd *cmd, const struct jtop *top)
+{
+	const struct jval *v = jscan_get(top, "user");
+	if (!v || v->type != JT_STRING)
+		return fail(cmd, PROTO_EBAD_REQUEST, "user must be a string");
+	if (jscan_string(v, cmd->name_buf, sizeof(cmd->name_buf), &cmd->name_len) < 0 ||
+	    !proto_name_valid(cmd->name_buf, cmd->name_len))
+		return fail(cmd, PROTO_EBAD_NAME, "%s", proto_err_message(PROTO_EBAD_NAME));
+	cmd->name = cmd->name_buf;
+	if (cmd->type != PROTO_BAN)
+		return PROTO_OK;
+	if (get_uint(top, "seconds", 1, &cmd->seconds) <= 0 ||
+	    cmd->seconds > PROTO_BAN_SECONDS_MAX)
+		return fail(cmd, PROTO_EBAD_REQUEST, "seconds must be an integer from 1 to %llu",
+			    (unsigned long long)PROTO_BAN_SECONDS_MAX);
+	v = jscan_get(top, "reason");
+	if (v) {
+		if (v->type != JT_STRING ||
+		    jscan_string(v, cmd->reason_buf, sizeof(cmd->reason_buf), &cmd->reason_len) < 0)
+			return fail(cmd, PROTO_EBAD_REQUEST,
+				    "reason must be a string of at most %d bytes", PROTO_REASON_MAX);
+		for (size_t i = 0; i < cmd->reason_len; i++)
+			if ((unsigned char)cmd->reason_buf[i] < 0x20 || cmd->reason_buf[i] == 0x7f)
+				return fail(cmd, PROTO_EBAD_REQUEST,
+					    "reason must not hold control characters");
+		cmd->reason = cmd->reason_buf;
+	}
+	return PROTO_OK;
+}
+
 static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *top)
 {
 	const struct jval *v;
@@ -117,6 +152,10 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 		return decode_hello(cmd, top);
 	case PROTO_PING:
 		return PROTO_OK;
+	case PROTO_ERASE:
+	case PROTO_BAN:
+	case PROTO_UNBAN:
+		return decode_user(cmd, top);
 	default:
 		break;
 	}
@@ -154,6 +193,10 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 			return fail(cmd, PROTO_EBAD_REQUEST, "limit must be an integer from 1 to %d",
 				    PROTO_HISTORY_MAX);
 		cmd->limit = (unsigned)x;
+		break;
+	case PROTO_DELETE:
+		if (get_uint(top, "seq", 1, &cmd->seq) <= 0)
+			return fail(cmd, PROTO_EBAD_REQUEST, "seq must be an integer from 1 to 2^53-1");
 		break;
 	default:
 		break;

@@ -43,6 +43,12 @@ void proto_enc_message(struct pbuf *b, const char *room, size_t room_len,
 	 * any caller. */
 	LIT(b, "{\"type\":\"message\",\"room\":");
 	pbuf_add_jstr(b, room, room_len);
+	if (!data_len) { /* a tombstone: stored data is JSON, never empty */
+		LIT(b, ",\"seq\":");
+		pbuf_add_u64(b, seq);
+		LIT(b, ",\"deleted\":true}");
+		return;
+	}
 	if (seq) {
 		LIT(b, ",\"seq\":");
 		pbuf_add_u64(b, seq);
@@ -53,5 +59,14 @@ void proto_enc_message(struct pbuf *b, const char *room, size_t room_len,
 	pbuf_add_jstr(b, from, from_len);
 	LIT(b, ",\"data\":");
 	pbuf_add(b, data, data_len);
+	pbuf_addc(b, '}');
+}
+
+void proto_enc_deleted(struct pbuf *b, const char *room, size_t room_len, uint64_t seq)
+{
+	LIT(b, "{\"type\":\"deleted\",\"room\":");
+	pbuf_add_jstr(b, room, room_len);
+	LIT(b, ",\"seq\":");
+	pbuf_add_u64(b, seq);
 	pbuf_addc(b, '}');
 }

@@ -24,7 +24,8 @@
 	X(STORAGE_FAILED, "storage_failed", "message storage is failing: only volatile messages work") \
 	X(RATE_LIMITED, "rate_limited", "too many commands: slow down")      \
 	X(UNAUTHENTICATED, "unauthenticated", "authenticate with hello and a token first") \
-	X(FORBIDDEN, "forbidden", "your token does not allow this room")
+	X(FORBIDDEN, "forbidden", "your token does not allow this room")      \
+	X(NOT_FOUND, "not_found", "no stored message with that seq")
 
 enum proto_err {
 	PROTO_OK = 0,

@@ -21,6 +21,8 @@
 #define PROTO_TOKEN_MAX       4096
 #define PROTO_DEPTH_MAX       32    /* nesting of arrays and objects in a frame */
 #define PROTO_KEYS_MAX        4096  /* object members in a frame, all levels */
+#define PROTO_REASON_MAX      120   /* bytes of a ban reason (fits a close frame) */
+#define PROTO_BAN_SECONDS_MAX 315360000ULL /* ten years */
 
 enum proto_type {
 	PROTO_HELLO,
@@ -30,6 +32,10 @@ enum proto_type {
 	PROTO_HISTORY,
 	PROTO_PRESENCE,
 	PROTO_PING,
+	PROTO_DELETE,     /* {room, seq} */
+	PROTO_ERASE,      /* {user}: name/name_len hold the user */
+	PROTO_BAN,        /* {user, seconds, reason?} */
+	PROTO_UNBAN,      /* {user} */
 };
 
 /* A decoded client command. room and name point into the command's own
@@ -49,9 +55,14 @@ struct proto_cmd {
 	bool presence, echo, persist, durable, has_since, has_before;
 	uint64_t since, before;
 	unsigned limit;
+	uint64_t seq;                /* delete */
+	uint64_t seconds;            /* ban */
+	const char *reason;          /* ban: NULL when absent */
+	size_t reason_len;
 	char room_buf[PROTO_ROOM_MAX + 1];
 	char name_buf[4 * PROTO_NAME_MAX_CHARS + 1];
 	char errmsg[160];            /* a failure's human message */
+	char reason_buf[PROTO_REASON_MAX + 1];
 };
 
 /* Decodes one text frame of len bytes. Returns PROTO_OK with cmd filled,
@@ -80,9 +91,13 @@ void proto_enc_close(struct pbuf *b);
  * default message. */
 void proto_enc_failure(struct pbuf *b, uint64_t id, enum proto_err e, const char *msg);
 /* A message frame; seq 0 means volatile (no seq field). data is compact
- * JSON text. */
+ * JSON text. Empty data (data_len 0) is a deleted message's tombstone:
+ * {"type":"message","room":R,"seq":N,"deleted":true} (no ts, from, data). */
 void proto_enc_message(struct pbuf *b, const char *room, size_t room_len,
 		       uint64_t seq, int64_t ts, const char *from, size_t from_len,
 		       const char *data, size_t data_len);
+
+/* {"type":"deleted","room":R,"seq":N}: message seq was deleted. */
+void proto_enc_deleted(struct pbuf *b, const char *room, size_t room_len, uint64_t seq);
 
 #endif

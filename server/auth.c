@@ -14,6 +14,7 @@
  * (optional) are NumericDates; sub (required) is a Parley user name; rooms
  * (optional) restricts rooms:
  *   "rooms": {"join": ["lobby", "team-42:*"], "publish": ["lobby"]}
+ * and "mod" (optional boolean) makes the user a moderator.
  * A pattern is a room name (exact match) or a prefix followed by one '*'
  * (prefix match; "*" alone matches every room). With a "rooms" claim, a
  * list left out is empty: the token restricts to what it lists.
@@ -210,6 +211,19 @@ int auth_secret_count(const struct auth *a)
 	return a->nsecrets;
 }
 
+int auth_sign(const struct auth *a, const char *in, size_t len, unsigned char mac[32])
+{
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int ml = 0;
+
+	if (!HMAC(EVP_sha256(), a->key[0], (int)a->len[0], (const unsigned char *)in, len,
+		  out, &ml) || ml != HS256_LEN)
+		return -1;
+	memcpy(mac, out, HS256_LEN);
+	OPENSSL_cleanse(out, sizeof(out));
+	return 0;
+}
+
 /* --------------------------------------------------------------- base64url */
 
 static int b64url_val(unsigned char c)
@@ -397,6 +411,14 @@ static int check_claims(const struct auth *a, json_t *pl, int64_t now,
 	}
 	memcpy(out->sub, json_string_value(v), json_string_length(v));
 	out->sub[json_string_length(v)] = '\0';
+
+	/* "mod": true makes the user a moderator (server/moderation.c). */
+	v = json_object_get(pl, "mod");
+	if (v && !json_is_boolean(v)) {
+		*why = "mod must be a boolean";
+		return AUTH_ECLAIMS;
+	}
+	out->mod = v && json_is_true(v);
 
 	rooms = json_object_get(pl, "rooms");
 	if (rooms) {

@@ -70,6 +70,10 @@ void auth_free(struct auth **a);
 void auth_set_leeway(struct auth *a, unsigned seconds);
 /* Number of secrets loaded (1 or 2). */
 int auth_secret_count(const struct auth *a);
+/* HMAC-SHA256 of in[0..len) with the current (first) secret, into mac
+ * (32 bytes): the signature of a token whose signing input is in
+ * (parleyd token, tokencli.c). Returns 0 or -1. */
+int auth_sign(const struct auth *a, const char *in, size_t len, unsigned char mac[32]);
 
 /* The claims of a verified token. Owns its pattern strings: release with
  * auth_claims_clear(). A zeroed struct is a valid empty one. */
@@ -82,6 +86,7 @@ struct auth_claims {
 	size_t njoin;
 	char **publish;              /* owned; npublish NUL-ended patterns */
 	size_t npublish;
+	int mod;                     /* "mod": true: a moderator (delete, erase, ban) */
 };
 
 /* Verifies token[0..len) at time now (seconds since the epoch). Returns 0

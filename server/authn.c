@@ -11,6 +11,7 @@
 #include "conn.h"
 #include "frame.h"
 #include "log.h"
+#include "moderation.h"
 #include "proto.h"
 #include "room.h"
 #include "server.h"
@@ -70,6 +71,15 @@ static int take_token(struct conn *c, const char *tok, size_t len, uint64_t id)
 		if (id)
 			cmd__fail(c, id, PROTO_EUNAUTHENTICATED, why);
 		auth_fail(c, why);
+		return -1;
+	}
+	const char *banned;
+	if (moderation_banned(s, claims.sub, &banned)) {
+		auth_claims_clear(&claims);
+		if (id)
+			cmd__fail(c, id, PROTO_EFORBIDDEN, "this user is banned");
+		unauthed_unlink(s, c);
+		moderation_close_banned(c, banned);
 		return -1;
 	}
 	if (c->authed && strcmp(claims.sub, c->name)) {

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "frame.h"
 #include "log.h"
+#include "moderation.h"
 #include "proto.h"
 #include "ratelimit.h"
 #include "room.h"
@@ -108,6 +109,13 @@ static void cmd_hello(struct conn *c, struct proto_cmd *cmd)
 			cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, "leave private rooms before renaming");
 			return;
 		}
+	}
+	const char *why;
+	if (moderation_banned(c->srv, newname, &why)) {
+		free(newname);
+		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, "this user is banned");
+		moderation_close_banned(c, why);
+		return;
 	}
 	free(newname);
 	cmd__set_display_name(c, cmd->name, cmd->name_len);
@@ -278,6 +286,10 @@ void cmd_handle(struct conn *c, const char *buf, size_t len)
 	case PROTO_HISTORY:  cmd__history(c, &cmd); break;
 	case PROTO_PRESENCE: cmd_presence(c, &cmd); break;
 	case PROTO_PING:     cmd_ping(c, &cmd); break;
+	case PROTO_DELETE:
+	case PROTO_ERASE:
+	case PROTO_BAN:
+	case PROTO_UNBAN:    moderation_cmd(c, &cmd); break;
 	}
 	proto_cmd_clear(&cmd);
 }

@@ -65,6 +65,7 @@ static const struct opt opts[] = {
 	{ "rate_joins", 0, OPT_U32, O(rate_joins), 1, 1000000, "N", "joins per second per connection (default 20)" },
 	{ "rate_history", 0, OPT_U32, O(rate_history), 1, 1000000, "N", "history requests per second per connection (default 20)" },
 	{ "rate_names", 0, OPT_U32, O(rate_names), 1, 1000000, "N", "name changes per minute per connection (default 10)" },
+	{ "allow_self_delete", 0, OPT_U32, O(allow_self_delete), 0, 1, "0|1", "1: users may delete their own stored messages (default 1)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -78,6 +79,7 @@ static const struct {
 	{ "drain_timeout", "Shutdown and logging" },
 	{ "unix_socket", "Listeners, TLS and proxies" },
 	{ "auth", "Who may connect, and how much" },
+	{ "allow_self_delete", "Moderation" },
 };
 
 void config_defaults(struct config *c)
@@ -107,6 +109,7 @@ void config_defaults(struct config *c)
 	c->rate_joins = 20;
 	c->rate_history = 20;
 	c->rate_names = 10;
+	c->allow_self_delete = 1;
 }
 
 void config_free(struct config *c)

@@ -52,6 +52,9 @@ struct config {
 	uint32_t rate_joins;         /* per second */
 	uint32_t rate_history;       /* per second */
 	uint32_t rate_names;         /* name changes per minute */
+
+	/* moderation */
+	uint32_t allow_self_delete;  /* 1: users may delete their own messages */
 };
 
 void config_defaults(struct config *c);

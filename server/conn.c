@@ -77,6 +77,7 @@ int conn_reason_of(uint16_t code)
 	case LWS_CLOSE_STATUS_INVALID_PAYLOAD: return CLOSE_R_BAD_UTF8;
 	case CLOSE_AUTH: return CLOSE_R_AUTH;
 	case CLOSE_RATE_LIMITED: return CLOSE_R_RATE_LIMITED;
+	case CLOSE_BANNED: return CLOSE_R_BANNED;
 	default: return CLOSE_R_ERROR;
 	}
 }
@@ -148,6 +149,8 @@ void conn_release(struct conn *c)
 		 c->session, c->peer, log_q(c->name), reason_names[c->close_reason], s->nconns);
 	free(c->name);
 	c->name = NULL;
+	free(c->close_owned);
+	c->close_owned = NULL;
 	c->srv = NULL;
 }
 

@@ -28,6 +28,7 @@ struct server;
 #define CLOSE_SLOW_CONSUMER 4008
 #define CLOSE_AUTH          4001
 #define CLOSE_RATE_LIMITED  4029
+#define CLOSE_BANNED        4003  /* moderation.c: the user is banned */
 /* Seconds a closing connection has to take its close frame. */
 #define CLOSE_WAIT_S 30
 
@@ -49,6 +50,7 @@ struct conn {
 	bool counted_ip;               /* holds a count in server->per_ip */
 	bool authed;                   /* auth = token: a valid token was shown */
 	const char *close_text;        /* static reason sent with close_code */
+	char *close_owned;             /* or an owned one (a ban's reason), freed at release */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
 	int64_t auth_deadline;         /* ms: close with 4001 unless authed */
 	struct auth_claims *claims;    /* the token's claims, owned; NULL: none */

@@ -4,12 +4,15 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "tokencli.h"
 
 int main(int argc, char **argv)
 {
 	struct config cfg;
 	int rc;
 
+	if (argc > 1 && tokencli_is_command(argv[1]))
+		return tokencli_main(argc - 1, argv + 1);
 	config_defaults(&cfg);
 	rc = config_parse_args(&cfg, argc, argv);
 	if (rc == 0 && config_validate(&cfg) < 0)

@@ -201,3 +201,12 @@ struct frame *room_cache_get(struct room *r, uint64_t seq)
 		return NULL;
 	return r->tail[(r->tail_head + (seq - r->tail_first)) % r->tail_cap];
 }
+
+void room_cache_set(struct room *r, uint64_t seq, struct frame *f)
+{
+	if (!room_cache_get(r, seq))
+		return;
+	struct frame **slot = &r->tail[(r->tail_head + (seq - r->tail_first)) % r->tail_cap];
+	frame_unref(slot);
+	*slot = frame_ref(f);
+}

@@ -81,6 +81,8 @@ void room_cache_add(struct room *r, uint64_t seq, struct frame *f, uint32_t max)
 int room_cache_covers(struct room *r, uint64_t lo, uint64_t hi);
 /* The cached frame of seq, or NULL. */
 struct frame *room_cache_get(struct room *r, uint64_t seq);
+/* Replaces the cached frame of seq (if cached) by f (a tombstone). */
+void room_cache_set(struct room *r, uint64_t seq, struct frame *f);
 
 /* ---- presence.c ---- */
 struct ruser {

@@ -19,12 +19,15 @@
 #include "store.h"
 #include "util.h"
 #include "ws.h"
+#include "moderation.h"
 
 #define WBUF_SIZE (64 * 1024)
 
 const struct store_handlers server_store_handlers = {
 	.durable_done = cmd_durable_done,
 	.page_done = cmd_page_done,
+	.mod_done = moderation_mod_done,
+	.erased = moderation_erased,
 };
 
 /* ---- output flush list ---- */
@@ -374,6 +377,7 @@ int server_run(struct config *cfg)
 	}
 	if (open_store(s) < 0)
 		goto out;
+	moderation_setup(s);
 	if (listen_all(s, &info) < 0)
 		goto out;
 
@@ -394,6 +398,7 @@ out:
 	 * connections that lws then closes. */
 	if (s->store)
 		store_close(&s->store, &server_store_handlers, s);
+	moderation_teardown(s);
 	if (s->ctx) {
 		lws_context_destroy(s->ctx);
 		s->ctx = NULL;

@@ -27,6 +27,7 @@
 
 struct auth;
 struct conn;
+struct moderation;
 struct store;
 
 struct server_stats {
@@ -70,6 +71,7 @@ struct server {
 	struct conn *unauthed_tail;
 
 	struct store *store;
+	struct moderation *mod;     /* bans and pending moderation (moderation.c) */
 	struct pbuf enc;            /* frame encoding scratch */
 	struct pbuf data;           /* publish data scratch */
 	unsigned char *wbuf;        /* send coalescing buffer */

@@ -60,17 +60,80 @@ void store__post_page(struct store *s, struct store__read *r)
 	wake_if(s, need);
 }
 
+/* Queues n moderation results (cookie, status) for store_poll(). */
+void store__post_mods(struct store *s, const struct store__ticket *t, size_t n)
+{
+	pthread_mutex_lock(&s->clock);
+	if (s->c_nm + n > s->c_mcap) {
+		size_t cap = s->c_mcap ? s->c_mcap : 16;
+		while (cap < s->c_nm + n)
+			cap *= 2;
+		s->c_mods = realloc(s->c_mods, cap * sizeof(*s->c_mods));
+		if (!s->c_mods)
+			abort();
+		s->c_mcap = cap;
+	}
+	memcpy(s->c_mods + s->c_nm, t, n * sizeof(*t));
+	s->c_nm += n;
+	int need = !s->wake_pending;
+	s->wake_pending = 1;
+	pthread_mutex_unlock(&s->clock);
+	wake_if(s, need);
+}
+
+/* Queues an erase step's tombstones for store_poll(). Takes e. */
+void store__post_erased(struct store *s, struct store__erased_post *e)
+{
+	e->next = NULL;
+	e->ev.user = e->user;
+	e->ev.rooms = (const char **)e->rooms;
+	e->ev.seqs = e->seqs;
+	pthread_mutex_lock(&s->clock);
+	if (s->c_erased_tail)
+		s->c_erased_tail->next = e;
+	else
+		s->c_erased = e;
+	s->c_erased_tail = e;
+	int need = !s->wake_pending;
+	s->wake_pending = 1;
+	pthread_mutex_unlock(&s->clock);
+	wake_if(s, need);
+}
+
 void store_poll(struct store *s, const struct store_handlers *h, void *opaque)
 {
 	pthread_mutex_lock(&s->clock);
 	struct store__ticket *t = s->c_tickets;
 	size_t nt = s->c_nt;
 	struct store__read *r = s->c_head;
+	struct store__ticket *mods = s->c_mods;
+	size_t nm = s->c_nm;
+	struct store__erased_post *er = s->c_erased;
 	s->c_tickets = NULL;
 	s->c_nt = s->c_cap = 0;
 	s->c_head = s->c_tail = NULL;
+	s->c_mods = NULL;
+	s->c_nm = s->c_mcap = 0;
+	s->c_erased = s->c_erased_tail = NULL;
 	s->wake_pending = 0;
 	pthread_mutex_unlock(&s->clock);
+
+	for (size_t i = 0; i < nm; i++)
+		if (h && h->mod_done)
+			h->mod_done(opaque, mods[i].ticket, mods[i].ok);
+	free(mods);
+	while (er) {
+		struct store__erased_post *next = er->next;
+		if (h && h->erased)
+			h->erased(opaque, &er->ev);
+		for (size_t i = 0; i < er->ev.count; i++)
+			free(er->rooms[i]);
+		free(er->rooms);
+		free(er->seqs);
+		free(er->user);
+		free(er);
+		er = next;
+	}
 
 	for (size_t i = 0; i < nt; i++)
 		if (h && h->durable_done)
@@ -129,6 +192,11 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	memcpy(st->commit_ms_bucket, s->commit_bucket, sizeof(st->commit_ms_bucket));
 	st->commit_ms_sum = s->commit_ms_sum;
 	st->commit_count = s->commit_count;
+	st->erase_jobs = s->erase_jobs;
+	st->erase_scanned = s->erase_scanned;
+	st->erase_erased = s->erase_erased;
+	st->erase_done = s->erase_done;
+	st->deleted = s->deleted;
 	pthread_mutex_unlock(&s->wlock);
 	pthread_mutex_lock(&s->rlock);
 	st->reads = s->reads;

@@ -128,6 +128,7 @@ static struct store_page *query(struct store *s, struct store__read *r)
 		const char *data = (const char *)sqlite3_column_text(st, 3);
 		m->data_len = data ? (size_t)sqlite3_column_bytes(st, 3) : 0;
 		m->data = xstrndup(data ? data : "", m->data_len);
+		m->deleted = m->data_len == 0; /* a tombstone (moderate.c) */
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);

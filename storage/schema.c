@@ -21,11 +21,18 @@
  *     twice and pay two look-ups per row). The SQLite docs favour WITHOUT
  *     ROWID for rows well under a page; chat messages mostly are, and large
  *     ones still work through overflow pages.
+ *
+ * Version 2 (moderate.c):
+ *   bans(user, until_ms, reason), erase_jobs(id, user, room_id, seq,
+ *   started_ms). Its SQL is idempotent and also runs at every open, so it
+ *   does not depend on the order of other migrations.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "store_int.h"
+
+extern const char store__mod_sql[]; /* moderate.c */
 
 static const char *const migrations[STORE__SCHEMA_VERSION] = {
 	/* 0 -> 1 */
@@ -42,6 +49,8 @@ static const char *const migrations[STORE__SCHEMA_VERSION] = {
 	"  data    TEXT NOT NULL,"
 	"  PRIMARY KEY (room_id, seq)"
 	") WITHOUT ROWID;",
+	/* 1 -> 2 */
+	store__mod_sql,
 };
 
 static int user_version(sqlite3 *db, int *v)

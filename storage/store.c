@@ -55,6 +55,7 @@ static void destroy(struct store *s)
 	if (s->rdb)
 		sqlite3_close_v2(s->rdb);
 	store__writer_finalize(s);
+	store__mod_finalize(s);
 	if (s->wdb)
 		sqlite3_close_v2(s->wdb);
 	while (s->q_head) { /* only if the writer never ran */
@@ -68,6 +69,7 @@ static void destroy(struct store *s)
 		free(r);
 	}
 	store__map_free(&s->map);
+	store__mod_free(s);
 	free(s->c_tickets);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->wcond);
@@ -121,8 +123,11 @@ static int open_writer(struct store *s, char *err, size_t errlen)
 	}
 	char sub[200];
 	if (store__schema_migrate(s->wdb, sub, sizeof(sub)) < 0 ||
+	    store__mod_schema(s->wdb, sub, sizeof(sub)) < 0 ||
 	    store__schema_load_rooms(s, sub, sizeof(sub)) < 0 ||
-	    store__writer_prepare(s, sub, sizeof(sub)) < 0) {
+	    store__mod_load(s, sub, sizeof(sub)) < 0 ||
+	    store__writer_prepare(s, sub, sizeof(sub)) < 0 ||
+	    store__mod_prepare(s, sub, sizeof(sub)) < 0) {
 		snprintf(err, errlen, "database %s: %s", path, sub);
 		return -1;
 	}

@@ -52,6 +52,7 @@ struct store_msg {
 	const char *from;     /* sender's display name */
 	const char *data;     /* the message's data as compact JSON text */
 	size_t data_len;
+	int deleted;          /* a tombstone: from and data are "" (moderate.c) */
 };
 
 /* A page of history: messages in ascending seq order. */
@@ -66,6 +67,16 @@ struct store_page {
 	struct store_msg *msgs;
 };
 
+/* A step of an erase job (store_erase): the rows it just tombstoned. */
+struct store_erased {
+	uint64_t job;            /* the job's id (erase_jobs.id) */
+	const char *user;
+	int done;                /* the job finished with this step */
+	size_t count;
+	const char **rooms;      /* count room names */
+	const uint64_t *seqs;    /* and seqs */
+};
+
 /* What the store reports back through store_poll(). */
 struct store_handlers {
 	/* A durable append's transaction committed (ok=1) or failed (ok=0). */
@@ -73,6 +84,12 @@ struct store_handlers {
 	/* A read finished. The handler takes ownership of page and must call
 	 * store_page_free() on it. */
 	void (*page_done)(void *opaque, struct store_page *page);
+	/* A store_delete/store_ban/store_unban/store_erase committed or
+	 * failed: status is one of enum store_mod_status. */
+	void (*mod_done)(void *opaque, uint64_t cookie, int status);
+	/* An erase step committed: its tombstones (the handler does not keep
+	 * the pointer). */
+	void (*erased)(void *opaque, const struct store_erased *e);
 };
 
 struct store_stats {
@@ -94,6 +111,12 @@ struct store_stats {
 	uint64_t commit_ms_bucket[12];
 	double commit_ms_sum;
 	uint64_t commit_count;
+	/* erase jobs (moderate.c) */
+	uint64_t erase_jobs;         /* running now (persisted, resumed at start) */
+	uint64_t erase_scanned;      /* rows looked at by erase steps */
+	uint64_t erase_erased;       /* rows tombstoned by erase steps */
+	uint64_t erase_done;         /* jobs finished */
+	uint64_t deleted;            /* rows tombstoned by store_delete */
 };
 extern const double store_commit_ms_bounds[11];
 
@@ -132,6 +155,40 @@ int store_read(struct store *s, const char *room, uint64_t before,
 void store_poll(struct store *s, const struct store_handlers *h, void *opaque);
 
 void store_page_free(struct store_page **page);
+
+/* ---- moderation (moderate.c) ----
+ * Each of these goes through the writer's queue like an append (so it is
+ * ordered after every message accepted before it, and counts against the
+ * queue's bound), is committed promptly, and reports through
+ * mod_done(cookie, status). They return 0, STORE_EOVERLOADED,
+ * STORE_EFAILING or STORE_EINVAL like store_append. */
+enum store_mod_status {
+	STORE_MOD_OK = 0,          /* done (a delete of a tombstone is OK too) */
+	STORE_MOD_NOT_FOUND = 1,   /* delete: no stored message with that seq */
+	STORE_MOD_NOT_OWNER = 2,   /* delete: only_sender is not its sender */
+	STORE_MOD_FAILED = 3,      /* the write failed (disk) */
+};
+#define STORE_BANS_MAX     100000  /* bans kept, on disk and in memory */
+#define STORE_BAN_REASON_MAX 120   /* bytes of a ban reason */
+
+/* Replaces message seq of room by a tombstone: its sender and data are
+ * overwritten on disk (secure_delete zeroes the old bytes), its seq and ts
+ * stay. only_sender != NULL: only if that is the message's sender. */
+int store_delete(struct store *s, const char *room, uint64_t seq,
+		 const char *only_sender, uint64_t cookie);
+/* Starts an erase job: every stored message whose sender is user becomes
+ * a tombstone, in bounded steps on the writer thread between batches. The
+ * job is persisted: a restart resumes it. mod_done(cookie) reports that
+ * the job is recorded; each step reports through erased(). */
+int store_erase(struct store *s, const char *user, uint64_t cookie);
+/* Records a ban of user until until_ms (wall clock), or lifts it. */
+int store_ban(struct store *s, const char *user, int64_t until_ms,
+	      const char *reason, uint64_t cookie);
+int store_unban(struct store *s, const char *user, uint64_t cookie);
+/* Calls fn for every ban on disk that has not ended by now_ms (loaded at
+ * store_open; expired ones are removed then). Loop thread, once. */
+void store_bans_each(struct store *s, void (*fn)(void *opaque, const char *user,
+			int64_t until_ms, const char *reason), void *opaque);
 void store_get_stats(struct store *s, struct store_stats *st);
 
 #endif

@@ -42,7 +42,8 @@
 #define STORE__PRUNE_CHUNK        4096    /* rows per retention transaction */
 #define STORE__PRUNE_ROOMS_STEP   256     /* rooms per retention step at most */
 #define STORE__SWEEP_MS           1000    /* retention sweep cadence */
-#define STORE__SCHEMA_VERSION     1
+#define STORE__SCHEMA_VERSION     2
+#define STORE__ERASE_SCAN         2048    /* rows an erase step looks at */
 
 /* A room the store knows. Allocated once, freed at store_close(). */
 struct store__room {
@@ -73,7 +74,46 @@ struct store__item {
 	int64_t enq_ms;               /* monotonic, for the flush deadline */
 	size_t from_len, data_len;
 	char *from, *data;            /* point into buf */
+	/* moderation (moderate.c): kind != 0 writes no message; from is the
+	 * user (or the sender to match), data the ban reason. */
+	int kind;                     /* enum store__kind */
+	int status;                   /* enum store_mod_status, set by the writer */
+	uint64_t cookie;              /* for mod_done */
+	int64_t job;                  /* ERASE: the job row's id */
 	char buf[];
+};
+
+enum store__kind {
+	STORE__K_MESSAGE = 0,
+	STORE__K_DELETE,              /* seq of room; from: only this sender ("" any) */
+	STORE__K_ERASE,               /* from: the user */
+	STORE__K_BAN,                 /* from: user, ts: until, data: reason */
+	STORE__K_UNBAN,               /* from: user */
+};
+
+/* An erase job, writer-owned (moderate.c). */
+struct store__job {
+	struct store__job *next;
+	int64_t id;
+	int64_t room_id;              /* cursor: last (room_id, seq) looked at */
+	int64_t seq;
+	char user[];
+};
+
+/* A finished erase step waiting for store_poll (under clock). */
+struct store__erased_post {
+	struct store__erased_post *next;
+	struct store_erased ev;
+	char *user;
+	char **rooms;
+	uint64_t *seqs;
+};
+
+/* A loaded ban (store_open -> store_bans_each). */
+struct store__ban {
+	struct store__ban *next;
+	int64_t until;
+	char *user, *reason;
 };
 
 /* One read request; the reader fills in page. */
@@ -116,12 +156,18 @@ struct store {
 	uint64_t commit_bucket[12];
 	double commit_ms_sum;
 	uint64_t commit_count;
+	uint64_t erase_jobs, erase_scanned, erase_erased, erase_done, deleted;
 	unsigned debug_fail;          /* test hook: fail this many batches */
 	/* writer-thread only */
 	sqlite3 *wdb;
 	sqlite3_stmt *st_begin, *st_commit, *st_rollback, *st_insert,
 		*st_room_ins, *st_room_get, *st_room_seq, *st_sync_full,
 		*st_sync_normal, *st_min_seq, *st_age_max, *st_prune;
+	sqlite3_stmt *st_del, *st_del_own, *st_del_look, *st_ban_set, *st_ban_del,
+		*st_job_ins, *st_job_scan, *st_job_upd, *st_job_del, *st_room_name;
+	struct store__job *w_jobs;    /* erase jobs, oldest first (moderate.c) */
+	int64_t erase_after_ms;       /* no erase step before (after a failure) */
+	uint64_t erase_failures;      /* failed erase steps */
 	struct store__room *w_rooms;  /* every room, for retention sweeps */
 	struct store__room *sweep_cur;
 	int sweep_active;
@@ -142,7 +188,12 @@ struct store {
 	struct store__ticket *c_tickets;
 	size_t c_nt, c_cap;
 	struct store__read *c_head, *c_tail;
+	struct store__ticket *c_mods; /* mod_done results (ticket = cookie) */
+	size_t c_nm, c_mcap;
+	struct store__erased_post *c_erased, *c_erased_tail;
 	int wake_pending;             /* a wake is out and not yet polled */
+
+	struct store__ban *bans;      /* loaded at open, taken by store_bans_each */
 
 	/* ---- loop-only counters ---- */
 	uint64_t appended, overloaded, refused_failing;
@@ -184,6 +235,21 @@ void store__map_free(struct store__map *m);
 /* schema.c */
 int store__schema_migrate(sqlite3 *db, char *err, size_t errlen);
 int store__schema_load_rooms(struct store *s, char *err, size_t errlen);
+
+/* moderate.c */
+int store__mod_schema(sqlite3 *db, char *err, size_t errlen);
+int store__mod_load(struct store *s, char *err, size_t errlen);
+int store__mod_prepare(struct store *s, char *err, size_t errlen);
+void store__mod_finalize(struct store *s);
+void store__mod_free(struct store *s);
+/* Applies a kind != 0 item inside the open batch transaction. */
+int store__mod_apply(struct store *s, struct store__item *it);
+/* After the batch: reports its moderation items (ok: committed). */
+void store__mod_report(struct store *s, struct store__item *batch, int ok);
+/* One bounded erase step (its own transaction). Returns 1 if jobs remain. */
+int store__erase_step(struct store *s);
+void store__post_mods(struct store *s, const struct store__ticket *t, size_t n);
+void store__post_erased(struct store *s, struct store__erased_post *e);
 
 /* writer.c */
 int store__writer_prepare(struct store *s, char *err, size_t errlen);

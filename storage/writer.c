@@ -117,6 +117,11 @@ static int write_batch(struct store *s, struct store__item *batch, int durable)
 	if (rc != SQLITE_DONE)
 		goto fail;
 	for (struct store__item *it = batch; it; it = it->next) {
+		if (it->kind != STORE__K_MESSAGE) { /* delete, ban, erase: moderate.c */
+			if ((rc = store__mod_apply(s, it)) != SQLITE_OK)
+				goto fail;
+			continue;
+		}
 		r = it->room;
 		if (!r->w_batch_seq) {
 			r->w_tnext = touched;
@@ -267,6 +272,7 @@ static void commit_batch(struct store *s, struct store__item *batch,
 	}
 	if (ok)
 		report_tickets(s, batch, 1);
+	store__mod_report(s, batch, ok);
 	pthread_mutex_lock(&s->wlock);
 	s->depth -= n;
 	s->depth_bytes -= bytes;
@@ -294,7 +300,7 @@ void store__writer_sync_seqs(struct store *s)
 		step_reset(s->st_rollback);
 }
 
-enum action { ACT_WRITE, ACT_PRUNE, ACT_EXIT };
+enum action { ACT_WRITE, ACT_PRUNE, ACT_ERASE, ACT_EXIT };
 
 /* Waits (holding wlock) until there is something to do. Batches come
  * first, but after a batch a pending retention step gets its turn, so a
@@ -307,6 +313,10 @@ static enum action next_action(struct store *s, enum action last)
 		if (retention && !s->w_stop && last == ACT_WRITE &&
 		    (s->sweep_active || now >= s->next_sweep_ms))
 			return ACT_PRUNE;
+		/* Erase steps take turns with batches too (moderate.c). */
+		int erase = s->w_jobs && !s->w_stop && now >= s->erase_after_ms;
+		if (erase && last == ACT_WRITE)
+			return ACT_ERASE;
 		if (s->q_len) {
 			int64_t due = s->q_head->enq_ms + s->cfg.flush_interval_ms;
 			if (s->w_stop || s->flush_req || s->q_len >= s->cfg.batch_max || now >= due)
@@ -315,6 +325,10 @@ static enum action next_action(struct store *s, enum action last)
 		} else if (s->w_stop) {
 			return ACT_EXIT;
 		}
+		if (erase)
+			return ACT_ERASE;
+		if (s->w_jobs && !s->w_stop && s->erase_after_ms < deadline)
+			deadline = s->erase_after_ms;
 		if (retention && !s->w_stop) {
 			if (s->sweep_active || now >= s->next_sweep_ms)
 				return ACT_PRUNE;
@@ -345,6 +359,16 @@ void *store__writer_main(void *arg)
 			store__writer_sync_seqs(s);
 			pthread_mutex_lock(&s->wlock);
 			break;
+		}
+		if (a == ACT_ERASE) {
+			pthread_mutex_unlock(&s->wlock);
+			uint64_t failed = s->erase_failures;
+			store__erase_step(s);
+			/* A failed step waits a second before the next try. */
+			if (s->erase_failures != failed)
+				s->erase_after_ms = store__now_ms(CLOCK_MONOTONIC) + 1000;
+			pthread_mutex_lock(&s->wlock);
+			continue;
 		}
 		if (a == ACT_PRUNE) {
 			pthread_mutex_unlock(&s->wlock);

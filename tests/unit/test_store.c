@@ -63,7 +63,7 @@ static void on_page(void *opaque, struct store_page *page)
 	c->pages[c->np++] = page;
 }
 
-static const struct store_handlers H = { on_durable, on_page };
+static const struct store_handlers H = { .durable_done = on_durable, .page_done = on_page };
 
 static void setup(void)
 {
