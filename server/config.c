@@ -66,6 +66,7 @@ static const struct opt opts[] = {
 	{ "rate_history", 0, OPT_U32, O(rate_history), 1, 1000000, "N", "history requests per second per connection (default 20)" },
 	{ "rate_names", 0, OPT_U32, O(rate_names), 1, 1000000, "N", "name changes per minute per connection (default 10)" },
 	{ "allow_self_delete", 0, OPT_U32, O(allow_self_delete), 0, 1, "0|1", "1: users may delete their own stored messages (default 1)" },
+	{ "erase_step_rows", 0, OPT_U32, O(erase_step_rows), 1, 100000, "N", "rows an erase job looks at per transaction (default 2048)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -110,6 +111,7 @@ void config_defaults(struct config *c)
 	c->rate_history = 20;
 	c->rate_names = 10;
 	c->allow_self_delete = 1;
+	c->erase_step_rows = 2048;
 }
 
 void config_free(struct config *c)

@@ -55,6 +55,7 @@ struct config {
 
 	/* moderation */
 	uint32_t allow_self_delete;  /* 1: users may delete their own messages */
+	uint32_t erase_step_rows;    /* rows an erase step looks at */
 };
 
 void config_defaults(struct config *c);

@@ -12,6 +12,7 @@
 #include "proto.h"
 #include "server.h"
 #include "store.h"
+#include "moderation.h"
 
 static const char *const reason_names[CLOSE_R_COUNT] = {
 #define X(e, name) name,
@@ -126,6 +127,13 @@ void metrics_render(struct server *s, struct pbuf *b)
 		snprintf(line, sizeof(line), "parley_store_commit_seconds_sum %.6f\n", ss.commit_ms_sum / 1000.0);
 		pbuf_adds(b, line);
 		value(b, "parley_store_commit_seconds_count", NULL, ss.commit_count);
+		/* moderation (moderation.c, storage/moderate.c) */
+		SIMPLE(b, "parley_deleted_total", "counter", "Messages replaced by a tombstone by delete.", ss.deleted);
+		SIMPLE(b, "parley_erase_jobs", "gauge", "Erase jobs running (resumed after a restart).", ss.erase_jobs);
+		SIMPLE(b, "parley_erase_scanned_total", "counter", "Rows looked at by erase jobs.", ss.erase_scanned);
+		SIMPLE(b, "parley_erase_rows_total", "counter", "Messages replaced by a tombstone by erase jobs.", ss.erase_erased);
+		SIMPLE(b, "parley_erase_done_total", "counter", "Erase jobs finished.", ss.erase_done);
+		SIMPLE(b, "parley_bans", "gauge", "Bans in force (in memory).", moderation_ban_count(s));
 	}
 	SIMPLE(b, "process_resident_memory_bytes", "gauge", "Resident set size.", process_rss());
 	SIMPLE(b, "process_open_fds", "gauge", "Open file descriptors.", process_fds());

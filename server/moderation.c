@@ -403,6 +403,11 @@ void moderation_erased(void *srv, const struct store_erased *e)
 			 (unsigned long long)e->job);
 }
 
+uint64_t moderation_ban_count(struct server *s)
+{
+	return s->mod ? s->mod->bans.len : 0;
+}
+
 void moderation_info(struct server *s, struct pbuf *b)
 {
 	struct store_stats st;

@@ -71,6 +71,9 @@ void moderation_close_banned(struct conn *c, const char *reason);
  * "deleted":N} for /api/info. */
 void moderation_info(struct server *s, struct pbuf *b);
 
+/* Bans in the map (some may have ended and not been met since). */
+uint64_t moderation_ban_count(struct server *s);
+
 /* Protocol commands (cmd.c dispatches them). */
 void moderation_cmd(struct conn *c, struct proto_cmd *cmd);
 

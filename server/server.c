@@ -277,6 +277,7 @@ static int open_store(struct server *s)
 	sc.flush_interval_ms = s->cfg->flush_interval_ms;
 	sc.retain_messages = s->cfg->retain_messages;
 	sc.retain_seconds = s->cfg->retain_seconds;
+	sc.erase_step_rows = s->cfg->erase_step_rows;
 	sc.wake = store_wake;
 	sc.wake_opaque = s->ctx;
 	if (store_open(&sc, &s->store, err, sizeof(err)) < 0) {

@@ -289,7 +289,7 @@ static void print_rel(int64_t t, int64_t now)
 		snprintf(buf, sizeof(buf), "%lldm %llds", (long long)(a / 60), (long long)(a % 60));
 	else
 		snprintf(buf, sizeof(buf), "%llds", (long long)a);
-	printf(d >= 0 ? "in %s" : "%s ago", buf);
+	printf(d > 0 ? "in %s" : "%s ago", buf);
 }
 
 static int cmd_check(int argc, char **argv)

@@ -19,7 +19,7 @@
  *
  * An erase job walks messages in primary key order, (room_id, seq), from a
  * cursor kept in erase_jobs: each step is one transaction that looks at
- * STORE__ERASE_SCAN rows at most, tombstones the user's, and moves the
+ * erase_step_rows rows at most, tombstones the user's, and moves the
  * cursor. The writer runs steps between batches (like retention), so a
  * large erase never holds messages up for more than one step, and a
  * process killed mid-job resumes from the last committed cursor. Messages
@@ -483,9 +483,9 @@ int store__erase_step(struct store *s)
 	sqlite3_bind_int64(st, 1, j->room_id);
 	sqlite3_bind_int64(st, 2, j->seq);
 	sqlite3_bind_text(st, 3, j->user, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 4, STORE__ERASE_SCAN);
+	sqlite3_bind_int(st, 4, (int)s->cfg.erase_step_rows);
 	/* Collect first, update after: no writes under a running scan. */
-	hits = xmalloc0(STORE__ERASE_SCAN * sizeof(*hits));
+	hits = xmalloc0(s->cfg.erase_step_rows * sizeof(*hits));
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		last_room = sqlite3_column_int64(st, 0);
 		last_seq = sqlite3_column_int64(st, 1);
@@ -506,7 +506,7 @@ int store__erase_step(struct store *s)
 		if ((rc = step_reset(s->st_del)) != SQLITE_DONE)
 			goto fail;
 	}
-	done = scanned < STORE__ERASE_SCAN;
+	done = scanned < s->cfg.erase_step_rows;
 	if (done) {
 		sqlite3_bind_int64(s->st_job_del, 1, j->id);
 		rc = step_reset(s->st_job_del);

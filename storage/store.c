@@ -181,6 +181,8 @@ int store_open(const struct store_config *cfg, struct store **out, char *err, si
 		s->cfg.flush_interval_ms = STORE__FLUSH_MS;
 	if (!s->cfg.batch_max)
 		s->cfg.batch_max = STORE__BATCH_MAX;
+	if (!s->cfg.erase_step_rows)
+		s->cfg.erase_step_rows = STORE__ERASE_SCAN;
 	if (!s->cfg.read_queue_max)
 		s->cfg.read_queue_max = STORE__READ_QUEUE_MAX;
 	pthread_mutex_init(&s->wlock, NULL);
@@ -294,6 +296,10 @@ int store_append(struct store *s, const char *room, int64_t ts, const char *from
 	}
 	it->next = NULL;
 	it->room = r;
+	it->kind = STORE__K_MESSAGE;
+	it->status = 0;
+	it->cookie = 0;
+	it->job = 0;
 	uint64_t seq = it->seq = r->last_seq + 1;
 	it->ticket = ticket;
 	it->ts = ts;

@@ -42,6 +42,7 @@ struct store_config {
 	void (*wake)(void *opaque);
 	void *wake_opaque;
 	unsigned read_queue_max;     /* store_read requests waiting (0: 1024) */
+	unsigned erase_step_rows;    /* rows an erase step looks at (0: 2048) */
 };
 
 /* One stored message, as returned by a history read. Strings are
