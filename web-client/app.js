@@ -26,6 +26,8 @@ const ERROR_WORDS = {
   disconnected: 'The connection dropped before the server answered.',
   unsupported: 'The server does not support that yet.',
   closed: 'The connection is closed.',
+  forbidden: 'You are not allowed to do that.',
+  not_found: 'That message is no longer stored.',
   internal: 'Something went wrong on the server.',
 };
 
@@ -52,6 +54,7 @@ function newRoom(name) {
     name,
     messages: [],        // sorted by seq, each a message frame
     seqs: new Set(),
+    deleted: new Set(),  // seqs deleted while we watched: a late history page must not bring them back
     more: false,         // older history exists
     loadingOlder: false,
     historyReady: false,
@@ -219,6 +222,13 @@ function messageNode(m, prev) {
     body.append(el('div', 'msg-text', textOf(m)));
     li.append(gutter, body);
   }
+  // Only stored messages (with a seq) can be deleted, and only by their sender.
+  if (m.from === me && m.seq != null) {
+    const del = el('button', 'msg-delete', 'Delete');
+    del.type = 'button';
+    del.title = 'Delete this message for everyone';
+    li.append(del);
+  }
   return li;
 }
 
@@ -260,6 +270,9 @@ function appendMessageNode(r, m) {
 // Adds messages to a room (deduplicated by seq). Returns 'append' when they all went after the
 // last one, 'merge' when the order had to be rebuilt, or null when nothing was new.
 function addMessages(r, msgs) {
+  // Tombstones (deleted messages in history pages and replays) drop what we hold of that seq.
+  for (const m of msgs) if (m.deleted) removeMessage(r, m.seq);
+  msgs = msgs.filter((m) => !m.deleted && !(m.seq != null && r.deleted.has(m.seq)));
   const fresh = msgs.filter((m) => m.seq == null || !r.seqs.has(m.seq));
   if (!fresh.length) return null;
   for (const m of fresh) if (m.seq != null) r.seqs.add(m.seq);
@@ -270,6 +283,31 @@ function addMessages(r, msgs) {
   if (inOrder) return 'append';
   r.messages.sort((a, b) => (a.seq ?? Infinity) - (b.seq ?? Infinity));
   return 'merge';
+}
+
+// Forgets message seq of room r; returns true if it was shown.
+function removeMessage(r, seq) {
+  r.deleted.add(seq);
+  r.seqs.add(seq);
+  const i = r.messages.findIndex((m) => m.seq === seq);
+  if (i < 0) return false;
+  r.messages.splice(i, 1);
+  return true;
+}
+
+function onDeleted(ev) {
+  const r = rooms.get(ev.room);
+  if (!r) return;
+  if (removeMessage(r, ev.seq) && r.name === active) renderMessages(r);
+}
+
+async function deleteMessage(seq) {
+  if (!active) return;
+  try {
+    await client.delete(active, seq);
+  } catch (e) {
+    toast(`Could not delete the message: ${words(e)}`);
+  }
 }
 
 function scroller() { return $('messages'); }
@@ -601,6 +639,10 @@ function start() {
   client.on('state', showConn);
   client.on('message', onMessage);
   client.on('presence', onPresence);
+  client.on('deleted', onDeleted);
+  client.on('disconnect', (ev) => {
+    if (ev.code === 4003) toast(`You are banned from this server: ${ev.reason || 'banned'}`);
+  });
   client.on('error', (e) => toast(e.room ? `#${e.room}: ${words(e)}` : words(e)));
   client.on('ready', (ev) => {
     if (ev.user && ev.user !== me) { me = ev.user; showMe(); }
@@ -705,6 +747,13 @@ scroller().addEventListener('scroll', () => {
   if (r.pinned) $('jump').hidden = true;
   if (scroller().scrollTop < 120) loadOlder(r);
 }, { passive: true });
+
+$('message-list').addEventListener('click', (ev) => {
+  const btn = ev.target.closest && ev.target.closest('.msg-delete');
+  if (!btn) return;
+  const li = btn.closest('.msg');
+  if (li && li.dataset.seq) deleteMessage(Number(li.dataset.seq));
+});
 
 $('jump').addEventListener('click', () => {
   const r = rooms.get(active);

@@ -191,7 +191,8 @@ export class Parley {
     this._failInFlight('disconnected', `connection lost (${code}${reason ? ' ' + reason : ''})`);
     this._emit('disconnect', { code, reason, wasReady });
     if (this._closedByUser) return;
-    if (!this.opts.reconnect) {
+    // 4003: banned. Reconnecting would only be refused again until the ban ends.
+    if (!this.opts.reconnect || code === 4003) {
       this._failAll('disconnected', 'connection lost');
       this._settleConnect(new ParleyError('disconnected', 'connection lost'));
       this._setState('closed', { code });
@@ -370,6 +371,10 @@ export class Parley {
         this._deliver(f, st, !this._ready);
         break;
       }
+      case 'deleted':
+        // A stored message was deleted: the application drops its copy of (room, seq).
+        if (this.rooms.has(f.room)) this._emit('deleted', { room: f.room, seq: f.seq });
+        break;
       case 'presence':
         if (this.rooms.has(f.room)) this._emit('presence', f);
         break;
@@ -387,6 +392,8 @@ export class Parley {
       if (st.lastSeq != null && m.seq <= st.lastSeq) return;
       st.lastSeq = m.seq;
     }
+    // A tombstone (a deleted message in a replay) counts for the seq, but is no message.
+    if (m.deleted) return this._emit('deleted', { room: m.room, seq: m.seq, replayed });
     this._emit('message', m, { replayed });
   }
 
@@ -531,6 +538,12 @@ export class Parley {
     if (opts.before != null) cmd.before = opts.before;
     if (opts.limit != null) cmd.limit = opts.limit;
     return this._command(cmd, opts.timeout);
+  }
+
+  /** Deletes a stored message (your own; a moderator's token allows any). Resolves to
+   *  { room, seq } once it is gone from disk; the room then gets a `deleted` event. */
+  delete(room, seq, opts = {}) {
+    return this._command({ type: 'delete', room, seq }, opts.timeout);
   }
 
   /** Users now in the room. Resolves to { members: [{ user, conns }] }. */
