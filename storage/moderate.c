@@ -461,6 +461,29 @@ static char *room_name(struct store *s, int64_t id)
 	return name;
 }
 
+/* Folds the WAL (old page images) into the file and truncates it: after
+ * an erase, the erased texts are then in neither file. A reader in the
+ * middle of a query can make it fail (busy): the writer tries again at its
+ * next turn (ckpt_pending), a second later. Returns 1 if done. */
+static int truncate_wal(struct store *s)
+{
+	int logn = -1, ckpt = -1;
+	int rc = sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, &logn, &ckpt);
+	if (rc == SQLITE_OK) {
+		/* Only now is a job finished, as the metrics tell it. */
+		pthread_mutex_lock(&s->wlock);
+		s->erase_jobs -= (uint64_t)s->ckpt_pending;
+		s->erase_done += (uint64_t)s->ckpt_pending;
+		pthread_mutex_unlock(&s->wlock);
+		s->ckpt_pending = 0;
+		store__log("info", "msg=erase_checkpoint wal=truncated");
+		return 1;
+	}
+	s->erase_failures++; /* the writer waits a second before the next try */
+	store__log("warn", "msg=erase_checkpoint err=\"%s\" (retrying)", sqlite3_errstr(rc));
+	return 0;
+}
+
 /*
  * One step of the oldest job: look at up to STORE__ERASE_SCAN rows after
  * its cursor, tombstone the user's, move the cursor (or end the job), in
@@ -475,8 +498,11 @@ int store__erase_step(struct store *s)
 	int64_t last_room = 0, last_seq = 0;
 	int rc, done;
 
-	if (!j)
-		return 0;
+	if (!j) {
+		if (s->ckpt_pending)
+			truncate_wal(s);
+		return s->ckpt_pending;
+	}
 	if ((rc = step_reset(s->st_begin)) != SQLITE_DONE)
 		goto fail;
 	sqlite3_stmt *st = s->st_job_scan;
@@ -554,21 +580,15 @@ int store__erase_step(struct store *s)
 	pthread_mutex_unlock(&s->wlock);
 	if (done) {
 		s->w_jobs = j->next;
-		/* Fold the WAL (old page images) into the file and truncate it:
-		 * from here on the erased texts are in neither file. */
-		int logn = -1, ckpt = -1;
-		rc = sqlite3_wal_checkpoint_v2(s->wdb, NULL, SQLITE_CHECKPOINT_TRUNCATE, &logn, &ckpt);
-		store__log(rc == SQLITE_OK ? "info" : "warn",
-			   "msg=erase_done job=%lld checkpoint=%s", (long long)j->id,
-			   rc == SQLITE_OK ? "truncated" : sqlite3_errstr(rc));
+		store__log("info", "msg=erase_done job=%lld", (long long)j->id);
 		free(j);
-		pthread_mutex_lock(&s->wlock);
-		s->erase_jobs--;
-		s->erase_done++;
-		pthread_mutex_unlock(&s->wlock);
+		/* The old page images are still in the WAL: fold and truncate.
+		 * The job counts as running until that is done. */
+		s->ckpt_pending++;
+		truncate_wal(s);
 	}
 	store__post_erased(s, e);
-	return s->w_jobs != NULL;
+	return s->w_jobs != NULL || s->ckpt_pending;
 
 fail:
 	free(hits);

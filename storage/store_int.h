@@ -168,6 +168,7 @@ struct store {
 	struct store__job *w_jobs;    /* erase jobs, oldest first (moderate.c) */
 	int64_t erase_after_ms;       /* no erase step before (after a failure) */
 	uint64_t erase_failures;      /* failed erase steps */
+	int ckpt_pending;             /* erase jobs ended whose WAL truncation is still due */
 	struct store__room *w_rooms;  /* every room, for retention sweeps */
 	struct store__room *sweep_cur;
 	int sweep_active;

