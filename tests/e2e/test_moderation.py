@@ -256,7 +256,7 @@ def test_ban_closes_every_connection_4003_with_reason(parley, secret_file):
     assert 'parley_disconnects_total{reason="banned"}' in metrics
 
 
-def test_ban_without_reason_and_auth_none_hello(parley, secret_file):
+def test_ban_default_reason_and_argument_checks(parley, secret_file):
     srv = tsrv(parley, secret_file)
     mod = tclient(srv, "mo", mod=True)
     a = tclient(srv, "alice")

@@ -173,6 +173,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case PROTO_PRESENCE:
 		CHECK(proto_room_valid(cmd.room, cmd.room_len));
 		break;
+	case PROTO_DELETE:
+		CHECK(proto_room_valid(cmd.room, cmd.room_len));
+		CHECK(cmd.seq >= 1 && cmd.seq <= PROTO_ID_MAX);
+		break;
+	case PROTO_ERASE:
+	case PROTO_UNBAN:
+		CHECK(proto_name_valid(cmd.name, cmd.name_len));
+		break;
+	case PROTO_BAN:
+		CHECK(proto_name_valid(cmd.name, cmd.name_len));
+		CHECK(cmd.seconds >= 1 && cmd.seconds <= PROTO_BAN_SECONDS_MAX);
+		if (cmd.reason) {
+			/* it goes out in a close frame: short, no control bytes */
+			CHECK(cmd.reason_len <= PROTO_REASON_MAX);
+			for (size_t i = 0; i < cmd.reason_len; i++)
+				CHECK((unsigned char)cmd.reason[i] >= 0x20 && cmd.reason[i] != 0x7f);
+		}
+		break;
 	default:
 		CHECK(!"unknown command type");
 	}
