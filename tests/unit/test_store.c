@@ -1045,6 +1045,28 @@ START_TEST(key_survives_restart_and_crash)
 }
 END_TEST
 
+START_TEST(key_of_refused_append_is_not_remembered)
+{
+	/* "The first failed": a refused append leaves no key behind, so the
+	 * retry is stored once the disk is back. */
+	struct store_config cfg = cfg_default();
+	cfg.flush_interval_ms = 10;
+	struct store *s = open_ok(&cfg);
+	uint64_t seq;
+	int dup;
+	store__debug_fail_writes(s, 1000000);
+	ck_assert_int_eq(append(s, "r", wall_ms(), "1", 0, NULL), 0);
+	ck_assert(WAIT_UNTIL(s, stats(s).failing == 1, 5000));
+	ck_assert_int_eq(append_key(s, "r", wall_ms(), "kf", 0, &seq, &dup), STORE_EFAILING);
+	store__debug_fail_writes(s, 0);
+	ck_assert(WAIT_UNTIL(s, stats(s).failing == 0, 5000));
+	ck_assert_int_eq(append_key(s, "r", wall_ms(), "kf", 0, &seq, &dup), 0);
+	ck_assert_int_eq(dup, STORE_NEW);
+	ck_assert_uint_eq(seq, 2);
+	store_close(&s, &H, &C);
+}
+END_TEST
+
 START_TEST(key_bound_per_room_forgets_oldest)
 {
 	struct store_config cfg = cfg_default();
@@ -1111,6 +1133,7 @@ static Suite *store_suite(void)
 		{ "keys", key_duplicate_within_window },
 		{ "keys", key_survives_restart_and_crash },
 		{ "keys", key_bound_per_room_forgets_oldest },
+		{ "keys", key_of_refused_append_is_not_remembered },
 	};
 	TCase *tc = NULL;
 	const char *cur = NULL;
