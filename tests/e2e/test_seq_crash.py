@@ -29,7 +29,7 @@ def _publisher(srv, room, stop):
 
 def test_kill_9_while_publishing_next_seq_is_above_every_seq_seen_live(parley):
     # A long flush interval: most of what is published is delivered live but not yet on disk.
-    s1 = parley("--flush-interval-ms", "2000")
+    s1 = parley("--flush-interval-ms", "10000")
     watcher = s1.client("watch", timeout=10)
     watcher.join("r")
     seen = watcher.ok("publish", room="r", data="on disk", echo=False, durable=True)["seq"]
