@@ -249,6 +249,39 @@ START_TEST(open_migrates_empty_v0_file)
 }
 END_TEST
 
+START_TEST(open_migrates_v1_file_and_skips_its_seqs)
+{
+	/* A version-1 file (no record of a clean shutdown) keeps its rows and
+	 * gains the key column; its seqs skip ahead once, to be safe. */
+	sqlite3 *db = db_open();
+	ck_assert_int_eq(sqlite3_exec(db,
+		"CREATE TABLE rooms (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+		" last_seq INTEGER NOT NULL DEFAULT 0);"
+		"CREATE TABLE messages (room_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+		" ts INTEGER NOT NULL, sender TEXT NOT NULL, data TEXT NOT NULL,"
+		" PRIMARY KEY (room_id, seq)) WITHOUT ROWID;"
+		"INSERT INTO rooms (id, name, last_seq) VALUES (1, 'old', 0);"
+		"INSERT INTO messages VALUES (1, 1, 0, 'a', '1'), (1, 2, 0, 'a', '2');"
+		"PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct store_config cfg = cfg_default();
+	struct store *s = open_ok(&cfg);
+	ck_assert_uint_eq(store_last_seq(s, "old"), 2 + 65536);
+	uint64_t seq;
+	int dup;
+	ck_assert_int_eq(store_append_key(s, "old", wall_ms(), "a", "3", 1, "k", 1, 0, &seq, &dup), 0);
+	ck_assert_uint_eq(seq, 2 + 65536 + 1);
+	assert_seqs(read_page(s, "old", 3, 0, 10), 1, 2, 0);
+	store_close(&s, &H, &C);
+	ck_assert_int_eq(file_int("PRAGMA user_version"), STORE__SCHEMA_VERSION);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM messages WHERE key = CAST('k' AS BLOB)"), 1);
+	/* and the next (clean) start skips nothing */
+	s = open_ok(&cfg);
+	ck_assert_uint_eq(store_last_seq(s, "old"), 2 + 65536 + 1);
+	store_close(&s, &H, &C);
+}
+END_TEST
+
 START_TEST(open_refuses_newer_schema)
 {
 	sqlite3 *db = db_open();
@@ -1101,6 +1134,7 @@ static Suite *store_suite(void)
 	} cases[] = {
 		{ "open", open_creates_and_reopens },
 		{ "open", open_migrates_empty_v0_file },
+		{ "open", open_migrates_v1_file_and_skips_its_seqs },
 		{ "open", open_refuses_newer_schema },
 		{ "open", open_fails_with_message },
 		{ "seq", seq_continues_across_reopen },
