@@ -426,7 +426,7 @@ void *store__writer_main(void *arg)
 		for (struct store__item *it = batch; it && n < s->cfg.batch_max; it = it->next) {
 			last = it;
 			n++;
-			rows += !it->marker;
+			rows += !it->marker && it->kind == STORE__K_MESSAGE; /* message rows only */
 			bytes += it->from_len + it->data_len;
 			durable |= it->ticket != 0;
 		}

@@ -183,6 +183,16 @@ START_TEST(delete_statuses)
 	ck_assert_uint_eq(st.deleted, 3);
 	store_close(&s, &H, &C);
 	ck_assert(!file_has("\"one\"") && !file_has("\"two\""));
+	/* Moderation items are not message rows: the shutdown was clean. */
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(C.path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = 'clean'", -1,
+					    &st, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
 }
 END_TEST
 
