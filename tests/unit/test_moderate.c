@@ -186,12 +186,12 @@ START_TEST(delete_statuses)
 	/* Moderation items are not message rows: the shutdown was clean. */
 	sqlite3 *db;
 	ck_assert_int_eq(sqlite3_open(C.path, &db), SQLITE_OK);
-	sqlite3_stmt *st;
+	sqlite3_stmt *q;
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE name = 'clean'", -1,
-					    &st, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(st, 0), 1);
-	sqlite3_finalize(st);
+					    &q, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(q, 0), 1);
+	sqlite3_finalize(q);
 	sqlite3_close(db);
 }
 END_TEST
