@@ -661,6 +661,7 @@ function start() {
     if (!r) return;
     r.messages = [];
     r.seqs = new Set();
+    r.deleted = new Set(); // the page below carries tombstones; seqs may even have restarted
     addMessages(r, ev.messages);
     r.more = ev.more;
     r.historyReady = true;
