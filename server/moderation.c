@@ -353,6 +353,7 @@ void moderation_mod_done(void *srv, uint64_t cookie, int status)
 		msg = "the change could not be written to disk";
 	} else if (p->kind == P_DELETE && status == STORE_MOD_NOT_FOUND) {
 		e = PROTO_ENOT_FOUND;
+		msg = MODERATION_NO_SUCH_MESSAGE;
 	} else if (p->kind == P_DELETE && status == STORE_MOD_NOT_OWNER) {
 		e = PROTO_EFORBIDDEN;
 		msg = "you can only delete your own messages";
@@ -495,5 +496,5 @@ void moderation_cmd(struct conn *c, struct proto_cmd *cmd)
 		e = PROTO_EINTERNAL;
 	}
 	if (e != PROTO_OK)
-		cmd__fail(c, cmd->id, e, NULL);
+		cmd__fail(c, cmd->id, e, e == PROTO_ENOT_FOUND ? MODERATION_NO_SUCH_MESSAGE : NULL);
 }

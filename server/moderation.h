@@ -25,6 +25,10 @@ struct proto_cmd;
 struct server;
 struct store_erased;
 
+/* The message of a delete's not_found (the error table's default is
+ * generic). */
+#define MODERATION_NO_SUCH_MESSAGE "no stored message with that seq"
+
 typedef void (*moderation_done_fn)(struct server *s, uint64_t a, uint64_t b,
 				   enum proto_err e, const char *msg, const char *data_json);
 
