@@ -247,8 +247,16 @@ unsigned eio_session_poll_body(struct eio_session *s, struct pbuf *out)
 
 	s->poll_held = false;
 	if (is_closed(s)) {
-		eio_encode_packet(out, &close_pkt);
-		s->close_sent = true;
+		/* The reference answers a poll held when the client itself
+		 * closed ("1" in a POST) with a noop, and one held when the
+		 * server closed with a close packet. */
+		if (s->close_reason == EIO_CLOSE_CLIENT) {
+			struct eio_packet noop = { EIO_NOOP, false, (const uint8_t *)"", 0 };
+			eio_encode_packet(out, &noop);
+		} else {
+			eio_encode_packet(out, &close_pkt);
+			s->close_sent = true;
+		}
 		return 0;
 	}
 	if (s->transport == EIO_T_POLLING) {

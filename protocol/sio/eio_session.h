@@ -170,7 +170,8 @@ void eio_session_free(struct eio_session *s);
 unsigned eio_session_on_get(struct eio_session *s, uint64_t now);
 /* The held GET's response body: queued packets joined with \x1e, as many as
  * fit in max_payload (at least one), or "6" when nothing is queued (a poll
- * released for an upgrade), ending with "1" when the session closes.
+ * released for an upgrade), ending with "1" when the session closes ("6"
+ * alone when the client closed it).
  * Clears the hold. Returns CLOSE when this response closed the session. */
 unsigned eio_session_poll_body(struct eio_session *s, struct pbuf *out);
 
