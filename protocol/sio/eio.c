@@ -100,7 +100,8 @@ void eio_encode_packet(struct pbuf *b, const struct eio_packet *p)
 		return;
 	}
 	pbuf_addc(b, (char)('0' + p->type));
-	pbuf_add(b, p->data, p->len);
+	if (p->len) /* an empty packet's data may be NULL, which memcpy may not get */
+		pbuf_add(b, p->data, p->len);
 }
 
 void eio_encode_payload(struct pbuf *b, const struct eio_packet *p, size_t n)

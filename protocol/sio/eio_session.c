@@ -94,7 +94,8 @@ static void q_control(struct eio_session *s, enum eio_type t, const char *data)
 {
 	size_t n = data ? strlen(data) : 0;
 	struct eio_qent *q = qent_new(n);
-	memcpy(q->copy, data ? data : "", n);
+	if (n)
+		memcpy(q->copy, data, n);
 	q->pkt = (struct eio_packet){ t, false, q->copy, n };
 	q_push(s, q);
 }
@@ -401,10 +402,12 @@ int eio_session_ws_next(struct eio_session *s, struct pbuf *out, bool *binary)
 		return 0;
 	}
 	*binary = q->pkt.binary;
-	if (q->pkt.binary)
+	if (!q->pkt.binary)
+		eio_encode_packet(out, &q->pkt);
+	else if (q->pkt.len)
 		pbuf_add(out, q->pkt.data, q->pkt.len);
 	else
-		eio_encode_packet(out, &q->pkt);
+		pbuf_reserve(out, 1); /* an empty frame, but out->data is set */
 	qent_free(q);
 	return 1;
 }
@@ -503,7 +506,8 @@ static unsigned send_entry(struct eio_session *s, struct eio_qent *q)
 unsigned eio_session_send(struct eio_session *s, const struct eio_packet *p)
 {
 	struct eio_qent *q = qent_new(p->len);
-	memcpy(q->copy, p->data, p->len);
+	if (p->len)
+		memcpy(q->copy, p->data, p->len);
 	q->pkt = (struct eio_packet){ EIO_MESSAGE, p->binary, q->copy, p->len };
 	return send_entry(s, q);
 }

@@ -435,13 +435,15 @@ enum sio_err sio_decoder_binary(struct sio_decoder *d, const uint8_t *p, size_t 
 		return SIO_E_TOO_LARGE;
 	}
 	d->off[d->got++] = d->bin.len;
-	pbuf_add(&d->bin, p, n);
+	if (n) /* an empty attachment's pointer may be NULL */
+		pbuf_add(&d->bin, p, n);
 	if (d->got < d->pending.attachments)
 		return SIO_MORE;
 	/* Pointers only now: bin may have moved while it grew. */
 	for (size_t k = 0; k < d->got; k++) {
 		size_t end = k + 1 < d->got ? d->off[k + 1] : d->bin.len;
-		d->att[k].p = (const uint8_t *)d->bin.data + d->off[k];
+		d->att[k].p = d->bin.data ? (const uint8_t *)d->bin.data + d->off[k]
+					  : (const uint8_t *)"";
 		d->att[k].n = end - d->off[k];
 	}
 	*out = d->pending;
@@ -483,7 +485,7 @@ void sio_encode(struct pbuf *b, enum sio_type type, const char *nsp, size_t nsp_
 		bool has_id, uint64_t id, unsigned nattach, const char *data, size_t data_len)
 {
 	sio_enc_header(b, type, nsp, nsp_len, has_id, id, nattach);
-	if (data)
+	if (data && data_len)
 		pbuf_add(b, data, data_len);
 }
 
