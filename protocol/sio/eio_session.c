@@ -86,6 +86,8 @@ static struct eio_qent *q_pop(struct eio_session *s)
 	s->q_bytes -= q->pkt.len;
 	if (s->state == EIO_S_OPENING && q->pkt.type == EIO_OPEN)
 		s->state = EIO_S_OPEN;
+	if (q->pkt.type == EIO_PING && !q->pkt.binary)
+		s->ping_queued = false;
 	return q;
 }
 
@@ -560,7 +562,12 @@ unsigned eio_session_tick(struct eio_session *s, uint64_t now)
 	if (s->awaiting_pong && now >= s->pong_deadline)
 		return act | close_now(s, EIO_CLOSE_PING_TIMEOUT);
 	if (!s->awaiting_pong && now >= s->next_ping) {
-		q_control(s, EIO_PING, NULL);
+		/* A client that answers pings it has not read yet must not
+		 * grow the queue: one ping waiting is enough. */
+		if (!s->ping_queued) {
+			q_control(s, EIO_PING, NULL);
+			s->ping_queued = true;
+		}
 		s->awaiting_pong = true;
 		s->pong_deadline = now + s->cfg->ping_timeout_ms;
 		act |= flush_hint(s);

@@ -130,6 +130,7 @@ struct eio_session {
 	/* heartbeat: a ping is due at next_ping; once sent, a pong is due
 	 * by pong_deadline */
 	bool awaiting_pong;
+	bool ping_queued;               /* a ping waits in the queue */
 	uint64_t next_ping, pong_deadline;
 
 	/* polling */
