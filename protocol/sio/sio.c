@@ -9,7 +9,12 @@
 #include "sio.h"
 #include "proto.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* Buffers past this size are given back once their packet is done. */
+#define SIO_KEEP_BYTES 65536
 
 static const char *const sio_errs[SIO_ERR_COUNT] = {
 #define SIO_X(name, msg) [name] = msg,
@@ -398,8 +403,21 @@ void sio_decoder_free(struct sio_decoder *d)
 {
 	pbuf_free(&d->text);
 	pbuf_free(&d->bin);
+	free(d->off);
+	free(d->att);
+	d->off = NULL;
+	d->att = NULL;
 	d->awaiting = false;
 	d->got = 0;
+}
+
+/* Between packets: what a big one grew is not kept per connection. */
+static void trim(struct sio_decoder *d)
+{
+	if (d->bin.cap > SIO_KEEP_BYTES)
+		pbuf_free(&d->bin);
+	if (d->text.cap > SIO_KEEP_BYTES)
+		pbuf_free(&d->text);
 }
 
 enum sio_err sio_decoder_text(struct sio_decoder *d, const char *s, size_t n,
@@ -409,9 +427,19 @@ enum sio_err sio_decoder_text(struct sio_decoder *d, const char *s, size_t n,
 		sio_decoder_reset(d);
 		return SIO_E_UNEXPECTED_TEXT;
 	}
+	trim(d);
 	enum sio_err e = sio_parse(s, n, &d->lim, out);
 	if (e || !is_binary(out->type) || out->attachments == 0)
 		return e;
+	if (!d->off) {
+		size_t k = d->lim.max_attachments ? d->lim.max_attachments : 1;
+		d->off = calloc(k, sizeof(*d->off));
+		d->att = calloc(k, sizeof(*d->att));
+		if (!d->off || !d->att) {
+			fprintf(stderr, "parley: out of memory\n");
+			abort();
+		}
+	}
 	/* The attachments arrive in later frames, after the caller's input
 	 * is gone: keep a copy of the header and point the packet into it. */
 	pbuf_reset(&d->text);

@@ -117,7 +117,9 @@ struct sio_limits {
 };
 
 /* A decoder for one connection: stateful only across a binary packet and
- * its attachments. */
+ * its attachments. Small while idle (one per connection): the arrays are
+ * allocated at the first binary packet, and buffers a large packet grew
+ * are released before the next one. */
 struct sio_decoder {
 	struct sio_limits lim;
 	bool awaiting;                 /* a binary header is waiting for attachments */
@@ -125,8 +127,8 @@ struct sio_decoder {
 	struct pbuf text;              /* the binary header's copy */
 	struct pbuf bin;               /* attachment bytes, back to back */
 	size_t got;                    /* attachments received */
-	size_t off[SIO_ATTACH_HARD_MAX];
-	struct sio_att att[SIO_ATTACH_HARD_MAX];
+	size_t *off;                   /* [lim.max_attachments]: offsets in bin */
+	struct sio_att *att;           /* [lim.max_attachments] */
 };
 
 /* lim NULL: the defaults (SIO_ATTACH_MAX_DEF, 1000000 bytes, and the native

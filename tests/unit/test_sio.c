@@ -734,6 +734,26 @@ START_TEST(sio_decoder_limits)
 }
 END_TEST
 
+START_TEST(sio_decoder_idle_memory)
+{
+	/* a connection keeps no big buffer once a big packet is done */
+	struct sio_limits lim = { 2, 1 << 20, PROTO_DEPTH_MAX, PROTO_KEYS_MAX };
+	struct sio_decoder d;
+	struct sio_packet p;
+	sio_decoder_init(&d, &lim);
+	ck_assert_ptr_null(d.att); /* nothing allocated before a binary packet */
+	uint8_t *big = calloc(1, 200000);
+	ck_assert_int_eq(sio_decoder_text(&d, "51-[\"a\"]", 8, &p), SIO_MORE);
+	ck_assert_int_eq(sio_decoder_binary(&d, big, 200000, &p), SIO_OK);
+	ck_assert_uint_eq(p.att[0].n, 200000);
+	ck_assert(d.bin.cap >= 200000);
+	ck_assert_int_eq(sio_decoder_text(&d, "2[\"b\"]", 6, &p), SIO_OK);
+	ck_assert_uint_eq(d.bin.cap, 0);
+	free(big);
+	sio_decoder_free(&d);
+}
+END_TEST
+
 /* ================================================================ the session machine */
 
 static struct eio_config conf(void)
@@ -1027,6 +1047,32 @@ START_TEST(session_heartbeat_polling)
 	eio_session_on_get(&s, 302);
 	ck_assert_uint_eq(eio_session_tick(&s, 500), EIO_ACT_CLOSE | EIO_ACT_POLL_RESPOND);
 	body_is(&s, "1");
+	eio_session_free(&s);
+}
+END_TEST
+
+START_TEST(session_one_ping_queued)
+{
+	/* a client that answers pings it has not polled for does not grow
+	 * the queue: one ping waits at most */
+	struct eio_config c = conf();
+	c.ping_interval_ms = 300;
+	c.ping_timeout_ms = 200;
+	struct eio_session s;
+	struct eio_packet msgs[16];
+	size_t n;
+	char *body;
+	eio_session_init(&s, &c, "s", EIO_T_POLLING, 0);
+	drain(&s);
+	for (uint64_t t = 300; t < 3000; t += 300) {
+		eio_session_tick(&s, t);
+		ck_assert_uint_eq(post(&s, "3", t, msgs, &n, &body), EIO_ACT_POST_OK);
+		free(body);
+	}
+	ck_assert_uint_eq(s.q_packets, 1);
+	ck_assert_uint_eq(eio_session_on_get(&s, 3000), EIO_ACT_POLL_RESPOND);
+	body_is(&s, "2");
+	ck_assert_uint_eq(s.q_packets, 0);
 	eio_session_free(&s);
 }
 END_TEST
@@ -1455,6 +1501,7 @@ static Suite *sio_suite(void)
 	tcase_add_test(tc, sio_decoder_binary_ack_and_empty);
 	tcase_add_test(tc, sio_decoder_out_of_order);
 	tcase_add_test(tc, sio_decoder_limits);
+	tcase_add_test(tc, sio_decoder_idle_memory);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("session");
 	tcase_add_test(tc, session_polling_handshake);
@@ -1462,6 +1509,7 @@ static Suite *sio_suite(void)
 	tcase_add_test(tc, session_upgrade_get_after_probe);
 	tcase_add_test(tc, session_upgrade_failures);
 	tcase_add_test(tc, session_heartbeat_polling);
+	tcase_add_test(tc, session_one_ping_queued);
 	tcase_add_test(tc, session_client_ping_refused);
 	tcase_add_test(tc, session_client_close);
 	tcase_add_test(tc, session_overlap);
