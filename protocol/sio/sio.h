@@ -179,4 +179,26 @@ void sio_enc_disconnect(struct pbuf *b, const char *nsp, size_t nsp_len);
 void sio_enc_event_open(struct pbuf *b, const char *nsp, size_t nsp_len, bool has_id,
 			uint64_t id, unsigned nattach, const char *name, size_t name_len);
 
+/* ---- binary data for native clients (sio_bin.c) ----
+ *
+ * Native clients see an attachment as {"$base64":"<padded base64>"} in its
+ * place; an object is such a wrapper when it has exactly that one member
+ * and a canonical base64 string. */
+
+/* Appends json (valid JSON, e.g. a decoded binary packet's data) to out,
+ * compact, with each placeholder replaced by the wrapper of its attachment.
+ * Returns 0, or -1 for a placeholder naming no attachment in att[0..natt). */
+int sio_bin_wrap(struct pbuf *out, const char *json, size_t n, const struct sio_att *att,
+		 size_t natt);
+/* The other way: appends json (valid JSON) to out, compact, with each
+ * wrapper replaced by a placeholder; the bytes are appended to bytes and
+ * att[k] points at the k-th (valid until bytes changes). Returns the number
+ * of attachments (0: plain JSON, send a plain EVENT), or -1 when the text
+ * cannot go as a binary packet: more than max_att wrappers, or wrappers
+ * beside an object that looks like a placeholder (the receiver would take
+ * it for one). On -1 send json as it is, in a plain EVENT: nothing is lost,
+ * the receiver sees the wrappers. */
+long sio_bin_unwrap(struct pbuf *out, const char *json, size_t n, struct pbuf *bytes,
+		    struct sio_att *att, size_t max_att);
+
 #endif

@@ -17,7 +17,11 @@
  *  5 the session machine: each byte is an event (GET, POST with the next
  *    bytes as body, WebSocket and probe frames, sends, the clock, closes);
  *    the queue stays within its bounds, a response is never empty, every
- *    GET body decodes as a payload, and a CLOSE leaves the session closed.
+ *    GET body decodes as a payload, and a CLOSE leaves the session closed;
+ *  6 binary for native clients: for a JSON value, sio_bin_unwrap gives
+ *    valid JSON whose placeholders sio_bin_wrap turns back into wrappers,
+ *    and unwrapping that again gives the same text and bytes; a Socket.IO
+ *    binary packet's data wraps to valid JSON.
  *
  * Invariants are checked with abort(), so libFuzzer keeps the input. Also
  * built without libFuzzer (replay.c) to replay the seed corpus in the unit
@@ -476,6 +480,59 @@ static void fuzz_session(const uint8_t *in, size_t n)
 	eio_session_free(&s);
 }
 
+/* ================================================================ 6: base64 wrappers */
+
+static void fuzz_bin(const uint8_t *in, size_t n)
+{
+	struct jval v;
+	size_t pos;
+	const char *why;
+	int skip;
+
+	if (jscan_value((const char *)in, n, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &v, &pos, &why))
+		goto packet;
+	struct pbuf out = { 0 }, bytes = { 0 }, w = { 0 }, out2 = { 0 }, bytes2 = { 0 };
+	struct sio_att att[8], att2[8];
+	long k = sio_bin_unwrap(&out, (const char *)in, n, &bytes, att, 8);
+	if (k == 0) {
+		/* plain JSON: the same value, compact */
+		CHECK(out.len <= n);
+		CHECK(jscan_value(out.data, out.len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &v, &pos,
+				  &why) == JSCAN_OK);
+	} else if (k > 0) {
+		CHECK(jscan_value(out.data, out.len, PROTO_DEPTH_MAX + 1, PROTO_KEYS_MAX * 2 + 16,
+				  &v, &pos, &why) == JSCAN_OK);
+		CHECK(sio_bin_wrap(&w, out.data, out.len, att, (size_t)k) == 0);
+		json_t *j = load_any(w.data, w.len, &skip);
+		CHECK(j || skip);
+		json_decref(j);
+		CHECK(sio_bin_unwrap(&out2, w.data, w.len, &bytes2, att2, 8) == k);
+		CHECK(out2.len == out.len && !memcmp(out2.data, out.data, out.len));
+		for (long i = 0; i < k; i++)
+			CHECK(att2[i].n == att[i].n && (!att[i].n || !memcmp(att2[i].p, att[i].p, att[i].n)));
+	}
+	pbuf_free(&out);
+	pbuf_free(&bytes);
+	pbuf_free(&w);
+	pbuf_free(&out2);
+	pbuf_free(&bytes2);
+	return;
+packet:;
+	/* a Socket.IO binary packet: its data wraps with made-up attachments */
+	struct sio_packet p;
+	if (sio_parse((const char *)in, n, &lim, &p) != SIO_OK || !p.data ||
+	    (p.type != SIO_BINARY_EVENT && p.type != SIO_BINARY_ACK))
+		return;
+	struct sio_att a[SIO_ATTACH_MAX_DEF];
+	for (unsigned i = 0; i < p.attachments; i++)
+		a[i] = (struct sio_att){ in, i < n ? i : n };
+	struct pbuf b = { 0 };
+	CHECK(sio_bin_wrap(&b, p.data, p.data_len, a, p.attachments) == 0);
+	CHECK(jscan_value(b.data, b.len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX * 2, &v, &pos, &why) ==
+	      JSCAN_OK);
+	pbuf_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -489,6 +546,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	case 3: fuzz_json(in, n); break;
 	case 4: fuzz_decoder(in, n); break;
 	case 5: fuzz_session(in, n); break;
+	case 6: fuzz_bin(in, n); break;
 	default: fuzz_sio_packet(in, n); break;
 	}
 	return 0;
