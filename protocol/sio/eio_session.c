@@ -319,7 +319,15 @@ unsigned eio_session_on_post(struct eio_session *s, char *body, size_t n, uint64
 	s->post_active = false;
 	if ((act = polling_request_check(s)) != 0)
 		return act;
-	size_t maxp = s->cfg->max_packets_per_payload;
+	/* Room for the packets this body holds (one more than its
+	 * separators), on the stack for the usual few: no allocation sized
+	 * by the limit on every POST. */
+	size_t maxp = s->cfg->max_packets_per_payload, want = 1;
+	if (n <= s->cfg->max_payload)
+		for (const char *p = body; (p = memchr(p, EIO_RS, (size_t)(body + n - p))) != NULL; p++)
+			want++;
+	if (want < maxp)
+		maxp = want;
 	if (maxp > sizeof(pk) / sizeof(*pk)) {
 		pkts = malloc(maxp * sizeof(*pkts));
 		if (!pkts) {

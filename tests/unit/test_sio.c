@@ -1302,6 +1302,40 @@ START_TEST(session_post_errors)
 }
 END_TEST
 
+START_TEST(session_post_many_packets)
+{
+	/* the default bound, 1024 packets in one POST: at it, and one past */
+	struct eio_config c = conf();
+	struct eio_session s;
+	static struct eio_packet msgs[1100];
+	size_t n;
+	struct pbuf b = { 0 };
+	for (int i = 0; i < 1024; i++) {
+		if (i)
+			pbuf_addc(&b, EIO_RS);
+		pbuf_adds(&b, "42[\"e\"]");
+	}
+	eio_session_init(&s, &c, "s", EIO_T_POLLING, 0);
+	drain(&s);
+	ck_assert_uint_eq(eio_session_post_begin(&s, 1), 0);
+	char *body = malloc(b.len + 8);
+	memcpy(body, b.data, b.len);
+	ck_assert_uint_eq(eio_session_on_post(&s, body, b.len, 1, msgs, 1100, &n), EIO_ACT_POST_OK);
+	ck_assert_uint_eq(n, 1024);
+	ck_assert_span(msgs[1023].data, msgs[1023].len, "2[\"e\"]");
+	pbuf_adds(&b, "\x1e" "3");
+	body = realloc(body, b.len);
+	memcpy(body, b.data, b.len);
+	ck_assert_uint_eq(eio_session_post_begin(&s, 2), 0);
+	ck_assert_uint_eq(eio_session_on_post(&s, body, b.len, 2, msgs, 1100, &n),
+			  EIO_ACT_HTTP_ERROR | EIO_ACT_CLOSE);
+	ck_assert_uint_eq(n, 0);
+	free(body);
+	pbuf_free(&b);
+	eio_session_free(&s);
+}
+END_TEST
+
 static int unrefs;
 static void count_unref(void *ref)
 {
@@ -1597,6 +1631,7 @@ static Suite *sio_suite(void)
 	tcase_add_test(tc, session_client_close);
 	tcase_add_test(tc, session_overlap);
 	tcase_add_test(tc, session_post_errors);
+	tcase_add_test(tc, session_post_many_packets);
 	tcase_add_test(tc, session_queue_bounds);
 	tcase_add_test(tc, session_poll_body_split);
 	tcase_add_test(tc, session_server_close);
