@@ -361,6 +361,8 @@ static const struct sio_ex sio_examples[] = {
 	  "{\"sid\":\"oSO0OpakMV_3jnilAAAA\"}", 0 },
 	{ "0/custom,", SIO_CONNECT, "/custom", -1, NULL, 0 },
 	{ "0/custom,{\"token\":\"abc\"}", SIO_CONNECT, "/custom", -1, "{\"token\":\"abc\"}", 0 },
+	{ "0/admin,{\"sid\":\"oSO0OpakMV_3jnilAAAA\"}", SIO_CONNECT, "/admin", -1,
+	  "{\"sid\":\"oSO0OpakMV_3jnilAAAA\"}", 0 },
 	{ "1", SIO_DISCONNECT, "/", -1, NULL, 0 },
 	{ "1/admin,", SIO_DISCONNECT, "/admin", -1, NULL, 0 },
 	{ "2[\"foo\"]", SIO_EVENT, "/", -1, "[\"foo\"]", 0 },
@@ -397,6 +399,8 @@ static const struct sio_ex sio_examples[] = {
 	{ "52-789[\"message-with-ack\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]",
 	  SIO_BINARY_EVENT, "/", 789,
 	  "[\"message-with-ack\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]", 2 },
+	{ "51-/admin,456[\"baz\",{\"_placeholder\":true,\"num\":0}]", SIO_BINARY_EVENT, "/admin", 456,
+	  "[\"baz\",{\"_placeholder\":true,\"num\":0}]", 1 },
 	{ "61-15[{\"_placeholder\":true,\"num\":0}]", SIO_BINARY_ACK, "/", 15,
 	  "[{\"_placeholder\":true,\"num\":0}]", 1 },
 	{ "61-/admin,1[{\"_placeholder\":true,\"num\":0}]", SIO_BINARY_ACK, "/admin", 1,
@@ -432,6 +436,45 @@ START_TEST(sio_doc_examples)
 		   ex->att, ex->data, ex->data ? strlen(ex->data) : 0);
 	ck_assert_buf(&b, ex->wire);
 	pbuf_free(&b);
+}
+END_TEST
+
+/* The sample session of the Socket.IO v5 document, at the Engine.IO level:
+ * each WebSocket frame is an Engine.IO packet whose message is a Socket.IO
+ * packet. */
+START_TEST(sio_layered_sample_session)
+{
+	static const struct { const char *frame; enum eio_type et; int st; } ex[] = {
+		{ "0{\"sid\":\"lv_VI97HAXpY6yYWAAAC\",\"upgrades\":[\"websocket\"],\"pingInterval\":25000,"
+		  "\"pingTimeout\":5000,\"maxPayload\":1000000}", EIO_OPEN, -1 },
+		{ "40", EIO_MESSAGE, SIO_CONNECT },
+		{ "40{\"sid\":\"wZX3oN0bSVIhsaknAAAI\"}", EIO_MESSAGE, SIO_CONNECT },
+		{ "2probe", EIO_PING, -1 },
+		{ "3probe", EIO_PONG, -1 },
+		{ "5", EIO_UPGRADE, -1 },
+		{ "42[\"hello\",\"world\"]", EIO_MESSAGE, SIO_EVENT },
+		{ "421[\"hello\"]", EIO_MESSAGE, SIO_EVENT },
+		{ "431[\"world\"]", EIO_MESSAGE, SIO_ACK },
+		{ "2", EIO_PING, -1 },
+		{ "3", EIO_PONG, -1 },
+		{ "451-[\"hello\",{\"_placeholder\":true,\"num\":0}]", EIO_MESSAGE, SIO_BINARY_EVENT },
+		{ "41", EIO_MESSAGE, SIO_DISCONNECT },
+		{ "1", EIO_CLOSE, -1 },
+	};
+	for (size_t i = 0; i < sizeof(ex) / sizeof(*ex); i++) {
+		struct eio_packet e;
+		ck_assert_int_eq(eio_decode_text(ex[i].frame, strlen(ex[i].frame), &e), EIO_OK);
+		ck_assert_int_eq(e.type, ex[i].et);
+		if (ex[i].st < 0)
+			continue;
+		struct sio_packet p;
+		struct sio_decoder d;
+		sio_decoder_init(&d, NULL);
+		enum sio_err r = sio_decoder_text(&d, (const char *)e.data, e.len, &p);
+		ck_assert_msg(r == SIO_OK || r == SIO_MORE, "%s: %s", ex[i].frame, sio_strerror(r));
+		ck_assert_int_eq(p.type, ex[i].st);
+		sio_decoder_free(&d);
+	}
 }
 END_TEST
 
@@ -1607,6 +1650,7 @@ static Suite *sio_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sio");
 	tcase_add_loop_test(tc, sio_doc_examples, 0, sizeof(sio_examples) / sizeof(*sio_examples));
+	tcase_add_test(tc, sio_layered_sample_session);
 	tcase_add_test(tc, sio_encoders);
 	tcase_add_test(tc, sio_invalid);
 	tcase_add_test(tc, sio_edge_valid);
