@@ -179,6 +179,16 @@ void sio_enc_disconnect(struct pbuf *b, const char *nsp, size_t nsp_len);
 void sio_enc_event_open(struct pbuf *b, const char *nsp, size_t nsp_len, bool has_id,
 			uint64_t id, unsigned nattach, const char *name, size_t name_len);
 
+/* Encodes a packet whose data (valid JSON) may hold $base64 wrappers (see
+ * below): with wrappers, a BINARY_EVENT / BINARY_ACK whose placeholders
+ * stand for them, the bytes appended to bytes and att[k] pointing at each
+ * (send them as binary messages after the text); without, or when
+ * sio_bin_unwrap cannot (its -1), the plain packet with data as it is.
+ * type is SIO_EVENT or SIO_ACK. Returns the attachment count. */
+size_t sio_encode_auto(struct pbuf *b, enum sio_type type, const char *nsp, size_t nsp_len,
+		       bool has_id, uint64_t id, const char *data, size_t data_len,
+		       struct pbuf *bytes, struct sio_att *att, size_t max_att);
+
 /* ---- binary data for native clients (sio_bin.c) ----
  *
  * Native clients see an attachment as {"$base64":"<padded base64>"} in its

@@ -20,8 +20,9 @@
  *    GET body decodes as a payload, and a CLOSE leaves the session closed;
  *  6 binary for native clients: for a JSON value, sio_bin_unwrap gives
  *    valid JSON whose placeholders sio_bin_wrap turns back into wrappers,
- *    and unwrapping that again gives the same text and bytes; a Socket.IO
- *    binary packet's data wraps to valid JSON.
+ *    and unwrapping that again gives the same text and bytes; an array
+ *    encoded by sio_encode_auto parses back with the attachments it
+ *    counted; a Socket.IO binary packet's data wraps to valid JSON.
  *
  * Invariants are checked with abort(), so libFuzzer keeps the input. Also
  * built without libFuzzer (replay.c) to replay the seed corpus in the unit
@@ -510,6 +511,19 @@ static void fuzz_bin(const uint8_t *in, size_t n)
 		CHECK(out2.len == out.len && !memcmp(out2.data, out.data, out.len));
 		for (long i = 0; i < k; i++)
 			CHECK(att2[i].n == att[i].n && (!att[i].n || !memcmp(att2[i].p, att[i].p, att[i].n)));
+	}
+	if (v.type == JT_ARRAY) {
+		/* as an ACK (any array): the packet sio_encode_auto writes
+		 * parses back with as many attachments as it returned */
+		struct pbuf pk = { 0 }, by = { 0 };
+		struct sio_att a8[8];
+		struct sio_packet p;
+		size_t na = sio_encode_auto(&pk, SIO_ACK, "/", 1, true, 7, v.p, v.n, &by, a8, 8);
+		CHECK(sio_parse(pk.data, pk.len, &lim, &p) == SIO_OK);
+		CHECK(p.attachments == na && p.has_id && p.id == 7);
+		CHECK(p.type == (na ? SIO_BINARY_ACK : SIO_ACK));
+		pbuf_free(&pk);
+		pbuf_free(&by);
 	}
 	pbuf_free(&out);
 	pbuf_free(&bytes);

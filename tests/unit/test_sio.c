@@ -15,6 +15,7 @@
 
 #include "eio.h"
 #include "eio_session.h"
+#include "jscan.h"
 #include "proto.h"
 #include "sio.h"
 
@@ -380,6 +381,9 @@ static const struct sio_ex sio_examples[] = {
 	{ "2[\"message-back\",\"message to main namespace\"]", SIO_EVENT, "/", -1,
 	  "[\"message-back\",\"message to main namespace\"]", 0 },
 	{ "312[\"bar\"]", SIO_ACK, "/", 12, "[\"bar\"]", 0 },
+	/* socket.io-client's first ack id is 0 */
+	{ "20[\"join\",{\"room\":\"lobby\"}]", SIO_EVENT, "/", 0, "[\"join\",{\"room\":\"lobby\"}]", 0 },
+	{ "30[{\"ok\":true,\"data\":{}}]", SIO_ACK, "/", 0, "[{\"ok\":true,\"data\":{}}]", 0 },
 	{ "3/admin,13[\"bar\"]", SIO_ACK, "/admin", 13, "[\"bar\"]", 0 },
 	{ "3456[1,\"2\",{\"3\":[false]}]", SIO_ACK, "/", 456, "[1,\"2\",{\"3\":[false]}]", 0 },
 	{ "4{\"message\":\"Not authorized\"}", SIO_CONNECT_ERROR, "/", -1,
@@ -875,6 +879,75 @@ START_TEST(sio_bin_unwrap_wrappers)
 	ck_assert_int_eq(sio_bin_unwrap(&out, in, strlen(in), &bytes, att, 2), -1);
 	pbuf_free(&out);
 	pbuf_free(&bytes);
+}
+END_TEST
+
+START_TEST(sio_encode_auto_binary)
+{
+	struct pbuf b = { 0 }, bytes = { 0 };
+	struct sio_att att[4];
+	/* a stored message with bytes: a binary event for Socket.IO clients */
+	const char *m = "{\"room\":\"r\",\"seq\":3,\"data\":{\"img\":{\"$base64\":\"AQID\"}}}";
+	pbuf_adds(&b, "4"); /* the Engine.IO message type, as the edge writes it */
+	sio_enc_event_open(&b, "/", 1, false, 0, 0, "message", 7);
+	ck_assert_buf(&b, "42[\"message\"");
+	pbuf_reset(&b);
+	/* the args array holding the message, with wrappers */
+	struct pbuf args = { 0 };
+	pbuf_adds(&args, "[\"message\",");
+	pbuf_adds(&args, m);
+	pbuf_addc(&args, ']');
+	ck_assert_uint_eq(sio_encode_auto(&b, SIO_EVENT, "/", 1, false, 0, args.data, args.len, &bytes,
+					  att, 4), 1);
+	ck_assert_buf(&b, "51-[\"message\",{\"room\":\"r\",\"seq\":3,\"data\":{\"img\":"
+		      "{\"_placeholder\":true,\"num\":0}}}]");
+	ck_assert_uint_eq(att[0].n, 3);
+	/* a reply (ACK) without bytes: plain */
+	pbuf_reset(&b);
+	pbuf_reset(&bytes);
+	ck_assert_uint_eq(sio_encode_auto(&b, SIO_ACK, "/", 1, true, 0, "[{\"ok\":true}]", 13, &bytes,
+					  att, 4), 0);
+	ck_assert_buf(&b, "30[{\"ok\":true}]");
+	/* wrappers beside a literal placeholder: plain, nothing lost */
+	pbuf_reset(&b);
+	const char *amb = "[\"message\",{\"$base64\":\"AA==\"},{\"_placeholder\":true,\"num\":0}]";
+	ck_assert_uint_eq(sio_encode_auto(&b, SIO_EVENT, "/", 1, false, 0, amb, strlen(amb), &bytes,
+					  att, 4), 0);
+	ck_assert_uint_eq(bytes.len, 0);
+	ck_assert_uint_eq(b.len, 1 + strlen(amb));
+	pbuf_free(&args);
+	pbuf_free(&b);
+	pbuf_free(&bytes);
+}
+END_TEST
+
+START_TEST(jscan_any_value)
+{
+	/* the scanner under the Socket.IO payloads: any JSON type, same rules */
+	struct jval v;
+	size_t pos;
+	const char *why;
+	static const struct { const char *s; enum jtype t; const char *span; } ok[] = {
+		{ "[1,2]", JT_ARRAY, "[1,2]" },
+		{ " \"x\" ", JT_STRING, "\"x\"" },
+		{ "-0.5e-3", JT_NUMBER, "-0.5e-3" },
+		{ "true", JT_TRUE, "true" },
+		{ "null\n", JT_NULL, "null" },
+		{ "{\"a\":1,\"a\":2}", JT_OBJECT, "{\"a\":1,\"a\":2}" }, /* duplicates: as sent */
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
+		ck_assert_int_eq(jscan_value(ok[i].s, strlen(ok[i].s), 32, 100, &v, &pos, &why), JSCAN_OK);
+		ck_assert_int_eq(v.type, ok[i].t);
+		ck_assert_span(v.p, v.n, ok[i].span);
+	}
+	static const char *const bad[] = { "", " ", "[1,]", "01", "\"\\x\"", "[1] [2]", "nul", "\"\x01\"",
+					   "\"\xc3\"", "{\"a\"}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
+		ck_assert_msg(jscan_value(bad[i], strlen(bad[i]), 32, 100, &v, &pos, &why) == JSCAN_SYNTAX,
+			      "[%s]", bad[i]);
+	ck_assert_int_eq(jscan_value("[[[]]]", 6, 2, 100, &v, &pos, &why), JSCAN_DEPTH);
+	ck_assert_int_eq(jscan_value("[[[]]]", 6, 3, 100, &v, &pos, &why), JSCAN_OK);
+	ck_assert_int_eq(jscan_value("[{\"a\":1},{\"b\":2}]", 17, 8, 1, &v, &pos, &why), JSCAN_KEYS);
 }
 END_TEST
 
@@ -1663,6 +1736,8 @@ static Suite *sio_suite(void)
 	tcase_add_test(tc, sio_decoder_idle_memory);
 	tcase_add_test(tc, sio_bin_wrap_placeholders);
 	tcase_add_test(tc, sio_bin_unwrap_wrappers);
+	tcase_add_test(tc, sio_encode_auto_binary);
+	tcase_add_test(tc, jscan_any_value);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("session");
 	tcase_add_test(tc, session_polling_handshake);
