@@ -311,3 +311,16 @@ def test_ban_expires(parley, secret_file):
     assert srv.stop() == 0
     srv2 = tsrv(parley, secret_file, data_dir=data_dir)
     tclient(srv2, "alice").sync()
+
+
+def test_delete_of_a_message_still_queued_commits_promptly(parley):
+    # The writer would wait 5 s before committing the message; the delete travels behind it through the
+    # queue and asks for the commit now, so both are on disk within a fraction of that.
+    srv = parley("--flush-interval-ms", "5000")
+    alice = srv.client("alice")
+    alice.join("r")
+    seq = publish(alice, "r", "queued")
+    t0 = time.monotonic()
+    assert alice.ok("delete", room="r", seq=seq, skip=True) == {"room": "r", "seq": seq}
+    assert time.monotonic() - t0 < 2.0
+    assert next_of_type(alice, "deleted")["seq"] == seq
