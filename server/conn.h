@@ -52,7 +52,7 @@ struct conn {
 	bool authed;                   /* auth = token: a valid token was shown */
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
-	int64_t auth_deadline;         /* ms: close with 4001 unless authed */
+	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
 	struct auth_claims *claims;    /* the token's claims, owned; NULL: none */
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;

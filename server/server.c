@@ -306,11 +306,15 @@ static int listen_admin(struct server *s, const struct lws_context_creation_info
 	return 0;
 }
 
-/* Creates the public TCP vhost, the Unix-socket one and the admin one. */
+/* Creates the admin vhost, the public TCP one and the Unix-socket one.
+ * The admin listener comes first so that its log line precedes the
+ * public "listening" one, which scripts and tests wait for. */
 static int listen_all(struct server *s, struct lws_context_creation_info *info)
 {
 	const struct config *cfg = s->cfg;
 
+	if (listen_admin(s, info) < 0)
+		return -1;
 	if (!cfg->no_tcp && listen_tcp(s, info) < 0)
 		return -1;
 	if (cfg->unix_socket) {
@@ -323,7 +327,7 @@ static int listen_all(struct server *s, struct lws_context_creation_info *info)
 		log_info("listening", "unix_socket=%s mode=%04o", log_q(cfg->unix_socket),
 			 cfg->unix_socket_mode);
 	}
-	return listen_admin(s, info);
+	return 0;
 }
 
 static void store_wake(void *opaque)

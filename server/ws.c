@@ -156,6 +156,29 @@ static int text_reply(struct lws *wsi, unsigned int status, const char *body)
  * body. The caller returns 1 and lws completes the transaction. Returns 0,
  * or -1 when the response could not be written (hang up).
  */
+static const char *reason_phrase(unsigned int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
+	case 503: return "Service Unavailable";
+	default: return "";
+	}
+}
+
+/*
+ * Answers a request that asked for an upgrade (HTTP_CONFIRM_UPGRADE) with
+ * a complete HTTP/1.1 response: status, one optional extra header, a text
+ * body, and Connection: close (lws ends the connection after it: it has
+ * not parsed the request's keep-alive yet). The status line is ours: at
+ * this point lws has not noted the request's version and would write
+ * HTTP/1.0. The caller returns 1 and lws completes the transaction.
+ * Returns 0, or -1 when the response could not be written (hang up).
+ */
 static int upgrade_reply(struct lws *wsi, unsigned int status, const char *hname,
 			 const char *hval, const char *type, const char *body, size_t n)
 {
@@ -165,13 +188,18 @@ static int upgrade_reply(struct lws *wsi, unsigned int status, const char *hname
 	int rc = -1;
 
 	snprintf(clen, sizeof(clen), "%zu", n);
-	if (lws_add_http_header_status(wsi, status, &p, end) ||
+	p += lws_snprintf((char *)p, (size_t)(end - p), "HTTP/1.1 %u %s\x0d\x0a", status,
+			  reason_phrase(status));
+	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_SERVER,
+					 (const unsigned char *)"parley", 6, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
 					 (const unsigned char *)type, (int)strlen(type), &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
 					 (const unsigned char *)clen, (int)strlen(clen), &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (const unsigned char *)"no-store", 8, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+					 (const unsigned char *)"close", 5, &p, end) ||
 	    (hname && lws_add_http_header_by_name(wsi, (const unsigned char *)hname,
 						  (const unsigned char *)hval, (int)strlen(hval),
 						  &p, end)) ||

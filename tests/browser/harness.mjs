@@ -54,7 +54,8 @@ export async function startServer({ port = 0, dataDir, extraArgs = [] } = {}) {
   if (!exe) throw new Error('PARLEYD is not set (path of the parleyd binary)');
   if (!fs.existsSync(exe)) throw new Error(`PARLEYD=${exe} does not exist`);
   dataDir = dataDir || tmpDir('parley-data-');
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
+  // --admin-listen: an ephemeral admin port, never the default 9180 (parallel runs would collide)
+  const args = ['--host', '127.0.0.1', '--port', String(port), '--admin-listen', '127.0.0.1:0', '--data-dir', dataDir,
     '--web-root', WEB_ROOT, '--log-level', 'info', ...extraArgs];
   const proc = spawn(exe, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
