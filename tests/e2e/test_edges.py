@@ -266,11 +266,14 @@ def test_client_flooding_past_the_rate_limit_sees_4029_five_times_in_five(parley
 
 
 def test_sigterm_with_40_clients_still_publishing_all_see_1001(parley):
-    s = parley()
+    # 40 members of one room, each publishing: every client has output queued towards it and input
+    # on its way in when SIGTERM comes. The 1001 must reach all of them (the send queues are large
+    # so that nobody is closed as a slow consumer instead).
+    s = parley("--send-queue-messages", "1000000", "--send-queue-bytes", "1000000000")
     clients = []
     for i in range(40):
         c = s.client()
-        c.join("busy%d" % i)  # a room each: the load is the publishing, not a 40x fan-out
+        c.join("busy", skip=True)
         clients.append(c)
     results = [None] * len(clients)
     publishing = threading.Barrier(len(clients) + 1)
@@ -285,16 +288,16 @@ def test_sigterm_with_40_clients_still_publishing_all_see_1001(parley):
             try:
                 while not done.is_set():
                     n += 1
-                    c.send_raw(encode_frame(OP_TEXT, '{"type":"publish","room":"busy%d","data":%d}' % (i, n)))
-                    if n == 20:
+                    c.send_raw(encode_frame(OP_TEXT, '{"type":"publish","room":"busy","data":%d}' % n))
+                    if n == 10:
                         publishing.wait(10)
-                    time.sleep(0.01)
+                    time.sleep(0.005)
             except (OSError, threading.BrokenBarrierError):
                 pass
         w = threading.Thread(target=writer)
         w.start()
         try:
-            results[i] = c.recv_close(timeout=20)[0]
+            results[i] = c.recv_close(timeout=30)[0]
         except OSError as e:
             results[i] = e
         finally:
@@ -304,10 +307,11 @@ def test_sigterm_with_40_clients_still_publishing_all_see_1001(parley):
     threads = [threading.Thread(target=publish_and_read, args=(i, c)) for i, c in enumerate(clients)]
     for t in threads:
         t.start()
-    publishing.wait(20)  # every client has published 20 and is still going
+    publishing.wait(20)  # every client has published 10 and is still going
+    time.sleep(0.5)
     s.send_signal(signal.SIGTERM)
     for t in threads:
-        t.join(30)
+        t.join(40)
     assert s.proc.wait(15) == 0
     bad = [(i, r) for i, r in enumerate(results) if not (isinstance(r, Close) and r.code == 1001)]
     assert not bad, "%d of 40 did not see 1001: %r" % (len(bad), bad[:5])
