@@ -271,29 +271,29 @@ static struct lws_vhost *listen_unix(struct server *s, const struct lws_context_
  */
 static int listen_admin(struct server *s, const struct lws_context_creation_info *info)
 {
-	struct listen_addr la;
+	struct listen_addr *la = &s->admin_addr; /* lws keeps pointers to iface: not on the stack */
 	char err[128];
 
-	if (netaddr_parse_listen(s->cfg->admin_listen, &la, err, sizeof(err)) < 0) {
+	if (netaddr_parse_listen(s->cfg->admin_listen, la, err, sizeof(err)) < 0) {
 		log_error("config", "key=admin_listen error=%s", log_q(err));
 		return -1;
 	}
-	if (la.off)
+	if (la->off)
 		return 0;
 	struct lws_context_creation_info a = *info;
 	a.ssl_cert_filepath = a.ssl_private_key_filepath = NULL;
 	a.mounts = NULL; /* everything goes to ws.c's HTTP callback */
-	if (la.path[0]) {
-		s->vhost_admin = listen_unix(s, &a, la.path, "parley-admin", 0660);
+	if (la->path[0]) {
+		s->vhost_admin = listen_unix(s, &a, la->path, "parley-admin", 0660);
 		if (!s->vhost_admin) {
-			log_error("listen", "admin_unix_socket=%s error=\"cannot listen\"", log_q(la.path));
+			log_error("listen", "admin_unix_socket=%s error=\"cannot listen\"", log_q(la->path));
 			return -1;
 		}
-		log_info("admin_listening", "unix_socket=%s", log_q(la.path));
+		log_info("admin_listening", "unix_socket=%s", log_q(la->path));
 		return 0;
 	}
-	a.iface = la.host;
-	a.port = (int)la.port;
+	a.iface = la->host;
+	a.port = (int)la->port;
 	a.vhost_name = "parley-admin";
 	s->vhost_admin = lws_create_vhost(s->ctx, &a);
 	if (!s->vhost_admin) {
@@ -301,7 +301,7 @@ static int listen_admin(struct server *s, const struct lws_context_creation_info
 			  log_q(s->cfg->admin_listen));
 		return -1;
 	}
-	log_info("admin_listening", "host=%s port=%d", la.host,
+	log_info("admin_listening", "host=%s port=%d", la->host,
 		 lws_get_vhost_listen_port(s->vhost_admin));
 	return 0;
 }

@@ -72,6 +72,7 @@ struct server {
 	struct netlist trusted;     /* trusted_proxies */
 	struct lws_vhost *vhost_unix;
 	struct lws_vhost *vhost_admin;  /* admin_listen; NULL: off */
+	struct listen_addr admin_addr;  /* parsed admin_listen (lws keeps pointers into it) */
 	struct auth *auth;          /* NULL: auth = none */
 	struct conn *unauthed;      /* waiting for a token, oldest first */
 	struct conn *unauthed_tail;
