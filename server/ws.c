@@ -150,12 +150,7 @@ static int text_reply(struct lws *wsi, unsigned int status, const char *body)
 	return http_reply(wsi, status, "text/plain; charset=utf-8", body, strlen(body));
 }
 
-/*
- * Answers a request that asked for an upgrade (HTTP_CONFIRM_UPGRADE) with
- * a complete HTTP/1.1 response: status, one optional extra header, a text
- * body. The caller returns 1 and lws completes the transaction. Returns 0,
- * or -1 when the response could not be written (hang up).
- */
+/* The reason phrase of the statuses parleyd answers upgrades with. */
 static const char *reason_phrase(unsigned int status)
 {
 	switch (status) {
@@ -219,7 +214,8 @@ static int is_admin(struct server *s, struct lws *wsi)
 	return s->vhost_admin && lws_get_vhost(wsi) == s->vhost_admin;
 }
 
-/* The body of GET path, or NULL for "not found". *status is set. */
+/* The body of GET uri on this listener ("not found\n" for what is not
+ * served here) and its *status. metrics: where /metrics is rendered. */
 static const char *endpoint(struct server *s, struct lws *wsi, const char *uri,
 			    unsigned int *status, struct pbuf *metrics)
 {
