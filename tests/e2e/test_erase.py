@@ -10,7 +10,7 @@ from test_moderation import file_bytes, next_of_type, secret_file, tclient, toke
 
 
 def metric(srv, name):
-    body = srv.http_get("/metrics")[2].decode()
+    body = srv.metrics_get()[2].decode()
     m = re.search(r"^%s (\d+)$" % re.escape(name), body, re.M)
     assert m, "no %s in /metrics" % name
     return int(m.group(1))

@@ -252,7 +252,7 @@ def test_ban_closes_every_connection_4003_with_reason(parley, secret_file):
     assert closed_with(c, 4003).reason == "spamming the lobby"
     raw = srv.raw_client(path="/ws?token=" + token("alice"))
     assert closed_with(raw, 4003).reason == "spamming the lobby"
-    metrics = srv.http_get("/metrics")[2].decode()
+    metrics = srv.metrics_get()[2].decode()
     assert "parley_bans 1" in metrics
     assert 'parley_disconnects_total{reason="banned"}' in metrics
 
