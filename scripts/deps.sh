@@ -4,6 +4,8 @@
 #   scripts/deps.sh --test   also what the test suites need (check, pytest,
 #                            nginx, openssl, clang (fuzzers), chromium, Node.js
 #                            for the browser tests)
+#   scripts/deps.sh --package   also what scripts/package.sh needs (debhelper,
+#                            lintian, debootstrap, python3, systemd-analyze)
 # Installs nothing when everything is already there.
 set -euo pipefail
 
@@ -12,6 +14,9 @@ pkgs=(build-essential pkg-config meson ninja-build
       libssl-dev libjansson-dev libsqlite3-dev sqlite3 curl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(check python3 python3-pytest chromium nodejs nginx openssl systemd clang)
+fi
+if [ "${1:-}" = "--package" ]; then
+  pkgs+=(debhelper dpkg-dev fakeroot lintian debootstrap python3 systemd)
 fi
 
 missing=()
