@@ -167,7 +167,10 @@ check "parley-bench runs (its libraries resolve)" in_root parley-bench connect -
 pw=$(in_root getent passwd parley || true)
 check "the parley system user exists (uid < 1000, home /var/lib/parley, no login shell)" \
   sh -c "echo '$pw' | awk -F: '\$3 > 0 && \$3 < 1000 && \$6 == \"/var/lib/parley\" && \$7 ~ /nologin\$/ { f = 1 } END { exit !f }'"
-check "parleyd.service is enabled" test -L "$root/etc/systemd/system/multi-user.target.wants/parleyd.service"
+wants=$root/etc/systemd/system/multi-user.target.wants/parleyd.service
+check "parleyd.service is installed but not enabled (configure first)" sh -c "! test -L '$wants'"
+check "systemctl enable parleyd (as an operator would, after configuring)" \
+  sh -c "chroot '$root' systemctl enable parleyd.service && test -L '$wants'"
 # The unit as systemd would load it (with Debian's drop-in); any output at all is a failure, as in
 # the deploy suite.
 check "systemd-analyze verify parleyd.service (in the root)" \
