@@ -97,6 +97,19 @@ deb=$work/build/parley_${version}_${arch}.deb
 ok "builds $(basename "$deb")"
 check "debian/changelog version is the meson project version ($version)" \
   test "$(cd "$work/build/parley" && dpkg-parsechangelog -S Version)" = "$version"
+# A later version of the same tree, to test an upgrade over the first.
+next=${version}+pkgtest1
+mv "$deb" "$work/"
+deb=$work/$(basename "$deb")
+{ printf 'parley (%s) unstable; urgency=medium\n\n  * Upgrade test of scripts/package.sh.\n\n -- %s  %s\n\n' \
+    "$next" "$(cd "$work/build/parley" && dpkg-parsechangelog -S Maintainer)" "$(date -R)"
+  cat "$work/build/parley/debian/changelog"; } >"$work/changelog.next"
+mv "$work/changelog.next" "$work/build/parley/debian/changelog"
+if ! (cd "$work/build/parley" && dpkg-buildpackage -us -uc -b) >"$work/build-next.log" 2>&1; then
+  fatal "dpkg-buildpackage of $next (for the upgrade test)" "$(tail -n 30 "$work/build-next.log")"
+fi
+deb_next=$work/build/parley_${next}_${arch}.deb
+check "builds $(basename "$deb_next") (for the upgrade test)" test -f "$deb_next"
 check "the build log has no warnings" sh -c "! grep -iE '(^|: )warning' '$work/build.log'"
 check "lintian: no errors, no unexplained warnings" \
   lintian --allow-root --fail-on error,warning --pedantic "$deb"
@@ -244,9 +257,14 @@ check "parleyd logged no warnings or errors" sh -c "! grep -E 'level=(warn|error
 
 # ---------------------------------------------------------------- 5. conffile, remove, purge
 echo "# a local edit" >>"$root/etc/parley/parley.conf"
-check "reinstall (apt-get install --reinstall)" \
-  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall "/tmp/$(basename "$deb")"
-check "the local edit of the conffile survives a reinstall" grep -qx '# a local edit' "$root/etc/parley/parley.conf"
+cp "$deb_next" "$root/tmp/"
+check "upgrade to $next (apt-get install ./$(basename "$deb_next"))" \
+  in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/tmp/$(basename "$deb_next")"
+check "dpkg: parley $next installed" \
+  test "$(in_root dpkg-query -W -f='${Status} ${Version}' parley)" = "install ok installed $next"
+check "the local edit of the conffile survives the upgrade" grep -qx '# a local edit' "$root/etc/parley/parley.conf"
+check "the upgrade keeps the data, the user and the operator's enable" \
+  sh -c "test -f '$root/var/lib/parley/parley.db' && chroot '$root' getent passwd parley >/dev/null && test -L '$wants'"
 check "apt-get remove parley" in_root env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q parley
 check "remove keeps /etc/parley/parley.conf (with the edit) and /var/lib/parley/parley.db" \
   sh -c "grep -qx '# a local edit' '$root/etc/parley/parley.conf' && test -f '$root/var/lib/parley/parley.db'"
