@@ -74,6 +74,9 @@ trap finish EXIT
 fatal() { bad "$1" "${2:-}"; exit 1; }
 
 mkdir -p "$work" "$cache/apt-archives" "$cache/apt-lists"
+# One run at a time: they share the work directory and the root.
+exec 9>"$work/lock"
+flock -n 9 || { echo "scripts/package.sh: another run holds $work/lock" >&2; exit 2; }
 remove_root 2>/dev/null || true
 : >"$log"
 
@@ -116,6 +119,9 @@ check "lintian: no errors, no unexplained warnings" \
 
 # ---------------------------------------------------------------- 2. a clean Debian 12 root
 tarball=$cache/bookworm-minbase-$arch.tar
+# Refreshed monthly: apt upgrades what the package needs anyway, but the base should not drift far
+# from a freshly installed Debian 12.
+if [ -f "$tarball" ] && [ -n "$(find "$tarball" -mtime +30)" ]; then rm -f "$tarball"; fi
 if [ ! -f "$tarball" ]; then
   echo "scripts/package.sh: bootstrapping Debian 12 into $tarball (once)" >&2
   rm -rf "$work/bootstrap"
