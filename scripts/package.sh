@@ -127,6 +127,9 @@ if [ ! -f "$tarball" ]; then
   echo "scripts/package.sh: bootstrapping Debian 12 into $tarball (once)" >&2
   rm -rf "$work/bootstrap"
   if ! debootstrap --variant=minbase bookworm "$work/bootstrap" "$mirror" >"$work/debootstrap.log" 2>&1; then
+    for m in proc sys dev/pts; do   # what a failed debootstrap may leave mounted
+      if mountpoint -q "$work/bootstrap/$m" 2>/dev/null; then umount -l "$work/bootstrap/$m"; fi
+    done
     rm -rf --one-file-system "$work/bootstrap"
     fatal "debootstrap --variant=minbase bookworm" "$(tail -n 20 "$work/debootstrap.log")"
   fi
