@@ -185,7 +185,10 @@ for f in "$src"/web-client/*; do cmp -s "$f" "$root/usr/share/parley/web-client/
 check "/usr/share/parley/web-client holds web-client/ as it is in the tree" test "$webok" = 1
 check "/etc/parley/parley.conf is a conffile" \
   sh -c "chroot '$root' dpkg-query -W -f='\${Conffiles}\n' parley | grep -q '^ /etc/parley/parley.conf '"
-check "/etc/parley/parley.conf is deploy/parley.conf" cmp "$src/deploy/parley.conf" "$root/etc/parley/parley.conf"
+check "/etc/parley/parley.conf is deploy/parley.conf (its web_root comment showing /usr/share)" \
+  sh -c "sed 's|^#web_root = .*|#web_root = /usr/share/parley/web-client|' '$src/deploy/parley.conf' | cmp - '$root/etc/parley/parley.conf'"
+check "the web_root the config shows is the installed web client" \
+  sh -c "d=\$(sed -n 's/^#web_root = //p' '$root/etc/parley/parley.conf'); test -f \"$root\$d/index.html\""
 check "parleyd --version says $version" sh -c "chroot '$root' parleyd --version | grep -qx 'parleyd $version'"
 check "parleyd --check-config -c /etc/parley/parley.conf" \
   sh -c "chroot '$root' parleyd --check-config -c /etc/parley/parley.conf | grep -q ': ok$'"
