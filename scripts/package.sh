@@ -187,8 +187,8 @@ check "/etc/parley/parley.conf is a conffile" \
   sh -c "chroot '$root' dpkg-query -W -f='\${Conffiles}\n' parley | grep -q '^ /etc/parley/parley.conf '"
 check "/etc/parley/parley.conf is deploy/parley.conf (its web_root comment showing /usr/share)" \
   sh -c "sed 's|^#web_root = .*|#web_root = /usr/share/parley/web-client|' '$src/deploy/parley.conf' | cmp - '$root/etc/parley/parley.conf'"
-check "the web_root the config shows is the installed web client" \
-  sh -c "d=\$(sed -n 's/^#web_root = //p' '$root/etc/parley/parley.conf'); test -f \"$root\$d/index.html\""
+check "parleyd's built-in web_root is the installed web client (--help)" \
+  sh -c "chroot '$root' parleyd --help | grep -q '(default /usr/share/parley/web-client)' && test -f '$root/usr/share/parley/web-client/index.html'"
 check "parleyd --version says $version" sh -c "chroot '$root' parleyd --version | grep -qx 'parleyd $version'"
 check "parleyd --check-config -c /etc/parley/parley.conf" \
   sh -c "chroot '$root' parleyd --check-config -c /etc/parley/parley.conf | grep -q ': ok$'"
