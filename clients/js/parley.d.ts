@@ -104,6 +104,8 @@ export interface ResetEvent {
   seq: number;
   messages: Message[];
   more: boolean;
+  /** not_recovered: the server could not replay the gap; seq_lower: the room's seq went back. */
+  reason: 'not_recovered' | 'seq_lower';
 }
 
 export interface RejoinEvent {
@@ -159,6 +161,10 @@ export interface PublishOptions extends CommandOptions {
   echo?: boolean;
   /** Reply only once the message is committed to disk. */
   durable?: boolean;
+  /** Idempotency key (persisted publishes; default: a random one). A publish whose reply was lost
+   *  is resent with it after a reconnect; the server stores it at most once. To retry a publish
+   *  that rejected with `timeout`, pass that error's `key`. */
+  key?: string;
 }
 
 export interface PublishReply {
@@ -192,6 +198,9 @@ export class ParleyError extends Error {
   command?: object;
   /** The room, for errors of background work that concern one (re-join, reload). */
   room?: string;
+  /** For a persisted publish whose outcome is unknown (timeout, disconnected): its idempotency key,
+   *  to retry it without a duplicate. */
+  key?: string;
 }
 
 /** The default options. */

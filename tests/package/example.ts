@@ -35,7 +35,7 @@ const off = parley.on('message', (m, { replayed }) => {
   console.log(m.room, m.from, seq, replayed, m.data.text);
 });
 off();
-parley.on('reset', ({ room, messages, more }) => console.log(room, messages.length, more));
+parley.on('reset', ({ room, messages, more, reason }) => console.log(room, messages.length, more, reason === 'seq_lower'));
 parley.on('rejoin', ({ room, recovered }) => console.log(room, recovered));
 parley.on('presence', ({ room, joined, left }) => console.log(room, joined ?? [], left ?? []));
 parley.on('error', (e) => console.log(e.code, e.room));
@@ -59,6 +59,12 @@ async function main(): Promise<void> {
   } catch (e) {
     if (e instanceof ParleyError && e.code === 'not_member') console.log(e.message, e.command);
   }
+  try {
+    await parley.publish('lobby', { text: 'once' }, { key: 'order-991' });
+  } catch (e) {
+    // Outcome unknown: retry with the same key, so the server stores it at most once.
+    if (e instanceof ParleyError && e.key) await parley.publish('lobby', { text: 'once' }, { key: e.key });
+  }
   parley.reconnectNow();
   parley.close();
   logged.close();
@@ -81,3 +87,7 @@ void parley.publish('lobby', {}, { persistent: false });
 new Parley('ws://x/ws', { WebSocket: Date });
 // @ts-expect-error: state is read-only for the application
 parley.state = 'connected';
+// @ts-expect-error: a key is a string
+void parley.publish('lobby', {}, { key: 42 });
+// @ts-expect-error: no such reset reason
+parley.on('reset', (e) => { if (e.reason === 'lost') console.log(e); });
