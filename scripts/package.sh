@@ -217,8 +217,10 @@ done
 for d in /var/lib/parley /run/parley /var/log/parley; do
   in_root install -d -o parley -g parley -m 0750 "$d"
 done
+# Emptied here, not by the job's redirection, which may happen after the loop below first reads.
+: >"$work/parleyd.log"
 chroot "$root" env -i PATH=/usr/bin:/bin LC_ALL=C.UTF-8 sh -c 'umask 0027; exec setpriv --reuid=parley --regid=parley --init-groups --no-new-privs --inh-caps=-all --bounding-set=-all /usr/bin/parleyd -c /etc/parley/parley.conf --host 127.0.0.1 --port 0' \
-  >"$work/parleyd.log" 2>&1 &
+  >>"$work/parleyd.log" 2>&1 &
 parleyd_pid=$!
 port=
 for _ in $(seq 1 100); do
