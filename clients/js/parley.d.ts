@@ -73,6 +73,21 @@ export interface Message<D = any> {
   [key: string]: unknown;
 }
 
+/** A deleted message as `history` pages and replays show it: only its seq remains. */
+export interface Tombstone {
+  type: 'message';
+  room: string;
+  seq: number;
+  deleted: true;
+}
+
+/** A stored message was deleted (live), or a replay held its tombstone. */
+export interface DeletedEvent {
+  room: string;
+  seq: number;
+  replayed?: boolean;
+}
+
 export interface PresenceFrame {
   type: 'presence';
   room: string;
@@ -128,6 +143,7 @@ export interface ParleyEvents {
   ready: (ev: ReadyEvent) => void;
   message: (msg: Message, info: { replayed: boolean }) => void;
   presence: (frame: PresenceFrame) => void;
+  deleted: (ev: DeletedEvent) => void;
   reset: (ev: ResetEvent) => void;
   rejoin: (ev: RejoinEvent) => void;
   disconnect: (ev: DisconnectEvent) => void;
@@ -180,8 +196,8 @@ export interface HistoryOptions extends CommandOptions {
 }
 
 export interface HistoryReply {
-  /** Oldest first. */
-  messages: Message[];
+  /** Oldest first. A deleted message appears as its tombstone (`deleted: true`, no data). */
+  messages: Array<Message | Tombstone>;
   /** true when older messages exist. */
   more: boolean;
 }
@@ -239,6 +255,8 @@ export class Parley {
   history(room: string, opts?: HistoryOptions): Promise<HistoryReply>;
   presence(room: string, opts?: CommandOptions): Promise<PresenceReply>;
   ping(opts?: CommandOptions): Promise<{ ts: number }>;
+  /** Deletes a stored message (your own; a moderator token allows any); resolves once it is gone. */
+  delete(room: string, seq: number, opts?: CommandOptions): Promise<{ room: string; seq: number }>;
   /** The last seq seen in a room, or null. */
   lastSeq(room: string): number | null;
 }

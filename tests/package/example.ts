@@ -48,12 +48,15 @@ async function main(): Promise<void> {
   const sent = await parley.publish('lobby', { text: 'hi' }, { durable: true, timeout: 30000 });
   const volatile = await parley.publish('lobby', { typing: true }, { persist: false, echo: false });
   const page: HistoryReply = await parley.history('lobby', { before: sent.seq, limit: 20 });
-  const texts: Message<{ text: string }>[] = page.messages;
+  // A deleted message is a tombstone (deleted: true, no data): skip those.
+  const texts = page.messages.filter((m): m is Message<{ text: string }> => !m.deleted);
+  parley.on('deleted', ({ room, seq }) => console.log('gone', room, seq));
+  const gone: { room: string; seq: number } = await parley.delete('lobby', sent.seq!);
   const who = await parley.presence('lobby');
   const n: number = who.members[0].conns;
   const { ts } = await parley.ping();
   const last: number | null = parley.lastSeq('lobby');
-  console.log(missed, volatile.seq, texts[0]?.data.text, n, ts, last, parley.state, parley.limits?.max_rooms);
+  console.log(missed, volatile.seq, texts[0]?.data.text, gone.seq, n, ts, last, parley.state, parley.limits?.max_rooms);
   try {
     await parley.leave('lobby');
   } catch (e) {
