@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "catchup.h"
 #include "log.h"
 #include "proto.h"
 #include "room.h"
@@ -125,6 +126,7 @@ void conn_release(struct conn *c)
 		return; /* never reached ESTABLISHED */
 
 	conn_leave_all(c);
+	catchup_free_all(c);
 	sendq_clear(&c->q);
 	pbuf_free(&c->rx);
 	server_unlink_flush(s, c);
@@ -193,15 +195,45 @@ void conn_close_later(struct conn *c, uint16_t code)
 	lws_callback_on_writable(c->wsi);
 }
 
+int conn_live_fits(const struct conn *c, size_t len)
+{
+	const struct config *cfg = c->srv->cfg;
+
+	return sendq_live(&c->q) + c->held_msgs + 1 <= cfg->send_queue_messages &&
+	       sendq_live_bytes(&c->q) + c->held_bytes + len <= cfg->send_queue_bytes;
+}
+
 void conn_send(struct conn *c, struct frame *f)
 {
 	struct server *s = c->srv;
 
 	if (c->close_code)
 		return;
-	if (sendq_push(&c->q, f, s->cfg->send_queue_messages, s->cfg->send_queue_bytes) < 0) {
+	if (!conn_live_fits(c, f->len)) {
 		conn_close_later(c, CLOSE_SLOW_CONSUMER);
 		return;
+	}
+	sendq_push(&c->q, f, 0);
+	if (!c->pending)
+		server_want_flush(s, c);
+}
+
+void conn_send_reply(struct conn *c, struct frame *f)
+{
+	struct server *s = c->srv;
+	const struct config *cfg = s->cfg;
+
+	if (c->close_code)
+		return;
+	sendq_push(&c->q, f, 1);
+	if (!c->rx_paused &&
+	    (c->q.rcount > cfg->send_queue_messages || c->q.rbytes > cfg->send_queue_bytes)) {
+		/* The client asks faster than it reads the answers: stop
+		 * reading its commands (TCP pushes back on it) rather than
+		 * hold an unbounded pile of replies, or close a client that
+		 * only pipelines. conn_flush() resumes. */
+		c->rx_paused = true;
+		lws_rx_flow_control(c->wsi, 0);
 	}
 	if (!c->pending)
 		server_want_flush(s, c);
@@ -210,7 +242,7 @@ void conn_send(struct conn *c, struct frame *f)
 void conn_send_text(struct conn *c, const char *text, size_t len)
 {
 	struct frame *f = frame_new_text(text, len);
-	conn_send(c, f);
+	conn_send_reply(c, f);
 	frame_unref(&f);
 }
 
@@ -224,6 +256,8 @@ void conn_send_text(struct conn *c, const char *text, size_t len)
  * waits for that via lws_partial_buffered). TLS always goes through lws.
  * Returns 0, or -1 if the connection failed.
  */
+static int flush_queue(struct conn *c);
+
 static int write_out(struct conn *c, unsigned char *p, size_t len)
 {
 	if (c->fd >= 0) {
@@ -242,6 +276,23 @@ static int write_out(struct conn *c, unsigned char *p, size_t len)
 }
 
 int conn_flush(struct conn *c)
+{
+	do {
+		if (flush_queue(c) < 0)
+			return -1;
+		if (c->rx_paused && c->q.rcount * 2 <= c->srv->cfg->send_queue_messages &&
+		    c->q.rbytes * 2 <= c->srv->cfg->send_queue_bytes) {
+			c->rx_paused = false;
+			lws_rx_flow_control(c->wsi, 1);
+		}
+		/* The socket took everything: feed it the next part of a
+		 * catch-up, if one is streaming. */
+	} while (!c->q.count && !lws_partial_buffered(c->wsi) && catchup_pump(c));
+	return 0;
+}
+
+/* Writes queued frames until the queue is empty or the socket is full. */
+static int flush_queue(struct conn *c)
 {
 	struct server *s = c->srv;
 

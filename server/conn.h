@@ -56,6 +56,16 @@ struct conn {
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	bool pending;                  /* on server->pending */
 	struct utf8_state rx_utf8;     /* validation of the message being received */
+	/* catchup.c: joins with since, oldest first; only the head streams */
+	struct catchup *cu_head, *cu_tail;
+	uint32_t ncatchup;
+	bool read_waiting;             /* on server->read_waiters */
+	struct conn *wnext, *wprev;    /* server->read_waiters */
+	/* live frames held in members' hold queues (they count toward the
+	 * slow-consumer limit like the live frames in q) */
+	uint32_t held_msgs;
+	size_t held_bytes;
+	bool rx_paused;                /* too many replies waiting: not reading commands */
 	char session[17];
 	char peer[46];
 };
@@ -66,10 +76,18 @@ void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *pe
 uint32_t conn_count_ip(struct server *s, const char *addr);
 void conn_release(struct conn *c);
 
-/* Queues a reference to f. If the queue is over its limits the connection
- * is closed with 4008 instead (the caller carries on either way). */
+/* Queues a reference to a live frame (a room's message or presence event).
+ * If the connection's live frames (queued and held) would pass the send
+ * queue limits, it is closed with 4008 instead (the caller carries on
+ * either way). */
 void conn_send(struct conn *c, struct frame *f);
-/* Queues a copy of the JSON text. */
+/* 1 if one more live frame of len bytes stays within the limits. */
+int conn_live_fits(const struct conn *c, size_t len);
+/* Queues a reference to a reply (or a replayed message). Replies never
+ * close the connection; when more than the send queue limits of them
+ * wait, the connection stops reading commands until half have gone out. */
+void conn_send_reply(struct conn *c, struct frame *f);
+/* Queues a copy of the JSON text, as a reply. */
 void conn_send_text(struct conn *c, const char *text, size_t len);
 /* Writes queued frames until the queue is empty or the socket is full.
  * Returns -1 if the connection must close. */

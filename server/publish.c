@@ -23,7 +23,23 @@ struct durable {
 	uint64_t serial;  /* the publisher; it may be gone by commit time */
 	uint64_t id;
 	uint64_t seq;
+	char room[PROTO_ROOM_MAX + 1]; /* to find the member: its reply may have to wait in its hold */
 };
+
+/* Queues the publish reply in s->enc (begun with cmd__reply_begin) for
+ * member m of c: behind the member's held frames while it catches up, so
+ * the reply never overtakes the publisher's own copy of its message. */
+static void reply_end_member(struct conn *c, struct member *m, uint64_t id)
+{
+	struct pbuf *b = &c->srv->enc;
+
+	if (!id)
+		return;
+	proto_enc_close(b);
+	struct frame *f = frame_new_text(b->data, b->len);
+	member_send_reply(m, f);
+	frame_unref(&f);
+}
 
 
 static int ticket_match(const void *entry, const void *key)
@@ -94,7 +110,8 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	if (ticket) {
 		/* The reply waits for the commit (cmd_durable_done). */
 		struct durable *d = xmalloc(sizeof(*d));
-		*d = (struct durable){ ticket, c->serial, cmd->id, seq };
+		*d = (struct durable){ ticket, c->serial, cmd->id, seq, { 0 } };
+		memcpy(d->room, r->name, r->name_len + 1);
 		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
 		return;
 	}
@@ -106,7 +123,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	} else {
 		pbuf_adds(b, "{}");
 	}
-	cmd__reply_end(c, cmd->id);
+	reply_end_member(c, m, cmd->id);
 }
 
 
@@ -123,11 +140,16 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 			cmd__fail(c, d->id, PROTO_ESTORAGE_FAILED,
 			     "the message was delivered but its commit failed");
 		} else {
+			struct room *r = room_find(s, d->room, strlen(d->room));
+			struct member *m = r ? room_member(c, r) : NULL;
 			struct pbuf *b = cmd__reply_begin(c, d->id);
 			pbuf_adds(b, "{\"seq\":");
 			pbuf_add_u64(b, d->seq);
 			pbuf_adds(b, ",\"durable\":true}");
-			cmd__reply_end(c, d->id);
+			if (m)
+				reply_end_member(c, m, d->id);
+			else
+				cmd__reply_end(c, d->id);
 		}
 	}
 	free(d);

@@ -392,6 +392,7 @@ out:
 	/* Storage first: its threads wake the loop through the lws context
 	 * until they are joined, and its last completions may still answer
 	 * connections that lws then closes. */
+	s->store_closing = true;
 	if (s->store)
 		store_close(&s->store, &server_store_handlers, s);
 	if (s->ctx) {
