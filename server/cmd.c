@@ -235,11 +235,17 @@ static int rate_ok(struct conn *c, const struct proto_cmd *cmd)
 	uint32_t now = (uint32_t)(util_mono_us() / 1000);
 	int ok = bucket_take(&c->rate_cmds, (float)cfg->rate_messages, (float)cfg->rate_burst, now);
 
+	/* The join and history bursts are at least max_rooms: a client that
+	 * reconnects re-joins every room it was in and reads a page of each,
+	 * at once (docs/configuration.md, "Rate limits that fit together"). */
+	float rooms = (float)cfg->max_rooms;
+	float jburst = 2.0f * (float)cfg->rate_joins, hburst = 2.0f * (float)cfg->rate_history;
 	if (ok && cmd->type == PROTO_JOIN)
-		ok = bucket_take(&c->rate_joins, (float)cfg->rate_joins, 2.0f * (float)cfg->rate_joins, now);
+		ok = bucket_take(&c->rate_joins, (float)cfg->rate_joins,
+				 jburst > rooms ? jburst : rooms, now);
 	else if (ok && cmd->type == PROTO_HISTORY)
 		ok = bucket_take(&c->rate_history, (float)cfg->rate_history,
-				 2.0f * (float)cfg->rate_history, now);
+				 hburst > rooms ? hburst : rooms, now);
 	else if (ok && cmd->type == PROTO_HELLO && cmd->name)
 		ok = bucket_take(&c->rate_names, (float)cfg->rate_names / 60.0f,
 				 (float)cfg->rate_names, now);

@@ -228,3 +228,75 @@ def test_join_since_for_many_rooms_at_once(parley):
             assert f["type"] == "reply" and f["ok"] is True and f["data"]["recovered"] is True, f
             assert got[ids[f["id"]]] == list(range(11, 21))
             done += 1
+
+
+DEFAULT_RATES = ("--rate-messages", "1000", "--rate-burst", "2000", "--rate-joins", "20",
+                 "--rate-history", "20", "--rate-names", "10")
+
+
+def test_reconnect_into_max_rooms_rejoins_and_pages_each_without_rate_limited(parley):
+    # The default limits fit together: 128 rooms (max_rooms) re-joined with since and paged once each,
+    # all sent back-to-back right after connecting.
+    s = parley(*DEFAULT_RATES)
+    a = s.client("alice", timeout=60)
+    for i in range(128):
+        a.join("r%d" % i)
+        a.ok("publish", room="r%d" % i, data=i, echo=False)
+    b = s.client("bob", timeout=60)
+    b.hello("bob")
+    joins = [b.send_cmd("join", room="r%d" % i, since=0) for i in range(128)]
+    pages = [b.send_cmd("history", room="r%d" % i, limit=50) for i in range(128)]
+    for cid in joins + pages:
+        r = b.wait_reply(cid, skip=True)
+        assert r["ok"] is True, r
+    assert sum(1 for f in b.backlog if f["type"] == "message") == 128
+
+
+def test_max_rooms_raises_the_join_and_history_bursts(parley):
+    s = parley(*DEFAULT_RATES, "--max-rooms", "300", "--rate-burst", "1000")
+    b = s.client("bob", timeout=60)
+    joins = [b.send_cmd("join", room="r%d" % i) for i in range(300)]
+    pages = [b.send_cmd("history", room="r%d" % i) for i in range(300)]
+    for cid in joins + pages:
+        r = b.wait_reply(cid, skip=True)
+        assert r["ok"] is True, r
+
+
+def run_parleyd(tmp_path, *flags):
+    import subprocess
+    from conftest import parleyd_path
+    return subprocess.run([parleyd_path(), "--check-config", "--data-dir", str(tmp_path), *flags],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_config_max_message_size_must_fit_send_queue_bytes(tmp_path):
+    r = run_parleyd(tmp_path, "--max-message-size", "1048576")
+    assert r.returncode == 2 and "send_queue_bytes (1048576) must be at least max_message_size" in r.stderr, r
+    r = run_parleyd(tmp_path, "--max-message-size", str(1048576 - 128))  # exactly fits
+    assert r.returncode == 0, r.stderr
+    r = run_parleyd(tmp_path, "--max-message-size", str(1048576 - 127))  # one byte over
+    assert r.returncode == 2, r.stderr
+
+
+def test_config_rate_burst_below_max_rooms_warns(tmp_path):
+    r = run_parleyd(tmp_path, "--rate-burst", "257")  # 2 x 128 + 2 = 258
+    assert r.returncode == 0 and "warning: rate_burst (257)" in r.stderr, r
+    r = run_parleyd(tmp_path, "--rate-burst", "258")
+    assert r.returncode == 0 and "warning" not in r.stderr, r
+
+
+def test_max_size_publish_does_not_close_recipients(parley):
+    # send_queue_bytes at its smallest for this max_message_size: one largest message still goes through.
+    s = parley("--max-message-size", "65536", "--send-queue-bytes", str(65536 + 128), "--send-queue-messages", "1")
+    a = s.client("alice", timeout=30)
+    b = s.client("bob", timeout=30)
+    a.join("r")
+    b.join("r")
+    base = len(('{"type":"message","room":"r","seq":1,"ts":1764158400123,"from":"alice","data":""}'))
+    big = "m" * (65536 - base - 20)
+    for i in range(5):
+        a.ok("publish", room="r", data=big, echo=False)
+        f = b.recv_json(timeout=30)
+        assert f["type"] == "message" and f["seq"] == i + 1
+    d = b.ok("history", room="r", limit=100)  # a page with one such message fits too
+    assert len(d["messages"]) == 1 and d["more"] is True

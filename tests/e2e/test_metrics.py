@@ -264,7 +264,8 @@ def test_scrapes_during_traffic_are_monotonic(parley):
 
 
 def test_slow_consumer_close_is_counted(parley):
-    s = parley("--send-queue-messages", "100", "--send-queue-bytes", "65536", *NO_RATE_LIMIT)
+    s = parley("--send-queue-messages", "100", "--send-queue-bytes", "65536", "--max-message-size", "32768",
+               *NO_RATE_LIMIT)
     pub = s.client("pub", timeout=30)
     stalled = s.client("stalled", timeout=30, rcvbuf=4096)
     pub.join("r")
