@@ -54,6 +54,11 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 	int first = lws_is_first_fragment(wsi);
 	int done = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 
+	/* Any data from the client counts as hearing from it (protocol.md
+	 * §15): the keep-alive pings only a connection that has been quiet
+	 * for ping_interval, and hangs up one quiet for ping_timeout. lws
+	 * itself counts only pongs. */
+	lws_validity_confirmed(wsi);
 	if (c->close_code)
 		return 0; /* closing: ignore what is still in flight */
 	if (lws_frame_is_binary(wsi))
