@@ -89,15 +89,17 @@ def test_history_page_of_100_messages_of_20k_arrives(parley, cache):
 
 
 def test_pipelined_replies_do_not_close_a_reader(parley):
-    # 3000 commands sent without reading: their replies exceed the 1000-frame queue, but the server
-    # stops reading commands instead of closing. Then every reply arrives.
+    # 3000 history commands sent before reading anything: ~6 MB of replies, far more than the
+    # 1000-frame / 1 MiB queue plus what the kernel buffers. The server stops reading commands while
+    # the replies wait, instead of closing; then every reply arrives.
     s = parley()
-    a = s.client("alice", timeout=60)
+    a = s.client("alice", timeout=60, rcvbuf=4096)
     a.join("r")
-    ids = [a.send_cmd("presence", room="r") for _ in range(3000)]
+    publish_many(a, "r", 2, make=lambda i: {"i": i, "pad": "h" * 1000})
+    ids = [a.send_cmd("history", room="r", limit=2) for _ in range(3000)]
     for cid in ids:
         r = a.wait_reply(cid)
-        assert r["ok"] is True
+        assert r["ok"] is True and len(r["data"]["messages"]) == 2
     a.sync()
 
 
