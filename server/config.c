@@ -45,7 +45,7 @@ static const struct opt opts[] = {
 	{ "store_queue_bytes", 0, OPT_U32, O(store_queue_bytes), 65536, 1u << 31, "BYTES", "bytes waiting for the disk at most (default 67108864)" },
 	{ "retain_messages", 0, OPT_U32, O(retain_messages), 0, UINT32_MAX, "N", "messages kept per room; 0 keeps all (default 0)" },
 	{ "retain_seconds", 0, OPT_U32, O(retain_seconds), 0, UINT32_MAX, "S", "age of messages kept; 0 keeps all (default 0)" },
-	{ "drain_timeout", 0, OPT_U32, O(drain_timeout), 1, 600, "S", "seconds a shutdown waits for clients and storage (default 10)" },
+	{ "drain_timeout", 0, OPT_U32, O(drain_timeout), 1, 600, "S", "seconds a shutdown waits for clients to take their queued frames (default 10); storage is flushed after it" },
 	{ "log_level", 0, OPT_STR, O(log_level), 0, 0, "LEVEL", "debug, info, warn or error (default info)" },
 	{ "log_file", 0, OPT_STR, O(log_file), 0, 0, "PATH", "append logs here instead of stderr; reopened on SIGHUP" },
 	{ "unix_socket", 0, OPT_STR, O(unix_socket), 0, 0, "PATH", "also listen on this Unix socket (for a local proxy)" },
