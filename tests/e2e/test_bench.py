@@ -33,7 +33,9 @@ def test_fanout_delivers_everything_with_latency(srv):
               "--duration", "2", "--drain", "2")
     assert r["expected"] > 0 and r["delivered"] == r["expected"], r
     assert 0 < r["latency_p50_ms"] <= r["latency_p99_ms"] <= r["latency_max_ms"], r
-    assert r["server_user_s"] >= 0 and r["server_sys_s"] >= 0, r
+    # Reported, as numbers. (Not "> 0": /proc counts CPU in 10 ms ticks, and a 2 s run on a fast
+    # machine may round to 0; a ">= 0" check on a duration could never fail.)
+    assert all(isinstance(r[k], (int, float)) for k in ("server_user_s", "server_sys_s")), r
 
 
 def test_chat_persists_every_publish(srv):
