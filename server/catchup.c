@@ -216,6 +216,34 @@ int catchup_pump(struct conn *c)
 	return queued;
 }
 
+/*
+ * A room that has just come back (after a restart, or when its last member
+ * left) has an empty cache, and all its clients re-join with since at about
+ * the same time. If a page read for one of them ends at the room's latest
+ * seq, its rows become the cache, so the others are served from memory
+ * instead of each reading the same rows from disk. Returns 1 if it did.
+ */
+static int seed_cache(struct server *s, struct room *r, const struct store_page *page)
+{
+	uint32_t max = s->cfg->history_cache;
+
+	if (r->tail_count || !max || page->count == 0 ||
+	    page->msgs[page->count - 1].seq != store_last_seq(s->store, r->name))
+		return 0;
+	size_t from = page->count > max ? page->count - max : 0;
+	for (size_t i = from; i < page->count; i++) {
+		const struct store_msg *row = &page->msgs[i];
+		pbuf_reset(&s->enc);
+		proto_enc_message(&s->enc, r->name, r->name_len, row->seq, row->ts, row->from,
+				  strlen(row->from), row->data, row->data_len);
+		struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+		f->seq = row->seq;
+		room_cache_add(r, row->seq, f, max);
+		frame_unref(&f);
+	}
+	return from == 0; /* else the catch-up still needs the rows before the cache */
+}
+
 void catchup_page(struct server *s, uint64_t serial, uint64_t cookie, struct store_page *page)
 {
 	struct conn *c = cmd__conn_by_serial(s, serial);
@@ -233,7 +261,11 @@ void catchup_page(struct server *s, uint64_t serial, uint64_t cookie, struct sto
 	for (size_t i = 0; ok && i < page->count; i++)
 		if (page->msgs[i].seq != cu->next_seq + i)
 			ok = 0;
-	if (ok) {
+	if (ok && cu->m && seed_cache(s, cu->m->room, page)) {
+		/* The rows are the room's newest: they now serve this
+		 * catch-up and the next ones from memory. */
+		store_page_free(&page);
+	} else if (ok) {
 		cu->page = page;
 		cu->idx = 0;
 	} else {
