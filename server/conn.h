@@ -21,6 +21,7 @@
 #include "hmap.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "util.h"
 
 struct server;
 
@@ -66,6 +67,8 @@ struct conn {
 	uint32_t held_msgs;
 	size_t held_bytes;
 	bool rx_paused;                /* too many replies waiting: not reading commands */
+	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
+	bool ping_out;                 /* pinged since then */
 	char session[17];
 	char peer[46];
 };
@@ -99,6 +102,15 @@ void conn_close_later(struct conn *c, uint16_t code);
 int conn_reason_of(uint16_t code);
 /* Removes c from every room (a safe point only: not inside a fan-out). */
 void conn_leave_all(struct conn *c);
+/* The client sent something (a frame or a pong): it is alive. */
+static inline void conn_heard(struct conn *c)
+{
+	c->heard_ms = (int64_t)(util_mono_us() / 1000);
+	c->ping_out = false;
+}
+/* Keep-alive, called about twice a second for every connection: pings one
+ * quiet for ping_interval, hangs up one quiet for ping_timeout. */
+void conn_keepalive(struct conn *c, int64_t now_ms);
 /* Sets the display name (copied). */
 void conn_set_name(struct conn *c, const char *name, size_t len);
 

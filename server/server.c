@@ -91,6 +91,11 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct server *s = w->data;
 	lws_cancel_service(s->ctx);
 	cmd_auth_expire(s);
+	if (++s->ticks % 5 == 0) {
+		int64_t now = (int64_t)(util_mono_us() / 1000);
+		for (struct conn *c = s->conns; c; c = c->next)
+			conn_keepalive(c, now);
+	}
 }
 
 /* ---- signals and drain ---- */
@@ -336,8 +341,10 @@ int server_run(struct config *cfg)
 	mount_root.def = "index.html";
 	mount_root.origin_protocol = LWSMPRO_FILE;
 
-	s->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
-	s->retry.secs_since_valid_hangup = (uint16_t)cfg->ping_timeout;
+	/* No lws validity timers (secs_since_valid_hangup 0 turns them off):
+	 * the keep-alive is conn_keepalive(), swept from tick_cb. */
+	s->retry.secs_since_valid_ping = 0;
+	s->retry.secs_since_valid_hangup = 0;
 
 	memset(&info, 0, sizeof(info));
 	/* UTF-8 is validated in ws.c (utf8.h), not by lws: lws hangs up

@@ -56,8 +56,8 @@ def test_ping_timeout_not_above_ping_interval_is_rejected():
 
 def test_data_frames_count_as_liveness_without_pongs(parley):
     # protocol.md §15: any frame from the client counts as hearing from it. A client that never answers
-    # WebSocket pings but sends a command every 0.5 s stays up well past the ping timeout, and is not
-    # even pinged (it is never idle). Once it stops sending, it gets pinged and hung up.
+    # WebSocket pings but sends a command every 0.5 s stays up well past the ping timeout. Once it stops
+    # sending, it gets pinged and hung up.
     s = parley(*FAST)
     c = s.client()
     start = time.monotonic()
@@ -71,7 +71,6 @@ def test_data_frames_count_as_liveness_without_pongs(parley):
         except socket.timeout:
             continue
         assert op not in (None, 0x8), "hung up after %.1f s while sending data" % (time.monotonic() - start)
-        assert op != OP_PING, "pinged while not idle"
     quiet = time.monotonic()
     pinged = False
     while True:
