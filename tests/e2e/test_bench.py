@@ -50,3 +50,19 @@ def test_history_pages(parley):
     r = bench(s, "history", "--rooms", "2", "--clients", "4", "--prefill", "120", "--limit", "50",
               "--duration", "2")
     assert r["pages"] > 0 and r["history_errors"] == 0, r
+
+
+DEFAULT_RATES = ("--rate-messages", "1000", "--rate-burst", "2000", "--rate-joins", "20",
+                 "--rate-history", "20", "--rate-names", "10")
+
+
+def test_reconnect_storm_recovers_every_client(parley):
+    # With the default per-connection limits: the scenario's publishers and clients must fit them.
+    s = parley(*DEFAULT_RATES)
+    r = bench(s, "reconnect", "--clients", "300", "--rooms", "60", "--missed", "20", "--window", "0.5",
+              "--p99-target", "60000", "--probe-rate", "50", timeout=120)
+    assert r["published"] == 60 * 20 and r["publish_errors"] == 0, r
+    assert r["reconnected"] == 300 and r["recovered"] == 300 and r["not_recovered"] == 0, r
+    assert r["closed"] == 0 and r["gaps"] == 0 and r["duplicates"] == 0, r
+    assert 0 < r["full_recovery_s"] < 60 and r["probe_received"] > 0, r
+    assert r["targets"] == "met", r
