@@ -191,4 +191,6 @@ def test_hello_with_token_ignores_name_even_an_invalid_one(asrv):
     c = asrv.client()
     assert c.ok("hello", token=token(claims("alice")), name="")["user"] == "alice"
     d = asrv.client()
-    assert d.ok("hello", token=token(claims("bob")), name=42)["user"] == "bob"
+    assert d.ok("hello", token=token(claims("bob")), name="x" * 200)["user"] == "bob"
+    e = asrv.client()
+    assert e.err("hello", token=token(claims("carol")), name=42) == "bad_request"  # still a string
