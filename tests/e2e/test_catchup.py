@@ -302,3 +302,26 @@ def test_max_size_publish_does_not_close_recipients(parley):
         assert f["type"] == "message" and f["seq"] == i + 1
     d = b.ok("history", room="r", limit=100)  # a page with one such message fits too
     assert len(d["messages"]) == 1 and d["more"] is True
+
+
+def test_leave_during_catch_up_stops_the_replay_and_still_answers_the_join(parley):
+    s = parley("--history-cache", "8")
+    a = s.client("alice", timeout=60)
+    a.join("r")
+    publish_many(a, "r", 3000, make=lambda i: {"i": i, "pad": "v" * 1000})  # ~3 MB to replay
+    b = s.client("bob", timeout=60, rcvbuf=4096)
+    jid = b.send_cmd("join", room="r", since=0)
+    lid = b.send_cmd("leave", room="r")
+    frames = []
+    while not (any(f.get("id") == jid for f in frames) and any(f.get("id") == lid for f in frames)):
+        frames.append(b.recv_json())
+    leave_at = [i for i, f in enumerate(frames) if f.get("id") == lid][0]
+    join = [f for f in frames if f.get("id") == jid][0]
+    assert frames[leave_at]["ok"] is True
+    assert join["ok"] is True and join["data"]["recovered"] is False, join
+    assert not any(f["type"] == "message" for f in frames[leave_at:]), "room messages after the leave reply"
+    seqs = [f["seq"] for f in frames if f["type"] == "message"]
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < 3000
+    a.ok("publish", room="r", data="after", echo=False)
+    b.sync()
+    assert not any(f["type"] == "message" for f in b.backlog)
