@@ -20,6 +20,7 @@
 #include "frame.h"
 #include "hmap.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "ratelimit.h"
 #include "util.h"
 
@@ -47,11 +48,12 @@ struct conn {
 	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
 	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
 	bool peer_closed;              /* the client sent a close frame */
+	bool close_sent;               /* our close frame was handed to lws */
 	bool counted_ip;               /* holds a count in server->per_ip */
 	bool authed;                   /* auth = token: a valid token was shown */
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
-	int64_t auth_deadline;         /* ms: close with 4001 unless authed */
+	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
 	struct auth_claims *claims;    /* the token's claims, owned; NULL: none */
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
@@ -70,7 +72,7 @@ struct conn {
 	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
 	bool ping_out;                 /* pinged since then */
 	char session[17];
-	char peer[46];
+	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
 };
 
 /* peer: the client address (netaddr_client). */
@@ -78,6 +80,9 @@ void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *pe
 /* Open connections from a client address. */
 uint32_t conn_count_ip(struct server *s, const char *addr);
 void conn_release(struct conn *c);
+/* Shutdown, after the last connection closed: frees the connection
+ * indexes (per-address counts, by serial). */
+void conn_teardown(struct server *s);
 
 /* Queues a reference to a live frame (a room's message or presence event).
  * If the connection's live frames (queued and held) would pass the send

@@ -155,3 +155,13 @@ void cmd_page_done(void *srv, struct store_page *page)
 	/* A read slot is free: catch-ups that found the queue full retry. */
 	catchup_kick_waiters(s);
 }
+
+
+void cmd__history_teardown(struct server *s)
+{
+	/* Reads whose page never came back (shutdown). */
+	for (uint32_t i = 0; i < s->reads.cap; i++)
+		if (s->reads.slots[i].hash)
+			free(s->reads.slots[i].entry);
+	hmap_free(&s->reads);
+}
