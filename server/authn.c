@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "token.h"
 #include "cmd.h"
 #include "cmd_int.h"
 #include "conn.h"

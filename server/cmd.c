@@ -6,7 +6,7 @@
  * everything else, so a publisher's own copy of its message (queued by the
  * fan-out) always precedes its reply.
  */
-#include "auth.h"
+#include "token.h"
 #include "cmd.h"
 #include "cmd_int.h"
 

@@ -1,5 +1,5 @@
 /*
- * auth.c - HS256 token verification and room access rules (auth.h).
+ * token.c - HS256 token verification and room access rules (token.h).
  *
  * Tokens. A token is a compact JWS (RFC 7515) with HS256 (RFC 7519):
  *   BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(HMAC-SHA256)
@@ -33,7 +33,7 @@
  * In auth = none the same rules apply to the display name, which anyone can
  * take: there they keep honest clients apart and protect nothing.
  */
-#include "auth.h"
+#include "token.h"
 
 #include <errno.h>
 #include <fcntl.h>

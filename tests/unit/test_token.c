@@ -1,6 +1,6 @@
-/* test_auth.c - token verification, secret files and room access rules
- * (server/auth.c). Tokens are minted here with OpenSSL's HMAC, so the test
- * checks auth.c against an independent encoder. */
+/* test_token.c - token verification, secret files and room access rules
+ * (server/token.c). Tokens are minted here with OpenSSL's HMAC, so the test
+ * checks token.c against an independent encoder. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "auth.h"
+#include "token.h"
 
 #define NOW      1764158400      /* 2025-11-26 12:00:00 UTC */
 #define SECRET_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-current-secret"

@@ -1,12 +1,12 @@
 /*
- * auth.h - token authentication (auth = token) and room access rules.
+ * token.h - token authentication (auth = token) and room access rules.
  *
  * Clients present an HS256 JSON Web Token (RFC 7519) in `hello` ("token")
  * or as ?token= on the upgrade URL. auth_verify() checks it against the
  * secrets loaded by auth_load() and returns its claims: the user name (sub)
  * and optional room patterns. auth_may_join()/auth_may_publish() then decide
  * each join and publish, in both auth modes (claims NULL in auth = none).
- * The scheme is specified in docs/security.md; auth.c's header comment
+ * The scheme is specified in docs/security.md; token.c's header comment
  * explains it once more next to the code.
  *
  * No sockets and no global state: everything is callable from unit tests and
