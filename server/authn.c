@@ -1,10 +1,11 @@
 /*
- * authn.c - token authentication (auth = token): hello with a token, the
+ * authn.c - connection authentication (authn.h): hello with a token, the
  * ?token= upgrade parameter, the authentication deadline, secret reloads.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "authn.h"
 #include "token.h"
 #include "cmd.h"
 #include "cmd_int.h"
@@ -50,11 +51,11 @@ static void unauthed_append(struct server *s, struct conn *c)
 	s->unauthed_tail = c;
 }
 
-static void auth_fail(struct conn *c, const char *why)
+static void reject(struct conn *c, const char *why)
 {
 	log_info("auth_failed", "session=%s peer=%s reason=%s", c->session, c->peer, log_q(why));
 	unauthed_unlink(c->srv, c);
-	c->close_text = why; /* static text from auth_verify */
+	c->close_text = why; /* static text from token_verify */
 	conn_close_later(c, CLOSE_AUTH);
 }
 
@@ -63,25 +64,25 @@ static void auth_fail(struct conn *c, const char *why)
 static int take_token(struct conn *c, const char *tok, size_t len, uint64_t id)
 {
 	struct server *s = c->srv;
-	struct auth_claims claims = { 0 };
+	struct token_claims claims = { 0 };
 	const char *why = NULL;
 
-	if (auth_verify(s->auth, tok, len, util_now_ms() / 1000, &claims, &why) < 0) {
+	if (token_verify(s->auth, tok, len, util_now_ms() / 1000, &claims, &why) < 0) {
 		if (id)
 			cmd__fail(c, id, PROTO_EUNAUTHENTICATED, why);
-		auth_fail(c, why);
+		reject(c, why);
 		return -1;
 	}
 	if (c->authed && strcmp(claims.sub, c->name)) {
 		/* A fresh token for the same user is a refresh; another user
 		 * would inherit rooms it may not be allowed in. */
-		auth_claims_clear(&claims);
+		token_claims_clear(&claims);
 		cmd__fail(c, id, PROTO_EFORBIDDEN, "a connection cannot change its user");
 		return 0;
 	}
 	if (!c->claims)
 		c->claims = xcalloc(1, sizeof(*c->claims));
-	auth_claims_clear(c->claims);
+	token_claims_clear(c->claims);
 	*c->claims = claims; /* the patterns move over */
 	cmd__set_display_name(c, claims.sub, strlen(claims.sub));
 	c->authed = true;
@@ -90,7 +91,7 @@ static int take_token(struct conn *c, const char *tok, size_t len, uint64_t id)
 	return 0;
 }
 
-void cmd__hello_token(struct conn *c, struct proto_cmd *cmd)
+void authn_hello(struct conn *c, struct proto_cmd *cmd)
 {
 	if (!c->srv->auth) {
 		cmd__fail(c, cmd->id, PROTO_EUNSUPPORTED, "this server does not use token authentication");
@@ -105,7 +106,7 @@ void cmd__hello_token(struct conn *c, struct proto_cmd *cmd)
 	cmd__reply_end(c, cmd->id);
 }
 
-void cmd_conn_established(struct conn *c)
+void authn_conn_established(struct conn *c)
 {
 	struct server *s = c->srv;
 	char tok[PROTO_TOKEN_MAX + 1];
@@ -124,56 +125,56 @@ void cmd_conn_established(struct conn *c)
 	unauthed_append(s, c);
 }
 
-void cmd_auth_expire(struct server *s)
+void authn_expire(struct server *s)
 {
 	int64_t now = util_now_ms();
 
 	while (s->unauthed && s->unauthed->auth_deadline <= now)
-		auth_fail(s->unauthed, "authentication timeout");
+		reject(s->unauthed, "authentication timeout");
 }
 
-void cmd__auth_forget(struct server *s, struct conn *c)
+void authn_forget(struct server *s, struct conn *c)
 {
 	unauthed_unlink(s, c);
 	if (c->claims) {
-		auth_claims_clear(c->claims);
+		token_claims_clear(c->claims);
 		free(c->claims);
 		c->claims = NULL;
 	}
 }
 
-int auth_setup(struct server *s)
+int authn_setup(struct server *s)
 {
 	char err[256];
 
 	if (!strcmp(s->cfg->auth, "none"))
 		return 0;
-	if (auth_load(&s->auth, s->cfg->auth_secret_file, err, sizeof(err)) < 0) {
+	if (token_load(&s->auth, s->cfg->auth_secret_file, err, sizeof(err)) < 0) {
 		log_error("auth", "secret_file=%s error=%s", log_q(s->cfg->auth_secret_file), log_q(err));
 		return -1;
 	}
-	log_info("auth", "mode=token secrets=%d", auth_secret_count(s->auth));
+	log_info("auth", "mode=token secrets=%d", token_secret_count(s->auth));
 	return 0;
 }
 
-int auth_reload(struct server *s)
+int authn_reload(struct server *s)
 {
-	struct auth *fresh = NULL;
+	struct token_keys *fresh = NULL;
 	char err[256];
 
 	if (!s->auth)
 		return 0;
-	if (auth_load(&fresh, s->cfg->auth_secret_file, err, sizeof(err)) < 0) {
-		log_error("auth_reload", "secret_file=%s error=%s (keeping the old secrets)",
+	if (token_load(&fresh, s->cfg->auth_secret_file, err, sizeof(err)) < 0) {
+		log_error("authn_reload", "secret_file=%s error=%s (keeping the old secrets)",
 			  log_q(s->cfg->auth_secret_file), log_q(err));
 		return -1;
 	}
-	auth_free(&s->auth);
+	token_free(&s->auth);
 	s->auth = fresh;
 	return 1;
 }
 
-void auth_teardown(struct server *s)
+void authn_teardown(struct server *s)
 {
-	auth_free(&s->auth);
+	token_free(&s->auth);
 }

@@ -6,6 +6,7 @@
  * everything else, so a publisher's own copy of its message (queued by the
  * fan-out) always precedes its reply.
  */
+#include "authn.h"
 #include "token.h"
 #include "cmd.h"
 #include "cmd_int.h"
@@ -90,7 +91,7 @@ void cmd__set_display_name(struct conn *c, const char *name, size_t len)
 static void cmd_hello(struct conn *c, struct proto_cmd *cmd)
 {
 	if (cmd->token) {
-		cmd__hello_token(c, cmd);
+		authn_hello(c, cmd);
 		return;
 	}
 	if (c->srv->auth) {
@@ -103,7 +104,7 @@ static void cmd_hello(struct conn *c, struct proto_cmd *cmd)
 	for (uint32_t i = 0; i < c->rooms.cap; i++) {
 		struct member *m = c->rooms.slots[i].entry;
 		if (c->rooms.slots[i].hash &&
-		    !auth_may_join(NULL, newname, m->room->name, m->room->name_len)) {
+		    !token_may_join(NULL, newname, m->room->name, m->room->name_len)) {
 			free(newname);
 			cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, "leave private rooms before renaming");
 			return;
@@ -148,7 +149,7 @@ static void cmd_join(struct conn *c, struct proto_cmd *cmd)
 			   cmd->has_since ? !m->hold : -1);
 		return;
 	}
-	if (!auth_may_join(c->claims, c->name, cmd->room, cmd->room_len)) {
+	if (!token_may_join(c->claims, c->name, cmd->room, cmd->room_len)) {
 		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, NULL);
 		return;
 	}
@@ -183,7 +184,7 @@ void cmd_conn_gone(struct server *s, struct conn *c)
 {
 	/* Pending durable replies and reads find the connection by serial
 	 * and skip it once it is gone: nothing to walk for those. */
-	cmd__auth_forget(s, c);
+	authn_forget(s, c);
 }
 
 

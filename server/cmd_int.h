@@ -1,8 +1,8 @@
 /*
  * cmd_int.h - what the command files share: cmd.c (dispatch, hello,
  * join/leave, presence, ping, rate limits), publish.c (publish and durable
- * replies), history.c (history pages and join with since), authn.c (token
- * authentication). Internal to the server: cmd__ prefix.
+ * replies), history.c (history pages and join with since), authn.c (connection
+ * authentication, authn.h). Internal to the server: cmd__ prefix.
  */
 #ifndef PARLEY_CMD_INT_H
 #define PARLEY_CMD_INT_H
@@ -38,8 +38,5 @@ void cmd__join_reply(struct conn *c, uint64_t id, struct room *r, uint64_t seq, 
 void cmd__join_since(struct conn *c, struct proto_cmd *cmd, struct member *m);
 void cmd__publish(struct conn *c, struct proto_cmd *cmd);
 void cmd__history(struct conn *c, struct proto_cmd *cmd);
-void cmd__hello_token(struct conn *c, struct proto_cmd *cmd);
-/* A closing connection leaves the authentication list and drops its claims. */
-void cmd__auth_forget(struct server *s, struct conn *c);
 
 #endif

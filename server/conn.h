@@ -51,7 +51,7 @@ struct conn {
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
 	int64_t auth_deadline;         /* ms: close with 4001 unless authed */
-	struct auth_claims *claims;    /* the token's claims, owned; NULL: none */
+	struct token_claims *claims;    /* the token's claims, owned; NULL: none */
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	bool pending;                  /* on server->pending */

@@ -43,7 +43,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		cmd__fail(c, cmd->id, PROTO_ENOT_MEMBER, NULL);
 		return;
 	}
-	if (!auth_may_publish(c->claims, c->name, cmd->room, cmd->room_len)) {
+	if (!token_may_publish(c->claims, c->name, cmd->room, cmd->room_len)) {
 		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, NULL);
 		return;
 	}

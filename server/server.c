@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "authn.h"
 #include "cmd.h"
 #include "conn.h"
 #include "log.h"
@@ -90,7 +91,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *s = w->data;
 	lws_cancel_service(s->ctx);
-	cmd_auth_expire(s);
+	authn_expire(s);
 }
 
 /* ---- signals and drain ---- */
@@ -132,8 +133,8 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		/* What can change safely at run time: the log file (after
 		 * logrotate) and the token secrets (rotation). */
 		int lr = log_reopen();
-		int ar = auth_reload(s);
-		log_info("sighup", "log_reopen=%s auth_reload=%s", lr < 0 ? "failed" : "ok",
+		int ar = authn_reload(s);
+		log_info("sighup", "log_reopen=%s authn_reload=%s", lr < 0 ? "failed" : "ok",
 			 ar < 0 ? "failed" : ar > 0 ? "ok" : "none");
 		return;
 	}
@@ -365,7 +366,7 @@ int server_run(struct config *cfg)
 			goto out;
 		}
 	}
-	if (auth_setup(s) < 0)
+	if (authn_setup(s) < 0)
 		goto out;
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
@@ -422,7 +423,7 @@ out:
 			free(s->per_ip.slots[i].entry);
 	hmap_free(&s->per_ip);
 	netlist_free(&s->trusted);
-	auth_teardown(s);
+	authn_teardown(s);
 	hmap_free(&s->rooms);
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);

@@ -25,7 +25,7 @@
 #include "metrics.h"
 #include "netaddr.h"
 
-struct auth;
+struct token_keys;
 struct conn;
 struct store;
 
@@ -65,7 +65,7 @@ struct server {
 	struct hmap per_ip;         /* struct ipcount *, by address */
 	struct netlist trusted;     /* trusted_proxies */
 	struct lws_vhost *vhost_unix;
-	struct auth *auth;          /* NULL: auth = none */
+	struct token_keys *auth;          /* NULL: auth = none */
 	struct conn *unauthed;      /* waiting for a token, oldest first */
 	struct conn *unauthed_tail;
 
