@@ -1,7 +1,7 @@
 /*
  * decode.c - client command decoding and validation (proto.h).
  *
- * The frame is checked whole by the one-pass scanner in json.c, which also
+ * The frame is checked whole by the one-pass scanner in jscan.c, which also
  * records where each top-level field's value is. The few fields a command
  * uses are read from there; a publish's `data` is forwarded as the text it
  * was sent in (insignificant white space dropped), so numbers keep their

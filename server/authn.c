@@ -165,7 +165,7 @@ int authn_reload(struct server *s)
 	if (!s->auth)
 		return 0;
 	if (token_load(&fresh, s->cfg->auth_secret_file, err, sizeof(err)) < 0) {
-		log_error("authn_reload", "secret_file=%s error=%s (keeping the old secrets)",
+		log_error("auth_reload", "secret_file=%s error=%s (keeping the old secrets)",
 			  log_q(s->cfg->auth_secret_file), log_q(err));
 		return -1;
 	}

@@ -24,34 +24,23 @@
 #include "store.h"
 #include "util.h"
 
-static int serial_match(const void *entry, const void *key)
-{
-	return ((const struct conn *)entry)->serial == *(const uint64_t *)key;
-}
-
-
-struct conn *cmd__conn_by_serial(struct server *s, uint64_t serial)
-{
-	return hmap_get(&s->by_serial, hmap_hash_bytes(&serial, sizeof(serial)), &serial,
-			serial_match);
-}
-
 void cmd__fail(struct conn *c, uint64_t id, enum proto_err e, const char *msg)
 {
 	struct server *s = c->srv;
 
 	s->stats.errors[e]++;
-	pbuf_reset(&s->enc);
-	proto_enc_failure(&s->enc, id, e, msg);
-	conn_send_text(c, s->enc.data, s->enc.len);
+	struct pbuf *b = server_enc_begin(s);
+	proto_enc_failure(b, id, e, msg);
+	conn_send_text(c, b->data, b->len);
+	server_enc_end(s);
 }
 
-/* Starts a successful reply in s->enc; the caller appends data and calls
+/* Starts a successful reply in s->enc (server_enc_begin: nothing else may
+ * encode until cmd__reply_end); the caller appends data and calls
  * cmd__reply_end(). */
 struct pbuf *cmd__reply_begin(struct conn *c, uint64_t id)
 {
-	struct pbuf *b = &c->srv->enc;
-	pbuf_reset(b);
+	struct pbuf *b = server_enc_begin(c->srv);
 	proto_enc_reply_ok_open(b, id);
 	return b;
 }
@@ -59,10 +48,11 @@ struct pbuf *cmd__reply_begin(struct conn *c, uint64_t id)
 void cmd__reply_end(struct conn *c, uint64_t id)
 {
 	struct pbuf *b = &c->srv->enc;
-	if (!id)
-		return; /* no id: success is silent */
-	proto_enc_close(b);
-	conn_send_text(c, b->data, b->len);
+	if (id) { /* no id: success is silent */
+		proto_enc_close(b);
+		conn_send_text(c, b->data, b->len);
+	}
+	server_enc_end(c->srv);
 }
 
 struct member *cmd__find_member(struct conn *c, const struct proto_cmd *cmd)

@@ -28,8 +28,6 @@ struct pbuf *cmd__reply_begin(struct conn *c, uint64_t id);
 void cmd__reply_end(struct conn *c, uint64_t id);
 /* c's member of the command's room, or NULL. */
 struct member *cmd__find_member(struct conn *c, const struct proto_cmd *cmd);
-/* The live connection with this serial, or NULL (it closed). */
-struct conn *cmd__conn_by_serial(struct server *s, uint64_t serial);
 /* Sets c's display name; its rooms see the old name leave, the new join. */
 void cmd__set_display_name(struct conn *c, const char *name, size_t len);
 /* recovered: -1 leaves the field out (a join without since). */

@@ -65,6 +65,10 @@ void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *pe
 /* Open connections from a client address. */
 uint32_t conn_count_ip(struct server *s, const char *addr);
 void conn_release(struct conn *c);
+/* The live connection with this serial, or NULL (it closed): how a reply
+ * that outlives a callback (durable publish, read from disk) finds its
+ * connection again. */
+struct conn *conn_by_serial(struct server *s, uint64_t serial);
 
 /* Queues a reference to f. If the queue is over its limits the connection
  * is closed with 4008 instead (the caller carries on either way). */

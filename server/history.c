@@ -41,10 +41,11 @@ static void send_row(struct conn *c, struct room *r, const struct store_msg *row
 {
 	struct server *s = c->srv;
 
-	pbuf_reset(&s->enc);
-	proto_enc_message(&s->enc, r->name, r->name_len, row->seq, row->ts, row->from,
+	struct pbuf *b = server_enc_begin(s);
+	proto_enc_message(b, r->name, r->name_len, row->seq, row->ts, row->from,
 			  strlen(row->from), row->data, row->data_len);
-	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	struct frame *f = frame_new_text(b->data, b->len);
+	server_enc_end(s);
 	f->seq = row->seq;
 	conn_send(c, f);
 	frame_unref(&f);
@@ -224,7 +225,7 @@ void cmd_page_done(void *srv, struct store_page *page)
 				   &cookie, cookie_match);
 
 	if (p) {
-		struct conn *c = cmd__conn_by_serial(s, p->serial);
+		struct conn *c = conn_by_serial(s, p->serial);
 		if (c && !c->close_code) {
 			if (p->is_join)
 				finish_join(s, c, p, page);

@@ -19,6 +19,11 @@ static const char *const reason_names[CLOSE_R_COUNT] = {
 #undef X
 };
 
+const char *metrics_reason_name(enum close_reason r)
+{
+	return (unsigned)r < CLOSE_R_COUNT ? reason_names[r] : "error";
+}
+
 static void metric(struct pbuf *b, const char *name, const char *type, const char *help)
 {
 	char line[256];

@@ -60,10 +60,11 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	 * spent and the limit is exact. */
 	int64_t ts = util_now_ms();
 	uint64_t next = cmd->persist ? store_last_seq(s->store, r->name) + 1 : 0;
-	pbuf_reset(&s->enc);
-	proto_enc_message(&s->enc, r->name, r->name_len, next, ts, c->name, c->name_len,
+	struct pbuf *enc = server_enc_begin(s);
+	proto_enc_message(enc, r->name, r->name_len, next, ts, c->name, c->name_len,
 			  s->data.data, s->data.len);
-	if (s->enc.len > s->cfg->max_message_size) {
+	if (enc->len > s->cfg->max_message_size) {
+		server_enc_end(s);
 		cmd__fail(c, cmd->id, PROTO_ETOO_LARGE, NULL);
 		return;
 	}
@@ -73,6 +74,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		int rc = store_append(s->store, r->name, ts, c->name, s->data.data,
 				      s->data.len, ticket, &seq);
 		if (rc != STORE_OK) {
+			server_enc_end(s);
 			cmd__fail(c, cmd->id, rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
 				 rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL, NULL);
 			return;
@@ -83,7 +85,8 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 			abort(); /* an invariant: two writers of seqs */
 		}
 	}
-	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	struct frame *f = frame_new_text(enc->data, enc->len);
+	server_enc_end(s);
 	f->seq = seq;
 	if (seq)
 		room_cache_add(r, seq, f, s->cfg->history_cache);
@@ -117,7 +120,7 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 				     &ticket, ticket_match);
 	if (!d)
 		return;
-	struct conn *c = cmd__conn_by_serial(s, d->serial);
+	struct conn *c = conn_by_serial(s, d->serial);
 	if (c && !c->close_code) {
 		if (!ok) {
 			cmd__fail(c, d->id, PROTO_ESTORAGE_FAILED,

@@ -10,16 +10,10 @@
 #include "server.h"
 #include "util.h"
 
-struct name_key {
-	const char *s;
-	size_t n;
-};
-
 static int room_match(const void *entry, const void *key)
 {
 	const struct room *r = entry;
-	const struct name_key *k = key;
-	return r->name_len == k->n && memcmp(r->name, k->s, k->n) == 0;
+	return hmap_name_eq(key, r->name, r->name_len);
 }
 
 static int member_match(const void *entry, const void *key)
@@ -29,7 +23,7 @@ static int member_match(const void *entry, const void *key)
 
 struct room *room_find(struct server *s, const char *name, size_t len)
 {
-	struct name_key k = { name, len };
+	struct hmap_name k = { name, len };
 	return hmap_get(&s->rooms, hmap_hash_bytes(name, len), &k, room_match);
 }
 
@@ -52,7 +46,7 @@ static struct room *room_create(struct server *s, const char *name, size_t len)
 
 static void room_free(struct room *r)
 {
-	struct name_key k = { r->name, r->name_len };
+	struct hmap_name k = { r->name, r->name_len };
 
 	hmap_del(&r->srv->rooms, r->hash, &k, room_match);
 	presence_free(r);

@@ -134,7 +134,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		 * logrotate) and the token secrets (rotation). */
 		int lr = log_reopen();
 		int ar = authn_reload(s);
-		log_info("sighup", "log_reopen=%s authn_reload=%s", lr < 0 ? "failed" : "ok",
+		log_info("sighup", "log_reopen=%s auth_reload=%s", lr < 0 ? "failed" : "ok",
 			 ar < 0 ? "failed" : ar > 0 ? "ok" : "none");
 		return;
 	}

@@ -14,6 +14,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <ev.h>
 #include <libwebsockets.h>
@@ -70,7 +72,13 @@ struct server {
 	struct conn *unauthed_tail;
 
 	struct store *store;
-	struct pbuf enc;            /* frame encoding scratch */
+	/* Frame encoding scratch, shared by every encoder on the loop: one
+	 * frame at a time. Take it with server_enc_begin() and give it back
+	 * with server_enc_end() once the frame is copied out (frame_new_text,
+	 * conn_send_text); a second begin before the end aborts, so two
+	 * encoders can never interleave in it. */
+	struct pbuf enc;
+	bool enc_busy;
 	struct pbuf data;           /* publish data scratch */
 	unsigned char *wbuf;        /* send coalescing buffer */
 	size_t wbuf_cap;
@@ -82,6 +90,25 @@ struct server {
 };
 
 int server_run(struct config *cfg);
+
+/* The shared encoder, reset (see struct server, enc). Nesting is a bug in
+ * the caller that would corrupt a frame silently: abort instead (like
+ * Redis's serverAssert, on in release builds; it costs one flag). */
+static inline struct pbuf *server_enc_begin(struct server *s)
+{
+	if (s->enc_busy) {
+		fprintf(stderr, "level=error msg=\"nested use of the shared encoder\"\n");
+		abort();
+	}
+	s->enc_busy = true;
+	pbuf_reset(&s->enc);
+	return &s->enc;
+}
+
+static inline void server_enc_end(struct server *s)
+{
+	s->enc_busy = false;
+}
 
 /* Marks c as having output to flush before the loop sleeps. */
 void server_want_flush(struct server *s, struct conn *c);
