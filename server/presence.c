@@ -166,13 +166,18 @@ void presence_list(struct room *r, struct pbuf *b)
 void presence_free(struct room *r)
 {
 	ev_timer_stop(r->srv->loop, &r->presence_timer);
-	while (r->users.len) {
-		struct ruser *u = NULL;
-		for (uint32_t i = 0; i < r->users.cap && !u; i++)
-			if (r->users.slots[i].hash)
-				u = r->users.slots[i].entry;
-		user_free(r, u);
+	/* One pass over the slots, then the table at once: deleting entries
+	 * one by one and rescanning from slot 0 for the next was O(n^2) when a
+	 * whole room left in one window (every entry still waits for the
+	 * batch then). */
+	for (uint32_t i = 0; i < r->users.cap; i++) {
+		struct ruser *u = r->users.slots[i].entry;
+		if (!r->users.slots[i].hash)
+			continue;
+		free(u->name);
+		free(u);
 	}
+	hmap_free(&r->users);
 	free(r->batch);
 	r->batch = NULL;
 	r->nbatch = r->batch_cap = 0;

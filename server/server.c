@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -284,6 +285,40 @@ static int open_store(struct server *s)
 	return 0;
 }
 
+/* Descriptors parleyd uses besides its WebSocket connections: listeners,
+ * lws's cancel pipe, SQLite's files (two connections, WAL and shm), the
+ * log, /proc reads, and HTTP requests and refused upgrades in flight. */
+#define FD_RESERVE 256
+
+/*
+ * libwebsockets sizes its fd lookup table to the process descriptor limit
+ * at context creation, and Debian's build (with _DEBUG) scans that whole
+ * table on every accept and every close (sanity_assert_no_sockfd_traces):
+ * about 6 instructions per slot, 120,000 per close at a limit of 20,000,
+ * whatever the number of connections. With max_connections set, the soft
+ * limit is brought to what parleyd can use, so the table (and each scan)
+ * is that size. fd_limit_per_thread would shrink the table too, but it
+ * switches lws to a linear search of the table on every event.
+ */
+static void size_fd_table(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (!cfg->max_connections || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t want = (rlim_t)cfg->max_connections + FD_RESERVE;
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+		want = rl.rlim_max;
+	if (want == rl.rlim_cur)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	log_info("fd_limit", "was=%llu now=%llu max_connections=%u", (unsigned long long)was,
+		 (unsigned long long)want, cfg->max_connections);
+}
+
 int server_run(struct config *cfg)
 {
 	static struct server srv;
@@ -368,6 +403,7 @@ int server_run(struct config *cfg)
 	}
 	if (authn_setup(s) < 0)
 		goto out;
+	size_fd_table(cfg);
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
 		log_error("lws_context", "%s", "error=\"cannot create the lws context (is libwebsockets-evlib-ev installed?)\"");
