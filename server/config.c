@@ -40,6 +40,7 @@ static const struct opt opts[] = {
 	{ "ping_interval", 0, OPT_U32, O(ping_interval), 1, 3600, "S", "idle seconds before a WebSocket ping (default 30)" },
 	{ "ping_timeout", 0, OPT_U32, O(ping_timeout), 2, 7200, "S", "idle seconds before hang-up, > ping-interval (default 60)" },
 	{ "history_cache", 0, OPT_U32, O(history_cache), 0, 1u << 20, "N", "recent messages kept in memory per room (default 256)" },
+	{ "history_cache_bytes", 0, OPT_U32, O(history_cache_bytes), 0, UINT32_MAX, "BYTES", "memory of all rooms' history caches together; least recently used rooms are evicted first (default 67108864)" },
 	{ "flush_interval_ms", 0, OPT_U32, O(flush_interval_ms), 1, 10000, "MS", "storage commit interval (default 50)" },
 	{ "store_queue_messages", 0, OPT_U32, O(store_queue_messages), 16, 1u << 24, "N", "messages waiting for the disk at most (default 65536)" },
 	{ "store_queue_bytes", 0, OPT_U32, O(store_queue_bytes), 65536, 1u << 31, "BYTES", "bytes waiting for the disk at most (default 67108864)" },
@@ -94,6 +95,7 @@ void config_defaults(struct config *c)
 	c->ping_interval = 30;
 	c->ping_timeout = 60;
 	c->history_cache = 256;
+	c->history_cache_bytes = 64u << 20;
 	c->flush_interval_ms = 50;
 	c->store_queue_messages = 65536;
 	c->store_queue_bytes = 64u << 20;

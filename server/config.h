@@ -24,6 +24,7 @@ struct config {
 	uint32_t ping_interval;
 	uint32_t ping_timeout;
 	uint32_t history_cache;
+	uint32_t history_cache_bytes; /* all rooms' caches together */
 	uint32_t flush_interval_ms;
 	uint32_t store_queue_messages;
 	uint32_t store_queue_bytes;

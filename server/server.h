@@ -40,6 +40,7 @@ struct server_stats {
 	uint64_t disconnects[CLOSE_R_COUNT];
 	uint64_t rejected[4];      /* upgrades refused: 403, 404, 429, 503 */
 	uint64_t cache_hits, cache_misses;
+	uint64_t cache_evictions;  /* rooms whose cache the byte budget dropped */
 };
 
 struct server {
@@ -55,6 +56,10 @@ struct server {
 	lws_retry_bo_t retry;
 
 	struct hmap rooms;          /* struct room *, by name */
+	/* History caches (room.c): bytes pinned by all rooms' caches, and the
+	 * rooms with a cache, most recently used first. */
+	uint64_t cache_bytes;
+	struct room *cache_lru, *cache_lru_tail;
 	struct conn *conns;         /* every WebSocket connection */
 	struct conn *pending;       /* connections with output to flush */
 	uint32_t nconns;
