@@ -26,6 +26,7 @@ static const struct {
 	{ "history", PROTO_HISTORY },
 	{ "presence", PROTO_PRESENCE },
 	{ "ping", PROTO_PING },
+	{ "refresh", PROTO_REFRESH },
 };
 
 static enum proto_err fail(struct proto_cmd *cmd, enum proto_err e, const char *fmt, ...)
@@ -80,7 +81,8 @@ static enum proto_err get_room(struct proto_cmd *cmd, const struct jtop *top)
 	return PROTO_OK;
 }
 
-static enum proto_err decode_hello(struct proto_cmd *cmd, const struct jtop *top)
+/* The optional "token" field. */
+static enum proto_err get_token(struct proto_cmd *cmd, const struct jtop *top)
 {
 	const struct jval *v = jscan_get(top, "token");
 
@@ -93,6 +95,16 @@ static enum proto_err decode_hello(struct proto_cmd *cmd, const struct jtop *top
 		cmd->token = v->p + 1;
 		cmd->token_len = v->n - 2;
 	}
+	return PROTO_OK;
+}
+
+static enum proto_err decode_hello(struct proto_cmd *cmd, const struct jtop *top)
+{
+	const struct jval *v;
+	enum proto_err e = get_token(cmd, top);
+
+	if (e != PROTO_OK)
+		return e;
 	v = jscan_get(top, "name");
 	if (!v && cmd->token)
 		return PROTO_OK; /* the token names the user */
@@ -116,6 +128,11 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 	case PROTO_HELLO:
 		return decode_hello(cmd, top);
 	case PROTO_PING:
+		return PROTO_OK;
+	case PROTO_REFRESH:
+		if (get_token(cmd, top) != PROTO_OK || !cmd->token)
+			return fail(cmd, PROTO_EBAD_REQUEST,
+				    "token must be a string of at most %d bytes", PROTO_TOKEN_MAX);
 		return PROTO_OK;
 	default:
 		break;

@@ -59,6 +59,49 @@ static void reject(struct conn *c, const char *why)
 	conn_close_later(c, CLOSE_AUTH);
 }
 
+/* ---- token lifetime: a connection authenticated with a token closes with
+ * 4001 "token expired" at the token's exp + token_grace unless it sends
+ * refresh with a newer token for the same user. exp is wall-clock time;
+ * the deadline runs on a libev timer (monotonic clock), so a clock step
+ * moves neither way. One timer per connection: libev keeps them in a
+ * heap, O(log n) to arm. ---- */
+
+static void token_expired(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (c->close_code)
+		return;
+	log_info("token_expired", "session=%s peer=%s user=%s", c->session, c->peer, log_q(c->name));
+	c->close_text = "token expired";
+	conn_close_later(c, CLOSE_AUTH);
+}
+
+static void arm_expiry(struct conn *c, int64_t exp)
+{
+	struct server *s = c->srv;
+	double in = (double)(exp * 1000 - util_now_ms()) / 1000.0 + s->cfg->token_grace;
+
+	ev_timer_stop(s->loop, &c->expiry_w);
+	ev_timer_init(&c->expiry_w, token_expired, in > 0 ? in : 0, 0);
+	c->expiry_w.data = c;
+	ev_timer_start(s->loop, &c->expiry_w);
+}
+
+/* Makes verified claims c's (their patterns move over) and (re)arms the
+ * expiry. */
+static void install_claims(struct conn *c, struct token_claims *claims)
+{
+	if (!c->claims)
+		c->claims = xcalloc(1, sizeof(*c->claims));
+	token_claims_clear(c->claims);
+	*c->claims = *claims;
+	memset(claims, 0, sizeof(*claims));
+	arm_expiry(c, c->claims->exp);
+}
+
 /* Verifies a token and, if it is good, makes its sub this connection's
  * user. Returns 0, or -1 after closing the connection with 4001. */
 static int take_token(struct conn *c, const char *tok, size_t len, uint64_t id)
@@ -80,11 +123,8 @@ static int take_token(struct conn *c, const char *tok, size_t len, uint64_t id)
 		cmd__fail(c, id, PROTO_EFORBIDDEN, "a connection cannot change its user");
 		return 0;
 	}
-	if (!c->claims)
-		c->claims = xcalloc(1, sizeof(*c->claims));
-	token_claims_clear(c->claims);
-	*c->claims = claims; /* the patterns move over */
-	cmd__set_display_name(c, claims.sub, strlen(claims.sub));
+	install_claims(c, &claims);
+	cmd__set_display_name(c, c->claims->sub, strlen(c->claims->sub));
 	c->authed = true;
 	unauthed_unlink(s, c);
 	log_info("auth_ok", "session=%s peer=%s user=%s", c->session, c->peer, log_q(c->name));
@@ -102,6 +142,43 @@ void authn_hello(struct conn *c, struct proto_cmd *cmd)
 	struct pbuf *b = cmd__reply_begin(c, cmd->id);
 	pbuf_adds(b, "{\"user\":");
 	pbuf_add_jstr(b, c->name, c->name_len);
+	pbuf_addc(b, '}');
+	cmd__reply_end(c, cmd->id);
+}
+
+/*
+ * refresh: a newer token for the same user. A bad token fails the command
+ * and leaves the connection on its current token (it still closes at that
+ * token's exp + grace); another user's token is refused, as in hello. The
+ * new claims' room patterns apply to later joins and publishes.
+ */
+void authn_refresh(struct conn *c, struct proto_cmd *cmd)
+{
+	struct server *s = c->srv;
+	struct token_claims claims = { 0 };
+	const char *why = NULL;
+
+	if (!s->auth) {
+		cmd__fail(c, cmd->id, PROTO_EUNSUPPORTED, "this server does not use token authentication");
+		return;
+	}
+	if (token_verify(s->auth, cmd->token, cmd->token_len, util_now_ms() / 1000, &claims, &why) < 0) {
+		log_info("refresh_failed", "session=%s peer=%s reason=%s", c->session, c->peer, log_q(why));
+		cmd__fail(c, cmd->id, PROTO_EUNAUTHENTICATED, why);
+		return;
+	}
+	if (strcmp(claims.sub, c->name)) {
+		token_claims_clear(&claims);
+		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, "a connection cannot change its user");
+		return;
+	}
+	install_claims(c, &claims);
+	log_info("refresh_ok", "session=%s peer=%s user=%s", c->session, c->peer, log_q(c->name));
+	struct pbuf *b = cmd__reply_begin(c, cmd->id);
+	pbuf_adds(b, "{\"user\":");
+	pbuf_add_jstr(b, c->name, c->name_len);
+	pbuf_adds(b, ",\"exp\":");
+	pbuf_add_i64(b, c->claims->exp);
 	pbuf_addc(b, '}');
 	cmd__reply_end(c, cmd->id);
 }
@@ -136,6 +213,7 @@ void authn_expire(struct server *s)
 void authn_forget(struct server *s, struct conn *c)
 {
 	unauthed_unlink(s, c);
+	ev_timer_stop(s->loop, &c->expiry_w);
 	if (c->claims) {
 		token_claims_clear(c->claims);
 		free(c->claims);

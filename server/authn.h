@@ -25,6 +25,8 @@ void authn_teardown(struct server *s);
 void authn_conn_established(struct conn *c);
 /* The hello command with a token. */
 void authn_hello(struct conn *c, struct proto_cmd *cmd);
+/* The refresh command: a newer token for the connection's user. */
+void authn_refresh(struct conn *c, struct proto_cmd *cmd);
 /* Closes connections past their authentication deadline (from the tick). */
 void authn_expire(struct server *s);
 /* A closing connection leaves the authentication list and drops its claims. */

@@ -269,6 +269,7 @@ void cmd_handle(struct conn *c, const char *buf, size_t len)
 	case PROTO_HISTORY:  cmd__history(c, &cmd); break;
 	case PROTO_PRESENCE: cmd_presence(c, &cmd); break;
 	case PROTO_PING:     cmd_ping(c, &cmd); break;
+	case PROTO_REFRESH:  authn_refresh(c, &cmd); break;
 	}
 	proto_cmd_clear(&cmd);
 }

@@ -58,6 +58,7 @@ static const struct opt opts[] = {
 	{ "auth", 0, OPT_STR, O(auth), 0, 0, "MODE", "none or token (HS256 JWT) (default none)" },
 	{ "auth_secret_file", 0, OPT_STR, O(auth_secret_file), 0, 0, "PATH", "file holding the HS256 secret (auth = token)" },
 	{ "auth_timeout", 0, OPT_U32, O(auth_timeout), 1, 300, "S", "seconds a connection has to authenticate (default 5)" },
+	{ "token_grace", 0, OPT_U32, O(token_grace), 0, 86400, "S", "seconds a connection outlives its token's exp unless it sends refresh (default 60)" },
 	{ "origins", 0, OPT_STR, O(origins), 0, 0, "LIST", "allowed browser Origins, comma-separated (default: any)" },
 	{ "max_connections", 0, OPT_U32, O(max_connections), 0, UINT32_MAX, "N", "connections at most; 0: no limit (default 0)" },
 	{ "max_connections_per_ip", 0, OPT_U32, O(max_connections_per_ip), 0, UINT32_MAX, "N", "connections per client address; 0: no limit (default 0)" },
@@ -104,6 +105,7 @@ void config_defaults(struct config *c)
 	c->unix_socket_mode = 0660;
 	c->auth = xstrndup("none", 4);
 	c->auth_timeout = 5;
+	c->token_grace = 60;
 	c->rate_messages = 1000;
 	c->rate_burst = 2000;
 	c->rate_joins = 20;
