@@ -18,7 +18,7 @@ epoll_wait at once (its event array doubles whenever it fills), so 15,000 closes
 iterations of thousands each. parleyd now sizes the table to max_connections (the scan is no longer
 O(ulimit)) and frees presence in one pass, but the loop still stalls for about 0.7 s here. What would fix
 it: an lws built without _DEBUG (or 4.2+, whose close path has no such scan), or bounding the events
-libev dispatches per iteration. See docs/benchmarks.md.
+libev dispatches per iteration. See docs/security.md §9.
 """
 
 import os
