@@ -8,6 +8,7 @@
  *   wire.c      wire_*  protocol-neutral commands (join, publish, history) for parley|socketio
  *   jscan.c     js_*    tiny JSON scanner: find a top-level key, read ints, no allocation
  *   hist.c      hist_*  log-linear latency histogram (ns), percentiles
+ *   series.c    series_* per-second CSV time series (--series)
  *   procstat.c  ps_*    server RSS (/proc/PID/status) and CPU (/proc/PID/stat)
  *   pubsub.c    ps_*    engine shared by fanout and chat (rooms x members, rate, latency)
  *   scen_*.c    one scenario per file: connect, fanout, chat, history, floor
@@ -150,6 +151,14 @@ uint64_t hist_pct(const struct hist *h, double pct);   /* ns */
 uint64_t hist_max(const struct hist *h);
 double hist_mean(const struct hist *h);
 
+/* ---- per-second time series, --series FILE.csv (series.c) ---- */
+int  series_open(const char *path);     /* 0, or -1 with a message */
+bool series_on(void);
+void series_delivery(uint64_t latency_ns); /* one delivery; latency 0 = unknown */
+void series_error(void);
+void series_tick(uint64_t now);         /* every loop turn: writes a row per second */
+void series_close(void);                /* writes the last partial second, closes */
+
 /* ---- server process stats (procstat.c) ---- */
 long ps_rss_kib(int pid);                        /* VmRSS, -1 on error */
 int  ps_cpu(int pid, double *user_s, double *sys_s); /* 0 or -1 */
@@ -184,7 +193,7 @@ int  opts_parse(int argc, char **argv, const struct option *lo, opts_own_fn own,
     {"json", no_argument, 0, 1003}, {"server-pid", required_argument, 0, 1004}, \
     {"sources", required_argument, 0, 1005}, {"ramp", required_argument, 0, 1006}, \
     {"duration", required_argument, 0, 1007}, {"quiet", no_argument, 0, 1008}, \
-    {"max-pending", required_argument, 0, 1009}
+    {"max-pending", required_argument, 0, 1009}, {"series", required_argument, 0, 1010}
 extern const char *COMMON_HELP;
 void raise_nofile(uint32_t need);
 void fill_payload(char *dst, size_t n); /* printable filler */

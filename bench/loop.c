@@ -306,6 +306,7 @@ int loop_run(bool (*done)(void), uint64_t deadline)
             return -1;
         if (g_ops->tick)
             g_ops->tick(now);
+        series_tick(now);
         flush_dirty();
         if (!g_opts.quiet && g_ops->progress && now - last_progress >= 1000000000ull) {
             if (last_progress) {

@@ -30,6 +30,8 @@ const char *COMMON_HELP =
     "  --ramp N                    new connections per second (default 5000)\n"
     "  --max-pending N             connects/upgrades in flight at most (default 256)\n"
     "  --duration S                measured phase in seconds (default 10)\n"
+    "  --series FILE.csv           write one row per second: t_s, ready, deliveries/s, p50/p99/max\n"
+    "                              latency (ms) of that second's deliveries, errors, closed\n"
     "  --json                      print results as one JSON object instead of a table\n"
     "  --quiet                     no progress line on stderr\n";
 
@@ -226,6 +228,7 @@ int opts_common(int c, const char *arg)
     case 1007: g_opts.duration = atof(arg); return g_opts.duration > 0 ? 1 : -1;
     case 1008: g_opts.quiet = 1; return 1;
     case 1009: g_opts.max_pending = atoi(arg); return g_opts.max_pending > 0 ? 1 : -1;
+    case 1010: return series_open(arg) ? -1 : 1;
     }
     return 0;
 }
@@ -318,6 +321,7 @@ int main(int argc, char **argv)
         return 0;
     if (rc == 2)
         return 2;
+    series_close();
     res_print();
     fflush(stdout);
     return rc;

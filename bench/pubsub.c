@@ -55,8 +55,12 @@ static void on_msg(struct conn *c, const struct minfo *mi)
         R->delivered++;
         g_last_delivery = now;
         int64_t t;
-        if (mi->data && js_int(mi->data, mi->data_n, "t", &t) && t > 0)
-            hist_add(R->lat, now - g_loop_start - (uint64_t)t);
+        uint64_t lat = 0;
+        if (mi->data && js_int(mi->data, mi->data_n, "t", &t) && t > 0) {
+            lat = now - g_loop_start - (uint64_t)t;
+            hist_add(R->lat, lat);
+        }
+        series_delivery(lat);
         if (mi->seq > g_maxseq[c->user])
             g_maxseq[c->user] = mi->seq;
         break;
@@ -66,7 +70,7 @@ static void on_msg(struct conn *c, const struct minfo *mi)
             if (mi->ok)
                 R->joined++;
             else
-                R->join_err++;
+                R->join_err++, series_error();
             break;
         }
         if (mi->ok) {
@@ -78,6 +82,7 @@ static void on_msg(struct conn *c, const struct minfo *mi)
             }
         } else {
             R->pub_err++;
+            series_error();
             if (mi->data && R->first_error[0] == 0)
                 snprintf(R->first_error, sizeof R->first_error, "%.*s",
                          (int)(mi->data_n < 100 ? mi->data_n : 100), mi->data);
@@ -87,6 +92,7 @@ static void on_msg(struct conn *c, const struct minfo *mi)
         break;
     case MK_ERROR:
         R->errors++;
+        series_error();
         if (mi->data && R->first_error[0] == 0)
             snprintf(R->first_error, sizeof R->first_error, "%.*s",
                      (int)(mi->data_n < 100 ? mi->data_n : 100), mi->data);

@@ -77,6 +77,7 @@ static void on_msg(struct conn *c, const struct minfo *mi)
             snprintf(g_err, sizeof g_err, "%.*s", (int)(mi->data_n < 100 ? mi->data_n : 100),
                      mi->data);
         g_hist_err++;
+        series_error();
         return;
     }
     if (mi->kind != MK_REPLY)
@@ -92,9 +93,12 @@ static void on_msg(struct conn *c, const struct minfo *mi)
         g_in_flight--;
         if (!mi->ok) {
             g_hist_err++;
+            series_error();
         } else {
             g_pages++;
-            hist_add(g_lat, now_ns() - c->t_sent);
+            uint64_t lat = now_ns() - c->t_sent;
+            hist_add(g_lat, lat);
+            series_delivery(lat); /* a page is this scenario's delivery */
             const char *p = mi->data;
             size_t n = mi->data_n;
             for (const char *q = p; (q = memmem(q, n - (size_t)(q - p), "\"seq\":", 6)); q += 6)

@@ -11,7 +11,8 @@ pkgs=(build-essential pkg-config meson ninja-build
       libwebsockets-dev libwebsockets-evlib-ev libev-dev
       libssl-dev libjansson-dev libsqlite3-dev sqlite3 curl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  pkgs+=(check python3 python3-pytest chromium nodejs nginx openssl systemd clang)
+  pkgs+=(check python3 python3-pytest chromium nodejs nginx openssl systemd clang
+             gnuplot-nox jq)
 fi
 
 missing=()

@@ -11,8 +11,13 @@
 #   CONNS=5000                    members of the fan-out room and idle connections
 #   OUT=dir                       where results go (default: a new mktemp dir)
 #   SERVER_CPU=0 BENCH_CPU=1      CPU pinning (taskset)
-#   TABLE_ONLY=1 OUT=dir          only print the table of an earlier run's results
-# Default run: about 4-6 minutes on a 2-core machine.
+#   SWEEP="1000 5000 10000 19000" connection counts of the saturated fan-out sweep (the
+#                                 throughput/p99 curve); SWEEP= skips it (about 1 min per
+#                                 server and count)
+#   CHARTS=0                      skip the charts (bench/compare/charts.sh, needs gnuplot)
+#   TABLE_ONLY=1 OUT=dir          only print the table (and draw the charts) of an earlier run
+# Default run: about 15 minutes on a 2-core machine (5 without the sweep).
+# Every case also writes a per-second time series, OUT/TAG.SERVER.csv (parley-bench --series).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +28,7 @@ BENCH=${BENCH:-$build/bench/parley-bench}
 SERVERS=${SERVERS:-"parleyd ws socketio"}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-5000}
+SWEEP=${SWEEP-"1000 5000 10000 19000"}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 OUT=${OUT:-$(mktemp -d /tmp/parley-compare.XXXXXX)}
@@ -32,6 +38,9 @@ die() { echo "run.sh: $*" >&2; exit 1; }
 command -v jq >/dev/null || die "jq is required (apt-get install jq)"
 command -v taskset >/dev/null || die "taskset is required (util-linux)"
 [ -x "$BENCH" ] || die "no parley-bench at $BENCH (build first: ninja -C $build)"
+
+# The peers and parleyd at 19,000 connections need more than the default 1,024 descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 ncpu=$(nproc)
 if [ "$ncpu" -lt 2 ]; then SERVER_CPU=0; BENCH_CPU=0; fi
@@ -107,7 +116,7 @@ run_case() {
   start_server "$server" "$tag.$server"
   echo "== $server: $tag ($*)" >&2
   taskset -c "$BENCH_CPU" "$BENCH" "$@" --url "$(url_for "$server")" --protocol "$(proto_for "$server")" \
-    --server-pid "$SERVER_PID" --json --quiet >"$OUT/$tag.$server.json" 2>"$OUT/$tag.$server.err" || true
+    --server-pid "$SERVER_PID" --series "$OUT/$tag.$server.csv" --json --quiet >"$OUT/$tag.$server.json" 2>"$OUT/$tag.$server.err" || true
   stop_server
   [ -s "$OUT/$tag.$server.json" ] || { echo "   (no result; see $OUT/$tag.$server.err)" >&2; echo '{}' >"$OUT/$tag.$server.json"; }
   jq -c . "$OUT/$tag.$server.json" >&2 || true
@@ -121,7 +130,13 @@ for s in $SERVERS; do
   run_case "$s" chat    chat --rooms 2000 --members 5 --rate 2000 --size 40 --duration "$DURATION" --ramp 4000
   # History paging exists only in Parley's protocol.
   [ "$s" = parleyd ] && run_case "$s" history history --rooms 10 --clients 50 --prefill 2000 --limit 50 --duration 5
+  # The curve: saturated fan-out at growing room sizes (deliveries/s and p99 per size).
+  for n in $SWEEP; do
+    run_case "$s" "sweep$n" fanout --rooms 1 --members "$n" --publishers 1 --rate 0 --window 32 --size 100 \
+      --duration "$DURATION" --ramp 4000
+  done
 done
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'): $CONNS conns, ${DURATION}s phases, server CPU $SERVER_CPU, bench CPU $BENCH_CPU" >"$OUT/run.txt"
 echo "== floor probe" >&2
 "$BENCH" floor --sockets 5000 --size 150 --rounds 100 --server-cpu "$SERVER_CPU" --client-cpu "$BENCH_CPU" --json \
   >"$OUT/floor.json" 2>"$OUT/floor.err" || echo '{}' >"$OUT/floor.json"
@@ -169,3 +184,12 @@ row "chat 2000x5 @2000/s: total us/delivery"        chat   server_total_us_per_d
 row "chat 2000x5 @2000/s: persisted (seq sum)"      chat   persisted_seq_sum
 row "history 50 clients, limit 50: pages/s"         history pages_per_s
 row "history 50 clients, limit 50: p99 ms"          history latency_p99_ms
+
+if [ "${CHARTS:-1}" != 0 ]; then
+  if command -v gnuplot >/dev/null; then
+    "$here/charts.sh" "$OUT" ||
+      echo "run.sh: charts failed" >&2
+  else
+    echo "run.sh: no gnuplot: charts skipped (apt-get install gnuplot-nox)" >&2
+  fi
+fi

@@ -48,3 +48,28 @@ def test_history_pages(parley):
     r = bench(s, "history", "--rooms", "2", "--clients", "4", "--prefill", "120", "--limit", "50",
               "--duration", "2")
     assert r["pages"] > 0 and r["history_errors"] == 0, r
+
+
+def test_series_writes_one_row_per_second(srv, tmp_path):
+    """--series FILE.csv: a row per elapsed second whose deliveries add up to the run's total."""
+    csv = tmp_path / "fanout.csv"
+    r = bench(srv, "fanout", "--rooms", "1", "--members", "40", "--publishers", "1", "--rate", "40",
+              "--duration", "3", "--drain", "2", "--series", str(csv))
+    lines = csv.read_text().splitlines()
+    assert lines[0] == "t_s,ready,deliveries,deliveries_per_s,p50_ms,p99_ms,max_ms,errors,closed"
+    rows = [dict(zip(lines[0].split(","), l.split(","))) for l in lines[1:]]
+    assert len(rows) >= 3, lines
+    ts = [float(x["t_s"]) for x in rows]
+    assert ts == sorted(ts) and all(b - a <= 1.5 for a, b in zip(ts, ts[1:])), ts
+    # Every delivery is counted in exactly one second (the last, partial one included).
+    assert sum(int(x["deliveries"]) for x in rows) == r["delivered"], (rows, r)
+    busy = [x for x in rows if int(x["deliveries"]) > 0]
+    assert busy and all(0 < float(x["p50_ms"]) <= float(x["p99_ms"]) <= float(x["max_ms"]) for x in busy), busy
+    assert all(int(x["errors"]) == 0 and int(x["closed"]) == 0 for x in rows), rows
+    assert int(rows[-1]["ready"]) == 40
+
+
+def test_series_refuses_an_unwritable_file(srv, tmp_path):
+    out = subprocess.run([BENCH, "fanout", "--series", str(tmp_path / "no" / "such.csv"), "--url",
+                          "ws://127.0.0.1:%d/ws" % srv.port], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "--series" in out.stderr, out
