@@ -82,7 +82,8 @@ static void token_expired(struct ev_loop *loop, ev_timer *w, int revents)
 static void arm_expiry(struct conn *c, int64_t exp)
 {
 	struct server *s = c->srv;
-	double in = (double)(exp * 1000 - util_now_ms()) / 1000.0 + s->cfg->token_grace;
+	/* in doubles: exp may be up to 2^53 (token.c) */
+	double in = (double)exp - (double)util_now_ms() / 1000.0 + s->cfg->token_grace;
 
 	ev_timer_stop(s->loop, &c->expiry_w);
 	ev_timer_init(&c->expiry_w, token_expired, in > 0 ? in : 0, 0);

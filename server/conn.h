@@ -52,7 +52,7 @@ struct conn {
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
 	int64_t auth_deadline;         /* ms: close with 4001 unless authed */
-	struct token_claims *claims;    /* the token's claims, owned; NULL: none */
+	struct token_claims *claims;   /* the token's claims, owned; NULL: none */
 	ev_timer expiry_w;             /* authn.c: 4001 at the token's exp + token_grace */
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
