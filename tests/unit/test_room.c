@@ -129,6 +129,43 @@ START_TEST(one_room_over_the_budget_keeps_its_newest_frames)
 }
 END_TEST
 
+/* At the budget exactly: everything stays; one byte less: the least
+ * recently used room goes. */
+START_TEST(budget_boundary_is_inclusive)
+{
+	struct conn *ca = fake_conn("a"), *cb = fake_conn("b");
+	struct member *ma = room_join(&srv, ca, "ra", 2, false);
+	struct member *mb = room_join(&srv, cb, "rb", 2, false);
+	uint64_t sa = 0, sb = 0;
+
+	cfg.history_cache_bytes = UINT32_MAX;
+	fill(ma->room, &sa, 3, 1000);
+	fill(mb->room, &sb, 3, 1000);
+	uint64_t need = srv.cache_bytes;
+	room_leave(ma);
+	room_leave(mb);
+	ck_assert_uint_eq(srv.cache_bytes, 0);
+
+	for (int less = 0; less <= 1; less++) {
+		cfg.history_cache_bytes = (uint32_t)(need - (uint64_t)less);
+		srv.stats.cache_evictions = 0;
+		ma = room_join(&srv, ca, "ra", 2, false);
+		mb = room_join(&srv, cb, "rb", 2, false);
+		sa = sb = 0;
+		fill(ma->room, &sa, 3, 1000);
+		fill(mb->room, &sb, 3, 1000);
+		ck_assert_uint_le(srv.cache_bytes, cfg.history_cache_bytes);
+		ck_assert_uint_eq(srv.stats.cache_evictions, (uint64_t)less);
+		ck_assert_uint_eq(ma->room->tail_count, less ? 0 : 3);
+		ck_assert_uint_eq(mb->room->tail_count, 3);
+		room_leave(ma);
+		room_leave(mb);
+	}
+	fake_conn_free(ca);
+	fake_conn_free(cb);
+}
+END_TEST
+
 START_TEST(budget_zero_caches_nothing)
 {
 	struct conn *ca = fake_conn("a");
@@ -210,6 +247,7 @@ static Suite *room_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, budget_evicts_least_recently_used_room_first);
 	tcase_add_test(tc, one_room_over_the_budget_keeps_its_newest_frames);
+	tcase_add_test(tc, budget_boundary_is_inclusive);
 	tcase_add_test(tc, budget_zero_caches_nothing);
 	tcase_add_test(tc, room_of_50000_users_freed_in_one_pass);
 	tcase_add_test(tc, encoder_sequential_use_is_fine);
