@@ -33,6 +33,28 @@ static int ticket_match(const void *entry, const void *key)
 
 
 
+/* Replies to a publish now, or with a ticket once the store reports its
+ * commit (cmd_durable_done). */
+static void publish_reply(struct conn *c, uint64_t id, uint64_t seq, uint64_t ticket)
+{
+	struct server *s = c->srv;
+	if (ticket) {
+		struct durable *d = xmalloc(sizeof(*d));
+		*d = (struct durable){ ticket, c->serial, id, seq };
+		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
+		return;
+	}
+	struct pbuf *b = cmd__reply_begin(c, id);
+	if (seq) {
+		pbuf_adds(b, "{\"seq\":");
+		pbuf_add_u64(b, seq);
+		pbuf_addc(b, '}');
+	} else {
+		pbuf_adds(b, "{}");
+	}
+	cmd__reply_end(c, id);
+}
+
 void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 {
 	struct server *s = c->srv;
@@ -49,6 +71,12 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	}
 	if (cmd->durable && !cmd->persist) {
 		cmd__fail(c, cmd->id, PROTO_EBAD_REQUEST, "durable needs a persisted message");
+		return;
+	}
+	if (cmd->key && !cmd->persist) {
+		/* A key is remembered with its stored message (and across a
+		 * restart); a volatile message has neither. */
+		cmd__fail(c, cmd->id, PROTO_EBAD_REQUEST, "key needs a persisted message");
 		return;
 	}
 	struct room *r = m->room;
@@ -69,14 +97,22 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		return;
 	}
 	if (cmd->persist) {
+		int dup = STORE_NEW;
 		if (cmd->durable)
 			ticket = ++s->next_ticket;
-		int rc = store_append(s->store, r->name, ts, c->name, s->data.data,
-				      s->data.len, ticket, &seq);
+		int rc = store_append_key(s->store, r->name, ts, c->name, s->data.data,
+					  s->data.len, cmd->key, cmd->key_len, ticket, &seq, &dup);
 		if (rc != STORE_OK) {
 			server_enc_end(s);
 			cmd__fail(c, cmd->id, rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
 				 rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL, NULL);
+			return;
+		}
+		if (dup != STORE_NEW) {
+			/* A retry of a keyed publish: not stored or delivered
+			 * again; the first one's seq, replied as for the first. */
+			server_enc_end(s); /* the encoded copy is not used */
+			publish_reply(c, cmd->id, seq, ticket);
 			return;
 		}
 		if (seq != next) {
@@ -94,22 +130,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	frame_unref(&f);
 	s->stats.published++;
 
-	if (ticket) {
-		/* The reply waits for the commit (cmd_durable_done). */
-		struct durable *d = xmalloc(sizeof(*d));
-		*d = (struct durable){ ticket, c->serial, cmd->id, seq };
-		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
-		return;
-	}
-	struct pbuf *b = cmd__reply_begin(c, cmd->id);
-	if (seq) {
-		pbuf_adds(b, "{\"seq\":");
-		pbuf_add_u64(b, seq);
-		pbuf_addc(b, '}');
-	} else {
-		pbuf_adds(b, "{}");
-	}
-	cmd__reply_end(c, cmd->id);
+	publish_reply(c, cmd->id, seq, ticket);
 }
 
 
@@ -123,8 +144,10 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 	struct conn *c = conn_by_serial(s, d->serial);
 	if (c && !c->close_code) {
 		if (!ok) {
+			/* Only when the store gave up on the batch (at
+			 * shutdown with a dead disk): it is not committed. */
 			cmd__fail(c, d->id, PROTO_ESTORAGE_FAILED,
-			     "the message was delivered but its commit failed");
+			     "the message was delivered but could not be committed");
 		} else {
 			struct pbuf *b = cmd__reply_begin(c, d->id);
 			pbuf_adds(b, "{\"seq\":");

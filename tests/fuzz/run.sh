@@ -33,8 +33,12 @@ $CC $flags $jansson_cflags -I"$root/server" -I"$root/common" -I"$root/protocol" 
 	"$root/server/util.c" "$root/common/xalloc.c" "$root/protocol/validate.c" \
 	"$root/protocol/utf8.c" $jansson_libs -lcrypto
 
+# shellcheck disable=SC2086
+$CC $flags $jansson_cflags -I"$root/protocol" -I"$root/protocol/sio" -o "$work/fuzz_sio" \
+	"$here/fuzz_sio.c" "$root"/protocol/*.c "$root"/protocol/sio/*.c $jansson_libs
+
 status=0
-for h in decode config token; do
+for h in decode config token sio; do
 	mkdir -p "$work/corpus-$h" "$work/crashes-$h"
 	cp "$here/corpus/$h"/* "$work/corpus-$h/"
 	echo "== fuzz_$h for ${secs}s ($(ls "$work/corpus-$h" | wc -l) seeds)"
