@@ -36,7 +36,8 @@ LIMITS = {
 
 
 def formula(L, base):
-    """docs/security.md's bound, term by term (reads in flight: 0, this test reads no history)."""
+    """docs/security.md's bound, term by term (reads in flight P and idempotency keys I: 0, this test reads
+    no history and sends no keys)."""
     C, K = L["max_connections"], L["max_rooms"]
     per_conn = 4 * KiB + L["max_message_size"] + L["send_queue_bytes"] + 64 * L["send_queue_messages"] \
         + K * 256
