@@ -36,5 +36,8 @@ void cmd__join_reply(struct conn *c, uint64_t id, struct room *r, uint64_t seq, 
 void cmd__join_since(struct conn *c, struct proto_cmd *cmd, struct member *m);
 void cmd__publish(struct conn *c, struct proto_cmd *cmd);
 void cmd__history(struct conn *c, struct proto_cmd *cmd);
+/* Shutdown: free the pending durable replies / disk reads. */
+void cmd__publish_teardown(struct server *s);
+void cmd__history_teardown(struct server *s);
 
 #endif

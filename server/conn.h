@@ -21,6 +21,7 @@
 #include "frame.h"
 #include "hmap.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "ratelimit.h"
 
 struct server;
@@ -47,11 +48,12 @@ struct conn {
 	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
 	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
 	bool peer_closed;              /* the client sent a close frame */
+	bool close_sent;               /* our close frame was handed to lws */
 	bool counted_ip;               /* holds a count in server->per_ip */
 	bool authed;                   /* auth = token: a valid token was shown */
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
-	int64_t auth_deadline;         /* ms: close with 4001 unless authed */
+	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
 	struct token_claims *claims;   /* the token's claims, owned; NULL: none */
 	ev_timer expiry_w;             /* authn.c: 4001 at the token's exp + token_grace */
 	uint16_t rate_strikes;
@@ -59,7 +61,7 @@ struct conn {
 	bool pending;                  /* on server->pending */
 	struct utf8_state rx_utf8;     /* validation of the message being received */
 	char session[17];
-	char peer[46];
+	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
 };
 
 /* peer: the client address (netaddr_client). */
@@ -71,6 +73,9 @@ void conn_release(struct conn *c);
  * that outlives a callback (durable publish, read from disk) finds its
  * connection again. */
 struct conn *conn_by_serial(struct server *s, uint64_t serial);
+/* Shutdown, after the last connection closed: frees the connection
+ * indexes (per-address counts, by serial). */
+void conn_teardown(struct server *s);
 
 /* Queues a reference to f. If the queue is over its limits the connection
  * is closed with 4008 instead (the caller carries on either way). */

@@ -186,14 +186,15 @@ def test_15000_members_leave_at_once_while_the_loop_keeps_answering(parley):
 
 def test_fd_table_is_sized_to_max_connections(parley):
     """With max_connections set, parleyd lowers its descriptor limit (lws's table and its per-close scan)
-    to max_connections + 256; without it the inherited limit stays."""
+    to (max_connections + 256) x 4/3 (a quarter may linger after closing); without it the inherited
+    limit stays."""
     assert raise_nofile(20000) >= 5000, "cannot raise RLIMIT_NOFILE"
     soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     s = parley("--max-connections", "1000")
-    assert "msg=fd_limit was=%d now=1256 max_connections=1000" % soft in s.log()
+    assert "msg=fd_limit was=%d now=1675 max_connections=1000" % soft in s.log()
     with open("/proc/%d/limits" % s.proc.pid) as f:
         line = [l for l in f if l.startswith("Max open files")][0]
-    assert line.split()[3] == "1256", line
+    assert line.split()[3] == "1675", line
     # every one of the 1,000 connections still fits
     clients = [s.client() for _ in range(1000)]
     try:
