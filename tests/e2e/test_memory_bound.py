@@ -102,7 +102,7 @@ def test_peak_rss_stays_under_the_formula(parley):
     peak = rss(s.proc.pid, "VmHWM")
     print("peak RSS %.1f MiB, bound %.1f MiB, pushed %.1f MiB" % (peak / MiB, bound / MiB, pushed / MiB))
     assert peak <= bound, "peak RSS %.1f MiB over the bound %.1f MiB" % (peak / MiB, bound / MiB)
-    m = s.http_get("/metrics")[2].decode()
+    m = s.metrics_get()[2].decode()
     cache = [int(l.split()[1]) for l in m.splitlines() if l.startswith("parley_history_cache_bytes ")][0]
     assert 0 < cache <= LIMITS["history_cache_bytes"]
     ev = [int(l.split()[1]) for l in m.splitlines() if l.startswith("parley_history_cache_evictions_total ")][0]
