@@ -39,7 +39,7 @@ def formula(L, base):
     """docs/security.md's bound, term by term (reads in flight P and idempotency keys I: 0, this test reads
     no history and sends no keys)."""
     C, K = L["max_connections"], L["max_rooms"]
-    per_conn = 4 * KiB + L["max_message_size"] + L["send_queue_bytes"] + 64 * L["send_queue_messages"] \
+    per_conn = 4 * KiB + L["max_message_size"] + 2 * (L["send_queue_bytes"] + 64 * L["send_queue_messages"]) \
         + K * 256
     rooms = C * K * KiB
     cache = L["history_cache_bytes"]
