@@ -26,7 +26,8 @@ $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_decode" \
 	"$here/fuzz_decode.c" "$root"/protocol/*.c $jansson_libs
 # shellcheck disable=SC2086
 $CC $flags -I"$root/server" -I"$root/common" -o "$work/fuzz_config" "$here/fuzz_config.c" \
-	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c" "$root/common/xalloc.c"
+	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c" "$root/server/netaddr.c" \
+	"$root/common/xalloc.c" -lwebsockets # netaddr.c (listen addresses) reads lws headers
 # shellcheck disable=SC2086
 $CC $flags $jansson_cflags -I"$root/server" -I"$root/common" -I"$root/protocol" \
 	-o "$work/fuzz_token" "$here/fuzz_token.c" "$root/server/token.c" \
