@@ -33,6 +33,7 @@ enum proto_type {
 	PROTO_HISTORY,
 	PROTO_PRESENCE,
 	PROTO_PING,
+	PROTO_REFRESH,
 	PROTO_DELETE,     /* {room, seq} */
 	PROTO_ERASE,      /* {user}: name/name_len hold the user */
 	PROTO_BAN,        /* {user, seconds, reason?} */
@@ -49,7 +50,7 @@ struct proto_cmd {
 	size_t room_len;
 	const char *name;            /* hello: NULL when only a token is given */
 	size_t name_len;
-	const char *token;           /* hello: an auth token, or NULL */
+	const char *token;           /* hello: an auth token, or NULL; refresh: the new token */
 	size_t token_len;
 	const char *data_raw;        /* publish: data's text in the input */
 	size_t data_raw_len;

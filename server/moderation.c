@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "token.h"
 #include "cmd_int.h"
 #include "conn.h"
 #include "frame.h"
@@ -319,17 +319,19 @@ static void tombstone_live(struct server *s, const char *room, size_t len, uint6
 	if (!cached && !announce_all)
 		return;
 	if (cached) {
-		pbuf_reset(&s->enc);
-		proto_enc_message(&s->enc, r->name, r->name_len, seq, 0, "", 0, "", 0);
-		struct frame *t = frame_new_text(s->enc.data, s->enc.len);
+		struct pbuf *b = server_enc_begin(s);
+		proto_enc_message(b, r->name, r->name_len, seq, 0, "", 0, "", 0);
+		struct frame *t = frame_new_text(b->data, b->len);
+		server_enc_end(s);
 		t->seq = seq;
 		room_cache_set(r, seq, t);
 		frame_unref(&t);
 	}
-	pbuf_reset(&s->enc);
-	proto_enc_deleted(&s->enc, r->name, r->name_len, seq);
+	struct pbuf *b = server_enc_begin(s);
+	proto_enc_deleted(b, r->name, r->name_len, seq);
 	/* seq 0: a held replay (join with since) passes it on at release. */
-	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	struct frame *f = frame_new_text(b->data, b->len);
+	server_enc_end(s);
 	room_fanout(r, f, NULL);
 	frame_unref(&f);
 }
@@ -434,7 +436,7 @@ void moderation_info(struct server *s, struct pbuf *b)
 static void reply_done(struct server *s, uint64_t serial, uint64_t id, enum proto_err e,
 		       const char *msg, const char *data_json)
 {
-	struct conn *c = cmd__conn_by_serial(s, serial);
+	struct conn *c = conn_by_serial(s, serial);
 	if (!c || c->close_code)
 		return;
 	if (e != PROTO_OK) {

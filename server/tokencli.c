@@ -2,11 +2,11 @@
  * tokencli.c - `parleyd token` and `parleyd check-token`: make a client
  * token for auth = token, and explain one (tokencli.h).
  *
- * A token made here is checked with auth_verify() before it is printed, so
+ * A token made here is checked with token_verify() before it is printed, so
  * it carries exactly the claims the server accepts (a bad --sub or room
  * pattern is refused here, not at connect time). check-token prints what a
  * token says (decoded without trusting it), then the verdict of the same
- * auth_verify() the server runs, with the same secret file.
+ * token_verify() the server runs, with the same secret file.
  */
 #include "tokencli.h"
 
@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "auth.h"
+#include "token.h"
 #include "proto.h"
 #include "util.h"
 
@@ -94,7 +94,7 @@ static void b64url(const unsigned char *in, size_t n, char *out)
 }
 
 /* Lenient base64url decode for display only (the verdict comes from
- * auth_verify). Returns a malloc'd NUL-ended buffer or NULL. */
+ * token_verify). Returns a malloc'd NUL-ended buffer or NULL. */
 static char *b64url_show(const char *s, size_t n)
 {
 	char *out = xmalloc(n * 3 / 4 + 2);
@@ -135,14 +135,14 @@ static void add_patterns(json_t *arr, const char *list)
 	}
 }
 
-static int load_secret(const char *file, struct auth **a)
+static int load_secret(const char *file, struct token_keys **a)
 {
 	char err[512];
 	if (!file) {
 		fprintf(stderr, "parleyd: --secret-file is required\n");
 		return -1;
 	}
-	if (auth_load(a, file, err, sizeof(err)) < 0) {
+	if (token_load(a, file, err, sizeof(err)) < 0) {
 		fprintf(stderr, "parleyd: %s\n", err);
 		return -1;
 	}
@@ -194,7 +194,7 @@ static int cmd_token(int argc, char **argv)
 			ttl_s);
 		return 2;
 	}
-	struct auth *a = NULL;
+	struct token_keys *a = NULL;
 	if (load_secret(file, &a) < 0)
 		return 2;
 
@@ -225,7 +225,7 @@ static int cmd_token(int argc, char **argv)
 	json_decref(claims);
 	if (!payload) {
 		fprintf(stderr, "parleyd token: --sub must be UTF-8\n");
-		auth_free(&a);
+		token_free(&a);
 		return 2;
 	}
 
@@ -240,10 +240,10 @@ static int cmd_token(int argc, char **argv)
 	n += strlen(tok + n);
 	free(payload);
 	unsigned char mac[32];
-	if (auth_sign(a, tok, n, mac) < 0) {
+	if (token_sign(a, tok, n, mac) < 0) {
 		fprintf(stderr, "parleyd token: signing failed\n");
 		free(tok);
-		auth_free(&a);
+		token_free(&a);
 		return 2;
 	}
 	tok[n++] = '.';
@@ -251,11 +251,11 @@ static int cmd_token(int argc, char **argv)
 
 	/* What the server will say about it: refuse to print a token it
 	 * would not accept. */
-	struct auth_claims c;
+	struct token_claims c;
 	const char *why = NULL;
-	int rc = auth_verify(a, tok, strlen(tok), now, &c, &why);
-	auth_claims_clear(&c);
-	auth_free(&a);
+	int rc = token_verify(a, tok, strlen(tok), now, &c, &why);
+	token_claims_clear(&c);
+	token_free(&a);
 	if (rc < 0) {
 		fprintf(stderr, "parleyd token: parleyd would refuse this token: %s\n", why);
 		free(tok);
@@ -295,7 +295,7 @@ static void print_rel(int64_t t, int64_t now)
 static int cmd_check(int argc, char **argv)
 {
 	const char *file = NULL, *tok = NULL;
-	char line[AUTH_TOKEN_MAX + 4];
+	char line[TOKEN_TOKEN_MAX + 4];
 
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -327,7 +327,7 @@ static int cmd_check(int argc, char **argv)
 		line[strcspn(line, "\r\n")] = '\0';
 		tok = line;
 	}
-	struct auth *a = NULL;
+	struct token_keys *a = NULL;
 	if (load_secret(file, &a) < 0)
 		return 2;
 
@@ -345,12 +345,12 @@ static int cmd_check(int argc, char **argv)
 	}
 
 	int64_t now = util_now_ms() / 1000;
-	struct auth_claims c;
+	struct token_claims c;
 	const char *why = NULL;
-	int rc = auth_verify(a, tok, len, now, &c, &why);
-	auth_free(&a);
+	int rc = token_verify(a, tok, len, now, &c, &why);
+	token_free(&a);
 	if (rc < 0) {
-		printf("invalid: %s (%s)\n", why, auth_err_name(rc));
+		printf("invalid: %s (%s)\n", why, token_err_name(rc));
 		return 1;
 	}
 	char t[32];
@@ -378,7 +378,7 @@ static int cmd_check(int argc, char **argv)
 	}
 	printf("  moderator %s\n", c.mod ? "yes" : "no");
 	printf("valid: signature ok with this secret file, within its time window\n");
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 	return 0;
 }
 
