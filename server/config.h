@@ -52,6 +52,12 @@ struct config {
 	uint32_t rate_joins;         /* per second */
 	uint32_t rate_history;       /* per second */
 	uint32_t rate_names;         /* name changes per minute */
+
+	/* the HTTP API for backends (docs/api.md) */
+	char *api_keys_file;         /* "name key" lines; NULL: the API is off */
+	uint32_t api_public;         /* 1: also on the public listener */
+	uint32_t api_max_body;       /* bytes of a request body at most */
+	uint32_t api_body_timeout;   /* seconds to send a whole body */
 };
 
 void config_defaults(struct config *c);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "cmd.h"
 #include "cmd_int.h"
 #include "conn.h"
@@ -24,6 +25,7 @@ struct pread {
 	uint64_t id;
 	bool is_join;
 	uint64_t since, last; /* join: replay (since, last] */
+	uint64_t api;         /* != 0: an HTTP API call (api_find) asked */
 	char room[PROTO_ROOM_MAX + 1];
 };
 
@@ -154,6 +156,51 @@ void cmd__history(struct conn *c, struct proto_cmd *cmd)
 }
 
 
+/*
+ * history for the HTTP API: the same page as the protocol's, for any room
+ * (membership is the API key's business). Served from the room's cache
+ * when it covers the range (appended to b, *deferred false), else read from
+ * disk: *deferred true, and api_history_done(api_id) answers later.
+ */
+enum proto_err cmd_history_any(struct server *s, const char *room, size_t room_len,
+			       uint64_t before_arg, unsigned limit, uint64_t (*defer)(void *),
+			       void *defer_arg, struct pbuf *b, bool *deferred)
+{
+	struct room *r = room_find(s, room, room_len);
+	uint64_t last = store_last_seq(s->store, room);
+	uint64_t before = before_arg && before_arg <= last ? before_arg : last + 1;
+	uint64_t lo = before > limit ? before - limit : 1;
+
+	*deferred = false;
+	if (before <= 1 || (r && room_cache_covers(r, lo, before - 1))) {
+		s->stats.cache_hits++;
+		pbuf_adds(b, "{\"messages\":[");
+		for (uint64_t q = lo; q < before; q++) {
+			size_t len;
+			const char *text = frame_payload(room_cache_get(r, q), &len);
+			if (q > lo)
+				pbuf_addc(b, ',');
+			pbuf_add(b, text, len);
+		}
+		pbuf_adds(b, lo > 1 && before > 1 ? "],\"more\":true}" : "],\"more\":false}");
+		return PROTO_OK;
+	}
+	s->stats.cache_misses++;
+	struct pread *p = xcalloc(1, sizeof(*p));
+	p->cookie = ++s->next_ticket;
+	int rc = store_read(s->store, room, before, 0, limit, p->cookie);
+	if (rc != STORE_OK) {
+		free(p);
+		return rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED : PROTO_ESTORAGE_FAILED;
+	}
+	p->api = defer(defer_arg);
+	memcpy(p->room, room, room_len + 1);
+	hmap_put(&s->reads, hmap_hash_bytes(&p->cookie, sizeof(p->cookie)), p);
+	*deferred = true;
+	return PROTO_OK;
+}
+
+
 static void finish_join(struct server *s, struct conn *c, struct pread *p,
 			struct store_page *page)
 {
@@ -203,17 +250,22 @@ static void finish_history(struct server *s, struct conn *c, struct pread *p,
 		return;
 	}
 	struct pbuf *b = cmd__reply_begin(c, p->id);
+	cmd_history_encode(b, p->room, page);
+	cmd__reply_end(c, p->id);
+	(void)s;
+}
+
+void cmd_history_encode(struct pbuf *b, const char *room, const struct store_page *page)
+{
 	pbuf_adds(b, "{\"messages\":[");
 	for (size_t i = 0; i < page->count; i++) {
 		const struct store_msg *row = &page->msgs[i];
 		if (i)
 			pbuf_addc(b, ',');
-		proto_enc_message(b, p->room, strlen(p->room), row->seq, row->ts, row->from,
+		proto_enc_message(b, room, strlen(room), row->seq, row->ts, row->from,
 				  strlen(row->from), row->data, row->data_len);
 	}
 	pbuf_adds(b, page->more ? "],\"more\":true}" : "],\"more\":false}");
-	cmd__reply_end(c, p->id);
-	(void)s;
 }
 
 void cmd_page_done(void *srv, struct store_page *page)
@@ -223,7 +275,10 @@ void cmd_page_done(void *srv, struct store_page *page)
 	struct pread *p = hmap_del(&s->reads, hmap_hash_bytes(&cookie, sizeof(cookie)),
 				   &cookie, cookie_match);
 
-	if (p) {
+	if (p && p->api) {
+		api_history_done(s, p->api, p->room, page);
+		free(p);
+	} else if (p) {
 		struct conn *c = cmd__conn_by_serial(s, p->serial);
 		if (c && !c->close_code) {
 			if (p->is_join)

@@ -33,6 +33,54 @@ static int ticket_match(const void *entry, const void *key)
 
 
 
+/*
+ * The publish core, shared by the protocol's publish and the HTTP API:
+ * encode once, persist, cache, fan out. It knows no connection but the
+ * one to leave out of the fan-out (a publish with echo:false).
+ */
+enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint64_t *seq_out)
+{
+	struct room *r = room_find(s, p->room, p->room_len);
+	uint64_t seq = 0;
+
+	*seq_out = 0;
+	/* Encode first, with the seq the store will assign (this loop is the
+	 * only appender), so an oversized message is refused before a seq is
+	 * spent and the limit is exact. */
+	int64_t ts = util_now_ms();
+	uint64_t next = p->persist ? store_last_seq(s->store, p->room) + 1 : 0;
+	pbuf_reset(&s->enc);
+	proto_enc_message(&s->enc, p->room, p->room_len, next, ts, p->from, p->from_len,
+			  p->data, p->data_len);
+	if (s->enc.len > s->cfg->max_message_size)
+		return PROTO_ETOO_LARGE;
+	if (p->persist) {
+		int rc = store_append(s->store, p->room, ts, p->from, p->data, p->data_len,
+				      p->ticket, &seq);
+		if (rc != STORE_OK)
+			return rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
+			       rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL;
+		if (seq != next) {
+			log_error("seq_mismatch", "room=%s expected=%llu got=%llu", p->room,
+				  (unsigned long long)next, (unsigned long long)seq);
+			abort(); /* an invariant: two writers of seqs */
+		}
+	}
+	/* A room nobody is in has no cache and no fan-out: the message is
+	 * only stored (an API publish to a room before anyone joins). */
+	if (r) {
+		struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+		f->seq = seq;
+		if (seq)
+			room_cache_add(r, seq, f, s->cfg->history_cache);
+		room_fanout(r, f, p->except);
+		frame_unref(&f);
+	}
+	s->stats.published++;
+	*seq_out = seq;
+	return PROTO_OK;
+}
+
 void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 {
 	struct server *s = c->srv;
@@ -55,44 +103,23 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	pbuf_reset(&s->data);
 	proto_data_text(cmd, &s->data);
 
-	/* Encode first, with the seq the store will assign (this loop is the
-	 * only appender), so an oversized message is refused before a seq is
-	 * spent and the limit is exact. */
-	int64_t ts = util_now_ms();
-	uint64_t next = cmd->persist ? store_last_seq(s->store, r->name) + 1 : 0;
-	pbuf_reset(&s->enc);
-	proto_enc_message(&s->enc, r->name, r->name_len, next, ts, c->name, c->name_len,
-			  s->data.data, s->data.len);
-	if (s->enc.len > s->cfg->max_message_size) {
-		cmd__fail(c, cmd->id, PROTO_ETOO_LARGE, NULL);
+	if (cmd->durable)
+		ticket = s->next_ticket + 1;
+	struct pub_req pr = {
+		.room = r->name, .room_len = r->name_len,
+		.from = c->name, .from_len = c->name_len,
+		.data = s->data.data, .data_len = s->data.len,
+		.persist = cmd->persist, .ticket = ticket,
+		.except = cmd->echo ? NULL : c,
+	};
+	enum proto_err e = cmd_publish_core(s, &pr, &seq);
+	if (e != PROTO_OK) {
+		cmd__fail(c, cmd->id, e, NULL);
 		return;
 	}
-	if (cmd->persist) {
-		if (cmd->durable)
-			ticket = ++s->next_ticket;
-		int rc = store_append(s->store, r->name, ts, c->name, s->data.data,
-				      s->data.len, ticket, &seq);
-		if (rc != STORE_OK) {
-			cmd__fail(c, cmd->id, rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
-				 rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL, NULL);
-			return;
-		}
-		if (seq != next) {
-			log_error("seq_mismatch", "room=%s expected=%llu got=%llu", r->name,
-				  (unsigned long long)next, (unsigned long long)seq);
-			abort(); /* an invariant: two writers of seqs */
-		}
-	}
-	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
-	f->seq = seq;
-	if (seq)
-		room_cache_add(r, seq, f, s->cfg->history_cache);
-	room_fanout(r, f, cmd->echo ? NULL : c);
-	frame_unref(&f);
-	s->stats.published++;
-
 	if (ticket) {
 		/* The reply waits for the commit (cmd_durable_done). */
+		s->next_ticket = ticket;
 		struct durable *d = xmalloc(sizeof(*d));
 		*d = (struct durable){ ticket, c->serial, cmd->id, seq };
 		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);

@@ -12,11 +12,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "cmd.h"
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
 #include "store.h"
+#include "users.h"
 #include "util.h"
 #include "ws.h"
 
@@ -133,8 +135,10 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		 * logrotate) and the token secrets (rotation). */
 		int lr = log_reopen();
 		int ar = auth_reload(s);
-		log_info("sighup", "log_reopen=%s auth_reload=%s", lr < 0 ? "failed" : "ok",
-			 ar < 0 ? "failed" : ar > 0 ? "ok" : "none");
+		int kr = api_reload(s);
+		log_info("sighup", "log_reopen=%s auth_reload=%s api_keys_reload=%s",
+			 lr < 0 ? "failed" : "ok", ar < 0 ? "failed" : ar > 0 ? "ok" : "none",
+			 kr < 0 ? "failed" : kr > 0 ? "ok" : "none");
 		return;
 	}
 	begin_drain(s, w->signum == SIGTERM ? "TERM" : "INT");
@@ -166,6 +170,14 @@ static const struct lws_protocols protocols[] = {
 		.rx_buffer_size = 1024,
 		/* one send() may carry a whole coalesced batch */
 		.tx_packet_size = WBUF_SIZE * 4,
+	},
+	{
+		/* the HTTP API (api_http.c), mounted at /api: its own
+		 * per-request state, never a struct conn */
+		.name = "parley-api",
+		.callback = api_callback,
+		.per_session_data_size = sizeof(struct api_call),
+		.rx_buffer_size = 16384,
 	},
 	{ 0 }
 };
@@ -288,7 +300,7 @@ int server_run(struct config *cfg)
 	static struct server srv;
 	struct server *s = &srv;
 	struct lws_context_creation_info info;
-	struct lws_http_mount mount_health, mount_metrics, mount_root;
+	struct lws_http_mount mount_health, mount_metrics, mount_api, mount_root;
 	void *foreign[1];
 	int rc = 1;
 
@@ -328,6 +340,13 @@ int server_run(struct config *cfg)
 	mount_metrics.mountpoint_len = 8;
 	mount_health.mount_next = &mount_metrics;
 
+	memset(&mount_api, 0, sizeof(mount_api));
+	mount_api.mountpoint = "/api";
+	mount_api.mountpoint_len = 4;
+	mount_api.origin = "parley-api";
+	mount_api.origin_protocol = LWSMPRO_CALLBACK;
+	mount_metrics.mount_next = &mount_api;
+
 	memset(&mount_root, 0, sizeof(mount_root));
 	mount_root.mount_next = &mount_health;
 	mount_root.mountpoint = "/";
@@ -366,6 +385,8 @@ int server_run(struct config *cfg)
 		}
 	}
 	if (auth_setup(s) < 0)
+		goto out;
+	if (api_setup(s) < 0)
 		goto out;
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
@@ -423,6 +444,8 @@ out:
 	hmap_free(&s->per_ip);
 	netlist_free(&s->trusted);
 	auth_teardown(s);
+	api_teardown(s);
+	users_free(s);
 	hmap_free(&s->rooms);
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);

@@ -25,6 +25,7 @@
 #include "metrics.h"
 #include "netaddr.h"
 
+struct api_state;
 struct auth;
 struct conn;
 struct store;
@@ -68,6 +69,9 @@ struct server {
 	struct auth *auth;          /* NULL: auth = none */
 	struct conn *unauthed;      /* waiting for a token, oldest first */
 	struct conn *unauthed_tail;
+
+	struct hmap by_user;        /* struct user_conns *, by name (users.c) */
+	struct api_state *api;      /* the HTTP API (api_http.c) */
 
 	struct store *store;
 	struct pbuf enc;            /* frame encoding scratch */
