@@ -367,3 +367,92 @@ enum proto_err api_req_need(struct api_req *req, uint32_t need)
 				    field_names[i].bit == API_F_DATA ? " (null is allowed)" : "");
 	return PROTO_OK;
 }
+
+/* ---- chunked bodies (RFC 9112 7.1) ---- */
+
+enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER,
+       CH_TRAILER_LF, CH_DONE, CH_BAD };
+
+enum api_chunk_rc api_chunked_feed(struct api_chunked *d, const char *in, size_t len,
+				   size_t *used, void (*out)(void *arg, const char *p, size_t n),
+				   void *arg)
+{
+	size_t i = 0;
+
+	while (i < len && d->state != CH_DONE && d->state != CH_BAD) {
+		char c = in[i];
+		switch (d->state) {
+		case CH_SIZE: {
+			int h = hexval(c);
+			if (h >= 0) {
+				if (++d->digits > 8) { /* 4 GiB: far past any limit */
+					d->state = CH_BAD;
+					break;
+				}
+				d->left = d->left * 16 + (uint64_t)h;
+			} else if (d->digits && (c == ';' || c == ' ' || c == '\t')) {
+				d->state = CH_EXT;
+			} else if (d->digits && c == '\r') {
+				d->state = CH_SIZE_LF;
+			} else {
+				d->state = CH_BAD;
+			}
+			i++;
+			break;
+		}
+		case CH_EXT:
+			if (c == '\r')
+				d->state = CH_SIZE_LF;
+			i++;
+			break;
+		case CH_SIZE_LF:
+			if (c != '\n') {
+				d->state = CH_BAD;
+				break;
+			}
+			i++;
+			d->digits = 0;
+			d->line = 0;
+			d->state = d->left ? CH_DATA : CH_TRAILER;
+			break;
+		case CH_DATA: {
+			size_t n = len - i < d->left ? len - i : (size_t)d->left;
+			out(arg, in + i, n);
+			i += n;
+			d->left -= n;
+			if (!d->left)
+				d->state = CH_DATA_CR;
+			break;
+		}
+		case CH_DATA_CR:
+			d->state = c == '\r' ? CH_DATA_LF : CH_BAD;
+			i++;
+			break;
+		case CH_DATA_LF:
+			d->state = c == '\n' ? CH_SIZE : CH_BAD;
+			i++;
+			break;
+		case CH_TRAILER:
+			/* trailer fields are read and ignored; an empty line ends them */
+			if (c == '\r')
+				d->state = CH_TRAILER_LF;
+			else if (++d->line > 8192)
+				d->state = CH_BAD;
+			i++;
+			break;
+		case CH_TRAILER_LF:
+			if (c != '\n') {
+				d->state = CH_BAD;
+				break;
+			}
+			i++;
+			d->state = d->line ? CH_TRAILER : CH_DONE;
+			d->line = 0;
+			break;
+		}
+	}
+	*used = i;
+	if (d->state == CH_BAD)
+		return API_CHUNK_BAD;
+	return d->state == CH_DONE ? API_CHUNK_DONE : API_CHUNK_MORE;
+}

@@ -100,6 +100,25 @@ enum proto_err api_req_query(const char *q, size_t len, unsigned limit_max, stru
  * naming the first missing one. */
 enum proto_err api_req_need(struct api_req *req, uint32_t need);
 
+/*
+ * Chunked request bodies (Transfer-Encoding: chunked). lws hands such a
+ * body over with its chunk framing and never says where it ends, so the
+ * edge decodes it here: feed every piece; the decoded bytes are passed to
+ * out(arg, p, n). Returns API_CHUNK_MORE (feed more), API_CHUNK_DONE (the
+ * last chunk and the trailer are in; *used says how many input bytes that
+ * took), or API_CHUNK_BAD (malformed framing).
+ */
+enum api_chunk_rc { API_CHUNK_MORE, API_CHUNK_DONE, API_CHUNK_BAD };
+struct api_chunked {
+	int state;
+	uint64_t left;          /* bytes of the current chunk still to come */
+	unsigned digits;
+	unsigned line;          /* bytes in the current trailer line */
+};
+enum api_chunk_rc api_chunked_feed(struct api_chunked *d, const char *in, size_t len,
+				   size_t *used, void (*out)(void *arg, const char *p, size_t n),
+				   void *arg);
+
 void api_req_init(struct api_req *req);
 void api_req_clear(struct api_req *req);
 

@@ -66,6 +66,9 @@ struct api_call {
 	bool has_body;
 	bool in_callback;           /* answering inside lws's callback for this wsi */
 	bool sent;
+	bool chunked;               /* Transfer-Encoding: chunked */
+	bool close_after;           /* answer with Connection: close, then close */
+	struct api_chunked chunk;   /* its decoder */
 };
 
 enum api_body { API_NO_BODY, API_BODY };

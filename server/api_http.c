@@ -163,6 +163,7 @@ static void count_status(struct server *s, unsigned status)
  * (the client asked for it, or lws says the connection cannot go on). */
 static int send_response(struct api_call *call, bool close_after)
 {
+	close_after = close_after || call->close_after;
 	struct lws *wsi = call->wsi;
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
 		      *end = hdr + sizeof(hdr) - 1;
@@ -341,6 +342,11 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 		for (char *t = num; *t && !chunked; t++)
 			chunked = !strncasecmp(t, "chunked", 7);
 	call->body_expected = cl;
+	call->chunked = chunked;
+	/* lws passes a chunked body on with its framing and without an end:
+	 * we decode it, and close after the answer, since whatever followed
+	 * the last chunk in lws's buffer is not ours to hand back. */
+	call->close_after = chunked;
 	if (cl == 0 && !chunked)
 		return dispatch(call); /* no body: decoded as empty */
 
@@ -360,6 +366,21 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 	return 0;
 }
 
+/* Keeps body bytes up to the limit; past it, drops them all. */
+static void body_add(void *arg, const char *in, size_t len)
+{
+	struct api_call *call = arg;
+
+	if (call->too_large)
+		return; /* read and dropped */
+	if (call->body.len + len > call->srv->cfg->api_max_body) {
+		call->too_large = true;
+		pbuf_free(&call->body);
+		return;
+	}
+	pbuf_add(&call->body, in, len);
+}
+
 static int on_body(struct api_call *call, const char *in, size_t len)
 {
 	struct server *s = call->srv;
@@ -370,14 +391,20 @@ static int on_body(struct api_call *call, const char *in, size_t len)
 		log_info("api_timeout", "path=%s what=body", log_q(call->path));
 		return -1;
 	}
-	if (call->too_large)
-		return 0; /* read and dropped */
-	if (call->body.len + len > s->cfg->api_max_body) {
-		call->too_large = true;
-		pbuf_free(&call->body);
-		return 0;
+	if (call->chunked) {
+		size_t used;
+		enum api_chunk_rc rc = api_chunked_feed(&call->chunk, in, len, &used, body_add, call);
+		if (rc == API_CHUNK_MORE)
+			return 0;
+		call->in_callback = true;
+		if (rc == API_CHUNK_BAD) {
+			api_fail(call, PROTO_EBAD_REQUEST, "malformed chunked body");
+			return send_response(call, true);
+		}
+		lws_set_timeout(call->wsi, NO_PENDING_TIMEOUT, 0);
+		return dispatch(call);
 	}
-	pbuf_add(&call->body, in, len);
+	body_add(call, in, len);
 	return 0;
 }
 
