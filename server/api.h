@@ -69,6 +69,8 @@ struct api_call {
 	bool chunked;               /* Transfer-Encoding: chunked */
 	bool close_after;           /* answer with Connection: close, then close */
 	struct api_chunked chunk;   /* its decoder */
+	struct api_call *bnext, *bprev; /* waiting for a body, oldest first */
+	bool in_body_list;
 };
 
 enum api_body { API_NO_BODY, API_BODY };

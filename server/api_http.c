@@ -51,6 +51,10 @@ struct api_state {
 	struct hmap calls;          /* deferred struct api_call *, by serial */
 	uint64_t next_serial;
 	int64_t started_ms;
+	/* Calls waiting for their body, oldest first: every deadline is
+	 * headers time + api_body_timeout, so the head expires first. */
+	struct api_call *body_head, *body_tail;
+	ev_timer body_w;
 	uint64_t requests, by_status[6]; /* 2xx, 400, 401, 404, 413, other */
 };
 
@@ -134,10 +138,65 @@ struct api_call *api_find(struct server *s, uint64_t id)
 	return c && !c->answered ? c : NULL;
 }
 
+static void body_unlink(struct api_call *call)
+{
+	struct api_state *st = call->srv->api;
+
+	if (!call->in_body_list)
+		return;
+	if (call->bprev)
+		call->bprev->bnext = call->bnext;
+	else
+		st->body_head = call->bnext;
+	if (call->bnext)
+		call->bnext->bprev = call->bprev;
+	else
+		st->body_tail = call->bprev;
+	call->bnext = call->bprev = NULL;
+	call->in_body_list = false;
+}
+
+static void body_append(struct api_call *call)
+{
+	struct api_state *st = call->srv->api;
+
+	call->bprev = st->body_tail;
+	call->bnext = NULL;
+	if (st->body_tail)
+		st->body_tail->bnext = call;
+	else
+		st->body_head = call;
+	st->body_tail = call;
+	call->in_body_list = true;
+}
+
+/*
+ * Body deadlines. lws restarts its own content timeout on every piece it
+ * reads, and sets it again after our callback, so it cannot hold an
+ * absolute deadline: this timer does. An expired call is killed through
+ * lws (LWS_TO_KILL_ASYNC), which closes it from its own callback.
+ */
+static void body_deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *s = w->data;
+	int64_t now = util_now_ms();
+
+	while (s->api->body_head && s->api->body_head->body_deadline <= now) {
+		struct api_call *call = s->api->body_head;
+		body_unlink(call);
+		log_info("api_timeout", "path=%s what=body", log_q(call->path));
+		lws_set_timeout(call->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+	}
+	(void)loop;
+	(void)revents;
+}
+
 /* Forgets a call: out of the deferred table, buffers freed. lws owns the
  * memory itself (per-session data). */
 static void call_release(struct api_call *call)
 {
+	if (call->srv && call->srv->api)
+		body_unlink(call);
 	if (call->in_table && call->srv && call->srv->api) {
 		hmap_del(&call->srv->api->calls, hmap_hash_bytes(&call->serial, sizeof(call->serial)),
 			 &call->serial, serial_match);
@@ -361,7 +420,7 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 	if (cl > max)
 		call->too_large = true;
 	call->body_deadline = util_now_ms() + (int64_t)s->cfg->api_body_timeout * 1000;
-	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)s->cfg->api_body_timeout);
+	body_append(call);
 	call->in_callback = false;
 	return 0;
 }
@@ -397,11 +456,11 @@ static int on_body(struct api_call *call, const char *in, size_t len)
 		if (rc == API_CHUNK_MORE)
 			return 0;
 		call->in_callback = true;
+		body_unlink(call);
 		if (rc == API_CHUNK_BAD) {
 			api_fail(call, PROTO_EBAD_REQUEST, "malformed chunked body");
 			return send_response(call, true);
 		}
-		lws_set_timeout(call->wsi, NO_PENDING_TIMEOUT, 0);
 		return dispatch(call);
 	}
 	body_add(call, in, len);
@@ -412,7 +471,7 @@ static int on_body_done(struct api_call *call)
 {
 	if (!call->srv || call->answered)
 		return 0;
-	lws_set_timeout(call->wsi, NO_PENDING_TIMEOUT, 0);
+	body_unlink(call);
 	call->in_callback = true;
 	return dispatch(call);
 }
@@ -455,6 +514,9 @@ int api_setup(struct server *s)
 
 	s->api = xcalloc(1, sizeof(*s->api));
 	s->api->started_ms = util_now_ms();
+	ev_timer_init(&s->api->body_w, body_deadline_cb, 0.25, 0.25);
+	s->api->body_w.data = s;
+	ev_timer_start(s->loop, &s->api->body_w);
 	if (!s->cfg->api_keys_file)
 		return 0;
 	if (api_keys_load(&s->api->keys, s->cfg->api_keys_file, err, sizeof(err)) < 0) {
@@ -487,6 +549,7 @@ void api_teardown(struct server *s)
 {
 	if (!s->api)
 		return;
+	ev_timer_stop(s->loop, &s->api->body_w);
 	api_keys_free(&s->api->keys);
 	hmap_free(&s->api->calls);
 	free(s->api);

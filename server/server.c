@@ -419,6 +419,9 @@ out:
 		lws_context_destroy(s->ctx);
 		s->ctx = NULL;
 	}
+	/* after lws (its closes release API calls), before the loop (it
+	 * stops a timer) */
+	api_teardown(s);
 	if (s->loop) {
 		ev_prepare_stop(s->loop, &s->flush_w);
 		ev_signal_stop(s->loop, &s->sigterm_w);
@@ -444,7 +447,6 @@ out:
 	hmap_free(&s->per_ip);
 	netlist_free(&s->trusted);
 	auth_teardown(s);
-	api_teardown(s);
 	users_free(s);
 	hmap_free(&s->rooms);
 	pbuf_free(&s->enc);
