@@ -25,11 +25,14 @@ echo "== building in $work"
 $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_decode" \
 	"$here/fuzz_decode.c" "$root"/protocol/*.c $jansson_libs
 # shellcheck disable=SC2086
+$CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_api" \
+	"$here/fuzz_api.c" "$root"/protocol/*.c $jansson_libs
+# shellcheck disable=SC2086
 $CC $flags -I"$root/server" -o "$work/fuzz_config" "$here/fuzz_config.c" \
 	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c"
 
 status=0
-for h in decode config; do
+for h in decode config api; do
 	mkdir -p "$work/corpus-$h" "$work/crashes-$h"
 	cp "$here/corpus/$h"/* "$work/corpus-$h/"
 	echo "== fuzz_$h for ${secs}s ($(ls "$work/corpus-$h" | wc -l) seeds)"
