@@ -292,6 +292,7 @@ static void usage(FILE *f)
         "  chat      many small rooms, every member publishes (persisted); latency, seq count\n"
         "  history   concurrent history paging (parley protocol only); pages/s and latency\n"
         "  floor     kernel floor: one process writes 150 bytes to 5,000 loopback sockets\n"
+        "  api       HTTP API publish over keep-alive connections; publishes/s, latency\n"
         "Run 'parley-bench SCENARIO --help' for the scenario's options.\n");
 }
 
@@ -312,6 +313,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "chat")) rc = scen_chat(argc - 1, argv + 1);
     else if (!strcmp(sc, "history")) rc = scen_history(argc - 1, argv + 1);
     else if (!strcmp(sc, "floor")) rc = scen_floor(argc - 1, argv + 1);
+    else if (!strcmp(sc, "api")) rc = scen_api(argc - 1, argv + 1);
     else {
         usage(stderr);
         return 2;
