@@ -143,6 +143,16 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 			return fail(cmd, PROTO_EBAD_REQUEST, "persist must be a boolean");
 		if (get_bool(top, "durable", &cmd->durable) < 0)
 			return fail(cmd, PROTO_EBAD_REQUEST, "durable must be a boolean");
+		v = jscan_get(top, "key");
+		if (v) {
+			/* Decoded bytes: "\u00e9" and "é" are the same key. */
+			if (v->type != JT_STRING ||
+			    jscan_string(v, cmd->key_buf, sizeof(cmd->key_buf), &cmd->key_len) < 0 ||
+			    cmd->key_len < 1 || cmd->key_len > PROTO_PUBKEY_MAX)
+				return fail(cmd, PROTO_EBAD_REQUEST,
+					    "key must be a string of 1 to %d bytes", PROTO_PUBKEY_MAX);
+			cmd->key = cmd->key_buf;
+		}
 		break;
 	case PROTO_HISTORY:
 		r = get_uint(top, "before", 1, &cmd->before);

@@ -21,6 +21,7 @@
 #define PROTO_TOKEN_MAX       4096
 #define PROTO_DEPTH_MAX       32    /* nesting of arrays and objects in a frame */
 #define PROTO_KEYS_MAX        4096  /* object members in a frame, all levels */
+#define PROTO_PUBKEY_MAX      64    /* publish: idempotency key, bytes */
 
 enum proto_type {
 	PROTO_HELLO,
@@ -46,11 +47,14 @@ struct proto_cmd {
 	size_t token_len;
 	const char *data_raw;        /* publish: data's text in the input */
 	size_t data_raw_len;
+	const char *key;             /* publish: idempotency key (key_buf), or NULL */
+	size_t key_len;
 	bool presence, echo, persist, durable, has_since, has_before;
 	uint64_t since, before;
 	unsigned limit;
 	char room_buf[PROTO_ROOM_MAX + 1];
 	char name_buf[4 * PROTO_NAME_MAX_CHARS + 1];
+	char key_buf[PROTO_PUBKEY_MAX + 1];
 	char errmsg[160];            /* a failure's human message */
 };
 

@@ -77,7 +77,10 @@ static enum proto_err publish_one(struct api_call *call, const char *room, size_
 		.room = room, .room_len = room_len,
 		.data = s->data.data, .data_len = s->data.len,
 		.persist = q->persist,
+		.key = q->has & API_F_KEY ? q->key : NULL,
+		.key_len = q->has & API_F_KEY ? q->key_len : 0,
 	};
+	bool dup;
 
 	if (q->has & API_F_FROM) {
 		pr.from = q->from;
@@ -86,7 +89,8 @@ static enum proto_err publish_one(struct api_call *call, const char *room, size_
 		pr.from = call->key_name;
 		pr.from_len = strlen(call->key_name);
 	}
-	return cmd_publish_core(s, &pr, seq);
+	/* a retry with a known key: the first one's seq, nothing sent again */
+	return cmd_publish_core(s, &pr, seq, &dup);
 }
 
 static void api_publish(struct api_call *call)
@@ -97,8 +101,8 @@ static void api_publish(struct api_call *call)
 
 	if (need(call, API_F_ROOM | API_F_DATA) < 0)
 		return;
-	if (q->has & API_F_KEY) {
-		api_fail(call, PROTO_EUNSUPPORTED, "idempotency keys are not supported by this server yet");
+	if ((q->has & API_F_KEY) && !q->persist) {
+		api_fail(call, PROTO_EBAD_REQUEST, "key needs a persisted message");
 		return;
 	}
 	pbuf_reset(&s->data);
@@ -128,8 +132,8 @@ static void api_broadcast(struct api_call *call)
 
 	if (need(call, API_F_ROOMS | API_F_DATA) < 0)
 		return;
-	if (q->has & API_F_KEY) {
-		api_fail(call, PROTO_EUNSUPPORTED, "idempotency keys are not supported by this server yet");
+	if ((q->has & API_F_KEY) && !q->persist) {
+		api_fail(call, PROTO_EBAD_REQUEST, "key needs a persisted message");
 		return;
 	}
 	pbuf_reset(&s->data);

@@ -23,13 +23,18 @@ struct pub_req {
 	size_t data_len;
 	bool persist;
 	uint64_t ticket;         /* != 0: durable, the store reports its commit */
+	const char *key;         /* idempotency key (persisted only), or NULL */
+	size_t key_len;
 	struct conn *except;     /* left out of the fan-out (echo:false), or NULL */
 };
 /* Encodes, stores (persist), caches and fans out one message. Returns
- * PROTO_OK with *seq (0 for a volatile message), or too_large, overloaded,
+ * PROTO_OK with *seq (0 for a volatile message; *duplicate set when the key
+ * was seen before: nothing published again, *seq is the first one's), or
+ * bad_request (a key on a volatile message), too_large, overloaded,
  * storage_failed, internal: then nothing was published and no seq spent.
  * Uses the server's encoder buffer (s->enc), not s->data. */
-enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint64_t *seq);
+enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint64_t *seq,
+				bool *duplicate);
 
 struct pbuf;
 /* A history page of any room, for callers without a connection (the HTTP

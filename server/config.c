@@ -45,6 +45,7 @@ static const struct opt opts[] = {
 	{ "store_queue_bytes", 0, OPT_U32, O(store_queue_bytes), 65536, 1u << 31, "BYTES", "bytes waiting for the disk at most (default 67108864)" },
 	{ "retain_messages", 0, OPT_U32, O(retain_messages), 0, UINT32_MAX, "N", "messages kept per room; 0 keeps all (default 0)" },
 	{ "retain_seconds", 0, OPT_U32, O(retain_seconds), 0, UINT32_MAX, "S", "age of messages kept; 0 keeps all (default 0)" },
+	{ "idempotency_window", 0, OPT_U32, O(idempotency_window), 1, 86400, "S", "seconds a publish key dedupes retries, per room (default 300)" },
 	{ "drain_timeout", 0, OPT_U32, O(drain_timeout), 1, 600, "S", "seconds a shutdown waits for clients and storage (default 10)" },
 	{ "log_level", 0, OPT_STR, O(log_level), 0, 0, "LEVEL", "debug, info, warn or error (default info)" },
 	{ "log_file", 0, OPT_STR, O(log_file), 0, 0, "PATH", "append logs here instead of stderr; reopened on SIGHUP" },
@@ -102,6 +103,7 @@ void config_defaults(struct config *c)
 	c->flush_interval_ms = 50;
 	c->store_queue_messages = 65536;
 	c->store_queue_bytes = 64u << 20;
+	c->idempotency_window = 300;
 	c->drain_timeout = 10;
 	c->log_level = xstrndup("info", 4);
 	c->unix_socket_mode = 0660;

@@ -29,6 +29,7 @@ struct config {
 	uint32_t store_queue_bytes;
 	uint32_t retain_messages;
 	uint32_t retain_seconds;
+	uint32_t idempotency_window; /* seconds a publish key is remembered */
 	uint32_t drain_timeout;
 	char *log_level;
 	char *log_file;              /* NULL: stderr; reopened on SIGHUP */

@@ -33,17 +33,46 @@ static int ticket_match(const void *entry, const void *key)
 
 
 
+/* Replies to a publish now, or with a ticket once the store reports its
+ * commit (cmd_durable_done). */
+static void publish_reply(struct conn *c, uint64_t id, uint64_t seq, uint64_t ticket)
+{
+	struct server *s = c->srv;
+	if (ticket) {
+		struct durable *d = xmalloc(sizeof(*d));
+		*d = (struct durable){ ticket, c->serial, id, seq };
+		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
+		return;
+	}
+	struct pbuf *b = cmd__reply_begin(c, id);
+	if (seq) {
+		pbuf_adds(b, "{\"seq\":");
+		pbuf_add_u64(b, seq);
+		pbuf_addc(b, '}');
+	} else {
+		pbuf_adds(b, "{}");
+	}
+	cmd__reply_end(c, id);
+}
+
 /*
  * The publish core, shared by the protocol's publish and the HTTP API:
  * encode once, persist, cache, fan out. It knows no connection but the
  * one to leave out of the fan-out (a publish with echo:false).
  */
-enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint64_t *seq_out)
+enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint64_t *seq_out,
+				bool *duplicate)
 {
 	struct room *r = room_find(s, p->room, p->room_len);
 	uint64_t seq = 0;
 
 	*seq_out = 0;
+	*duplicate = false;
+	if (p->key && !p->persist) {
+		/* A key is remembered with its stored message (and across a
+		 * restart); a volatile message has neither. */
+		return PROTO_EBAD_REQUEST;
+	}
 	/* Encode first, with the seq the store will assign (this loop is the
 	 * only appender), so an oversized message is refused before a seq is
 	 * spent and the limit is exact. */
@@ -55,11 +84,19 @@ enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint6
 	if (s->enc.len > s->cfg->max_message_size)
 		return PROTO_ETOO_LARGE;
 	if (p->persist) {
-		int rc = store_append(s->store, p->room, ts, p->from, p->data, p->data_len,
-				      p->ticket, &seq);
+		int dup = STORE_NEW;
+		int rc = store_append_key(s->store, p->room, ts, p->from, p->data, p->data_len,
+					  p->key, p->key_len, p->ticket, &seq, &dup);
 		if (rc != STORE_OK)
 			return rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
 			       rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL;
+		if (dup != STORE_NEW) {
+			/* A retry of a keyed publish: not stored or delivered
+			 * again; the first one's seq. */
+			*seq_out = seq;
+			*duplicate = true;
+			return PROTO_OK;
+		}
 		if (seq != next) {
 			log_error("seq_mismatch", "room=%s expected=%llu got=%llu", p->room,
 				  (unsigned long long)next, (unsigned long long)seq);
@@ -86,6 +123,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	struct server *s = c->srv;
 	struct member *m = cmd__find_member(c, cmd);
 	uint64_t seq = 0, ticket = 0;
+	bool dup;
 
 	if (!m) {
 		cmd__fail(c, cmd->id, PROTO_ENOT_MEMBER, NULL);
@@ -99,41 +137,30 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		cmd__fail(c, cmd->id, PROTO_EBAD_REQUEST, "durable needs a persisted message");
 		return;
 	}
+	if (cmd->key && !cmd->persist) {
+		cmd__fail(c, cmd->id, PROTO_EBAD_REQUEST, "key needs a persisted message");
+		return;
+	}
 	struct room *r = m->room;
 	pbuf_reset(&s->data);
 	proto_data_text(cmd, &s->data);
 
 	if (cmd->durable)
-		ticket = s->next_ticket + 1;
+		ticket = ++s->next_ticket;
 	struct pub_req pr = {
 		.room = r->name, .room_len = r->name_len,
 		.from = c->name, .from_len = c->name_len,
 		.data = s->data.data, .data_len = s->data.len,
 		.persist = cmd->persist, .ticket = ticket,
+		.key = cmd->key, .key_len = cmd->key_len,
 		.except = cmd->echo ? NULL : c,
 	};
-	enum proto_err e = cmd_publish_core(s, &pr, &seq);
+	enum proto_err e = cmd_publish_core(s, &pr, &seq, &dup);
 	if (e != PROTO_OK) {
 		cmd__fail(c, cmd->id, e, NULL);
 		return;
 	}
-	if (ticket) {
-		/* The reply waits for the commit (cmd_durable_done). */
-		s->next_ticket = ticket;
-		struct durable *d = xmalloc(sizeof(*d));
-		*d = (struct durable){ ticket, c->serial, cmd->id, seq };
-		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
-		return;
-	}
-	struct pbuf *b = cmd__reply_begin(c, cmd->id);
-	if (seq) {
-		pbuf_adds(b, "{\"seq\":");
-		pbuf_add_u64(b, seq);
-		pbuf_addc(b, '}');
-	} else {
-		pbuf_adds(b, "{}");
-	}
-	cmd__reply_end(c, cmd->id);
+	publish_reply(c, cmd->id, seq, ticket);
 }
 
 
@@ -147,8 +174,10 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 	struct conn *c = cmd__conn_by_serial(s, d->serial);
 	if (c && !c->close_code) {
 		if (!ok) {
+			/* Only when the store gave up on the batch (at
+			 * shutdown with a dead disk): it is not committed. */
 			cmd__fail(c, d->id, PROTO_ESTORAGE_FAILED,
-			     "the message was delivered but its commit failed");
+			     "the message was delivered but could not be committed");
 		} else {
 			struct pbuf *b = cmd__reply_begin(c, d->id);
 			pbuf_adds(b, "{\"seq\":");

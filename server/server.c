@@ -286,6 +286,7 @@ static int open_store(struct server *s)
 	sc.flush_interval_ms = s->cfg->flush_interval_ms;
 	sc.retain_messages = s->cfg->retain_messages;
 	sc.retain_seconds = s->cfg->retain_seconds;
+	sc.key_window_ms = (uint64_t)s->cfg->idempotency_window * 1000;
 	sc.wake = store_wake;
 	sc.wake_opaque = s->ctx;
 	if (store_open(&sc, &s->store, err, sizeof(err)) < 0) {

@@ -126,6 +126,7 @@ void store_get_stats(struct store *s, struct store_stats *st)
 	st->pruned = s->pruned;
 	st->dropped = s->dropped;
 	st->failing = s->failing;
+	st->reserve_refused = s->reserve_refused;
 	memcpy(st->commit_ms_bucket, s->commit_bucket, sizeof(st->commit_ms_bucket));
 	st->commit_ms_sum = s->commit_ms_sum;
 	st->commit_count = s->commit_count;

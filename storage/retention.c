@@ -46,8 +46,16 @@ static int prune_target(struct store *s, struct store__room *r, int64_t wall_ms,
 	int rc = query_u64(s->st_min_seq, &first);
 	if (rc != SQLITE_OK || !first)
 		return rc; /* error, or no messages left */
-	if (s->cfg.retain_messages && r->w_last_seq > s->cfg.retain_messages)
-		upto = r->w_last_seq - s->cfg.retain_messages;
+	if (s->cfg.retain_messages && r->w_last_seq > s->cfg.retain_messages) {
+		uint64_t keep = s->cfg.retain_messages;
+		upto = r->w_last_seq - keep;
+		/* Seqs (hole_lo, hole_hi] were skipped by an unclean start
+		 * (reserve.c) and hold no row: count only the rows. */
+		if (r->w_hole_hi > r->w_hole_lo && first <= r->w_hole_lo && upto < r->w_hole_hi) {
+			uint64_t above = r->w_last_seq - r->w_hole_hi; /* rows above the hole */
+			upto = r->w_hole_lo > keep - above ? r->w_hole_lo - (keep - above) : 0;
+		}
+	}
 	if (upto > first + budget - 1)
 		upto = first + budget - 1;
 	if (s->cfg.retain_seconds) {

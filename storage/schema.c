@@ -21,6 +21,16 @@
  *     twice and pay two look-ups per row). The SQLite docs favour WITHOUT
  *     ROWID for rows well under a page; chat messages mostly are, and large
  *     ones still work through overflow pages.
+ *
+ * Version 2:
+ *   messages.key: the publish's idempotency key (BLOB, NULL if none), with
+ *     a partial index on ts over keyed rows only, so start-up loads the
+ *     keys of the last window without scanning the table (idem.c).
+ *   rooms.hole_lo, rooms.hole_hi: the seqs an unclean start skipped
+ *     (reserve.c), for count retention.
+ *   meta(name, value): clean, seq_window, seq_base (reserve.c). A file
+ *     migrated from version 1 is treated as not cleanly shut down (version
+ *     1 did not record it), so its first start skips 65,536 seqs per room.
  */
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +52,17 @@ static const char *const migrations[STORE__SCHEMA_VERSION] = {
 	"  data    TEXT NOT NULL,"
 	"  PRIMARY KEY (room_id, seq)"
 	") WITHOUT ROWID;",
+	/* 1 -> 2 */
+	"ALTER TABLE messages ADD COLUMN key BLOB;"
+	"CREATE INDEX messages_keyed ON messages (ts) WHERE key IS NOT NULL;"
+	"ALTER TABLE rooms ADD COLUMN hole_lo INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE rooms ADD COLUMN hole_hi INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE meta ("
+	"  name  TEXT PRIMARY KEY,"
+	"  value INTEGER NOT NULL"
+	") WITHOUT ROWID;"
+	"INSERT INTO meta (name, value) VALUES"
+	"  ('clean', 0), ('seq_window', 65536), ('seq_base', 0);",
 };
 
 static int user_version(sqlite3 *db, int *v)
@@ -73,6 +94,7 @@ int store__schema_migrate(sqlite3 *db, char *err, size_t errlen)
 			 "supports (%d)", v, STORE__SCHEMA_VERSION);
 		return -1;
 	}
+	int fresh = v == 0;
 	for (; v < STORE__SCHEMA_VERSION; v++) {
 		char sql[64];
 		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
@@ -87,6 +109,12 @@ int store__schema_migrate(sqlite3 *db, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	/* A new file has handed out no seq: nothing to skip at its start. */
+	if (fresh && sqlite3_exec(db, "UPDATE meta SET value = 1 WHERE name = 'clean'",
+				  NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "initialising meta: %s", sqlite3_errmsg(db));
+		return -1;
+	}
 	return 0;
 }
 
@@ -98,8 +126,8 @@ int store__schema_load_rooms(struct store *s, char *err, size_t errlen)
 	 * written in the same transaction as the messages. */
 	static const char sql[] =
 		"SELECT id, name, max(last_seq, coalesce("
-		"  (SELECT max(seq) FROM messages m WHERE m.room_id = rooms.id), 0))"
-		" FROM rooms";
+		"  (SELECT max(seq) FROM messages m WHERE m.room_id = rooms.id), 0)),"
+		" hole_lo, hole_hi FROM rooms";
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(s->wdb, sql, -1, &st, NULL) != SQLITE_OK)
 		goto fail;
@@ -112,6 +140,8 @@ int store__schema_load_rooms(struct store *s, char *err, size_t errlen)
 		r->w_id = sqlite3_column_int64(st, 0);
 		r->last_seq = r->w_last_seq = r->c_last_seq =
 			(uint64_t)sqlite3_column_int64(st, 2);
+		r->w_hole_lo = (uint64_t)sqlite3_column_int64(st, 3);
+		r->w_hole_hi = (uint64_t)sqlite3_column_int64(st, 4);
 		r->w_listed = 1;
 		r->w_dirty = 1; /* let the first sweep apply retention */
 		r->w_next = s->w_rooms;

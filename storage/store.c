@@ -67,6 +67,7 @@ static void destroy(struct store *s)
 		s->r_head = r->next;
 		free(r);
 	}
+	store__keys_free(s);
 	store__map_free(&s->map);
 	free(s->c_tickets);
 	pthread_mutex_destroy(&s->wlock);
@@ -121,7 +122,9 @@ static int open_writer(struct store *s, char *err, size_t errlen)
 	}
 	char sub[200];
 	if (store__schema_migrate(s->wdb, sub, sizeof(sub)) < 0 ||
+	    store__reserve_start(s, sub, sizeof(sub)) < 0 ||
 	    store__schema_load_rooms(s, sub, sizeof(sub)) < 0 ||
+	    store__keys_load(s, sub, sizeof(sub)) < 0 ||
 	    store__writer_prepare(s, sub, sizeof(sub)) < 0) {
 		snprintf(err, errlen, "database %s: %s", path, sub);
 		return -1;
@@ -178,6 +181,8 @@ int store_open(const struct store_config *cfg, struct store **out, char *err, si
 		s->cfg.batch_max = STORE__BATCH_MAX;
 	if (!s->cfg.read_queue_max)
 		s->cfg.read_queue_max = STORE__READ_QUEUE_MAX;
+	s->key_window_ms = s->cfg.key_window_ms ? (int64_t)s->cfg.key_window_ms :
+						 STORE__KEY_WINDOW_MS;
 	pthread_mutex_init(&s->wlock, NULL);
 	store__cond_init(&s->wcond);
 	store__cond_init(&s->commit_cond);
@@ -248,24 +253,91 @@ void store_close(struct store **sp, const struct store_handlers *h, void *opaque
 uint64_t store_last_seq(struct store *s, const char *room)
 {
 	struct store__room *r = room ? store__map_get(&s->map, room) : NULL;
-	return r ? r->last_seq : 0;
+	return r ? r->last_seq : s->seq_base;
 }
 
 int store_append(struct store *s, const char *room, int64_t ts, const char *from,
 		 const char *data, size_t data_len, uint64_t ticket, uint64_t *seq_out)
 {
-	if (!s || !room || !room[0] || !from || (!data && data_len) || data_len > INT_MAX)
+	int dup;
+	return store_append_key(s, room, ts, from, data, data_len, NULL, 0, ticket,
+				seq_out, &dup);
+}
+
+/* A duplicate key: answers from the first append. With a ticket, queues a
+ * marker behind it: the writer reports the ticket once the batch holding
+ * the marker is committed with an fsync; batches commit in queue order, so
+ * the first append is then on disk too, even if it was committed earlier
+ * without an fsync. */
+static int append_dup(struct store *s, struct store__room *r, struct store__key *k,
+		      uint64_t ticket, uint64_t *seq_out, int *dup_out)
+{
+	struct store__item *it = ticket ? calloc(1, sizeof(*it) + 2) : NULL;
+	if (ticket && !it)
+		abort();
+	pthread_mutex_lock(&s->wlock);
+	int committed = !ticket && k->seq <= r->c_last_seq, rc = STORE_OK;
+	if (ticket) {
+		if (s->depth + 1 > s->cfg.queue_max) {
+			rc = STORE_EOVERLOADED;
+		} else {
+			it->room = r;
+			it->seq = k->seq;
+			it->ticket = ticket;
+			it->marker = 1;
+			it->enq_ms = store__now_ms(CLOCK_MONOTONIC);
+			it->from = it->data = it->buf; /* "" */
+			if (s->q_tail)
+				s->q_tail->next = it;
+			else
+				s->q_head = it;
+			s->q_tail = it;
+			s->q_len++;
+			s->depth++;
+			s->flush_req = 1;
+			pthread_cond_signal(&s->wcond);
+			it = NULL;
+		}
+	}
+	pthread_mutex_unlock(&s->wlock);
+	free(it);
+	if (rc != STORE_OK) {
+		s->overloaded++;
+		return rc;
+	}
+	if (seq_out)
+		*seq_out = k->seq;
+	*dup_out = committed ? STORE_DUP_COMMITTED : STORE_DUP_PENDING;
+	return STORE_OK;
+}
+
+int store_append_key(struct store *s, const char *room, int64_t ts, const char *from,
+		     const char *data, size_t data_len, const void *key, size_t key_len,
+		     uint64_t ticket, uint64_t *seq_out, int *dup_out)
+{
+	if (!s || !room || !room[0] || !from || (!data && data_len) || data_len > INT_MAX ||
+	    !dup_out || (key && (!key_len || key_len > STORE_KEY_MAX)))
 		return STORE_EINVAL;
+	*dup_out = STORE_NEW;
 	size_t from_len = strlen(from);
 	if (from_len > INT_MAX)
 		return STORE_EINVAL;
 	uint64_t bytes = from_len + data_len;
 
-	/* Allocate before taking the lock; a refusal frees again (rare). */
 	struct store__room *r = store__map_get(&s->map, room), *fresh = NULL;
-	if (!r)
+	if (key && r) {
+		struct store__key *k = store__key_find(s, r, key, key_len, ts);
+		if (k)
+			return append_dup(s, r, k, ticket, seq_out, dup_out);
+	}
+
+	/* Allocate before taking the lock; a refusal frees again (rare). */
+	if (!r) {
 		r = fresh = store__room_new(room);
-	struct store__item *it = malloc(sizeof(*it) + from_len + 1 + data_len + 1);
+		r->last_seq = s->seq_base;
+	}
+	size_t klen = key ? key_len : 0;
+	struct store__item *it = malloc(sizeof(*it) + from_len + 1 + data_len + 1 + klen);
 	if (!it)
 		abort();
 
@@ -276,6 +348,13 @@ int store_append(struct store *s, const char *room, int64_t ts, const char *from
 	} else if (s->depth + 1 > s->cfg.queue_max ||
 		   s->depth_bytes + bytes > s->cfg.queue_max_bytes) {
 		rc = STORE_EOVERLOADED;
+	} else if (s->issued >= s->reserved) {
+		/* The writer has not yet made the next seqs safe to hand
+		 * out (reserve.c): refuse rather than wait or risk reuse. */
+		rc = STORE_EOVERLOADED;
+		s->reserve_refused++;
+		s->flush_req = 1;
+		pthread_cond_signal(&s->wcond);
 	}
 	if (rc != STORE_OK) {
 		pthread_mutex_unlock(&s->wlock);
@@ -287,20 +366,26 @@ int store_append(struct store *s, const char *room, int64_t ts, const char *from
 		free(fresh);
 		return rc;
 	}
+	s->issued++;
 	it->next = NULL;
 	it->room = r;
+	it->marker = 0;
 	uint64_t seq = it->seq = r->last_seq + 1;
 	it->ticket = ticket;
 	it->ts = ts;
 	it->enq_ms = store__now_ms(CLOCK_MONOTONIC);
 	it->from_len = from_len;
 	it->data_len = data_len;
+	it->key_len = klen;
 	it->from = it->buf;
 	it->data = it->buf + from_len + 1;
+	it->key = key ? it->data + data_len + 1 : NULL;
 	memcpy(it->from, from, from_len + 1);
 	if (data_len)
 		memcpy(it->data, data, data_len);
 	it->data[data_len] = '\0';
+	if (key)
+		memcpy(it->key, key, klen);
 	if (s->q_tail)
 		s->q_tail->next = it;
 	else
@@ -321,6 +406,8 @@ int store_append(struct store *s, const char *room, int64_t ts, const char *from
 	r->last_seq = seq;
 	if (fresh)
 		store__map_put(&s->map, fresh);
+	if (key)
+		store__key_add(s, r, key, key_len, seq, ts);
 	s->appended++;
 	if (seq_out)
 		*seq_out = seq;

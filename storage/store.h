@@ -13,7 +13,10 @@
  * Sequence numbers: the store owns each room's seq counter. All rooms' last
  * seq are loaded at store_open(); store_append() assigns last+1. A seq is
  * consumed only by an accepted append, so a room's seqs are contiguous
- * (retention may remove a prefix).
+ * (retention may remove a prefix), except that the first start after an
+ * unclean shutdown skips ahead in every room: a seq is never handed out
+ * twice, even when the crash lost messages that were delivered live
+ * (reserve.c).
  */
 #ifndef PARLEY_STORE_H
 #define PARLEY_STORE_H
@@ -42,6 +45,7 @@ struct store_config {
 	void (*wake)(void *opaque);
 	void *wake_opaque;
 	unsigned read_queue_max;     /* store_read requests waiting (0: 1024) */
+	uint64_t key_window_ms;      /* idempotency keys are remembered this long (0: 300 s) */
 };
 
 /* One stored message, as returned by a history read. Strings are
@@ -82,6 +86,7 @@ struct store_stats {
 	uint64_t committed;          /* rows committed */
 	uint64_t overloaded;         /* appends refused for a full queue */
 	uint64_t refused_failing;    /* appends refused while the disk failed */
+	uint64_t reserve_refused;    /* appends refused: the seq reservation ran out */
 	uint64_t write_errors;       /* failed transactions */
 	uint64_t reads;              /* store_read calls served */
 	uint64_t read_errors;
@@ -107,7 +112,8 @@ int store_open(const struct store_config *cfg, struct store **out,
  * before it returns. Blocks: call only at shutdown. */
 void store_close(struct store **s, const struct store_handlers *h, void *opaque);
 
-/* The room's latest seq (0 if the room has no message). O(1). */
+/* The room's latest seq (0 if the room has no message, or after an unclean
+ * start the seq a new room starts above). O(1). */
 uint64_t store_last_seq(struct store *s, const char *room);
 
 /* Accepts one message for writing: assigns its seq (*seq_out), queues it.
@@ -118,6 +124,25 @@ uint64_t store_last_seq(struct store *s, const char *room);
 int store_append(struct store *s, const char *room, int64_t ts,
 		 const char *from, const char *data, size_t data_len,
 		 uint64_t ticket, uint64_t *seq_out);
+
+/* store_append_key's *dup_out: */
+#define STORE_NEW           0 /* a new message: stored, seq assigned */
+#define STORE_DUP_COMMITTED 1 /* the key was seen: *seq_out is the first one's, committed */
+#define STORE_DUP_PENDING   2 /* the key was seen, its message is not committed yet;
+			       * with a ticket always this: durable_done(ticket)
+			       * follows once it is committed and synced */
+
+/* store_append with an idempotency key (key_len 1..STORE_KEY_MAX; key NULL:
+ * none). If the room holds the key from an append within the window, nothing
+ * is stored: *seq_out is that append's seq and *dup_out says whether it is
+ * committed. Returns as store_append; a duplicate can be refused with
+ * STORE_EOVERLOADED only when it waits for a commit (ticket) and the queue
+ * is full. */
+#define STORE_KEY_MAX 64
+int store_append_key(struct store *s, const char *room, int64_t ts,
+		     const char *from, const char *data, size_t data_len,
+		     const void *key, size_t key_len, uint64_t ticket,
+		     uint64_t *seq_out, int *dup_out);
 
 /* Asks for up to limit messages of room with seq < before (before == 0:
  * the latest), or, if after != 0, with seq > after (ascending, the first

@@ -13,6 +13,10 @@
  *                 writer's stats.
  *   s->rlock      the read queue.
  *   s->clock      the completions waiting for store_poll().
+ *   loop thread   the idempotency keys (idem.c: s->keys, each room's
+ *                 k_head/k_tail/k_count), s->seq_base.
+ *   s->wlock      also s->issued (seqs handed out this run) and
+ *                 s->reserved (how many this run may hand out: reserve.c).
  * Rooms are never freed before store_close(), so a queued message may keep a
  * plain pointer to its room.
  */
@@ -42,7 +46,10 @@
 #define STORE__PRUNE_CHUNK        4096    /* rows per retention transaction */
 #define STORE__PRUNE_ROOMS_STEP   256     /* rooms per retention step at most */
 #define STORE__SWEEP_MS           1000    /* retention sweep cadence */
-#define STORE__SCHEMA_VERSION     1
+#define STORE__SCHEMA_VERSION     2
+#define STORE__KEYS_PER_ROOM      10000   /* idempotency keys kept per room */
+#define STORE__KEYS_TOTAL         200000  /* and in all rooms together */
+#define STORE__KEY_WINDOW_MS      300000  /* default idempotency window */
 
 /* A room the store knows. Allocated once, freed at store_close(). */
 struct store__room {
@@ -59,7 +66,34 @@ struct store__room {
 	int w_new_id;                 /* w_id resolved inside the open batch */
 	int w_dirty;                  /* committed to since the last sweep */
 	uint64_t c_last_seq;          /* under wlock: last committed seq */
+	/* writer: the seqs (w_hole_lo, w_hole_hi] were skipped by the last
+	 * unclean start (reserve.c); count retention does not count them. */
+	uint64_t w_hole_lo, w_hole_hi;
+	/* loop: this room's idempotency keys, oldest first (idem.c) */
+	struct store__key *k_head, *k_tail;
+	unsigned k_count;
 	char name[];
+};
+
+/* An idempotency key of a room (idem.c), owned by the loop thread. Lives
+ * on three lists: its hash chain, its room's list (oldest first) and the
+ * store's list of all keys (oldest first, doubly linked for eviction). */
+struct store__key {
+	struct store__key *h_next;
+	struct store__key *r_next;
+	struct store__key *g_prev, *g_next;
+	struct store__room *room;
+	uint64_t hash;
+	uint64_t seq;
+	int64_t ts;                   /* wall clock ms: the message's ts */
+	size_t len;
+	unsigned char key[];
+};
+
+struct store__keys {
+	struct store__key **b;
+	size_t nb, n;
+	struct store__key *g_head, *g_tail;
 };
 
 /* One accepted message waiting for the writer. One allocation: from and
@@ -71,8 +105,9 @@ struct store__item {
 	uint64_t ticket;
 	int64_t ts;
 	int64_t enq_ms;               /* monotonic, for the flush deadline */
-	size_t from_len, data_len;
-	char *from, *data;            /* point into buf */
+	size_t from_len, data_len, key_len;
+	int marker;                   /* no row: only reports ticket once seq is committed */
+	char *from, *data, *key;      /* point into buf (key: NULL if none) */
 	char buf[];
 };
 
@@ -101,6 +136,9 @@ struct store {
 	struct store_config cfg;      /* defaults filled in */
 	char *path;
 	struct store__map map;        /* loop */
+	struct store__keys keys;      /* loop: idempotency keys (idem.c) */
+	int64_t key_window_ms;
+	uint64_t seq_base;            /* loop: last seq of a room never seen */
 
 	/* ---- writer side, under wlock ---- */
 	pthread_mutex_t wlock;
@@ -117,11 +155,16 @@ struct store {
 	double commit_ms_sum;
 	uint64_t commit_count;
 	unsigned debug_fail;          /* test hook: fail this many batches */
+	uint64_t issued;              /* seqs handed out this run (loop writes) */
+	uint64_t reserved;            /* issued may not pass this (reserve.c) */
+	uint64_t reserve_step;        /* how far each reservation reaches */
+	uint64_t reserve_refused;     /* appends refused for want of a reservation */
 	/* writer-thread only */
 	sqlite3 *wdb;
 	sqlite3_stmt *st_begin, *st_commit, *st_rollback, *st_insert,
 		*st_room_ins, *st_room_get, *st_room_seq, *st_sync_full,
-		*st_sync_normal, *st_min_seq, *st_age_max, *st_prune;
+		*st_sync_normal, *st_min_seq, *st_age_max, *st_prune,
+		*st_meta_set;
 	struct store__room *w_rooms;  /* every room, for retention sweeps */
 	struct store__room *sweep_cur;
 	int sweep_active;
@@ -184,6 +227,19 @@ void store__map_free(struct store__map *m);
 /* schema.c */
 int store__schema_migrate(sqlite3 *db, char *err, size_t errlen);
 int store__schema_load_rooms(struct store *s, char *err, size_t errlen);
+
+/* reserve.c */
+int store__reserve_start(struct store *s, char *err, size_t errlen);
+int store__reserve_write(struct store *s, uint64_t reserved, uint64_t committed);
+int store__reserve_mark_clean(struct store *s);
+
+/* idem.c */
+struct store__key *store__key_find(struct store *s, struct store__room *r,
+				   const void *key, size_t len, int64_t now);
+void store__key_add(struct store *s, struct store__room *r, const void *key,
+		    size_t len, uint64_t seq, int64_t ts);
+int store__keys_load(struct store *s, char *err, size_t errlen);
+void store__keys_free(struct store *s);
 
 /* writer.c */
 int store__writer_prepare(struct store *s, char *err, size_t errlen);

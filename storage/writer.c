@@ -14,6 +14,13 @@
  * doubles from 10 ms to 1 s. The first commit that succeeds clears failing.
  * Only at shutdown does the writer give up, after STORE__CLOSE_RETRIES.
  *
+ * A durable ticket is reported failed only when the writer gives up on
+ * its batch (at shutdown, after the retries): until then the message may
+ * still be committed, so its publisher is not told otherwise.
+ *
+ * A marker item (a duplicate durable publish, store_append_key) inserts
+ * nothing; its ticket is reported with its batch.
+ *
  * Durability: the connection runs synchronous=NORMAL in WAL mode, so a
  * commit survives a crash of the process but may not survive power loss
  * until the next checkpoint. A batch holding a durable message is committed
@@ -37,8 +44,8 @@ static const struct {
 	/* OR IGNORE: a duplicate (room_id, seq) can only come from a second
 	 * process writing the same file; retrying it could never succeed and
 	 * would stall every later message behind it. */
-	S(st_insert, "INSERT OR IGNORE INTO messages (room_id, seq, ts, sender, data)"
-		     " VALUES (?1, ?2, ?3, ?4, ?5)"),
+	S(st_insert, "INSERT OR IGNORE INTO messages (room_id, seq, ts, sender, data, key)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
 	S(st_room_ins, "INSERT INTO rooms (name) VALUES (?1) ON CONFLICT (name) DO NOTHING"),
 	S(st_room_get, "SELECT id FROM rooms WHERE name = ?1"),
 	S(st_room_seq, "UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1"),
@@ -50,6 +57,7 @@ static const struct {
 	S(st_age_max, "SELECT max(seq) FROM (SELECT seq, ts FROM messages"
 		      " WHERE room_id = ?1 ORDER BY seq LIMIT ?2) WHERE ts < ?3"),
 	S(st_prune, "DELETE FROM messages WHERE room_id = ?1 AND seq <= ?2"),
+	S(st_meta_set, "UPDATE meta SET value = ?2 WHERE name = ?1"),
 #undef S
 };
 
@@ -104,25 +112,32 @@ static int resolve_room(struct store *s, struct store__room *r)
 	return rc;
 }
 
-/* Writes the batch in one transaction. Returns SQLITE_OK, or an error code
- * after rolling back (the rooms' writer state is then as before). */
-static int write_batch(struct store *s, struct store__item *batch, int durable)
+/* Writes the batch in one transaction; reserved != 0 also moves the seq
+ * reservation (reserve.c) with `committed` rows of this run once it
+ * commits. Returns SQLITE_OK, or an error code after rolling back (the
+ * rooms' writer state is then as before). */
+static int write_batch(struct store *s, struct store__item *batch, int durable,
+		       uint64_t reserved, uint64_t committed)
 {
 	struct store__room *touched = NULL, *r;
 	int rc;
 
+	durable |= reserved != 0; /* the reservation must be on disk before use */
 	if (durable)
 		step_reset(s->st_sync_full);
 	rc = step_reset(s->st_begin);
 	if (rc != SQLITE_DONE)
 		goto fail;
 	for (struct store__item *it = batch; it; it = it->next) {
+		if (it->marker)
+			continue;
 		r = it->room;
 		if (!r->w_batch_seq) {
 			r->w_tnext = touched;
 			touched = r;
 		}
-		r->w_batch_seq = it->seq;
+		if (it->seq > r->w_batch_seq)
+			r->w_batch_seq = it->seq;
 		if (!r->w_id && (rc = resolve_room(s, r)) != SQLITE_OK)
 			goto fail;
 		sqlite3_stmt *st = s->st_insert;
@@ -131,6 +146,10 @@ static int write_batch(struct store *s, struct store__item *batch, int durable)
 		sqlite3_bind_int64(st, 3, it->ts);
 		sqlite3_bind_text(st, 4, it->from, (int)it->from_len, SQLITE_STATIC);
 		sqlite3_bind_text(st, 5, it->data, (int)it->data_len, SQLITE_STATIC);
+		if (it->key)
+			sqlite3_bind_blob(st, 6, it->key, (int)it->key_len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 6);
 		rc = step_reset(st);
 		if (rc != SQLITE_DONE)
 			goto fail;
@@ -140,6 +159,8 @@ static int write_batch(struct store *s, struct store__item *batch, int durable)
 	 * current when messages are pruned (retention.c) and, for readers of
 	 * the file, after a clean shutdown (store__writer_sync_seqs). That
 	 * halves the writes of a batch spread over many rooms. */
+	if (reserved && (rc = store__reserve_write(s, reserved, committed)) != SQLITE_OK)
+		goto fail;
 	if (__atomic_load_n(&s->debug_fail, __ATOMIC_RELAXED)) {
 		__atomic_fetch_sub(&s->debug_fail, 1, __ATOMIC_RELAXED);
 		rc = SQLITE_IOERR;
@@ -150,6 +171,8 @@ static int write_batch(struct store *s, struct store__item *batch, int durable)
 		goto fail;
 
 	pthread_mutex_lock(&s->wlock); /* c_last_seq: readers wait on it */
+	if (reserved > s->reserved)
+		s->reserved = reserved;
 	for (r = touched; r; r = r->w_tnext) {
 		if (r->w_batch_seq > r->w_last_seq)
 			r->w_last_seq = r->c_last_seq = r->w_batch_seq;
@@ -182,7 +205,9 @@ fail:
 }
 
 /* Reports the batch's durable tickets in one post (so one wake-up at
- * most), and clears them so a retried batch does not report twice. */
+ * most), and clears them so a retried batch does not report twice. ok=0
+ * (the batch was given up): a marker whose seq its room committed in an
+ * earlier batch still reports success. */
 static void report_tickets(struct store *s, struct store__item *batch, int ok)
 {
 	size_t n = 0, i = 0;
@@ -195,7 +220,8 @@ static void report_tickets(struct store *s, struct store__item *batch, int ok)
 		abort();
 	for (struct store__item *it = batch; it; it = it->next) {
 		if (it->ticket) {
-			t[i++] = (struct store__ticket){ it->ticket, ok };
+			int done = ok || (it->marker && it->seq <= it->room->w_last_seq);
+			t[i++] = (struct store__ticket){ it->ticket, done };
 			it->ticket = 0;
 		}
 	}
@@ -226,21 +252,22 @@ static void backoff_sleep(struct store *s, int ms)
 
 /* Commits one batch, retrying until it succeeds (or, at shutdown, gives
  * up after STORE__CLOSE_RETRIES), then settles the accounting. */
-static void commit_batch(struct store *s, struct store__item *batch,
-			 uint64_t n, uint64_t bytes, int durable)
+static void commit_batch(struct store *s, struct store__item *batch, uint64_t n,
+			 uint64_t rows, uint64_t bytes, int durable, uint64_t reserved,
+			 uint64_t committed)
 {
 	int backoff = STORE__BACKOFF_MIN_MS, tries = 0, ok;
 	for (;;) {
 		struct timespec t0, t1;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		int rc = write_batch(s, batch, durable);
+		int rc = write_batch(s, batch, durable, reserved, committed);
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (rc == SQLITE_OK) {
 			double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
 				    (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
 			pthread_mutex_lock(&s->wlock);
 			s->failing = 0;
-			s->committed += n;
+			s->committed += rows;
 			store__stats_commit(s, ms);
 			pthread_mutex_unlock(&s->wlock);
 			ok = 1;
@@ -252,12 +279,13 @@ static void commit_batch(struct store *s, struct store__item *batch,
 		int stopping = s->w_stop;
 		pthread_cond_broadcast(&s->commit_cond); /* readers re-check failing */
 		pthread_mutex_unlock(&s->wlock);
-		report_tickets(s, batch, 0);
+		/* No failure report yet: the retry may still commit it. */
 		if (stopping && ++tries > STORE__CLOSE_RETRIES) {
+			report_tickets(s, batch, 0);
 			store__log("error", "msg=store_dropped rows=%llu err=\"%s\"",
 				   (unsigned long long)n, sqlite3_errstr(rc));
 			pthread_mutex_lock(&s->wlock);
-			s->dropped += n;
+			s->dropped += rows;
 			pthread_mutex_unlock(&s->wlock);
 			ok = 0;
 			break;
@@ -275,7 +303,8 @@ static void commit_batch(struct store *s, struct store__item *batch,
 	free_batch(batch);
 }
 
-/* Writes every room's last seq into rooms.last_seq (at shutdown). */
+/* Writes every room's last seq into rooms.last_seq (at shutdown), and,
+ * if every seq handed out is committed, marks the shutdown clean. */
 void store__writer_sync_seqs(struct store *s)
 {
 	if (step_reset(s->st_begin) != SQLITE_DONE)
@@ -289,6 +318,13 @@ void store__writer_sync_seqs(struct store *s)
 			step_reset(s->st_rollback);
 			return;
 		}
+	}
+	pthread_mutex_lock(&s->wlock);
+	int all = !s->dropped && s->committed == s->issued;
+	pthread_mutex_unlock(&s->wlock);
+	if (all && store__reserve_mark_clean(s) != SQLITE_OK) {
+		step_reset(s->st_rollback);
+		return;
 	}
 	if (step_reset(s->st_commit) != SQLITE_DONE)
 		step_reset(s->st_rollback);
@@ -307,6 +343,9 @@ static enum action next_action(struct store *s, enum action last)
 		if (retention && !s->w_stop && last == ACT_WRITE &&
 		    (s->sweep_active || now >= s->next_sweep_ms))
 			return ACT_PRUNE;
+		if (!s->q_len && s->flush_req && !s->w_stop &&
+		    s->reserved - s->issued <= s->reserve_step / 2)
+			return ACT_WRITE; /* an appender was refused: reserve now */
 		if (s->q_len) {
 			int64_t due = s->q_head->enq_ms + s->cfg.flush_interval_ms;
 			if (s->w_stop || s->flush_req || s->q_len >= s->cfg.batch_max || now >= due)
@@ -354,25 +393,33 @@ void *store__writer_main(void *arg)
 			continue;
 		}
 		/* Take up to batch_max messages; they stay counted in depth
-		 * until committed, so the queue bound covers them too. */
+		 * until committed, so the queue bound covers them too. (No
+		 * message: a batch that only moves the reservation.) */
 		struct store__item *batch = s->q_head, *last = NULL;
-		uint64_t n = 0, bytes = 0;
+		uint64_t n = 0, rows = 0, bytes = 0, reserved = 0;
 		int durable = 0;
 		for (struct store__item *it = batch; it && n < s->cfg.batch_max; it = it->next) {
 			last = it;
 			n++;
+			rows += !it->marker;
 			bytes += it->from_len + it->data_len;
 			durable |= it->ticket != 0;
 		}
-		s->q_head = last->next;
+		/* Move the seq reservation ahead once half of it is used. */
+		if (s->reserved - s->issued <= s->reserve_step / 2)
+			reserved = s->issued + s->reserve_step;
+		uint64_t committed = s->committed + rows;
+		if (last) {
+			s->q_head = last->next;
+			last->next = NULL;
+		}
 		if (!s->q_head)
 			s->q_tail = NULL;
-		last->next = NULL;
 		s->q_len -= n;
 		if (!s->q_len)
 			s->flush_req = 0;
 		pthread_mutex_unlock(&s->wlock);
-		commit_batch(s, batch, n, bytes, durable);
+		commit_batch(s, batch, n, rows, bytes, durable, reserved, committed);
 		pthread_mutex_lock(&s->wlock);
 	}
 	s->w_exited = 1;

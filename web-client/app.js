@@ -623,7 +623,9 @@ function start() {
     r.more = ev.more;
     r.historyReady = true;
     if (r.name === active) { renderMessages(r); toBottom(); }
-    toast(`Some messages in #${ev.room} were too old to catch up on; showing the latest.`, 'info');
+    toast(ev.reason === 'seq_lower'
+      ? `The server lost recent messages of #${ev.room} (it restarted); showing what it has.`
+      : `Could not catch up on everything in #${ev.room}; showing the latest.`, 'info');
   });
   client.connect().catch(() => {});
 

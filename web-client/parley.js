@@ -15,7 +15,15 @@
 //
 // Commands issued while the connection is down wait (up to their timeout) and are sent once
 // the session is back; commands in flight when the socket drops are rejected with code
-// `disconnected`, because whether the server acted on them is unknown.
+// `disconnected`, because whether the server acted on them is unknown. Persisted publishes are
+// the exception: each carries a random idempotency `key`, so one that had no reply is sent
+// again, with the same key, after the rooms are re-joined; the server stores and delivers it at
+// most once and answers with the first one's seq.
+//
+// A room is reset (history reloaded, `reset` event) when its re-join is not recovered or its
+// seq went below the last one seen (the server lost messages it had delivered, or its store
+// was replaced): new messages are then shown from the new position instead of being dropped
+// as already seen.
 
 const STATES = ['idle', 'connecting', 'connected', 'reconnecting', 'offline', 'closed'];
 
@@ -42,6 +50,14 @@ export const DEFAULTS = {
   historyOnReset: 50,      // page size reloaded when a room is not recovered
 };
 
+// 128 random bits as 32 hex digits: unique enough that two publishes never share a key.
+function randomKey() {
+  const b = new Uint8Array(16);
+  if (globalThis.crypto?.getRandomValues) globalThis.crypto.getRandomValues(b);
+  else for (let i = 0; i < b.length; i++) b[i] = Math.floor(Math.random() * 256);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
+
 export class Parley {
   /** url: ws:// or wss:// URL of the /ws endpoint. */
   constructor(url, opts = {}) {
@@ -57,6 +73,7 @@ export class Parley {
     this._nextId = 1;
     this._pending = new Map(); // id -> { resolve, reject, timer, cmd }
     this._queue = [];          // commands waiting for the session to be ready
+    this._resend = [];         // keyed publishes cut off by a disconnect, sent after re-joins
     this._listeners = new Map();
     this._attempt = 0;
     this._retryTimer = null;
@@ -188,7 +205,8 @@ export class Parley {
   _onClose(code, reason) {
     const wasReady = this._ready;
     this._dropSocket();
-    this._failInFlight('disconnected', `connection lost (${code}${reason ? ' ' + reason : ''})`);
+    this._failInFlight('disconnected', `connection lost (${code}${reason ? ' ' + reason : ''})`,
+      this.opts.reconnect && !this._closedByUser);
     this._emit('disconnect', { code, reason, wasReady });
     if (this._closedByUser) return;
     if (!this.opts.reconnect) {
@@ -237,6 +255,10 @@ export class Parley {
     for (const [room, st] of this.rooms) if (st.joined) rejoins.push(this._rejoin(ws, room, st));
     await Promise.all(rejoins);
     if (this._ws !== ws) return;
+    // Publishes that had no reply go again, same key, now that their rooms are joined, and
+    // before anything queued later so each room's order is kept.
+    const resend = this._resend;
+    this._resend = [];
     this._ready = true;
     this._everReady = true;
     this._attempt = 0;
@@ -246,6 +268,7 @@ export class Parley {
     this._armPing();
     const queue = this._queue;
     this._queue = [];
+    for (const q of resend) this._dispatch(q);
     for (const q of queue) this._dispatch(q);
   }
 
@@ -276,11 +299,15 @@ export class Parley {
       this._emit('error', Object.assign(e, { room }));
       return;
     }
-    const recovered = st.lastSeq == null || r.recovered !== false;
+    // A seq below the last one we saw: the server lost messages it had delivered (or its store
+    // was replaced). Treat it like recovered:false, or every new message up to the old
+    // position would be dropped as already seen.
+    const wentBack = st.lastSeq != null && r.seq < st.lastSeq;
+    const recovered = st.lastSeq == null || (r.recovered !== false && !wentBack);
     this._emit('rejoin', { room, seq: r.seq, members: r.members, recovered });
     if (!recovered) {
       // Do not await: the reload must not hold up the session becoming ready for other rooms.
-      this._reloadRoom(ws, room, st, r.seq);
+      this._reloadRoom(ws, room, st, r.seq, wentBack ? 'seq_lower' : 'not_recovered');
     } else if (st.lastSeq == null || r.seq > st.lastSeq) {
       st.lastSeq = Math.max(st.lastSeq ?? 0, r.seq);
     }
@@ -288,7 +315,7 @@ export class Parley {
 
   // recovered:false: messages were lost to us. Live messages that arrive while the page loads
   // are buffered so the UI sees `reset` first and then the newer messages, in order.
-  async _reloadRoom(ws, room, st, seq) {
+  async _reloadRoom(ws, room, st, seq, reason) {
     const oldLast = st.lastSeq;
     st.resetting = true;
     st.buffer = [];
@@ -319,7 +346,7 @@ export class Parley {
     const buffered = st.buffer;
     st.buffer = null;
     if (this.rooms.get(room) !== st) return;
-    this._emit('reset', { room, seq, messages: page.messages, more: page.more });
+    this._emit('reset', { room, seq, messages: page.messages, more: page.more, reason });
     for (const m of buffered) this._deliver(m, st, false);
   }
 
@@ -401,7 +428,7 @@ export class Parley {
         this._pending.delete(id);
         reject(new ParleyError('timeout', `no reply to ${cmd.type} within ${timeout} ms`, cmd));
       }, timeout);
-      this._pending.set(id, { resolve, reject, timer, cmd });
+      this._pending.set(id, { resolve, reject, timer, cmd, deadline: Date.now() + timeout });
       try {
         ws.send(JSON.stringify({ ...cmd, id }));
       } catch (e) {
@@ -435,16 +462,41 @@ export class Parley {
     this._send(q.cmd, this._ws, left).then(q.resolve, q.reject);
   }
 
-  _failInFlight(code, message) {
+  _failInFlight(code, message, resend = false) {
     for (const [id, p] of this._pending) {
       clearTimeout(p.timer);
+      if (resend && p.cmd.type === 'publish' && p.cmd.key != null) {
+        this._queueResend(p);
+        continue;
+      }
       p.reject(new ParleyError(code, message, p.cmd));
     }
     this._pending.clear();
   }
 
+  // A keyed publish without a reply: sent again after the re-joins, until its own deadline.
+  // Timing out here leaves it unknown whether it was published; the error carries the key so
+  // the application can retry it without a duplicate.
+  _queueResend(p) {
+    const q = { cmd: p.cmd, resolve: p.resolve, reject: p.reject, deadline: p.deadline, timer: null };
+    q.timer = setTimeout(() => {
+      const i = this._resend.indexOf(q);
+      if (i >= 0) this._resend.splice(i, 1);
+      const e = new ParleyError('timeout', 'no reply to publish before the connection came back', q.cmd);
+      e.key = q.cmd.key;
+      q.reject(e);
+    }, Math.max(1, p.deadline - Date.now()));
+    this._resend.push(q);
+  }
+
   _failAll(code, message) {
     this._failInFlight(code, message);
+    const resend = this._resend;
+    this._resend = [];
+    for (const q of resend) {
+      clearTimeout(q.timer);
+      q.reject(Object.assign(new ParleyError(code, message, q.cmd), { key: q.cmd.key }));
+    }
     const queue = this._queue;
     this._queue = [];
     for (const q of queue) {
@@ -514,11 +566,14 @@ export class Parley {
     return this._command({ type: 'leave', room }, opts.timeout);
   }
 
-  /** Publishes JSON data to a room. opts: { persist, echo, durable, timeout }. Resolves to
-   *  { seq } ({} for persist:false). */
+  /** Publishes JSON data to a room. opts: { persist, echo, durable, timeout, key }. Resolves
+   *  to { seq } ({} for persist:false). A persisted publish carries an idempotency key (opts.key,
+   *  else a random one): if the connection drops before the reply, it is sent again with the
+   *  same key after the reconnect, and the server stores it at most once. */
   publish(room, data, opts = {}) {
     const cmd = { type: 'publish', room, data: data === undefined ? null : data };
     if (opts.persist === false) cmd.persist = false;
+    else cmd.key = opts.key ?? randomKey();
     if (opts.echo === false) cmd.echo = false;
     if (opts.durable) cmd.durable = true;
     return this._command(cmd, opts.timeout);

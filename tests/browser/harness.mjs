@@ -85,6 +85,12 @@ export async function startServer({ port = 0, dataDir, extraArgs = [] } = {}) {
       clearTimeout(t);
       return server.exitCode;
     },
+    /** A crash: SIGKILL, no shutdown. Resolves once the process is gone. */
+    async kill9() {
+      proc.kill('SIGKILL');
+      server.exitCode = await exited;
+      return server.exitCode;
+    },
   };
   return server;
 }

@@ -152,3 +152,79 @@ test('a connection that never says welcome is dropped and retried', async () => 
   c.close();
   assert.equal(c.state, 'closed');
 });
+
+test('a persisted publish cut off by a disconnect is sent again, same key, after the re-join', async () => {
+  let answer = false;
+  const { FakeWS, sockets } = fakeServer((f, s) => {
+    if (f.type === 'hello') return s.reply(f, { user: f.name });
+    if (f.type === 'join') return s.reply(f, { room: f.room, seq: 0, members: 1, ...(f.since != null ? { recovered: true } : {}) });
+    if (f.type === 'publish' && answer) return s.reply(f, { seq: 1 });
+    // the first copy: the server took it, but the reply is lost with the connection
+  });
+  const c = new Parley('ws://x/ws', { ...fast, WebSocket: FakeWS, name: 'ed', timeout: 3000 });
+  await c.connect();
+  await c.join('r');
+  const p = c.publish('r', { text: 'once' });
+  await until(() => sockets[0].sent.some((f) => f.type === 'publish'));
+  const first = sockets[0].sent.find((f) => f.type === 'publish');
+  assert.match(first.key, /^[0-9a-f]{32}$/);
+  answer = true;
+  sockets[0].drop(1006);
+  assert.deepEqual(await p, { seq: 1 });
+  const s2 = sockets[1].sent;
+  assert.deepEqual(s2.map((f) => f.type), ['hello', 'join', 'publish']);
+  assert.equal(s2[2].key, first.key);
+  assert.deepEqual(s2[2].data, { text: 'once' });
+  // every publish has its own key; a volatile one has none
+  const p2 = c.publish('r', 2);
+  const p3 = c.publish('r', 3, { persist: false });
+  await Promise.all([p2, p3]);
+  const [k2, k3] = sockets[1].sent.slice(3).map((f) => f.key);
+  assert.match(k2, /^[0-9a-f]{32}$/);
+  assert.notEqual(k2, first.key);
+  assert.equal(k3, undefined);
+  c.close();
+});
+
+test('a keyed publish still unanswered at its deadline rejects with timeout and its key', async () => {
+  const { FakeWS, sockets } = fakeServer((f, s) => {
+    if (f.type === 'hello') return s.reply(f, { user: f.name });
+    if (f.type === 'join' && sockets.length === 1) return s.reply(f, { room: f.room, seq: 0, members: 1 });
+    // after the drop the server never answers the re-join: the publish waits, then times out
+  });
+  const c = new Parley('ws://x/ws', { ...fast, WebSocket: FakeWS, name: 'fa', timeout: 300 });
+  await c.connect();
+  await c.join('r');
+  const p = c.publish('r', 1, { key: 'my-key' });
+  await until(() => sockets[0].sent.some((f) => f.type === 'publish'));
+  sockets[0].drop(1006);
+  await assert.rejects(p, (e) => e.code === 'timeout' && e.key === 'my-key');
+  c.close();
+});
+
+test('a join reply whose seq went below the last seen resets the room and shows new messages', async () => {
+  const msg = (seq, text) => ({ type: 'message', room: 'r', seq, ts: 0, from: 'x', data: { text } });
+  const { FakeWS, sockets } = fakeServer((f, s) => {
+    if (f.type === 'hello') return s.reply(f, { user: f.name });
+    // The store behind the second connection lost everything after seq 2.
+    if (f.type === 'join') return s.reply(f, { room: f.room, seq: f.since != null ? 2 : 10, members: 1, recovered: true });
+    if (f.type === 'history') {
+      assert.equal(f.before, 3);
+      s.reply(f, { messages: [msg(1, 'a'), msg(2, 'b')], more: false });
+    }
+  });
+  const c = new Parley('ws://x/ws', { ...fast, WebSocket: FakeWS, name: 'gu' });
+  const events = [];
+  c.on('message', (m) => events.push('m' + m.seq));
+  c.on('reset', (e) => events.push(`reset:${e.reason}:` + e.messages.map((m) => m.seq).join(',')));
+  await c.connect();
+  await c.join('r');
+  assert.equal(c.lastSeq('r'), 10);
+  sockets[0].drop(1006);
+  await until(() => events.length === 1);
+  sockets[1].push(msg(3, 'new')); // below the old high mark of 10: must not be dropped
+  await until(() => events.length === 2);
+  assert.deepEqual(events, ['reset:seq_lower:1,2', 'm3']);
+  assert.equal(c.lastSeq('r'), 3);
+  c.close();
+});

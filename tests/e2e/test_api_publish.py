@@ -98,8 +98,27 @@ def test_storage_overload_is_503(parley, tmp_path):
     assert a.ok("POST", "/api/publish", {"room": "o1", "data": 1, "persist": False}) == {}
 
 
-def test_idempotency_key_refused_until_supported(parley, tmp_path):
+def test_idempotency_key(parley, tmp_path):
     srv = apihelp.start(parley, tmp_path)
     a = Api(srv)
+    c = srv.client("alice")
+    c.join("k")
+    body = {"room": "k", "data": {"n": 1}, "key": "3f9c2a7e01b44d5e"}
+    assert a.ok("POST", "/api/publish", body)["seq"] == 1
+    assert c.next_json()["data"] == {"n": 1}
+    # The retry: the first one's seq, not stored or delivered again.
+    assert a.ok("POST", "/api/publish", body)["seq"] == 1
+    c.assert_nothing_pending(0.3)
+    assert [m["seq"] for m in a.ok("GET", "/api/history?room=k")["messages"]] == [1]
+    # The same key as a client's publish: keys are per room, not per edge.
+    assert c.ok("publish", room="k", data={"n": 1}, key="3f9c2a7e01b44d5e")["seq"] == 1
+    # Per room: the same key in a broadcast is new in other rooms, a retry in "k".
+    res = a.ok("POST", "/api/broadcast", {"rooms": ["k", "k2"], "data": 2, "key": "3f9c2a7e01b44d5e"})
+    assert res["results"] == [{"room": "k", "seq": 1}, {"room": "k2", "seq": 1}]
+    # Bad keys, and keys on volatile messages.
     a.err("POST", "/api/publish", {"room": "r", "data": 1, "key": ""}, code="bad_request")
     a.err("POST", "/api/publish", {"room": "r", "data": 1, "key": "k" * 65}, code="bad_request")
+    a.err("POST", "/api/publish", {"room": "r", "data": 1, "key": 5}, code="bad_request")
+    e = a.err("POST", "/api/publish", {"room": "r", "data": 1, "key": "x", "persist": False},
+              code="bad_request")
+    assert "persisted" in e["message"]

@@ -154,6 +154,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (e == PROTO_OK)
 		CHECK((j != NULL && json_is_object(j)) || as_real == 2);
+	if (e == PROTO_OK && cmd.type == PROTO_PUBLISH && cmd.key) {
+		/* the idempotency key is the string jansson reads, 1-64 bytes */
+		CHECK(cmd.key == cmd.key_buf && cmd.key_len >= 1 && cmd.key_len <= PROTO_PUBKEY_MAX);
+		json_t *k = j && json_is_object(j) ? json_object_get(j, "key") : NULL;
+		CHECK(!j || (json_is_string(k) && json_string_length(k) == cmd.key_len &&
+			     memcmp(json_string_value(k), cmd.key, cmd.key_len) == 0));
+	}
 	json_decref(j);
 	if (e != PROTO_OK) {
 		check_failure(&cmd, e);

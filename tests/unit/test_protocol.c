@@ -53,6 +53,36 @@ START_TEST(decode_publish_escaped_key)
 }
 END_TEST
 
+START_TEST(decode_publish_idempotency_key)
+{
+	struct proto_cmd cmd;
+	char in[256], k[70];
+	ck_assert_int_eq(dec("{\"type\":\"publish\",\"room\":\"r\",\"data\":1}", &cmd), PROTO_OK);
+	ck_assert_ptr_null(cmd.key);
+	/* 64 bytes: accepted; 65: bad_request; escapes count decoded */
+	memset(k, 'a', 65);
+	k[64] = '\0';
+	snprintf(in, sizeof(in), "{\"type\":\"publish\",\"room\":\"r\",\"data\":1,\"key\":\"%s\"}", k);
+	ck_assert_int_eq(dec(in, &cmd), PROTO_OK);
+	ck_assert_uint_eq(cmd.key_len, 64);
+	ck_assert(memcmp(cmd.key, k, 64) == 0);
+	k[64] = 'a';
+	k[65] = '\0';
+	snprintf(in, sizeof(in), "{\"type\":\"publish\",\"room\":\"r\",\"data\":1,\"key\":\"%s\"}", k);
+	ck_assert_int_eq(dec(in, &cmd), PROTO_EBAD_REQUEST);
+	ck_assert_ptr_nonnull(strstr(cmd.errmsg, "key"));
+	ck_assert_int_eq(dec("{\"type\":\"publish\",\"room\":\"r\",\"data\":1,\"key\":\"\\u0041b\"}", &cmd), PROTO_OK);
+	ck_assert_uint_eq(cmd.key_len, 2);
+	ck_assert(memcmp(cmd.key, "Ab", 2) == 0);
+	const char *bad[] = { "\"\"", "1", "null", "true", "[\"k\"]", "{}" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(in, sizeof(in), "{\"type\":\"publish\",\"id\":3,\"room\":\"r\",\"data\":1,\"key\":%s}", bad[i]);
+		ck_assert_int_eq(dec(in, &cmd), PROTO_EBAD_REQUEST);
+		ck_assert_uint_eq(cmd.id, 3);
+	}
+}
+END_TEST
+
 START_TEST(json_scanner)
 {
 	struct jtop top;
@@ -374,6 +404,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, decode_types);
 	tcase_add_test(tc, decode_shape_limits);
 	tcase_add_test(tc, decode_join_fields);
+	tcase_add_test(tc, decode_publish_idempotency_key);
 	tcase_add_test(tc, decode_history_fields);
 	tcase_add_test(tc, decode_hello_names);
 	suite_add_tcase(s, tc);
