@@ -246,3 +246,19 @@ def test_idle_keepalive_closed(parley, tmp_path):
     assert s.recv(100) == b""
     assert 3.0 < time.monotonic() - t0 < 9.0
     s.close()
+
+
+def test_metrics_count_api_requests(parley, tmp_path):
+    srv = apihelp.start(parley, tmp_path)
+    a = Api(srv)
+    a.ok("GET", "/api/info")
+    a.ok("GET", "/api/info")
+    a.err("GET", "/api/info", status=401, key="nope-nope-nope-nope")
+    a.err("GET", "/api/nope", status=404)
+    # /metrics lives where /api does by default (the admin listener).
+    st, _, body = apihelp.raw_exchange(srv.api_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert st == 200
+    text = body.decode()
+    assert 'parley_api_requests_total{status="2xx"} 2' in text
+    assert 'parley_api_requests_total{status="401"} 1' in text
+    assert 'parley_api_requests_total{status="404"} 1' in text
