@@ -25,13 +25,14 @@
  *      lws_http_transaction_completed() readies the connection for the next
  *      request (HTTP/1.1 keep-alive).
  *
- * Slow clients: lws closes a connection whose headers are not complete
- * within the vhost's timeout_secs, and an idle keep-alive connection after
- * keepalive_timeout (server.c sets both). A body must be complete within
- * api_body_timeout seconds of its headers: lws's own content timeout is
- * restarted by every piece, so a client dripping a byte at a time would
- * never hit it; we check our own absolute deadline on every piece and
- * lws_set_timeout() covers a client that stops sending altogether.
+ * Slow clients: lws closes a connection whose head is not complete within
+ * the vhost's timeout_secs (10 s, server.c; measured: it is a deadline for
+ * the whole head, not restarted per byte), and an idle keep-alive
+ * connection after keepalive_timeout (lws's default, 5 s). A body must be
+ * complete within api_body_timeout seconds of its head: lws's own content
+ * timeout is restarted by every piece (a client dripping a byte at a time
+ * would never hit it), so calls waiting for a body are on a list, oldest
+ * first, and a timer kills those past their deadline (body_deadline_cb).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -486,9 +487,9 @@ int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 	case LWS_CALLBACK_HTTP:
 		return on_request(s, call, wsi);
 	case LWS_CALLBACK_HTTP_BODY:
-		return on_body(call, in, len);
+		return call ? on_body(call, in, len) : -1;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		return on_body_done(call);
+		return call ? on_body_done(call) : -1;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (call && call->srv && call->answered && !call->sent)
 			return send_response(call, false);
