@@ -385,3 +385,19 @@ int jscan_uint(const struct jval *v, uint64_t *out)
 	*out = x;
 	return 0;
 }
+
+enum jscan_err jscan_value(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
+			   struct jval *out, size_t *pos, const char **why)
+{
+	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL };
+
+	ws(&s);
+	if (value(&s, out, NULL) == 0) {
+		ws(&s);
+		if (s.i != n)
+			fail(&s, JSCAN_SYNTAX, "unexpected text after the value");
+	}
+	*pos = s.i;
+	*why = s.why;
+	return s.err;
+}

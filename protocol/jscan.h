@@ -51,6 +51,13 @@ enum jscan_err {
 enum jscan_err jscan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
 				struct jtop *top, size_t *pos, const char **why);
 
+/* Scans text[0..n) as one JSON value of any type (Socket.IO payloads are
+ * arrays, strings or objects), with the same checks and bounds as
+ * jscan_object. On JSCAN_OK, *out spans the value without the white space
+ * around it. */
+enum jscan_err jscan_value(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
+			   struct jval *out, size_t *pos, const char **why);
+
 /* The value of the top-level member named key, or NULL. */
 const struct jval *jscan_get(const struct jtop *top, const char *key);
 

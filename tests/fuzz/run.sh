@@ -31,8 +31,12 @@ $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_api" \
 $CC $flags -I"$root/server" -o "$work/fuzz_config" "$here/fuzz_config.c" \
 	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c"
 
+# shellcheck disable=SC2086
+$CC $flags $jansson_cflags -I"$root/protocol" -I"$root/protocol/sio" -o "$work/fuzz_sio" \
+	"$here/fuzz_sio.c" "$root"/protocol/*.c "$root"/protocol/sio/*.c $jansson_libs
+
 status=0
-for h in decode config api; do
+for h in decode config sio api; do
 	mkdir -p "$work/corpus-$h" "$work/crashes-$h"
 	cp "$here/corpus/$h"/* "$work/corpus-$h/"
 	echo "== fuzz_$h for ${secs}s ($(ls "$work/corpus-$h" | wc -l) seeds)"
