@@ -71,6 +71,10 @@ struct api_call {
 	struct api_chunked chunk;   /* its decoder */
 	struct api_call *bnext, *bprev; /* waiting for a body, oldest first */
 	bool in_body_list;
+	/* refused before its body was read (off, 401, 404, 405, 400): the
+	 * body is read and dropped first, then this is the answer */
+	enum proto_err early_err;
+	const char *early_msg;      /* static text or NULL */
 };
 
 enum api_body { API_NO_BODY, API_BODY };

@@ -261,7 +261,9 @@ static int dispatch(struct api_call *call)
 {
 	const struct api_route *r = call->route;
 
-	if (call->too_large) {
+	if (call->early_err) {
+		api_fail(call, call->early_err, call->early_msg);
+	} else if (call->too_large) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "the body is larger than api_max_body (%u bytes)",
 			 call->srv->cfg->api_max_body);
@@ -331,9 +333,27 @@ static int authorized(struct server *s, struct api_call *call)
 	return 1;
 }
 
+/*
+ * Refuses a request before its body is read. Without a body the answer goes
+ * now. With one, the body is read and dropped first (answering while the
+ * client still sends would have lws parse the rest of the body as the next
+ * request, or the kernel reset the connection and lose the answer).
+ */
+static int refuse(struct api_call *call, enum proto_err e, const char *msg)
+{
+	if (!call->has_body) {
+		api_fail(call, e, msg);
+		return send_response(call, false);
+	}
+	call->early_err = e;
+	call->early_msg = msg;
+	return 0;
+}
+
 static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 {
 	char uri[1100], num[32];
+	int rc = 0;
 
 	if (call->srv)
 		call_release(call); /* an earlier request on this connection */
@@ -343,56 +363,8 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 	call->in_callback = true;
 	api_req_init(&call->req);
 	call->method = method_of(wsi, uri, sizeof(uri));
-
-	/* Off unless a key is configured: never open. */
-	if (!s->api || !s->api->keys || !api_keys_count(s->api->keys)) {
-		api_fail(call, PROTO_ENOT_FOUND, "the API is off: no api_keys_file");
-		return send_response(call, false);
-	}
-	if (!authorized(s, call)) {
-		api_fail(call, PROTO_EUNAUTHENTICATED, "missing or unknown API key (Authorization: Bearer KEY)");
-		return send_response(call, false);
-	}
 	/* lws gives the path without the query (args are separate). */
 	snprintf(call->path, sizeof(call->path), "%s", uri);
-	const struct api_route *r, *any = NULL;
-	for (r = api_routes; r->path; r++) {
-		if (strcmp(r->path, call->path))
-			continue;
-		any = r;
-		if (!strcmp(r->method, method_name(call->method)))
-			break;
-	}
-	if (!r->path) {
-		if (any)
-			api_fail(call, PROTO_EMETHOD_NOT_ALLOWED, NULL);
-		else
-			api_fail(call, PROTO_ENOT_FOUND, "no such endpoint");
-		return send_response(call, false);
-	}
-	call->route = r;
-
-	/* lws keeps each name=value of the query as a fragment of its own
-	 * (already percent-decoded); join them with '&' again. A query
-	 * too long for the buffer is refused rather than cut. */
-	for (int f = 0; f < 64; f++) {
-		int fl = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, f);
-		if (fl <= 0)
-			break;
-		if (call->query_len + (size_t)fl + 2 > sizeof(call->query)) {
-			api_fail(call, PROTO_EBAD_REQUEST, "the query string is too long");
-			return send_response(call, false);
-		}
-		if (f)
-			call->query[call->query_len++] = '&';
-		int n = lws_hdr_copy_fragment(wsi, call->query + call->query_len,
-					      (int)(sizeof(call->query) - call->query_len),
-					      WSI_TOKEN_HTTP_URI_ARGS, f);
-		if (n < 0)
-			break;
-		call->query_len += (size_t)n;
-	}
-	call->query[call->query_len] = '\0';
 
 	uint64_t cl = 0;
 	int chunked = 0;
@@ -407,23 +379,76 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 	 * we decode it, and close after the answer, since whatever followed
 	 * the last chunk in lws's buffer is not ours to hand back. */
 	call->close_after = chunked;
-	if (cl == 0 && !chunked)
-		return dispatch(call); /* no body: decoded as empty */
+	call->has_body = cl > 0 || chunked;
 
 	uint32_t max = s->cfg->api_max_body;
-	call->has_body = true;
 	if (cl > (uint64_t)max * API_HUGE_FACTOR) {
+		/* not worth reading to the end: answer and close */
 		char msg[96];
 		snprintf(msg, sizeof(msg), "the body is larger than api_max_body (%u bytes)", max);
 		api_fail(call, PROTO_ETOO_LARGE, msg);
 		return send_response(call, true);
 	}
-	if (cl > max)
-		call->too_large = true;
-	call->body_deadline = util_now_ms() + (int64_t)s->cfg->api_body_timeout * 1000;
-	body_append(call);
-	call->in_callback = false;
-	return 0;
+	if (call->has_body) {
+		if (cl > max)
+			call->too_large = true;
+		call->body_deadline = util_now_ms() + (int64_t)s->cfg->api_body_timeout * 1000;
+		body_append(call);
+	}
+
+	if (!s->api || !s->api->keys || !api_keys_count(s->api->keys)) {
+		/* Off unless a key is configured: never open. */
+		rc = refuse(call, PROTO_ENOT_FOUND, "the API is off: no api_keys_file");
+		goto out;
+	}
+	if (!authorized(s, call)) {
+		rc = refuse(call, PROTO_EUNAUTHENTICATED,
+			    "missing or unknown API key (Authorization: Bearer KEY)");
+		goto out;
+	}
+	const struct api_route *r, *any = NULL;
+	for (r = api_routes; r->path; r++) {
+		if (strcmp(r->path, call->path))
+			continue;
+		any = r;
+		if (!strcmp(r->method, method_name(call->method)))
+			break;
+	}
+	if (!r->path) {
+		rc = any ? refuse(call, PROTO_EMETHOD_NOT_ALLOWED, NULL) :
+			   refuse(call, PROTO_ENOT_FOUND, "no such endpoint");
+		goto out;
+	}
+	call->route = r;
+
+	/* lws keeps each name=value of the query as a fragment of its own
+	 * (already percent-decoded); join them with '&' again. A query
+	 * too long for the buffer is refused rather than cut. */
+	for (int f = 0; f < 64; f++) {
+		int fl = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, f);
+		if (fl <= 0)
+			break;
+		if (call->query_len + (size_t)fl + 2 > sizeof(call->query)) {
+			call->query_len = 0;
+			rc = refuse(call, PROTO_EBAD_REQUEST, "the query string is too long");
+			goto out;
+		}
+		if (f)
+			call->query[call->query_len++] = '&';
+		int n = lws_hdr_copy_fragment(wsi, call->query + call->query_len,
+					      (int)(sizeof(call->query) - call->query_len),
+					      WSI_TOKEN_HTTP_URI_ARGS, f);
+		if (n < 0)
+			break;
+		call->query_len += (size_t)n;
+	}
+	call->query[call->query_len] = '\0';
+	if (!call->has_body)
+		return dispatch(call); /* no body: decoded as empty */
+out:
+	if (!call->sent)
+		call->in_callback = false; /* waiting for the body */
+	return rc;
 }
 
 /* Keeps body bytes up to the limit; past it, drops them all. */
@@ -431,7 +456,7 @@ static void body_add(void *arg, const char *in, size_t len)
 {
 	struct api_call *call = arg;
 
-	if (call->too_large)
+	if (call->too_large || call->early_err)
 		return; /* read and dropped */
 	if (call->body.len + len > call->srv->cfg->api_max_body) {
 		call->too_large = true;

@@ -262,3 +262,17 @@ def test_metrics_count_api_requests(parley, tmp_path):
     assert 'parley_api_requests_total{status="2xx"} 2' in text
     assert 'parley_api_requests_total{status="401"} 1' in text
     assert 'parley_api_requests_total{status="404"} 1' in text
+
+
+def test_refused_with_a_body_keeps_the_connection_in_step(parley, tmp_path):
+    # 401, 404 and 405 with a body: the body is read and dropped before the answer, so the next
+    # request on the same keep-alive connection is parsed from its own first byte.
+    srv = apihelp.start(parley, tmp_path)
+    a = Api(srv)
+    big = {"room": "r", "data": "x" * 20000}
+    a.err("POST", "/api/publish", big, status=401, key="wrong-wrong-wrong-wrong")
+    a.err("POST", "/api/nope", big, status=404)
+    a.err("DELETE", "/api/publish", big, status=405)
+    a.err("POST", "/api/info", big, status=405)
+    assert a.ok("POST", "/api/publish", {"room": "r", "data": 1})["seq"] == 1
+    assert a.ok("GET", "/api/info")["version"]
