@@ -276,3 +276,21 @@ def test_refused_with_a_body_keeps_the_connection_in_step(parley, tmp_path):
     a.err("POST", "/api/info", big, status=405)
     assert a.ok("POST", "/api/publish", {"room": "r", "data": 1})["seq"] == 1
     assert a.ok("GET", "/api/info")["version"]
+
+
+def test_served_on_the_admin_listener_public_only_when_asked(parley, tmp_path):
+    srv = apihelp.start(parley, tmp_path)
+    assert srv.api_port == srv.admin_port != srv.port
+    assert Api(srv).ok("GET", "/api/info")
+    # Not on the public listener by default: /api is just a missing file there.
+    st, _, body = apihelp.raw_exchange(srv.port, ("GET /api/info HTTP/1.1\r\nHost: x\r\n"
+                                                  "Authorization: Bearer %s\r\n\r\n" % KEY1).encode())
+    assert st == 404 and b'"ok"' not in body
+    # The admin listener still serves /metrics and /healthz next to /api.
+    assert apihelp.raw_exchange(srv.admin_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")[0] == 200
+    # api_public = 1: on both.
+    pub = apihelp.start(parley, tmp_path, "--api-public", "1")
+    pub.api_port = pub.port
+    assert Api(pub).ok("GET", "/api/info")["version"]
+    pub.api_port = pub.admin_port
+    assert Api(pub).ok("GET", "/api/info")["version"]
