@@ -122,3 +122,36 @@ def test_idempotency_key(parley, tmp_path):
     e = a.err("POST", "/api/publish", {"room": "r", "data": 1, "key": "x", "persist": False},
               code="bad_request")
     assert "persisted" in e["message"]
+
+
+def test_bench_api_scenario(parley, tmp_path):
+    # parley-bench api (docs/benchmarks.md) against the real server: closed loop, then paced with
+    # WebSocket members, every message delivered to every member.
+    import json
+    import os
+    import subprocess
+    import pytest
+    bench = os.environ.get("PARLEY_BENCH")
+    if not bench or not os.path.exists(bench):
+        pytest.skip("PARLEY_BENCH not set")
+    srv = apihelp.start(parley, tmp_path)
+
+    def run(*args):
+        argv = [bench, "api", "--api", "127.0.0.1:%d" % srv.api_port, "--key", apihelp.KEY1,
+                "--url", "ws://127.0.0.1:%d/ws" % srv.port, "--server-pid", str(srv.proc.pid),
+                "--json", "--quiet", "--duration", "1"] + list(args)
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr + out.stdout
+        return json.loads(out.stdout)
+
+    r = run("--conns", "4")
+    assert r["publishes"] > 100 and r["errors"] == 0
+    r = run("--conns", "2", "--rate", "200", "--members", "20", "--persist")
+    assert r["publishes"] >= 100 and r["errors"] == 0
+    assert r["delivered"] == r["expected"] == r["publishes"] * 20
+    assert a_history_seq(srv) >= r["publishes"]
+
+
+def a_history_seq(srv):
+    page = Api(srv).ok("GET", "/api/history?room=api-bench&limit=1")
+    return page["messages"][-1]["seq"]
