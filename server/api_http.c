@@ -339,21 +339,25 @@ static int authorized(struct server *s, struct api_call *call)
  * client still sends would have lws parse the rest of the body as the next
  * request, or the kernel reset the connection and lose the answer).
  */
+/* Returns what the callback must return. Answered at once, call may be
+ * gone (lws frees its per-session data when the transaction completes):
+ * the caller must not touch it after this. */
 static int refuse(struct api_call *call, enum proto_err e, const char *msg)
 {
 	if (!call->has_body) {
 		api_fail(call, e, msg);
+		call->in_callback = false;
 		return send_response(call, false);
 	}
 	call->early_err = e;
 	call->early_msg = msg;
+	call->in_callback = false; /* the answer comes after the body */
 	return 0;
 }
 
 static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 {
 	char uri[1100], num[32];
-	int rc = 0;
 
 	if (call->srv)
 		call_release(call); /* an earlier request on this connection */
@@ -398,14 +402,11 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 
 	if (!s->api || !s->api->keys || !api_keys_count(s->api->keys)) {
 		/* Off unless a key is configured: never open. */
-		rc = refuse(call, PROTO_ENOT_FOUND, "the API is off: no api_keys_file");
-		goto out;
+		return refuse(call, PROTO_ENOT_FOUND, "the API is off: no api_keys_file");
 	}
-	if (!authorized(s, call)) {
-		rc = refuse(call, PROTO_EUNAUTHENTICATED,
-			    "missing or unknown API key (Authorization: Bearer KEY)");
-		goto out;
-	}
+	if (!authorized(s, call))
+		return refuse(call, PROTO_EUNAUTHENTICATED,
+			      "missing or unknown API key (Authorization: Bearer KEY)");
 	const struct api_route *r, *any = NULL;
 	for (r = api_routes; r->path; r++) {
 		if (strcmp(r->path, call->path))
@@ -414,11 +415,9 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 		if (!strcmp(r->method, method_name(call->method)))
 			break;
 	}
-	if (!r->path) {
-		rc = any ? refuse(call, PROTO_EMETHOD_NOT_ALLOWED, NULL) :
-			   refuse(call, PROTO_ENOT_FOUND, "no such endpoint");
-		goto out;
-	}
+	if (!r->path)
+		return any ? refuse(call, PROTO_EMETHOD_NOT_ALLOWED, NULL) :
+			     refuse(call, PROTO_ENOT_FOUND, "no such endpoint");
 	call->route = r;
 
 	/* lws keeps each name=value of the query as a fragment of its own
@@ -430,8 +429,7 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 			break;
 		if (call->query_len + (size_t)fl + 2 > sizeof(call->query)) {
 			call->query_len = 0;
-			rc = refuse(call, PROTO_EBAD_REQUEST, "the query string is too long");
-			goto out;
+			return refuse(call, PROTO_EBAD_REQUEST, "the query string is too long");
 		}
 		if (f)
 			call->query[call->query_len++] = '&';
@@ -445,10 +443,8 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 	call->query[call->query_len] = '\0';
 	if (!call->has_body)
 		return dispatch(call); /* no body: decoded as empty */
-out:
-	if (!call->sent)
-		call->in_callback = false; /* waiting for the body */
-	return rc;
+	call->in_callback = false; /* waiting for the body */
+	return 0;
 }
 
 /* Keeps body bytes up to the limit; past it, drops them all. */
