@@ -148,7 +148,8 @@ def test_bench_api_scenario(parley, tmp_path):
     assert r["publishes"] > 100 and r["errors"] == 0
     r = run("--conns", "2", "--rate", "200", "--members", "20", "--persist")
     assert r["publishes"] >= 100 and r["errors"] == 0
-    assert r["delivered"] == r["expected"] == r["publishes"] * 20
+    # Every answered publish reached every member (and requests still in flight at the end may have).
+    assert r["expected_min"] == r["publishes"] * 20 <= r["delivered"] <= r["expected_max"]
     assert a_history_seq(srv) >= r["publishes"]
 
 
