@@ -63,6 +63,12 @@ struct config {
 	uint32_t api_body_timeout;   /* seconds to send a whole body */
 };
 
+/* Bytes of a history reply frame besides its messages (frame header,
+ * {"type":"reply","id":..,"ok":true,"data":{"messages":[ ... ],"more":..}}),
+ * rounded up. A page must fit the send queue: config_validate checks that
+ * one page with one largest message does. */
+#define REPLY_PAGE_OVERHEAD 128
+
 void config_defaults(struct config *c);
 void config_free(struct config *c);
 
