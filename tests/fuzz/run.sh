@@ -28,8 +28,10 @@ $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_decode" \
 $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_api" \
 	"$here/fuzz_api.c" "$root"/protocol/*.c $jansson_libs
 # shellcheck disable=SC2086
+# (config.c checks listen addresses with netaddr.c, which links libwebsockets)
 $CC $flags -I"$root/server" -o "$work/fuzz_config" "$here/fuzz_config.c" \
-	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c"
+	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c" \
+	"$root/server/netaddr.c" -lwebsockets
 
 # shellcheck disable=SC2086
 $CC $flags $jansson_cflags -I"$root/protocol" -I"$root/protocol/sio" -o "$work/fuzz_sio" \
