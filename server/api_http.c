@@ -219,6 +219,11 @@ static void count_status(struct server *s, unsigned status)
 	st->by_status[i]++;
 }
 
+static const char *method_name(enum api_method m)
+{
+	return m == API_GET ? "GET" : m == API_POST ? "POST" : m == API_DELETE ? "DELETE" : "";
+}
+
 /* Writes the answer. Returns what the lws callback must: 0, or -1 to close
  * (the client asked for it, or lws says the connection cannot go on). */
 static int send_response(struct api_call *call, bool close_after)
@@ -230,6 +235,9 @@ static int send_response(struct api_call *call, bool close_after)
 
 	call->sent = true;
 	count_status(call->srv, call->status);
+	log_debug("api_request", "key=%s method=%s path=%s status=%u",
+		  call->key_name[0] ? call->key_name : "-", method_name(call->method),
+		  log_q(call->path), call->status);
 	if (lws_add_http_common_headers(wsi, call->status, "application/json",
 					(lws_filepos_t)call->resp.len, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
@@ -306,10 +314,6 @@ static enum api_method method_of(struct lws *wsi, char *uri, size_t cap)
 	return API_OTHER;
 }
 
-static const char *method_name(enum api_method m)
-{
-	return m == API_GET ? "GET" : m == API_POST ? "POST" : m == API_DELETE ? "DELETE" : "";
-}
 
 /* 1 if the Authorization header carries a configured key; sets the key's
  * name. */

@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "conn.h"
+#include "log.h"
 #include "proto.h"
 #include "room.h"
 #include "server.h"
@@ -95,6 +96,8 @@ void api_subscribe(struct api_call *call)
 		conn_send_text(c, s->enc.data, s->enc.len);
 		joined++;
 	}
+	log_info("api_subscribe", "key=%s user=%s room=%s joined=%u", call->key_name,
+		 log_q(q->user), q->room, joined);
 	struct pbuf *b = api_reply_begin(call);
 	pbuf_adds(b, "{\"connections\":");
 	pbuf_add_u64(b, u->n);
@@ -133,6 +136,8 @@ void api_unsubscribe(struct api_call *call)
 		conn_send_text(c, s->enc.data, s->enc.len);
 		left++;
 	}
+	log_info("api_unsubscribe", "key=%s user=%s room=%s left=%u", call->key_name,
+		 log_q(q->user), q->room, left);
 	struct pbuf *b = api_reply_begin(call);
 	pbuf_adds(b, "{\"connections\":");
 	pbuf_add_u64(b, u->n);
@@ -166,6 +171,8 @@ void api_disconnect(struct api_call *call)
 		conn_close_msg(c, code, reason, rlen);
 		closed++;
 	}
+	log_info("api_disconnect", "key=%s user=%s code=%u closed=%u", call->key_name,
+		 log_q(q->user), code, closed);
 	struct pbuf *b = api_reply_begin(call);
 	pbuf_adds(b, "{\"closed\":");
 	pbuf_add_u64(b, closed);
