@@ -81,6 +81,9 @@ def test_disconnect(parley, tmp_path):
     a = Api(srv)
     e1, e2, f = srv.client("eve"), srv.client("eve"), srv.client("fay")
     assert a.ok("POST", "/api/disconnect", {"user": "eve", "code": 4403, "reason": "go away"}) == {"closed": 2}
+    # Who did it is in the log (the key's name, never the key).
+    assert "msg=api_disconnect key=backend user=eve code=4403 closed=2" in srv.log()
+    assert apihelp.KEY1 not in srv.log()
     for c in (e1, e2):
         cl, _ = c.recv_close()
         assert cl.code == 4403 and cl.reason == "go away"
