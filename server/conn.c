@@ -201,6 +201,7 @@ void conn_close_msg(struct conn *c, uint16_t code, const char *reason, size_t le
 	free(c->close_msg);
 	c->close_msg = xstrndup(reason, len);
 	conn_close_later(c, code);
+	c->close_reason = CLOSE_R_BY_SERVER;
 }
 
 /*

@@ -82,7 +82,7 @@ def test_disconnect(parley, tmp_path):
     e1, e2, f = srv.client("eve"), srv.client("eve"), srv.client("fay")
     assert a.ok("POST", "/api/disconnect", {"user": "eve", "code": 4403, "reason": "go away"}) == {"closed": 2}
     # Who did it is in the log (the key's name, never the key).
-    assert "msg=api_disconnect key=backend user=eve code=4403 closed=2" in srv.log()
+    assert "msg=api_disconnect key=backend user=\"eve\" code=4403 closed=2" in srv.log()
     assert apihelp.KEY1 not in srv.log()
     for c in (e1, e2):
         cl, _ = c.recv_close()
@@ -94,3 +94,5 @@ def test_disconnect(parley, tmp_path):
     assert cl.code == 4000 and cl.reason == "disconnected by the server"
     assert a.ok("POST", "/api/disconnect", {"user": "ghost"}) == {"closed": 0}
     apihelp.wait_for(lambda: a.ok("GET", "/api/info")["connections"] == 0, what="closed")
+    st, _, body = apihelp.raw_exchange(srv.admin_port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert 'parley_disconnects_total{reason="by_server"} 3' in body.decode()
