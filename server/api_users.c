@@ -38,13 +38,12 @@ static struct user_conns *find_user(struct api_call *call)
 	return u;
 }
 
-/* {"type":"subscribed"|"unsubscribed","room":R[,"seq":S]} in s->enc. */
-static void notice(struct server *s, const char *type, const char *room, size_t len,
-		   int with_seq)
+/* Sends c {"type":"subscribed"|"unsubscribed","room":R[,"seq":S]}. */
+static void notice(struct server *s, struct conn *c, const char *type, const char *room,
+		   size_t len, int with_seq)
 {
-	struct pbuf *b = &s->enc;
+	struct pbuf *b = server_enc_begin(s);
 
-	pbuf_reset(b);
 	pbuf_adds(b, "{\"type\":\"");
 	pbuf_adds(b, type);
 	pbuf_adds(b, "\",\"room\":");
@@ -54,6 +53,8 @@ static void notice(struct server *s, const char *type, const char *room, size_t 
 		pbuf_add_u64(b, store_last_seq(s->store, room));
 	}
 	pbuf_addc(b, '}');
+	conn_send_text(c, b->data, b->len);
+	server_enc_end(s);
 }
 
 static int usable(const struct conn *c)
@@ -92,8 +93,7 @@ void api_subscribe(struct api_call *call)
 			continue;
 		}
 		room_join(s, c, q->room, q->room_len, q->presence);
-		notice(s, "subscribed", q->room, q->room_len, 1);
-		conn_send_text(c, s->enc.data, s->enc.len);
+		notice(s, c, "subscribed", q->room, q->room_len, 1);
 		joined++;
 	}
 	log_info("api_subscribe", "key=%s user=%s room=%s joined=%u", call->key_name,
@@ -132,8 +132,7 @@ void api_unsubscribe(struct api_call *call)
 		if (!m || c->close_code)
 			continue;
 		room_leave(m);
-		notice(s, "unsubscribed", q->room, q->room_len, 0);
-		conn_send_text(c, s->enc.data, s->enc.len);
+		notice(s, c, "unsubscribed", q->room, q->room_len, 0);
 		left++;
 	}
 	log_info("api_unsubscribe", "key=%s user=%s room=%s left=%u", call->key_name,

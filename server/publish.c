@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "token.h"
 #include "cmd.h"
 #include "cmd_int.h"
 #include "conn.h"
@@ -26,17 +26,21 @@ struct durable {
 	char room[PROTO_ROOM_MAX + 1]; /* to find the member: its reply may have to wait in its hold */
 };
 
-/* Queues the publish reply in s->enc (begun with cmd__reply_begin) for
+/* Queues the publish reply in s->enc (begun with cmd__reply_begin, and
+ * given back here as cmd__reply_end would) for
  * member m of c: behind the member's held frames while it catches up, so
  * the reply never overtakes the publisher's own copy of its message. */
 static void reply_end_member(struct conn *c, struct member *m, uint64_t id)
 {
 	struct pbuf *b = &c->srv->enc;
 
-	if (!id)
+	if (!id) {
+		server_enc_end(c->srv);
 		return;
+	}
 	proto_enc_close(b);
 	struct frame *f = frame_new_text(b->data, b->len);
+	server_enc_end(c->srv);
 	member_send_reply(m, f);
 	frame_unref(&f);
 }
@@ -96,21 +100,26 @@ enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint6
 	 * spent and the limit is exact. */
 	int64_t ts = util_now_ms();
 	uint64_t next = p->persist ? store_last_seq(s->store, p->room) + 1 : 0;
-	pbuf_reset(&s->enc);
-	proto_enc_message(&s->enc, p->room, p->room_len, next, ts, p->from, p->from_len,
+	struct pbuf *enc = server_enc_begin(s);
+	proto_enc_message(enc, p->room, p->room_len, next, ts, p->from, p->from_len,
 			  p->data, p->data_len);
-	if (s->enc.len > s->cfg->max_message_size)
+	if (enc->len > s->cfg->max_message_size) {
+		server_enc_end(s);
 		return PROTO_ETOO_LARGE;
+	}
 	if (p->persist) {
 		int dup = STORE_NEW;
 		int rc = store_append_key(s->store, p->room, ts, p->from, p->data, p->data_len,
 					  p->key, p->key_len, p->ticket, &seq, &dup);
-		if (rc != STORE_OK)
+		if (rc != STORE_OK) {
+			server_enc_end(s);
 			return rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
 			       rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL;
+		}
 		if (dup != STORE_NEW) {
 			/* A retry of a keyed publish: not stored or delivered
 			 * again; the first one's seq. */
+			server_enc_end(s); /* the encoded copy is not used */
 			*seq_out = seq;
 			*duplicate = true;
 			return PROTO_OK;
@@ -121,16 +130,17 @@ enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint6
 			abort(); /* an invariant: two writers of seqs */
 		}
 	}
+	struct frame *f = frame_new_text(enc->data, enc->len);
+	server_enc_end(s);
 	/* A room nobody is in has no cache and no fan-out: the message is
 	 * only stored (an API publish to a room before anyone joins). */
 	if (r) {
-		struct frame *f = frame_new_text(s->enc.data, s->enc.len);
 		f->seq = seq;
 		if (seq)
 			room_cache_add(r, seq, f, s->cfg->history_cache);
 		room_fanout(r, f, p->except);
-		frame_unref(&f);
 	}
+	frame_unref(&f);
 	s->stats.published++;
 	*seq_out = seq;
 	return PROTO_OK;
@@ -147,7 +157,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		cmd__fail(c, cmd->id, PROTO_ENOT_MEMBER, NULL);
 		return;
 	}
-	if (!auth_may_publish(c->claims, c->name, cmd->room, cmd->room_len)) {
+	if (!token_may_publish(c->claims, c->name, cmd->room, cmd->room_len)) {
 		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, NULL);
 		return;
 	}
@@ -189,7 +199,7 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 				     &ticket, ticket_match);
 	if (!d)
 		return;
-	struct conn *c = cmd__conn_by_serial(s, d->serial);
+	struct conn *c = conn_by_serial(s, d->serial);
 	if (c && !c->close_code) {
 		if (!ok) {
 			/* Only when the store gave up on the batch (at

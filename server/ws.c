@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "authn.h"
 #include "cmd.h"
 #include "conn.h"
 #include "log.h"
@@ -460,7 +461,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_ESTABLISHED:
 		netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
 		conn_open(c, s, wsi, addr);
-		cmd_conn_established(c);
+		authn_conn_established(c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(c, wsi, in, len);
