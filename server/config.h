@@ -58,6 +58,12 @@ struct config {
 	uint32_t rate_history;       /* per second */
 	uint32_t rate_names;         /* name changes per minute */
 
+	/* the HTTP API for backends (docs/api.md) */
+	char *api_keys_file;         /* "name key" lines; NULL: the API is off */
+	uint32_t api_public;         /* 1: also on the public listener */
+	uint32_t api_max_body;       /* bytes of a request body at most */
+	uint32_t api_body_timeout;   /* seconds to send a whole body */
+
 	/* moderation */
 	uint32_t allow_self_delete;  /* 1: users may delete their own messages */
 	uint32_t erase_step_rows;    /* rows an erase step looks at */

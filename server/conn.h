@@ -54,7 +54,6 @@ struct conn {
 	bool counted_ip;               /* holds a count in server->per_ip */
 	bool authed;                   /* auth = token: a valid token was shown */
 	const char *close_text;        /* static reason sent with close_code */
-	char *close_owned;             /* or an owned one (a ban's reason), freed at release */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
 	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
 	struct token_claims *claims;   /* the token's claims, owned; NULL: none */
@@ -77,6 +76,9 @@ struct conn {
 	bool ping_out;                 /* pinged since then */
 	char session[17];
 	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
+	struct user_conns *user_entry;  /* users.c: the entry of its name */
+	uint32_t user_idx;             /* in user_entry->v */
+	char *close_msg;               /* owned reason for close_code, or NULL */
 };
 
 /* peer: the client address (netaddr_client). */
@@ -111,6 +113,9 @@ int conn_flush(struct conn *c);
 /* Closes with code at the next WRITEABLE (after the queued output, except
  * for a slow consumer, whose queue is dropped). */
 void conn_close_later(struct conn *c, uint16_t code);
+/* conn_close_later with a reason of its own (copied, at most 123 bytes,
+ * cut on a character): the HTTP API's disconnect, bans. */
+void conn_close_msg(struct conn *c, uint16_t code, const char *reason, size_t len);
 /* The close reason (metrics label) of a close code. */
 int conn_reason_of(uint16_t code);
 /* Removes c from every room (a safe point only: not inside a fan-out). */

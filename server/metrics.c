@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "proto.h"
 #include "server.h"
 #include "store.h"
@@ -153,6 +154,14 @@ void metrics_render(struct server *s, struct pbuf *b)
 		SIMPLE(b, "parley_erase_rows_total", "counter", "Messages replaced by a tombstone by erase jobs.", ss.erase_erased);
 		SIMPLE(b, "parley_erase_done_total", "counter", "Erase jobs finished.", ss.erase_done);
 		SIMPLE(b, "parley_bans", "gauge", "Bans in force (in memory).", moderation_ban_count(s));
+	}
+	uint64_t api_n, api_st[6];
+	api_stats(s, &api_n, api_st);
+	metric(b, "parley_api_requests_total", "counter", "HTTP API requests answered, by status class.");
+	static const char *const api_classes[6] = { "2xx", "400", "401", "404", "413", "other" };
+	for (int i = 0; i < 6; i++) {
+		snprintf(labels, sizeof(labels), "{status=\"%s\"}", api_classes[i]);
+		value(b, "parley_api_requests_total", labels, api_st[i]);
 	}
 	SIMPLE(b, "process_resident_memory_bytes", "gauge", "Resident set size.", process_rss());
 	SIMPLE(b, "parley_lingering_sockets", "gauge",

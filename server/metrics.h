@@ -18,6 +18,7 @@ struct server;
 	X(AUTH, "auth")                 /* 4001 */                           \
 	X(RATE_LIMITED, "rate_limited") /* 4029 */                           \
 	X(BANNED, "banned")             /* 4003 */                           \
+	X(BY_SERVER, "by_server")       /* the backend: API disconnect */    \
 	X(ERROR, "error")               /* a write failed */
 
 enum close_reason {

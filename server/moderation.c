@@ -152,10 +152,9 @@ void moderation_close_banned(struct conn *c, const char *reason)
 {
 	if (c->close_code)
 		return;
-	free(c->close_owned);
-	c->close_owned = xstrndup(reason, strlen(reason));
 	log_info("banned", "session=%s peer=%s user=%s", c->session, c->peer, log_q(c->name));
-	conn_close_later(c, CLOSE_BANNED);
+	conn_close_msg(c, CLOSE_BANNED, reason, strlen(reason)); /* sent as the close reason */
+	c->close_reason = CLOSE_R_BANNED; /* not by_server: the metrics tell bans apart */
 }
 
 static void load_ban(void *opaque, const char *user, int64_t until, const char *reason)

@@ -116,11 +116,13 @@ static int on_writeable(struct conn *c, struct lws *wsi)
 		case LWS_CLOSE_STATUS_GOINGAWAY: why = "server going away"; break;
 		case CLOSE_RATE_LIMITED: why = "rate limited"; break;
 		case CLOSE_AUTH: why = c->close_text ? c->close_text : "authentication failed"; break;
-		case CLOSE_BANNED: why = c->close_owned ? c->close_owned : "banned"; break;
+		case CLOSE_BANNED: why = "banned"; break; /* the reason: close_msg */
 		case LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE: why = "message too big"; break;
 		case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: why = "binary frames are not supported"; break;
 		case LWS_CLOSE_STATUS_INVALID_PAYLOAD: why = "invalid UTF-8"; break;
 		}
+		if (c->close_msg)
+			why = c->close_msg; /* conn_close_msg: the API's reason */
 		return close_with(c, wsi, c->close_code, why);
 	}
 	return 0;
