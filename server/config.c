@@ -66,6 +66,11 @@ static const struct opt opts[] = {
 	{ "rate_joins", 0, OPT_U32, O(rate_joins), 1, 1000000, "N", "joins per second per connection (default 20)" },
 	{ "rate_history", 0, OPT_U32, O(rate_history), 1, 1000000, "N", "history requests per second per connection (default 20)" },
 	{ "rate_names", 0, OPT_U32, O(rate_names), 1, 1000000, "N", "name changes per minute per connection (default 10)" },
+	{ "sio", 0, OPT_U32, O(sio), 0, 1, "0|1", "1: serve Socket.IO clients at /socket.io/ (default 1)" },
+	{ "sio_ping_interval", 0, OPT_U32, O(sio_ping_interval), 50, 3600000, "MS", "Socket.IO (Engine.IO) pingInterval (default 25000)" },
+	{ "sio_ping_timeout", 0, OPT_U32, O(sio_ping_timeout), 50, 3600000, "MS", "Socket.IO pong wait after a ping (default 20000)" },
+	{ "sio_max_payload", 0, OPT_U32, O(sio_max_payload), 1024, 64u << 20, "BYTES", "Socket.IO maxPayload: largest frame (default 1000000)" },
+	{ "sio_connect_timeout", 0, OPT_U32, O(sio_connect_timeout), 100, 3600000, "MS", "Socket.IO: time to send CONNECT after the handshake (default 45000)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -109,6 +114,11 @@ void config_defaults(struct config *c)
 	c->rate_joins = 20;
 	c->rate_history = 20;
 	c->rate_names = 10;
+	c->sio = 1;
+	c->sio_ping_interval = 25000;
+	c->sio_ping_timeout = 20000;
+	c->sio_max_payload = 1000000;
+	c->sio_connect_timeout = 45000;
 }
 
 void config_free(struct config *c)

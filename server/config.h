@@ -53,6 +53,11 @@ struct config {
 	uint32_t rate_joins;         /* per second */
 	uint32_t rate_history;       /* per second */
 	uint32_t rate_names;         /* name changes per minute */
+	uint32_t sio;                /* 1: serve Socket.IO clients at /socket.io/ */
+	uint32_t sio_ping_interval;  /* Engine.IO pingInterval, ms */
+	uint32_t sio_ping_timeout;   /* Engine.IO pingTimeout, ms */
+	uint32_t sio_max_payload;    /* Engine.IO maxPayload, bytes */
+	uint32_t sio_connect_timeout; /* ms from the open packet to CONNECT */
 };
 
 void config_defaults(struct config *c);

@@ -11,6 +11,7 @@
 #include "proto.h"
 #include "room.h"
 #include "server.h"
+#include "sio/sio_edge.h"
 #include "util.h"
 
 static int serial_match(const void *entry, const void *key)
@@ -18,7 +19,7 @@ static int serial_match(const void *entry, const void *key)
 	return ((const struct conn *)entry)->serial == *(const uint64_t *)key;
 }
 
-static void send_welcome(struct conn *c)
+void conn_send_welcome(struct conn *c)
 {
 	struct pbuf *b = &c->srv->enc;
 
@@ -89,10 +90,18 @@ static const char *const reason_names[CLOSE_R_COUNT] = {
 
 void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer)
 {
+	conn_open_kind(c, s, wsi, peer, CONN_NATIVE);
+	conn_send_welcome(c);
+}
+
+void conn_open_kind(struct conn *c, struct server *s, struct lws *wsi, const char *peer,
+		    uint8_t kind)
+{
 	char guest[6 + 9];
 
 	memset(c, 0, sizeof(*c));
 	c->srv = s;
+	c->kind = kind;
 	c->wsi = wsi;
 	c->serial = ++s->next_serial;
 	util_random_hex(c->session, 8);
@@ -113,8 +122,8 @@ void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *pe
 	s->stats.conns_total++;
 	hmap_put(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)), c);
 
-	log_info("connect", "session=%s peer=%s connections=%u", c->session, c->peer, s->nconns);
-	send_welcome(c);
+	log_info("connect", "session=%s peer=%s connections=%u%s", c->session, c->peer, s->nconns,
+		 kind == CONN_SIO ? " protocol=socketio" : "");
 }
 
 void conn_release(struct conn *c)
@@ -127,6 +136,8 @@ void conn_release(struct conn *c)
 	conn_leave_all(c);
 	sendq_clear(&c->q);
 	pbuf_free(&c->rx);
+	if (c->kind == CONN_SIO)
+		sio_conn_release(c);
 	server_unlink_flush(s, c);
 	hmap_del(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)),
 		 &c->serial, serial_match);
@@ -175,6 +186,8 @@ void conn_close_later(struct conn *c, uint16_t code)
 {
 	if (c->close_code)
 		return;
+	if (c->kind == CONN_SIO)
+		sio_conn_closing(c, code);
 	c->close_code = code;
 	c->close_reason = (uint8_t)conn_reason_of(code);
 	if (code == CLOSE_SLOW_CONSUMER) {
@@ -194,6 +207,19 @@ void conn_close_later(struct conn *c, uint16_t code)
 }
 
 void conn_send(struct conn *c, struct frame *f)
+{
+	if (c->close_code)
+		return;
+	if (c->kind == CONN_SIO) {
+		/* Socket.IO: the frame's rendition for that wire format, built
+		 * once per frame and shared (sio_edge.c), queued by conn_queue. */
+		sio_conn_send(c, f);
+		return;
+	}
+	conn_queue(c, f);
+}
+
+void conn_queue(struct conn *c, struct frame *f)
 {
 	struct server *s = c->srv;
 

@@ -28,6 +28,13 @@ struct server;
 #define CLOSE_SLOW_CONSUMER 4008
 #define CLOSE_AUTH          4001
 #define CLOSE_RATE_LIMITED  4029
+/* What speaks on a connection (struct conn.kind). */
+#define CONN_NATIVE 0  /* the Parley protocol on /ws */
+#define CONN_SIO    1  /* Socket.IO on /socket.io/ (server/sio/): frames
+			* are rendered for it in conn_send */
+
+struct sio_conn;
+
 /* Seconds a closing connection has to take its close frame. */
 #define CLOSE_WAIT_S 30
 
@@ -56,12 +63,19 @@ struct conn {
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	bool pending;                  /* on server->pending */
 	struct utf8_state rx_utf8;     /* validation of the message being received */
+	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO */
+	struct sio_conn *sio;          /* CONN_SIO: the Engine.IO/Socket.IO state, owned */
 	char session[17];
 	char peer[46];
 };
 
 /* peer: the client address (netaddr_client). */
 void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer);
+/* The same for a connection of another kind, without the welcome (a
+ * Socket.IO client gets it after its CONNECT: conn_send_welcome). */
+void conn_open_kind(struct conn *c, struct server *s, struct lws *wsi, const char *peer,
+		    uint8_t kind);
+void conn_send_welcome(struct conn *c);
 /* Open connections from a client address. */
 uint32_t conn_count_ip(struct server *s, const char *addr);
 void conn_release(struct conn *c);
@@ -69,6 +83,8 @@ void conn_release(struct conn *c);
 /* Queues a reference to f. If the queue is over its limits the connection
  * is closed with 4008 instead (the caller carries on either way). */
 void conn_send(struct conn *c, struct frame *f);
+/* conn_send without the rendition by kind: f goes out as it is. */
+void conn_queue(struct conn *c, struct frame *f);
 /* Queues a copy of the JSON text. */
 void conn_send_text(struct conn *c, const char *text, size_t len);
 /* Writes queued frames until the queue is empty or the socket is full.

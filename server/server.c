@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "log.h"
 #include "proto.h"
+#include "sio/sio_edge.h"
 #include "store.h"
 #include "util.h"
 #include "ws.h"
@@ -298,6 +299,7 @@ int server_run(struct config *cfg)
 	s->wbuf_cap = WBUF_SIZE;
 	s->wbuf = xmalloc(WBUF_SIZE);
 	build_limits(s);
+	sio_edge_setup(s);
 	signal(SIGPIPE, SIG_IGN);
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
@@ -428,6 +430,7 @@ out:
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);
 	free(s->wbuf);
+	sio_edge_teardown();
 	if (rc == 0)
 		log_info("stopped", "%s", "exit=0");
 	return rc;

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "sio/sio_edge.h"
 #include "store.h"
 #include "ws.h"
 
@@ -54,6 +55,8 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 	int first = lws_is_first_fragment(wsi);
 	int done = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 
+	if (c->kind == CONN_SIO)
+		return sio_conn_receive(c, wsi, in, len);
 	if (c->close_code)
 		return 0; /* closing: ignore what is still in flight */
 	if (lws_frame_is_binary(wsi))
@@ -191,7 +194,12 @@ static int confirm_upgrade(struct server *s, struct lws *wsi)
 	const struct config *cfg = s->cfg;
 	char uri[32], addr[64], origin[256];
 
-	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/ws"))
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
+		uri[0] = '\0';
+	/* Socket.IO clients upgrade at /socket.io/ (server/sio/): the same
+	 * checks below, then Engine.IO's own. */
+	bool sio = cfg->sio && sio_is_path(uri);
+	if (strcmp(uri, "/ws") && !sio)
 		return refuse(s, wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws");
 	if (s->draining)
 		return refuse(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server is shutting down");
@@ -205,7 +213,16 @@ static int confirm_upgrade(struct server *s, struct lws *wsi)
 		if (conn_count_ip(s, addr) >= cfg->max_connections_per_ip)
 			return refuse(s, wsi, 429, "too many connections from this address");
 	}
-	return 0;
+	return sio ? sio_confirm_upgrade(s, wsi) : 0;
+}
+
+/* 1 if this established WebSocket came in at /socket.io/. */
+static int is_sio(struct server *s, struct lws *wsi)
+{
+	char uri[32];
+
+	return s->cfg->sio && lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) > 0 &&
+	       sio_is_path(uri);
 }
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -222,7 +239,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return confirm_upgrade(s, wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
-		conn_open(c, s, wsi, addr);
+		if (is_sio(s, wsi))
+			sio_ws_open(c, s, wsi, addr);
+		else
+			conn_open(c, s, wsi, addr);
 		cmd_conn_established(c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
