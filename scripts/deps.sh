@@ -3,7 +3,8 @@
 #   scripts/deps.sh          what building and running parleyd needs
 #   scripts/deps.sh --test   also what the test suites need (check, pytest,
 #                            nginx, openssl, clang (fuzzers), chromium, Node.js
-#                            for the browser tests)
+#                            for the browser tests, libfaketime and strace for
+#                            tests/e2e/test_edges.py)
 # Installs nothing when everything is already there.
 set -euo pipefail
 
@@ -12,7 +13,7 @@ pkgs=(build-essential pkg-config meson ninja-build
       libssl-dev libjansson-dev libsqlite3-dev sqlite3 curl ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(check python3 python3-pytest chromium nodejs nginx openssl systemd clang
-             gnuplot-nox jq)
+             gnuplot-nox jq libfaketime strace)
 fi
 
 missing=()

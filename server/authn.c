@@ -40,7 +40,10 @@ static void unauthed_unlink(struct server *s, struct conn *c)
 
 static void unauthed_append(struct server *s, struct conn *c)
 {
-	c->auth_deadline = util_now_ms() + (int64_t)s->cfg->auth_timeout * 1000;
+	/* Monotonic: a wall-clock step (NTP, an operator) must neither cut
+	 * everyone off nor let a silent connection stay for hours. Never 0,
+	 * which marks "not waiting". */
+	c->auth_deadline = (int64_t)(util_mono_us() / 1000) + (int64_t)s->cfg->auth_timeout * 1000;
 	c->aprev = s->unauthed_tail;
 	c->anext = NULL;
 	if (s->unauthed_tail)
@@ -126,7 +129,7 @@ void cmd_conn_established(struct conn *c)
 
 void cmd_auth_expire(struct server *s)
 {
-	int64_t now = util_now_ms();
+	int64_t now = (int64_t)(util_mono_us() / 1000);
 
 	while (s->unauthed && s->unauthed->auth_deadline <= now)
 		auth_fail(s->unauthed, "authentication timeout");

@@ -281,3 +281,9 @@ void cmd_handle(struct conn *c, const char *buf, size_t len)
 	}
 	proto_cmd_clear(&cmd);
 }
+
+void cmd_teardown(struct server *s)
+{
+	cmd__publish_teardown(s);
+	cmd__history_teardown(s);
+}

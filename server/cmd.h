@@ -25,6 +25,9 @@ void cmd_auth_expire(struct server *s);
 int auth_setup(struct server *s);
 int auth_reload(struct server *s);
 void auth_teardown(struct server *s);
+/* Shutdown, after the last connection closed: frees what the commands
+ * still hold (durable replies and reads the store never answered). */
+void cmd_teardown(struct server *s);
 /* Forgets the pending durable replies and reads of a closing connection. */
 void cmd_conn_gone(struct server *s, struct conn *c);
 

@@ -39,6 +39,9 @@ void cmd__join_since(struct conn *c, struct proto_cmd *cmd, struct member *m);
 void cmd__publish(struct conn *c, struct proto_cmd *cmd);
 void cmd__history(struct conn *c, struct proto_cmd *cmd);
 void cmd__hello_token(struct conn *c, struct proto_cmd *cmd);
+/* Shutdown: free the pending durable replies / disk reads. */
+void cmd__publish_teardown(struct server *s);
+void cmd__history_teardown(struct server *s);
 /* A closing connection leaves the authentication list and drops its claims. */
 void cmd__auth_forget(struct server *s, struct conn *c);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "util.h"
 
 #ifndef PARLEY_WEB_ROOT
@@ -55,6 +56,8 @@ static const struct opt opts[] = {
 	{ "tls_cert", 0, OPT_STR, O(tls_cert), 0, 0, "PATH", "PEM certificate chain: serve https/wss" },
 	{ "tls_key", 0, OPT_STR, O(tls_key), 0, 0, "PATH", "PEM private key for tls_cert" },
 	{ "trusted_proxies", 0, OPT_STR, O(trusted_proxies), 0, 0, "LIST", "addresses/CIDRs whose X-Forwarded-For is believed" },
+	{ "admin_listen", 0, OPT_STR, O(admin_listen), 0, 0, "ADDR", "admin listener for /metrics and /healthz: HOST:PORT, unix:/PATH or off (default 127.0.0.1:9180)" },
+	{ "public_metrics", 0, OPT_U32, O(public_metrics), 0, 1, "0|1", "1: also serve /metrics on the public listener (default 0)" },
 	{ "auth", 0, OPT_STR, O(auth), 0, 0, "MODE", "none or token (HS256 JWT) (default none)" },
 	{ "auth_secret_file", 0, OPT_STR, O(auth_secret_file), 0, 0, "PATH", "file holding the HS256 secret (auth = token)" },
 	{ "auth_timeout", 0, OPT_U32, O(auth_timeout), 1, 300, "S", "seconds a connection has to authenticate (default 5)" },
@@ -119,6 +122,7 @@ void config_defaults(struct config *c)
 	c->sio_ping_timeout = 20000;
 	c->sio_max_payload = 1000000;
 	c->sio_connect_timeout = 45000;
+	c->admin_listen = xstrndup("127.0.0.1:9180", 14);
 }
 
 void config_free(struct config *c)
@@ -556,6 +560,12 @@ int config_validate(const struct config *c)
 	}
 	if (c->no_tcp && !c->unix_socket) {
 		fprintf(stderr, "parleyd: no_tcp = 1 needs unix_socket\n");
+		return -1;
+	}
+	struct listen_addr la;
+	char why[128];
+	if (netaddr_parse_listen(c->admin_listen, &la, why, sizeof(why)) < 0) {
+		fprintf(stderr, "parleyd: admin_listen '%s': %s\n", c->admin_listen, why);
 		return -1;
 	}
 	if (log_parse_level(c->log_level, &l) < 0) {

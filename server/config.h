@@ -40,6 +40,8 @@ struct config {
 	uint32_t no_tcp;             /* 1: only the Unix socket */
 	char *tls_cert, *tls_key;    /* both set: TLS on the TCP listener */
 	char *trusted_proxies;       /* comma-separated addresses/CIDRs */
+	char *admin_listen;          /* /metrics, /healthz: HOST:PORT, unix:/PATH or off */
+	uint32_t public_metrics;     /* 1: /metrics on the public listener too */
 
 	/* who may connect, and how much */
 	char *auth;                  /* "none" or "token" */

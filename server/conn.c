@@ -37,7 +37,7 @@ void conn_send_welcome(struct conn *c)
 /* Connections per client address, for max_connections_per_ip. */
 struct ipcount {
 	uint32_t n;
-	char addr[46];
+	char addr[NETADDR_MAX];
 };
 
 static int ip_match(const void *entry, const void *key)
@@ -66,6 +66,15 @@ static void ip_add(struct server *s, const char *addr, int delta)
 	e->n += (uint32_t)delta;
 	if (e->n == 0)
 		free(hmap_del(&s->per_ip, h, addr, ip_match));
+}
+
+void conn_teardown(struct server *s)
+{
+	for (uint32_t i = 0; i < s->per_ip.cap; i++)
+		if (s->per_ip.slots[i].hash)
+			free(s->per_ip.slots[i].entry);
+	hmap_free(&s->per_ip);
+	hmap_free(&s->by_serial);
 }
 
 int conn_reason_of(uint16_t code)

@@ -20,6 +20,7 @@
 #include "frame.h"
 #include "hmap.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "ratelimit.h"
 
 struct server;
@@ -53,11 +54,12 @@ struct conn {
 	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
 	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
 	bool peer_closed;              /* the client sent a close frame */
+	bool close_sent;               /* our close frame was handed to lws */
 	bool counted_ip;               /* holds a count in server->per_ip */
 	bool authed;                   /* auth = token: a valid token was shown */
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
-	int64_t auth_deadline;         /* ms: close with 4001 unless authed */
+	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
 	struct auth_claims *claims;    /* the token's claims, owned; NULL: none */
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
@@ -66,7 +68,7 @@ struct conn {
 	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO */
 	struct sio_conn *sio;          /* CONN_SIO: the Engine.IO/Socket.IO state, owned */
 	char session[17];
-	char peer[46];
+	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
 };
 
 /* peer: the client address (netaddr_client). */
@@ -79,6 +81,9 @@ void conn_send_welcome(struct conn *c);
 /* Open connections from a client address. */
 uint32_t conn_count_ip(struct server *s, const char *addr);
 void conn_release(struct conn *c);
+/* Shutdown, after the last connection closed: frees the connection
+ * indexes (per-address counts, by serial). */
+void conn_teardown(struct server *s);
 
 /* Queues a reference to f. If the queue is over its limits the connection
  * is closed with 4008 instead (the caller carries on either way). */

@@ -236,3 +236,12 @@ void cmd_page_done(void *srv, struct store_page *page)
 	store_page_free(&page);
 }
 
+
+void cmd__history_teardown(struct server *s)
+{
+	/* Reads whose page never came back (shutdown). */
+	for (uint32_t i = 0; i < s->reads.cap; i++)
+		if (s->reads.slots[i].hash)
+			free(s->reads.slots[i].entry);
+	hmap_free(&s->reads);
+}

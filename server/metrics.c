@@ -4,8 +4,8 @@
  */
 #include "metrics.h"
 
-#include <dirent.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -50,18 +50,25 @@ static uint64_t process_rss(void)
 	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-static uint64_t process_fds(void)
+/*
+ * Open descriptors, counted rather than listed: listing /proc/self/fd
+ * costs O(connections) on the loop at every scrape. The descriptors open
+ * when serving began (listeners, storage, logs; listed once at start) plus
+ * the client sockets lws holds (HTTP and WebSocket, from its wsi
+ * create/destroy callbacks) plus the closed ones still lingering. Files
+ * opened later (a static file being sent, SQLite's own) are not counted.
+ */
+static uint64_t process_fds(const struct server *s)
 {
-	uint64_t n = 0;
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	if (!d)
+	return (uint64_t)s->fds_at_start + (uint64_t)s->client_sockets + s->linger.n;
+}
+
+static uint64_t process_max_fds(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		return 0;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n ? n - 1 : 0; /* not counting opendir's own */
+	return (uint64_t)rl.rlim_cur;
 }
 
 void metrics_render(struct server *s, struct pbuf *b)
@@ -77,8 +84,9 @@ void metrics_render(struct server *s, struct pbuf *b)
 		value(b, "parley_disconnects_total", labels, st->disconnects[i]);
 	}
 	metric(b, "parley_rejected_total", "counter", "Upgrades refused, by HTTP status.");
-	static const char *const statuses[4] = { "403", "404", "429", "503" };
-	for (int i = 0; i < 4; i++) {
+	/* the order of server_stats.rejected (ws.c, rejected_index) */
+	static const char *const statuses[6] = { "400", "403", "404", "426", "429", "503" };
+	for (int i = 0; i < 6; i++) {
 		snprintf(labels, sizeof(labels), "{status=\"%s\"}", statuses[i]);
 		value(b, "parley_rejected_total", labels, st->rejected[i]);
 	}
@@ -128,5 +136,12 @@ void metrics_render(struct server *s, struct pbuf *b)
 		value(b, "parley_store_commit_seconds_count", NULL, ss.commit_count);
 	}
 	SIMPLE(b, "process_resident_memory_bytes", "gauge", "Resident set size.", process_rss());
-	SIMPLE(b, "process_open_fds", "gauge", "Open file descriptors.", process_fds());
+	SIMPLE(b, "parley_lingering_sockets", "gauge",
+	       "Closed connections whose input is still read and discarded.", s->linger.n);
+	SIMPLE(b, "parley_lingering_closes_total", "counter",
+	       "Closed connections that lingered (input left after the close frame).", s->linger.total);
+	SIMPLE(b, "process_open_fds", "gauge",
+	       "Open file descriptors: at start, plus client sockets and lingering ones.",
+	       process_fds(s));
+	SIMPLE(b, "process_max_fds", "gauge", "Limit of open file descriptors.", process_max_fds());
 }

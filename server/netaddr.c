@@ -122,7 +122,22 @@ int netlist_contains(const struct netlist *l, const char *addr)
 	return 0;
 }
 
-/* Copies s[0..n) trimmed into out if it is a numeric address. */
+/* Writes the canonical text of a parsed address: IPv4 (also IPv4-mapped
+ * IPv6) as a.b.c.d, IPv6 as inet_ntop writes it (RFC 5952 form). */
+static void canonical(const uint8_t a[16], char *out, size_t outlen)
+{
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	char buf[INET6_ADDRSTRLEN];
+
+	if (!memcmp(a, mapped, 12))
+		inet_ntop(AF_INET, a + 12, buf, sizeof(buf));
+	else
+		inet_ntop(AF_INET6, a, buf, sizeof(buf));
+	snprintf(out, outlen, "%s", buf);
+}
+
+/* Copies s[0..n) trimmed into out, canonical, if it is a numeric
+ * address. */
 static int take_addr(const char *s, size_t n, char *out, size_t outlen)
 {
 	uint8_t a[16];
@@ -141,7 +156,7 @@ static int take_addr(const char *s, size_t n, char *out, size_t outlen)
 	tmp[n] = '\0';
 	if (parse_addr(tmp, a, &is4) < 0)
 		return -1;
-	snprintf(out, outlen, "%s", tmp);
+	canonical(a, out, outlen);
 	return 0;
 }
 
@@ -154,12 +169,12 @@ void netaddr_client(struct lws *wsi, const struct netlist *trusted, int unix_pee
 	if (unix_peer) {
 		snprintf(out, outlen, "unix");
 	} else {
-		lws_get_peer_simple(wsi, out, outlen);
+		char peer[NETADDR_MAX];
+		lws_get_peer_simple(wsi, peer, sizeof(peer));
 		/* The dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d;
 		 * logs, limits and metrics use the plain IPv4 form. */
-		struct in_addr a4;
-		if (!strncmp(out, "::ffff:", 7) && inet_pton(AF_INET, out + 7, &a4) == 1)
-			memmove(out, out + 7, strlen(out + 7) + 1);
+		if (take_addr(peer, strlen(peer), out, outlen) < 0)
+			snprintf(out, outlen, "%s", peer);
 	}
 	if (!unix_peer && !netlist_contains(trusted, out))
 		return;
@@ -173,7 +188,7 @@ void netaddr_client(struct lws *wsi, const struct netlist *trusted, int unix_pee
 			size_t start = end;
 			while (start && xff[start - 1] != ',')
 				start--;
-			char addr[64];
+			char addr[NETADDR_MAX];
 			if (take_addr(xff + start, end - start, addr, sizeof(addr)) < 0)
 				return; /* garbage: keep what we have */
 			snprintf(out, outlen, "%s", addr);
@@ -186,4 +201,51 @@ void netaddr_client(struct lws *wsi, const struct netlist *trusted, int unix_pee
 	n = lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_HTTP_X_REAL_IP);
 	if (n > 0)
 		take_addr(xff, (size_t)n, out, outlen);
+}
+
+int netaddr_parse_listen(const char *text, struct listen_addr *out, char *err, size_t errlen)
+{
+	const char *colon;
+	size_t hn;
+
+	memset(out, 0, sizeof(*out));
+	if (!strcmp(text, "off")) {
+		out->off = 1;
+		return 0;
+	}
+	if (!strncmp(text, "unix:", 5)) {
+		if (text[5] != '/' || strlen(text + 5) >= sizeof(out->path)) {
+			snprintf(err, errlen, "a Unix socket needs an absolute path shorter than %zu bytes",
+				 sizeof(out->path));
+			return -1;
+		}
+		snprintf(out->path, sizeof(out->path), "%s", text + 5);
+		return 0;
+	}
+	if (text[0] == '[') {
+		const char *rb = strchr(text, ']');
+		if (!rb || rb[1] != ':')
+			goto bad;
+		hn = (size_t)(rb - text - 1);
+		colon = rb + 1;
+		text++;
+	} else {
+		colon = strrchr(text, ':');
+		if (!colon || memchr(text, ':', (size_t)(colon - text)))
+			goto bad;
+		hn = (size_t)(colon - text);
+	}
+	if (!hn || hn >= sizeof(out->host) || !colon[1] || strlen(colon + 1) > 5 ||
+	    colon[1 + strspn(colon + 1, "0123456789")])
+		goto bad;
+	unsigned long port = strtoul(colon + 1, NULL, 10);
+	if (port > 65535)
+		goto bad;
+	memcpy(out->host, text, hn);
+	out->host[hn] = '\0';
+	out->port = (uint32_t)port;
+	return 0;
+bad:
+	snprintf(err, errlen, "expected HOST:PORT, [IPV6]:PORT, unix:/PATH or off");
+	return -1;
 }

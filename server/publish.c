@@ -155,3 +155,12 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 	free(d);
 }
 
+
+void cmd__publish_teardown(struct server *s)
+{
+	/* Durable publishes whose commit never came back (shutdown). */
+	for (uint32_t i = 0; i < s->tickets.cap; i++)
+		if (s->tickets.slots[i].hash)
+			free(s->tickets.slots[i].entry);
+	hmap_free(&s->tickets);
+}

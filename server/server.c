@@ -9,11 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd.h"
 #include "conn.h"
+#include "linger.h"
 #include "log.h"
 #include "proto.h"
 #include "sio/sio_edge.h"
@@ -100,9 +103,12 @@ static void drain_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *s = w->data;
 
-	if (s->nconns == 0 || ev_now(loop) >= s->drain_deadline) {
-		if (s->nconns)
-			log_warn("drain_timeout", "connections=%u", s->nconns);
+	/* Closed connections linger (linger.h) until their peer has read
+	 * the 1001 and hung up; the drain waits for that too. */
+	if ((s->nconns == 0 && s->linger.n == 0) || ev_now(loop) >= s->drain_deadline) {
+		if (s->nconns || s->linger.n)
+			log_warn("drain_timeout", "connections=%u lingering=%u", s->nconns,
+				 s->linger.n);
 		ev_break(loop, EVBREAK_ALL);
 	}
 }
@@ -119,6 +125,9 @@ static void begin_drain(struct server *s, const char *why)
 	 * it. */
 	for (struct conn *c = s->conns; c; c = c->next)
 		conn_close_later(c, LWS_CLOSE_STATUS_GOINGAWAY);
+	/* Every connection now lingers as it closes: no descriptor budget
+	 * (nothing new is accepted, each linger replaces its connection). */
+	s->linger.max = UINT32_MAX;
 	s->drain_deadline = ev_now(s->loop) + s->cfg->drain_timeout;
 	ev_timer_init(&s->drain_w, drain_tick, 0.02, 0.02);
 	s->drain_w.data = s;
@@ -184,45 +193,138 @@ static void build_limits(struct server *s)
 		 PROTO_HISTORY_MAX);
 }
 
-/* Creates the TCP vhost (with TLS if configured) and the Unix-socket one. */
+/* Mounts of the public listener: /healthz (and /metrics with
+ * public_metrics) answered by ws.c, the rest static files. */
+static void build_mounts(struct server *s, const struct config *cfg)
+{
+	memset(&s->mounts, 0, sizeof(s->mounts));
+	struct lws_http_mount *health = &s->mounts[0], *metrics = &s->mounts[1],
+			      *root = &s->mounts[2];
+
+	health->mountpoint = "/healthz";
+	health->mountpoint_len = 8;
+	health->origin = "parley";
+	health->origin_protocol = LWSMPRO_CALLBACK;
+
+	*metrics = *health;
+	metrics->mountpoint = "/metrics";
+	metrics->mountpoint_len = 8;
+	if (cfg->public_metrics)
+		health->mount_next = metrics;
+
+	root->mount_next = health;
+	root->mountpoint = "/";
+	root->mountpoint_len = 1;
+	root->origin = cfg->web_root;
+	root->def = "index.html";
+	root->origin_protocol = LWSMPRO_FILE;
+}
+
+/* The public TCP listener, with TLS if configured. */
+static int listen_tcp(struct server *s, struct lws_context_creation_info *info)
+{
+	const struct config *cfg = s->cfg;
+	struct lws_context_creation_info t = *info;
+
+	t.ssl_cert_filepath = cfg->tls_cert;
+	t.ssl_private_key_filepath = cfg->tls_key;
+	/* HTTP/1.1 only: lws 4.1's HTTP/2 crashes on the replies we write
+	 * (ws.c) and we do not offer WebSockets over HTTP/2 (RFC 8441). */
+	t.alpn = "http/1.1";
+	s->vhost = lws_create_vhost(s->ctx, &t);
+	if (!s->vhost) {
+		log_error("listen", "host=%s port=%u tls=%d error=\"cannot listen (address in use, or a bad certificate)\"",
+			  cfg->host ? cfg->host : "*", cfg->port, cfg->tls_cert != NULL);
+		return -1;
+	}
+	log_info("listening", "host=%s port=%d tls=%s web_root=%s data_dir=%s version=%s",
+		 cfg->host ? cfg->host : "*", lws_get_vhost_listen_port(s->vhost),
+		 cfg->tls_cert ? "on" : "off", log_q(cfg->web_root), log_q(cfg->data_dir),
+		 PARLEY_VERSION);
+	return 0;
+}
+
+/* Creates a Unix-socket vhost at path with mode; NULL on failure. */
+static struct lws_vhost *listen_unix(struct server *s, const struct lws_context_creation_info *info,
+				     const char *path, const char *name, uint32_t mode)
+{
+	struct lws_context_creation_info u = *info;
+	struct lws_vhost *vh;
+	struct stat st;
+
+	/* A socket left by a crashed run would make bind() fail. */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+	u.options |= LWS_SERVER_OPTION_UNIX_SOCK;
+	u.iface = path;
+	u.port = 0;
+	u.vhost_name = name;
+	vh = lws_create_vhost(s->ctx, &u);
+	if (vh && chmod(path, (mode_t)mode) < 0)
+		log_warn("unix_socket", "path=%s error=%s", log_q(path), log_q(strerror(errno)));
+	return vh;
+}
+
+/*
+ * The admin listener (admin_listen): /metrics and /healthz, no static
+ * files, no WebSocket (ws.c refuses upgrades on it). Plain HTTP: it is
+ * meant for loopback or a Unix socket, not the internet.
+ */
+static int listen_admin(struct server *s, const struct lws_context_creation_info *info)
+{
+	struct listen_addr *la = &s->admin_addr; /* lws keeps pointers to iface: not on the stack */
+	char err[128];
+
+	if (netaddr_parse_listen(s->cfg->admin_listen, la, err, sizeof(err)) < 0) {
+		log_error("config", "key=admin_listen error=%s", log_q(err));
+		return -1;
+	}
+	if (la->off)
+		return 0;
+	struct lws_context_creation_info a = *info;
+	a.ssl_cert_filepath = a.ssl_private_key_filepath = NULL;
+	a.mounts = NULL; /* everything goes to ws.c's HTTP callback */
+	if (la->path[0]) {
+		s->vhost_admin = listen_unix(s, &a, la->path, "parley-admin", 0660);
+		if (!s->vhost_admin) {
+			log_error("listen", "admin_unix_socket=%s error=\"cannot listen\"", log_q(la->path));
+			return -1;
+		}
+		log_info("admin_listening", "unix_socket=%s", log_q(la->path));
+		return 0;
+	}
+	a.iface = la->host;
+	a.port = (int)la->port;
+	a.vhost_name = "parley-admin";
+	s->vhost_admin = lws_create_vhost(s->ctx, &a);
+	if (!s->vhost_admin) {
+		log_error("listen", "admin_listen=%s error=\"cannot listen (address in use?)\"",
+			  log_q(s->cfg->admin_listen));
+		return -1;
+	}
+	log_info("admin_listening", "host=%s port=%d", la->host,
+		 lws_get_vhost_listen_port(s->vhost_admin));
+	return 0;
+}
+
+/* Creates the admin vhost, the public TCP one and the Unix-socket one.
+ * The admin listener comes first so that its log line precedes the
+ * public "listening" one, which scripts and tests wait for. */
 static int listen_all(struct server *s, struct lws_context_creation_info *info)
 {
 	const struct config *cfg = s->cfg;
 
-	if (!cfg->no_tcp) {
-		info->ssl_cert_filepath = cfg->tls_cert;
-		info->ssl_private_key_filepath = cfg->tls_key;
-		s->vhost = lws_create_vhost(s->ctx, info);
-		info->ssl_cert_filepath = info->ssl_private_key_filepath = NULL;
-		if (!s->vhost) {
-			log_error("listen", "host=%s port=%u tls=%d error=\"cannot listen (address in use, or a bad certificate)\"",
-				  cfg->host ? cfg->host : "*", cfg->port, cfg->tls_cert != NULL);
-			return -1;
-		}
-		log_info("listening", "host=%s port=%d tls=%s web_root=%s data_dir=%s version=%s",
-			 cfg->host ? cfg->host : "*", lws_get_vhost_listen_port(s->vhost),
-			 cfg->tls_cert ? "on" : "off", log_q(cfg->web_root), log_q(cfg->data_dir),
-			 PARLEY_VERSION);
-	}
+	if (listen_admin(s, info) < 0)
+		return -1;
+	if (!cfg->no_tcp && listen_tcp(s, info) < 0)
+		return -1;
 	if (cfg->unix_socket) {
-		struct lws_context_creation_info u = *info;
-		struct stat st;
-
-		/* A socket left by a crashed run would make bind() fail. */
-		if (lstat(cfg->unix_socket, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(cfg->unix_socket);
-		u.options |= LWS_SERVER_OPTION_UNIX_SOCK;
-		u.iface = cfg->unix_socket;
-		u.port = 0;
-		u.vhost_name = "parley-unix";
-		s->vhost_unix = lws_create_vhost(s->ctx, &u);
+		s->vhost_unix = listen_unix(s, info, cfg->unix_socket, "parley-unix",
+					    cfg->unix_socket_mode);
 		if (!s->vhost_unix) {
 			log_error("listen", "unix_socket=%s error=\"cannot listen\"", log_q(cfg->unix_socket));
 			return -1;
 		}
-		if (chmod(cfg->unix_socket, (mode_t)cfg->unix_socket_mode) < 0)
-			log_warn("unix_socket", "path=%s error=%s", log_q(cfg->unix_socket),
-				 log_q(strerror(errno)));
 		log_info("listening", "unix_socket=%s mode=%04o", log_q(cfg->unix_socket),
 			 cfg->unix_socket_mode);
 	}
@@ -285,33 +387,33 @@ static int open_store(struct server *s)
 	return 0;
 }
 
-int server_run(struct config *cfg)
+/* Number of open descriptors, by listing /proc/self/fd: once, at start
+ * (metrics.c counts from there). */
+static uint32_t count_fds(void)
 {
-	static struct server srv;
-	struct server *s = &srv;
-	struct lws_context_creation_info info;
-	struct lws_http_mount mount_health, mount_metrics, mount_root;
-	void *foreign[1];
-	int rc = 1;
+	uint32_t n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
 
-	memset(s, 0, sizeof(*s));
-	s->cfg = cfg;
-	s->wbuf_cap = WBUF_SIZE;
-	s->wbuf = xmalloc(WBUF_SIZE);
-	build_limits(s);
-	sio_edge_setup(s);
-	signal(SIGPIPE, SIG_IGN);
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n ? n - 1 : 0; /* not counting opendir's own */
+}
 
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+/* The libev loop and the signal watchers. Signals are caught from here
+ * on (libev queues them until ev_run): a SIGTERM that arrives while
+ * starting up is a clean shutdown too, not the default action. */
+static int start_loop(struct server *s)
+{
 	s->loop = ev_default_loop(EVBACKEND_EPOLL);
 	if (!s->loop) {
 		log_error("ev_loop", "%s", "error=\"cannot create the epoll loop\"");
-		return 1;
+		return -1;
 	}
-	foreign[0] = s->loop;
-	/* Signals are caught from here on (libev queues them until ev_run):
-	 * a SIGTERM that arrives while starting up is a clean shutdown too,
-	 * not the default action. */
 	ev_signal_init(&s->sigterm_w, signal_cb, SIGTERM);
 	ev_signal_init(&s->sigint_w, signal_cb, SIGINT);
 	ev_signal_init(&s->sighup_w, signal_cb, SIGHUP);
@@ -319,67 +421,55 @@ int server_run(struct config *cfg)
 	ev_signal_start(s->loop, &s->sigterm_w);
 	ev_signal_start(s->loop, &s->sigint_w);
 	ev_signal_start(s->loop, &s->sighup_w);
+	return 0;
+}
 
-	memset(&mount_health, 0, sizeof(mount_health));
-	mount_health.mountpoint = "/healthz";
-	mount_health.mountpoint_len = 8;
-	mount_health.origin = "parley";
-	mount_health.origin_protocol = LWSMPRO_CALLBACK;
+/* The lws context on our loop; vhosts are created by listen_all. */
+static int create_context(struct server *s, struct lws_context_creation_info *info)
+{
+	const struct config *cfg = s->cfg;
+	struct rlimit rl;
 
-	mount_metrics = mount_health;
-	mount_metrics.mountpoint = "/metrics";
-	mount_metrics.mountpoint_len = 8;
-	mount_health.mount_next = &mount_metrics;
-
-	memset(&mount_root, 0, sizeof(mount_root));
-	mount_root.mount_next = &mount_health;
-	mount_root.mountpoint = "/";
-	mount_root.mountpoint_len = 1;
-	mount_root.origin = cfg->web_root;
-	mount_root.def = "index.html";
-	mount_root.origin_protocol = LWSMPRO_FILE;
-
+	s->foreign[0] = s->loop;
+	build_mounts(s, cfg);
 	s->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
 	s->retry.secs_since_valid_hangup = (uint16_t)cfg->ping_timeout;
 
-	memset(&info, 0, sizeof(info));
+	memset(info, 0, sizeof(*info));
 	/* UTF-8 is validated in ws.c (utf8.h), not by lws: lws hangs up
 	 * at once, and the client then never sees the 1007. */
-	info.options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
-	info.foreign_loops = foreign;
-	info.user = s;
-	info.protocols = protocols;
-	info.mounts = &mount_root;
-	info.port = (int)cfg->port;
-	info.iface = cfg->host;
-	info.vhost_name = "parley";
-	info.server_string = "parley";
-	info.retry_and_idle_policy = &s->retry;
-	info.timeout_secs = 10;
-	info.pt_serv_buf_size = 16384;
-
+	info->options = LWS_SERVER_OPTION_LIBEV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	info->foreign_loops = s->foreign;
+	info->user = s;
+	info->protocols = protocols;
+	info->mounts = &s->mounts[2];
+	info->port = (int)cfg->port;
+	info->iface = cfg->host;
+	info->vhost_name = "parley";
+	info->server_string = "parley";
+	info->retry_and_idle_policy = &s->retry;
+	info->timeout_secs = 10;
+	info->pt_serv_buf_size = 16384;
 	if (cfg->tls_cert)
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 
-	if (cfg->trusted_proxies) {
-		char err[128];
-		if (netlist_parse(&s->trusted, cfg->trusted_proxies, err, sizeof(err)) < 0) {
-			log_error("config", "key=trusted_proxies error=%s", log_q(err));
-			goto out;
-		}
-	}
-	if (auth_setup(s) < 0)
-		goto out;
-	s->ctx = lws_create_context(&info);
+	s->ctx = lws_create_context(info);
 	if (!s->ctx) {
 		log_error("lws_context", "%s", "error=\"cannot create the lws context (is libwebsockets-evlib-ev installed?)\"");
-		goto out;
+		return -1;
 	}
-	if (open_store(s) < 0)
-		goto out;
-	if (listen_all(s, &info) < 0)
-		goto out;
+	/* A quarter of the descriptors may linger after their connection
+	 * closed; past that, sockets close at once (as before lingering). */
+	uint32_t max = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		max = (uint32_t)(rl.rlim_cur / 4 > 64 ? rl.rlim_cur / 4 : 64);
+	linger_init(&s->linger, s->loop, max);
+	return 0;
+}
 
+/* The watchers that run while serving: flush before sleeping, the tick. */
+static void start_watchers(struct server *s)
+{
 	ev_prepare_init(&s->flush_w, flush_cb);
 	s->flush_w.data = s;
 	ev_prepare_start(s->loop, &s->flush_w);
@@ -387,16 +477,20 @@ int server_run(struct config *cfg)
 	ev_timer_init(&s->tick_w, tick_cb, 0.1, 0.1);
 	s->tick_w.data = s;
 	ev_timer_start(s->loop, &s->tick_w);
+}
 
-	ev_run(s->loop, 0);
-	rc = 0;
-
-out:
-	/* Storage first: its threads wake the loop through the lws context
-	 * until they are joined, and its last completions may still answer
-	 * connections that lws then closes. */
+/*
+ * Tears down in dependency order. Storage first: its threads wake the
+ * loop through the lws context until they are joined, and its last
+ * completions may still answer connections that lws then closes. Then
+ * lws (which closes every connection: their CLOSED callbacks release
+ * them), then what the modules still hold, each freeing its own.
+ */
+static void teardown(struct server *s)
+{
 	if (s->store)
 		store_close(&s->store, &server_store_handlers, s);
+	linger_stop_all(&s->linger); /* closes from here on do not linger */
 	if (s->ctx) {
 		lws_context_destroy(s->ctx);
 		s->ctx = NULL;
@@ -410,27 +504,53 @@ out:
 		ev_timer_stop(s->loop, &s->tick_w);
 		ev_loop_destroy(s->loop);
 	}
-	/* Pending durable tickets whose connection is gone. */
-	for (uint32_t i = 0; i < s->tickets.cap; i++)
-		if (s->tickets.slots[i].hash)
-			free(s->tickets.slots[i].entry);
-	hmap_free(&s->tickets);
-	for (uint32_t i = 0; i < s->reads.cap; i++)
-		if (s->reads.slots[i].hash)
-			free(s->reads.slots[i].entry);
-	hmap_free(&s->reads);
-	hmap_free(&s->by_serial);
-	for (uint32_t i = 0; i < s->per_ip.cap; i++)
-		if (s->per_ip.slots[i].hash)
-			free(s->per_ip.slots[i].entry);
-	hmap_free(&s->per_ip);
+	cmd_teardown(s);
+	conn_teardown(s);
 	netlist_free(&s->trusted);
 	auth_teardown(s);
-	hmap_free(&s->rooms);
+	hmap_free(&s->rooms); /* empty: the last member's leave freed each room */
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);
 	free(s->wbuf);
 	sio_edge_teardown();
+}
+
+int server_run(struct config *cfg)
+{
+	static struct server srv;
+	struct server *s = &srv;
+	struct lws_context_creation_info info;
+	int rc = 1;
+
+	memset(s, 0, sizeof(*s));
+	s->cfg = cfg;
+	s->wbuf_cap = WBUF_SIZE;
+	s->wbuf = xmalloc(WBUF_SIZE);
+	build_limits(s);
+	sio_edge_setup(s);
+	signal(SIGPIPE, SIG_IGN);
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+	linger_init(&s->linger, NULL, 0);
+
+	if (start_loop(s) < 0)
+		goto out;
+	if (cfg->trusted_proxies) {
+		char err[128];
+		if (netlist_parse(&s->trusted, cfg->trusted_proxies, err, sizeof(err)) < 0) {
+			log_error("config", "key=trusted_proxies error=%s", log_q(err));
+			goto out;
+		}
+	}
+	if (auth_setup(s) < 0 || create_context(s, &info) < 0 || open_store(s) < 0 ||
+	    listen_all(s, &info) < 0)
+		goto out;
+	s->fds_at_start = count_fds();
+	start_watchers(s);
+
+	ev_run(s->loop, 0);
+	rc = 0;
+out:
+	teardown(s);
 	if (rc == 0)
 		log_info("stopped", "%s", "exit=0");
 	return rc;

@@ -22,6 +22,7 @@
 #include "config.h"
 #include "errors.h"
 #include "hmap.h"
+#include "linger.h"
 #include "metrics.h"
 #include "netaddr.h"
 
@@ -36,7 +37,7 @@ struct server_stats {
 	uint64_t slow_closes;
 	uint64_t errors[PROTO_ERR_COUNT];
 	uint64_t disconnects[CLOSE_R_COUNT];
-	uint64_t rejected[4];      /* upgrades refused: 403, 404, 429, 503 */
+	uint64_t rejected[6];      /* upgrades refused: 400, 403, 404, 426, 429, 503 */
 	uint64_t cache_hits, cache_misses;
 };
 
@@ -51,6 +52,11 @@ struct server {
 	ev_tstamp drain_deadline;
 	ev_timer tick_w;
 	lws_retry_bo_t retry;
+	void *foreign[1];           /* the loop, for lws (foreign_loops) */
+	struct lws_http_mount mounts[3]; /* /healthz, /metrics, / */
+	struct linger_set linger;   /* closed client sockets draining (linger.h) */
+	uint32_t fds_at_start;      /* descriptors open when serving began */
+	int64_t client_sockets;     /* lws client sockets open (HTTP and WebSocket) */
 
 	struct hmap rooms;          /* struct room *, by name */
 	struct conn *conns;         /* every WebSocket connection */
@@ -65,6 +71,8 @@ struct server {
 	struct hmap per_ip;         /* struct ipcount *, by address */
 	struct netlist trusted;     /* trusted_proxies */
 	struct lws_vhost *vhost_unix;
+	struct lws_vhost *vhost_admin;  /* admin_listen; NULL: off */
+	struct listen_addr admin_addr;  /* parsed admin_listen (lws keeps pointers into it) */
 	struct auth *auth;          /* NULL: auth = none */
 	struct conn *unauthed;      /* waiting for a token, oldest first */
 	struct conn *unauthed_tail;

@@ -625,7 +625,8 @@ int sio_conn_receive(struct conn *c, struct lws *wsi, const char *in, size_t len
 
 	if (c->close_code)
 		return 0; /* closing: ignore what is still in flight */
-	if (c->rx.len + len > ecfg.max_payload) {
+	/* What the frame header declares counts at once (as in ws.c). */
+	if ((uint64_t)c->rx.len + len + lws_remaining_packet_payload(wsi) > ecfg.max_payload) {
 		pbuf_free(&c->rx);
 		close_session(sc, EIO_CLOSE_TOO_LARGE);
 		return 0;

@@ -6,8 +6,11 @@
 //   PARLEY_WEB_ROOT    web client directory (default: <repo>/web-client)
 //   PARLEY_ARTIFACTS   where screenshots go (default: <repo>/tests/artifacts, git-ignored)
 //   CHROMIUM           browser binary (default: /usr/bin/chromium)
+//   PARLEY_TLS=1       parleyd serves https/wss itself (--tls-cert/--tls-key) with a self-signed
+//                      certificate made by openssl; chromium runs with --ignore-certificate-errors
+//                      and Node's clients with NODE_TLS_REJECT_UNAUTHORIZED=0 (run.mjs sets it)
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,6 +48,23 @@ export function tmpDir(prefix = 'parley-browser-') {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+export const TLS = process.env.PARLEY_TLS === '1';
+let tlsFiles = null;
+
+/** A self-signed certificate for 127.0.0.1/localhost, made once per process. */
+function tlsArgs() {
+  if (!TLS) return [];
+  if (!tlsFiles) {
+    const dir = tmpDir('parley-tls-');
+    tlsFiles = { cert: path.join(dir, 'server.crt'), key: path.join(dir, 'server.key') };
+    const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
+      '-subj', '/CN=localhost', '-keyout', tlsFiles.key, '-out', tlsFiles.cert,
+      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`openssl could not make a test certificate:\n${r.stderr}`);
+  }
+  return ['--tls-cert', tlsFiles.cert, '--tls-key', tlsFiles.key];
+}
+
 /**
  * Starts parleyd and waits for its `msg=listening ... port=N` line on stderr.
  * Returns { port, url, wsUrl, log(), stop() }; stop() sends SIGTERM and resolves to the exit code.
@@ -54,8 +74,9 @@ export async function startServer({ port = 0, dataDir, extraArgs = [] } = {}) {
   if (!exe) throw new Error('PARLEYD is not set (path of the parleyd binary)');
   if (!fs.existsSync(exe)) throw new Error(`PARLEYD=${exe} does not exist`);
   dataDir = dataDir || tmpDir('parley-data-');
-  const args = ['--host', '127.0.0.1', '--port', String(port), '--data-dir', dataDir,
-    '--web-root', WEB_ROOT, '--log-level', 'info', ...extraArgs];
+  // --admin-listen: an ephemeral admin port, never the default 9180 (parallel runs would collide)
+  const args = ['--host', '127.0.0.1', '--port', String(port), '--admin-listen', '127.0.0.1:0', '--data-dir', dataDir,
+    '--web-root', WEB_ROOT, '--log-level', 'info', ...tlsArgs(), ...extraArgs];
   const proc = spawn(exe, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   const exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig)));
@@ -74,8 +95,8 @@ export async function startServer({ port = 0, dataDir, extraArgs = [] } = {}) {
   const p = await listening;
   const server = {
     proc, port: p, dataDir,
-    url: `http://127.0.0.1:${p}`,
-    wsUrl: `ws://127.0.0.1:${p}/ws`,
+    url: `${TLS ? 'https' : 'http'}://127.0.0.1:${p}`,
+    wsUrl: `${TLS ? 'wss' : 'ws'}://127.0.0.1:${p}/ws`,
     log: () => stderr,
     exitCode: null,
     async stop() {
@@ -102,7 +123,8 @@ export async function launchBrowser() {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      ...(TLS ? ['--ignore-certificate-errors'] : [])],
     timeout: 60000,
   });
 }

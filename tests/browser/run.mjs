@@ -20,6 +20,9 @@ if (!fs.existsSync(chromium)) {
 const files = fs.readdirSync(here).filter((f) => f.endsWith('.test.mjs')).sort();
 // Node 20 has WebSocket behind a flag; the tests use it for their protocol-level clients.
 const flags = typeof WebSocket === 'undefined' ? ['--experimental-websocket'] : [];
+// PARLEY_TLS=1 (meson test browser_tls): the same suite against parleyd's own TLS, with a
+// self-signed certificate; Node's WebSocket clients must accept it too.
+const env = process.env.PARLEY_TLS === '1' ? { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: '0' } : process.env;
 const r = spawnSync(process.execPath, [...flags, '--test', '--test-concurrency=1', ...files],
-  { cwd: here, stdio: 'inherit' });
+  { cwd: here, stdio: 'inherit', env });
 process.exit(r.status ?? 1);

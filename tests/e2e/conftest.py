@@ -22,6 +22,8 @@ from wsclient import HandshakeError, WSClient, WSClosed, Close  # noqa: F401 (re
 
 HOST = "127.0.0.1"
 LISTEN_RE = re.compile(rb"msg=listening\b.*\bport=(\d+)")
+# The admin listener (/metrics, /healthz): tests start it on an ephemeral loopback port, never 9180.
+ADMIN_RE = re.compile(rb"msg=admin_listening\b.*\bport=(\d+)")
 
 
 # Most tests blast commands as fast as Python can send them; per-connection rate limits would only
@@ -172,6 +174,19 @@ class Server:
         self.proc.wait()
         raise AssertionError("no msg=listening line within %.0fs:\n%s" % (timeout, self.log()))
 
+    @property
+    def admin_port(self):
+        """The admin listener's port, from its log line (logged before the public one)."""
+        for line in self.log().encode().splitlines():
+            m = ADMIN_RE.search(line)
+            if m:
+                return int(m.group(1))
+        raise AssertionError("no msg=admin_listening line with a port:\n%s" % self.log())
+
+    def metrics_get(self, timeout=5.0):
+        """GET /metrics from the admin listener; returns (status, headers, body)."""
+        return self.http_get("/metrics", timeout=timeout, port=self.admin_port)
+
     def log(self):
         try:
             with open(self.log_path, "rb") as f:
@@ -192,12 +207,14 @@ class Server:
         self.clients.append(c)
         return c
 
-    def http_get(self, path, timeout=5.0):
-        """Plain HTTP/1.1 GET; returns (status, headers dict, body bytes)."""
-        s = socket.create_connection((HOST, self.port), timeout=timeout)
+    def http_get(self, path, timeout=5.0, port=None):
+        """Plain HTTP/1.1 GET (to the public port unless port is given); returns (status, headers
+        dict, body bytes)."""
+        port = self.port if port is None else port
+        s = socket.create_connection((HOST, port), timeout=timeout)
         try:
             s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nConnection: close\r\n\r\n"
-                       % (path, HOST, self.port)).encode())
+                       % (path, HOST, port)).encode())
             data = b""
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -321,8 +338,9 @@ def parley(request, tmp_data_root):
 
 
 def parleyd_argv(exe, data_dir):
-    """The flags every test server starts with: an ephemeral loopback port and its own data dir."""
-    return [exe, "--port", "0", "--host", HOST, "--data-dir", data_dir]
+    """The flags every test server starts with: an ephemeral loopback port, an ephemeral admin port
+    (never the default 9180, which parallel tests would fight over) and its own data dir."""
+    return [exe, "--port", "0", "--host", HOST, "--admin-listen", HOST + ":0", "--data-dir", data_dir]
 
 
 def call_failed(request):

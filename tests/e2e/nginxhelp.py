@@ -210,15 +210,17 @@ def static_variant(text, web_root):
     return "\n".join(lines)
 
 
-def deploy_site(upstream, port, log_dir, web_root=None):
-    """deploy/nginx.conf with listen, upstream and log paths rewritten for a test run; with web_root,
-    the static client is served by nginx from there (variant (b))."""
+def deploy_site(upstream, port, log_dir, web_root=None, admin=None):
+    """deploy/nginx.conf with listen, upstreams and log paths rewritten for a test run; with web_root,
+    the static client is served by nginx from there (variant (b)). admin: parleyd's admin listener
+    ("127.0.0.1:PORT" or "unix:/path"); without it /metrics goes nowhere (502)."""
     with open(DEPLOY_NGINX_CONF) as f:
         text = f.read()
     if web_root:
         text = static_variant(text, web_root)
     subs = [
         ("server 127.0.0.1:8080;", "server %s;" % upstream),
+        ("server 127.0.0.1:9180;", "server %s;" % (admin or "127.0.0.1:9")),
         ("listen 80;", "listen %s:%d;" % (HOST, port)),
         ("listen [::]:80;", ""),
         ("/var/log/nginx/", log_dir.rstrip("/") + "/"),
@@ -390,13 +392,14 @@ class UnixServer(Server):
 
 @pytest.fixture
 def nginx(request, tmp_data_root):
-    """Factory: nginx(upstream, web_root=None) -> Nginx running the shipped deploy/nginx.conf."""
+    """Factory: nginx(upstream, web_root=None, admin=None) -> Nginx running the shipped
+    deploy/nginx.conf (admin: parleyd's admin listener, for /metrics)."""
     started = []
 
-    def start(upstream, web_root=None):
+    def start(upstream, web_root=None, admin=None):
         prefix = os.path.join(tmp_data_root, "nginx%d" % len(started))
         os.makedirs(prefix)
-        n = Nginx(prefix, lambda port: deploy_site(upstream, port, prefix, web_root))
+        n = Nginx(prefix, lambda port: deploy_site(upstream, port, prefix, web_root, admin))
         started.append(n)
         return n
 

@@ -49,6 +49,6 @@ def test_connection_that_answers_pings_stays_up(parley):
 def test_ping_timeout_not_above_ping_interval_is_rejected():
     import subprocess
     from conftest import parleyd_path
-    p = subprocess.run([parleyd_path(), "--port", "0", "--ping-interval", "5", "--ping-timeout", "5",
+    p = subprocess.run([parleyd_path(), "--port", "0", "--admin-listen", "off", "--ping-interval", "5", "--ping-timeout", "5",
                         "--data-dir", "/nonexistent-parley-e2e"], capture_output=True, timeout=10)
     assert p.returncode != 0

@@ -74,7 +74,7 @@ class Metrics:
 
 
 def scrape(srv, nscrapes=None):
-    status, hdrs, body = http_request(HOST, srv.port, "/metrics")
+    status, hdrs, body = http_request(HOST, srv.admin_port, "/metrics")
     assert status == 200, (status, body[:300])
     if nscrapes is not None:
         nscrapes[0] += 1

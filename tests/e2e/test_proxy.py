@@ -110,12 +110,21 @@ def test_static_client_served_by_nginx_variant(parley, nginx, tmp_data_root):
 
 def test_metrics_through_nginx_only_from_localhost(parley, nginx):
     s = parley()
-    n = nginx(upstream(s))
+    n = nginx(upstream(s), admin="%s:%d" % (HOST, s.admin_port))
     status, _, body = n.http_get("/metrics")
     assert status == 200, (status, body[:300])
     assert b"parley_connections" in body
     status, _, body = n.http_get("/metrics", source=CLIENT_ADDR)
     assert status == 403, "nginx must refuse /metrics to other hosts, got %r %r" % (status, body[:200])
+
+
+def test_metrics_through_nginx_come_from_the_admin_listener(parley, nginx):
+    # The shipped site sends /metrics to parleyd's admin listener: pointing that upstream at the
+    # public listener (which no longer serves /metrics) must not work.
+    s = parley()
+    n = nginx(upstream(s), admin=upstream(s))
+    status, _, body = n.http_get("/metrics")
+    assert status == 404, (status, body[:200])
 
 
 def test_ws_upgrade_only_on_ws_path_through_nginx(parley, nginx):

@@ -117,7 +117,7 @@ def test_read_only_data_directory_is_refused_at_start_with_a_clear_error():
     d.mkdir()
     exe = os.environ["PARLEYD"]
     # create the database as root first, so the unprivileged run finds it read-only
-    p = subprocess.Popen([exe, "--port", "0", "--host", "127.0.0.1", "--data-dir", str(d)],
+    p = subprocess.Popen([exe, "--port", "0", "--host", "127.0.0.1", "--admin-listen", "off", "--data-dir", str(d)],
                          stderr=subprocess.PIPE, text=True)
     line = p.stderr.readline()
     assert "msg=listening" in line, line
@@ -127,7 +127,7 @@ def test_read_only_data_directory_is_refused_at_start_with_a_clear_error():
     for f in d.iterdir():
         os.chmod(f, 0o644)
     r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                        exe, "--port", "0", "--host", "127.0.0.1", "--data-dir", str(d)],
+                        exe, "--port", "0", "--host", "127.0.0.1", "--admin-listen", "off", "--data-dir", str(d)],
                        capture_output=True, text=True, timeout=20)
     shutil.rmtree(top)
     assert r.returncode != 0

@@ -71,11 +71,12 @@ def test_wss_verifies_by_ip_address_too(tls_srv, cert):
     assert c.ok("ping")
 
 
-def test_https_healthz_and_metrics(tls_srv, cert):
-    status, _, body = http_request(HOST, tls_srv.port, "/healthz", ssl_context=ctx_for(cert[0]),
+def test_https_healthz_and_metrics(parley, cert):
+    s = parley("--tls-cert", cert[0], "--tls-key", cert[1], "--public-metrics", "1")
+    status, _, body = http_request(HOST, s.port, "/healthz", ssl_context=ctx_for(cert[0]),
                                    server_hostname="localhost")
     assert status == 200 and body.strip() == b"ok", (status, body)
-    status, hdrs, body = http_request(HOST, tls_srv.port, "/metrics", ssl_context=ctx_for(cert[0]),
+    status, hdrs, body = http_request(HOST, s.port, "/metrics", ssl_context=ctx_for(cert[0]),
                                       server_hostname="localhost")
     assert status == 200 and b"parley_connections" in body, (status, body[:200])
 
@@ -95,7 +96,7 @@ def test_plain_http_on_the_tls_port_is_not_served(tls_srv):
 
 
 def run_parleyd(tmp_data_root, *flags):
-    argv = [parleyd_path(), "--port", "0", "--host", HOST,
+    argv = [parleyd_path(), "--port", "0", "--host", HOST, "--admin-listen", "off",
             "--data-dir", os.path.join(tmp_data_root, "bad")] + list(flags)
     try:
         return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)

@@ -47,12 +47,14 @@ def test_socket_mode_is_applied(parley_unix, tmp_data_root, mode):
 def test_no_tcp_behind_nginx(parley_unix, nginx, tmp_data_root):
     path = sock_path(tmp_data_root)
     port = free_port()
-    parley_unix(path, "--no-tcp", "1", "--port", port, "--unix-socket-mode", "0600")
+    admin = os.path.join(os.path.dirname(path), "admin.sock")
+    parley_unix(path, "--no-tcp", "1", "--port", port, "--unix-socket-mode", "0600",
+                "--admin-listen", "unix:" + admin)
     assert mode_of(path) == 0o600
     with pytest.raises(OSError):
         socket.create_connection((HOST, port), timeout=2).close()
 
-    n = nginx("unix:" + path)
+    n = nginx("unix:" + path, admin="unix:" + admin)
     a = n.client()
     a.hello("alice")
     b = n.client()
