@@ -87,6 +87,7 @@ static const struct {
 	{ "drain_timeout", "Shutdown and logging" },
 	{ "unix_socket", "Listeners, TLS and proxies" },
 	{ "auth", "Who may connect, and how much" },
+	{ "sio", "Socket.IO clients" },
 };
 
 void config_defaults(struct config *c)
