@@ -118,7 +118,8 @@ void conn_open_kind(struct conn *c, struct server *s, struct lws *wsi, const cha
 	util_random_hex(guest + 6, 4);
 	conn_set_name(c, guest, strlen(guest));
 	c->close_reason = CLOSE_R_HANGUP;
-	c->fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
+	/* A Socket.IO polling session has no socket of its own (wsi NULL). */
+	c->fd = !wsi || lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	ip_add(s, c->peer, 1);
 	c->counted_ip = true;
@@ -145,8 +146,6 @@ void conn_release(struct conn *c)
 	conn_leave_all(c);
 	sendq_clear(&c->q);
 	pbuf_free(&c->rx);
-	if (c->kind == CONN_SIO)
-		sio_conn_release(c);
 	server_unlink_flush(s, c);
 	hmap_del(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)),
 		 &c->serial, serial_match);
@@ -211,6 +210,8 @@ void conn_close_later(struct conn *c, uint16_t code)
 	 * when the socket takes it; a reader that never reads again is cut
 	 * off after CLOSE_WAIT_S. */
 	server_want_flush(c->srv, c);
+	if (!c->wsi)
+		return; /* a Socket.IO polling session: sio_conn_closing closed it */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_WAIT_S);
 	lws_callback_on_writable(c->wsi);
 }

@@ -31,8 +31,12 @@ struct server;
 #define CLOSE_RATE_LIMITED  4029
 /* What speaks on a connection (struct conn.kind). */
 #define CONN_NATIVE 0  /* the Parley protocol on /ws */
-#define CONN_SIO    1  /* Socket.IO on /socket.io/ (server/sio/): frames
-			* are rendered for it in conn_send */
+#define CONN_SIO    1  /* a Socket.IO session (server/sio/): frames are
+			* rendered for it in conn_send; wsi is its
+			* WebSocket, or NULL while it polls */
+#define CONN_SIO_PORT 2 /* lws per-session data of a /socket.io/ request or
+			 * WebSocket: not a client, sio points to the
+			 * session it serves (or NULL) */
 
 struct sio_conn;
 

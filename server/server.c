@@ -212,7 +212,7 @@ static void build_mounts(struct server *s, const struct config *cfg)
 	if (cfg->public_metrics)
 		health->mount_next = metrics;
 
-	root->mount_next = health;
+	root->mount_next = cfg->sio ? sio_edge_mount(health) : health;
 	root->mountpoint = "/";
 	root->mountpoint_len = 1;
 	root->origin = cfg->web_root;
@@ -495,6 +495,7 @@ static void teardown(struct server *s)
 		lws_context_destroy(s->ctx);
 		s->ctx = NULL;
 	}
+	sio_edge_teardown(s); /* sessions left: after lws, before the rooms */
 	if (s->loop) {
 		ev_prepare_stop(s->loop, &s->flush_w);
 		ev_signal_stop(s->loop, &s->sigterm_w);
@@ -512,7 +513,6 @@ static void teardown(struct server *s)
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);
 	free(s->wbuf);
-	sio_edge_teardown();
 }
 
 int server_run(struct config *cfg)

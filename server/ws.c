@@ -69,8 +69,6 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 	int first = lws_is_first_fragment(wsi);
 	int done = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 
-	if (c->kind == CONN_SIO)
-		return sio_conn_receive(c, wsi, in, len);
 	if (c->close_code)
 		return 0; /* closing: ignore what is still in flight */
 	if (lws_frame_is_binary(wsi))
@@ -453,6 +451,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct conn *c = user;
 	char addr[NETADDR_MAX];
 
+	/* The requests and WebSockets of Socket.IO sessions (server/sio/). */
+	if (c && c->kind == CONN_SIO_PORT && sio_port_reason(reason))
+		return sio_port_callback(s, wsi, reason, c, in, len);
+
 	switch (reason) {
 	case LWS_CALLBACK_WSI_CREATE:
 		/* Every client socket, HTTP or WebSocket (for /metrics:
@@ -473,9 +475,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_ESTABLISHED:
 		netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
 		if (is_sio(s, wsi))
-			sio_ws_open(c, s, wsi, addr);
-		else
-			conn_open(c, s, wsi, addr);
+			return sio_ws_open(c, s, wsi, addr);
+		conn_open(c, s, wsi, addr);
 		cmd_conn_established(c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
@@ -494,6 +495,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		conn_release(c);
 		return 0;
 	case LWS_CALLBACK_HTTP:
+		if (s->cfg->sio && sio_http_match(wsi)) {
+			netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
+			return sio_http(s, wsi, c, addr);
+		}
 		return on_http(s, wsi);
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (s && s->store)
@@ -503,4 +508,21 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	}
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- for the Socket.IO edge (server/sio/) ---- */
+
+int ws_writeable(struct conn *c, struct lws *wsi)
+{
+	return on_writeable(c, wsi);
+}
+
+int ws_origin_allowed(const char *list, const char *origin)
+{
+	return origin_allowed(list, origin);
+}
+
+int ws_is_unix_peer(struct server *s, struct lws *wsi)
+{
+	return is_unix_peer(s, wsi);
 }

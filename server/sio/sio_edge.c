@@ -1,7 +1,8 @@
 #define _GNU_SOURCE /* memmem */
 /*
- * sio_edge.c - Socket.IO clients over the Engine.IO WebSocket transport
- * (sio_edge.h). Runs on the loop thread only, like the rest of the core.
+ * sio_edge.c - Socket.IO clients: Engine.IO sessions over HTTP long-polling
+ * and WebSocket, and the Socket.IO layer on them (sio_edge.h). Runs on the
+ * loop thread only, like the rest of the core.
  */
 #include "sio_edge.h"
 
@@ -17,36 +18,62 @@
 #include "eio_session.h"
 #include "frame.h"
 #include "jscan.h"
+#include "linger.h"
 #include "log.h"
 #include "proto.h"
 #include "server.h"
 #include "sio.h"
 #include "util.h"
+#include "ws.h"
 
-/* The Engine.IO and Socket.IO state of one CONN_SIO connection. */
+/* One Engine.IO session and its Socket.IO state. */
 struct sio_conn {
-	struct conn *c;
-	ev_timer timer;             /* eio_session_deadline / connect deadline */
+	struct conn conn;           /* the core's client (kind CONN_SIO) */
+	struct conn *c;             /* &conn */
+	struct server *s;
+	struct sio_conn *next, *prev; /* every session, for teardown */
+	ev_timer timer;             /* eio_session_deadline, connect deadline, free */
 	bool timer_on;
+	bool registered;            /* in the sid map */
+	bool dead;                  /* closed: freed once no port refers to it */
 	bool connected;             /* CONNECT to "/" was accepted */
 	bool connecting;            /* inside CONNECT: errors become CONNECT_ERROR */
 	bool connect_error_sent;
+	bool probe_reply;           /* "3probe" to write on the probe */
+	bool probe_kill;            /* close the probe at its next WRITEABLE */
 	uint64_t connect_deadline;  /* mono ms: close unless connected by then */
 	struct eio_session eio;
 	struct sio_decoder dec;
+	/* the requests and WebSockets serving the session, and their ports */
+	struct lws *ws_wsi, *poll_wsi, *post_wsi, *probe_wsi;
+	struct conn *ws_port, *poll_port, *post_port, *probe_port;
 };
 
 static struct eio_config ecfg;
 static uint32_t connect_timeout_ms;
+static struct hmap by_sid;          /* struct sio_conn *, by eio.sid */
+static struct sio_conn *all;
 /* Scratch: renditions and Engine.IO packets (out), a rendition's JSON
  * (rjson) and attachment bytes (bytes), synthesised commands (cmd),
- * wrapped binary events (wrap). cmd lives across cmd_handle(), whose
- * replies are rendered with out, rjson and bytes. */
-static struct pbuf out, rjson, cmd, wrap, bytes;
+ * wrapped binary events (wrap), a polling response (body). cmd lives
+ * across cmd_handle(), whose replies are rendered with out, rjson and
+ * bytes. */
+static struct pbuf out, rjson, cmd, wrap, bytes, body;
+static struct eio_packet *post_msgs; /* [ecfg.max_packets_per_payload] */
 
 static uint64_t now_ms(void)
 {
 	return util_mono_us() / 1000;
+}
+
+static int sid_match(const void *entry, const void *key)
+{
+	return !strcmp(((const struct sio_conn *)entry)->eio.sid, key);
+}
+
+static struct sio_conn *find(const char *sid)
+{
+	return hmap_get(&by_sid, hmap_hash_bytes(sid, strlen(sid)), sid, sid_match);
 }
 
 void sio_edge_setup(struct server *s)
@@ -58,15 +85,7 @@ void sio_edge_setup(struct server *s)
 	ecfg.ping_timeout_ms = cfg->sio_ping_timeout;
 	ecfg.max_payload = cfg->sio_max_payload;
 	connect_timeout_ms = cfg->sio_connect_timeout;
-}
-
-void sio_edge_teardown(void)
-{
-	pbuf_free(&out);
-	pbuf_free(&cmd);
-	pbuf_free(&wrap);
-	pbuf_free(&rjson);
-	pbuf_free(&bytes);
+	post_msgs = xcalloc(ecfg.max_packets_per_payload, sizeof(*post_msgs));
 }
 
 int sio_is_path(const char *uri)
@@ -74,71 +93,160 @@ int sio_is_path(const char *uri)
 	return !strcmp(uri, "/socket.io/") || !strcmp(uri, "/socket.io");
 }
 
-/* ---- upgrade ---- */
+int sio_http_match(struct lws *wsi)
+{
+	static const enum lws_token_indexes methods[] = {
+		WSI_TOKEN_GET_URI, WSI_TOKEN_POST_URI, WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
+		WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_HEAD_URI,
+	};
+	char uri[32];
 
-static int http_error(struct lws *wsi, enum eio_http_err e)
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if (lws_hdr_total_length(wsi, methods[i]) > 0)
+			return lws_hdr_copy(wsi, uri, sizeof(uri), methods[i]) > 0 && sio_is_path(uri);
+	return 0;
+}
+
+const struct lws_http_mount *sio_edge_mount(const struct lws_http_mount *next)
+{
+	static struct lws_http_mount m;
+
+	memset(&m, 0, sizeof(m));
+	m.mount_next = next;
+	m.mountpoint = "/socket.io";
+	m.mountpoint_len = 10;
+	m.origin = "parley"; /* ws.c's callback, which passes it on here */
+	m.origin_protocol = LWSMPRO_CALLBACK;
+	return &m;
+}
+
+/* ---- HTTP answers ---- */
+
+/* Writes a whole response: status, CORS for an allowed Origin, body.
+ * Returns what the callback must (-1: close the connection). */
+static int respond(struct server *s, struct lws *wsi, unsigned status, const char *type,
+		   const char *data, size_t n, bool preflight)
+{
+	unsigned char hb[LWS_PRE + 1024], *start = hb + LWS_PRE, *p = start,
+		      *end = hb + sizeof(hb) - 1;
+	char origin[256];
+	int on = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+
+	if (on > 0 && (on >= (int)sizeof(origin) ||
+		       lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != on ||
+		       (s->cfg->origins && !ws_origin_allowed(s->cfg->origins, origin))))
+		on = 0; /* not allowed: no CORS headers (the request was refused) */
+	if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)n, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8, &p, end))
+		return -1;
+	if (on > 0 &&
+	    (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+					 (const unsigned char *)origin, on, &p, end) ||
+	     lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-credentials:",
+					 (const unsigned char *)"true", 4, &p, end) ||
+	     lws_add_http_header_by_name(wsi, (const unsigned char *)"vary:",
+					 (const unsigned char *)"Origin", 6, &p, end)))
+		return -1;
+	if (preflight &&
+	    (lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-methods:",
+					 (const unsigned char *)"GET, POST, OPTIONS", 18, &p, end) ||
+	     lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-headers:",
+					 (const unsigned char *)"content-type", 12, &p, end)))
+		return -1;
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	/* Raw HTTP/1 body: lws keeps what the socket does not take. */
+	if (lws_write(wsi, (unsigned char *)(uintptr_t)data, n, LWS_WRITE_HTTP_FINAL) != (int)n)
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int respond_error(struct server *s, struct lws *wsi, unsigned status,
+			 enum eio_http_err e, const char *msg)
+{
+	struct pbuf b = { 0 };
+
+	eio_encode_http_error(&b, e, msg);
+	int r = respond(s, wsi, status ? status : (unsigned)eio_http_status(e), "application/json",
+			b.data, b.len, false);
+	pbuf_free(&b);
+	return r;
+}
+
+/* The same as the answer to a WebSocket upgrade (no CORS there). */
+static int upgrade_error(struct lws *wsi, unsigned status, enum eio_http_err e, const char *msg)
 {
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
 		      *end = buf + sizeof(buf) - 1;
 	struct pbuf b = { 0 };
 	int r = 1;
 
-	eio_encode_http_error(&b, e, NULL);
-	if (lws_add_http_common_headers(wsi, (unsigned)eio_http_status(e), "application/json",
-					(lws_filepos_t)b.len, &p, end) ||
+	eio_encode_http_error(&b, e, msg);
+	if (lws_add_http_common_headers(wsi, status ? status : (unsigned)eio_http_status(e),
+					"application/json", (lws_filepos_t)b.len, &p, end) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end) ||
 	    lws_write(wsi, (unsigned char *)b.data, b.len, LWS_WRITE_HTTP_FINAL) != (int)b.len)
 		r = -1;
 	else if (lws_http_transaction_completed(wsi))
 		r = -1;
 	pbuf_free(&b);
+	log_info("refused", "status=%d reason=%s", status ? (int)status : eio_http_status(e),
+		 log_q(msg ? msg : eio_http_message(e)));
 	return r;
-}
-
-int sio_confirm_upgrade(struct server *s, struct lws *wsi)
-{
-	char transport[64], eio[32], sid[96]; /* lws copies "name=value" */
-	const char *t = lws_get_urlarg_by_name(wsi, "transport=", transport, sizeof(transport));
-	const char *v = lws_get_urlarg_by_name(wsi, "EIO=", eio, sizeof(eio));
-	const char *id = lws_get_urlarg_by_name(wsi, "sid=", sid, sizeof(sid));
-	int e = eio_check_request(t, v, id != NULL, true, true);
-
-	(void)s;
-	if (e < 0 && id)
-		/* Sessions live only as long as their WebSocket here (no
-		 * long-polling yet), so no sid is known. */
-		e = EIO_HERR_UNKNOWN_SID;
-	if (e < 0 && strcmp(t, "websocket"))
-		e = EIO_HERR_BAD_REQUEST; /* polling is not an upgrade */
-	if (e < 0)
-		return 0;
-	log_info("refused", "status=400 reason=%s", log_q(eio_http_message((enum eio_http_err)e)));
-	return http_error(wsi, (enum eio_http_err)e);
 }
 
 /* ---- output ---- */
 
 static void timer_arm(struct sio_conn *sc);
+static void apply(struct sio_conn *sc, unsigned act);
+
+static void frame_release(void *ref)
+{
+	struct frame *f = ref;
+	frame_unref(&f);
+}
+
+/* Sends one frame (a text frame holding "4…", or a binary attachment):
+ * on the session's WebSocket through the conn's queue, while polling
+ * through the Engine.IO queue, which takes a reference. */
+static void emit(struct sio_conn *sc, struct frame *f)
+{
+	if (sc->dead || sc->c->close_code)
+		return;
+	if (sc->eio.transport == EIO_T_WEBSOCKET && sc->c->wsi) {
+		conn_queue(sc->c, f);
+		return;
+	}
+	size_t n;
+	const char *p = frame_payload(f, &n);
+	bool binary = (f->wire[0] & 0x0f) == 0x2;
+	struct eio_packet pk = { EIO_MESSAGE, binary, (const uint8_t *)p + (binary ? 0 : 1),
+				 binary ? n : n - 1 };
+	apply(sc, eio_session_send_ref(&sc->eio, &pk, frame_release, frame_ref(f)));
+}
 
 /* Queues one Socket.IO packet text (without the Engine.IO "4"). */
-static void queue_sio(struct conn *c, const char *p, size_t n)
+static void queue_sio(struct sio_conn *sc, const char *p, size_t n)
 {
 	pbuf_reset(&out);
 	pbuf_addc(&out, '4');
 	pbuf_add(&out, p, n);
 	struct frame *f = frame_new_text(out.data, out.len);
-	conn_queue(c, f);
+	emit(sc, f);
 	frame_unref(&f);
 }
 
-/* Moves what the Engine.IO session queued (open, ping) to the connection's
- * queue, in order; closes when the session is done. */
+/* Moves what the Engine.IO session queued to the WebSocket's queue, in
+ * order; closes the WebSocket when the session is done. */
 static void drain(struct sio_conn *sc)
 {
 	struct conn *c = sc->c;
 	bool binary;
 	int r;
 
+	if (!c->wsi)
+		return;
 	for (;;) {
 		pbuf_reset(&out);
 		r = eio_session_ws_next(&sc->eio, &out, &binary);
@@ -153,35 +261,85 @@ static void drain(struct sio_conn *sc)
 		conn_close_later(c, LWS_CLOSE_STATUS_NORMAL);
 }
 
-/* The session closed (eio reason): close the WebSocket after what is
- * queued, counted under the matching close reason. */
+static uint8_t reason_of(enum eio_close_reason why)
+{
+	switch (why) {
+	case EIO_CLOSE_CLIENT: return CLOSE_R_CLIENT;
+	case EIO_CLOSE_PING_TIMEOUT: return CLOSE_R_HANGUP;
+	case EIO_CLOSE_QUEUE_FULL: return CLOSE_R_SLOW_CONSUMER;
+	case EIO_CLOSE_TOO_LARGE: return CLOSE_R_TOO_BIG;
+	case EIO_CLOSE_SERVER: return CLOSE_R_GOING_AWAY;
+	default: return CLOSE_R_ERROR;
+	}
+}
+
+/* The Engine.IO session is CLOSED: out of the sid map, the connection
+ * closes (a WebSocket after its queue), the requests and probe still
+ * attached are answered or closed; freed from the timer once no port is
+ * left. */
+static void sess_dead(struct sio_conn *sc)
+{
+	struct conn *c = sc->c;
+
+	if (sc->dead)
+		return;
+	sc->dead = true;
+	if (sc->registered) {
+		hmap_del(&by_sid, hmap_hash_bytes(sc->eio.sid, strlen(sc->eio.sid)), sc->eio.sid,
+			 sid_match);
+		sc->registered = false;
+	}
+	log_info("sio_close", "session=%s sid=%s reason=%s", c->session, sc->eio.sid,
+		 log_q(eio_close_reason_str(sc->eio.close_reason)));
+	if (!c->close_code) {
+		enum eio_close_reason why = sc->eio.close_reason;
+		conn_close_later(c, why == EIO_CLOSE_TOO_LARGE ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
+							       : LWS_CLOSE_STATUS_NORMAL);
+		c->close_reason = reason_of(why);
+	}
+	if (sc->poll_wsi)
+		lws_callback_on_writable(sc->poll_wsi); /* "1" or "6" (poll_body) */
+	if (sc->probe_wsi) {
+		sc->probe_kill = true;
+		lws_callback_on_writable(sc->probe_wsi);
+	}
+	timer_arm(sc);
+}
+
+/* A protocol error or a client's disconnect: the reference server closes
+ * the connection. */
 static void close_session(struct sio_conn *sc, enum eio_close_reason why)
 {
 	struct conn *c = sc->c;
-	uint8_t r;
 
-	if (c->close_code)
+	if (c->close_code || sc->dead)
 		return;
-	switch (why) {
-	case EIO_CLOSE_CLIENT: r = CLOSE_R_CLIENT; break;
-	case EIO_CLOSE_PING_TIMEOUT: r = CLOSE_R_HANGUP; break;
-	case EIO_CLOSE_QUEUE_FULL: r = CLOSE_R_SLOW_CONSUMER; break;
-	case EIO_CLOSE_TOO_LARGE: r = CLOSE_R_TOO_BIG; break;
-	default: r = CLOSE_R_ERROR; break;
-	}
 	log_info("sio_close", "session=%s sid=%s reason=%s", c->session, sc->eio.sid,
 		 log_q(eio_close_reason_str(why)));
 	conn_close_later(c, why == EIO_CLOSE_TOO_LARGE ? LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE
 						       : LWS_CLOSE_STATUS_NORMAL);
-	c->close_reason = r;
+	c->close_reason = reason_of(why);
 }
 
+/* Performs the session's actions (EIO_ACT_*) that are not answers to the
+ * request being handled (the callers write those themselves). */
 static void apply(struct sio_conn *sc, unsigned act)
 {
+	if ((act & EIO_ACT_POLL_RESPOND) && sc->poll_wsi)
+		lws_callback_on_writable(sc->poll_wsi);
+	if ((act & EIO_ACT_PROBE_WRITE) && sc->probe_wsi) {
+		sc->probe_reply = true;
+		lws_callback_on_writable(sc->probe_wsi);
+	}
+	if ((act & EIO_ACT_PROBE_CLOSE) && sc->probe_wsi) {
+		sc->probe_kill = true;
+		lws_callback_on_writable(sc->probe_wsi);
+	}
 	if (act & EIO_ACT_WS_WRITABLE)
 		drain(sc);
 	if (act & EIO_ACT_CLOSE)
-		close_session(sc, sc->eio.close_reason);
+		sess_dead(sc);
+	timer_arm(sc);
 }
 
 static void connect_error(struct sio_conn *sc, const char *msg, size_t msg_len, const char *code,
@@ -196,7 +354,7 @@ static void connect_error(struct sio_conn *sc, const char *msg, size_t msg_len, 
 	pbuf_adds(&b, ",\"data\":{\"code\":");
 	pbuf_add_jstr(&b, code, code_len);
 	pbuf_adds(&b, "}}");
-	queue_sio(sc->c, b.data, b.len);
+	queue_sio(sc, b.data, b.len);
 	pbuf_free(&b);
 }
 
@@ -225,13 +383,6 @@ static void connect_error_from(struct sio_conn *sc, const char *p, size_t n)
 			msg_n = 0;
 	}
 	connect_error(sc, msg, msg_n, code, code_n);
-}
-
-/* Appends frame g and the attachment frames chained on it (g->sio). */
-static void queue_chain(struct conn *c, struct frame *g)
-{
-	for (; g && !c->close_code; g = g->sio)
-		conn_queue(c, g);
 }
 
 /*
@@ -309,6 +460,7 @@ static struct frame *render(const char *p, size_t n)
 	return f;
 }
 
+
 void sio_conn_send(struct conn *c, struct frame *f)
 {
 	struct sio_conn *sc = c->sio;
@@ -325,8 +477,9 @@ void sio_conn_send(struct conn *c, struct frame *f)
 	}
 	if (!f->sio)
 		f->sio = render(p, n);
-	if (f->sio)
-		queue_chain(c, f->sio);
+	/* the text, then its attachments (chained on it) */
+	for (struct frame *g = f->sio; g && !c->close_code && !sc->dead; g = g->sio)
+		emit(sc, g);
 }
 
 void sio_conn_closing(struct conn *c, uint16_t code)
@@ -336,9 +489,15 @@ void sio_conn_closing(struct conn *c, uint16_t code)
 
 	if (code == CLOSE_AUTH && !sc->connected && !sc->connect_error_sent)
 		connect_error(sc, why, strlen(why), "unauthenticated", 15);
+	/* Over polling: what is queued, then "1" on the next GET. (A
+	 * WebSocket gets its close frame from conn_close_later.) */
+	if (sc->eio.transport == EIO_T_POLLING && !sc->dead)
+		apply(sc, eio_session_close(&sc->eio, now_ms()));
 }
 
 /* ---- time ---- */
+
+static void sess_free(struct sio_conn *sc);
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -349,41 +508,47 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	sc->timer_on = false;
-	if (c->close_code)
+	if (sc->dead) {
+		if (!sc->ws_port && !sc->poll_port && !sc->post_port && !sc->probe_port)
+			sess_free(sc);
 		return;
-	if (!sc->connected && sc->connect_deadline && now >= sc->connect_deadline) {
+	}
+	if (!sc->connected && sc->connect_deadline && now >= sc->connect_deadline &&
+	    !c->close_code) {
 		/* The reference server's connectTimeout. */
 		log_info("sio_close", "session=%s sid=%s reason=\"connect timeout\"", c->session,
 			 sc->eio.sid);
+		sc->connect_deadline = 0;
 		conn_close_later(c, LWS_CLOSE_STATUS_NORMAL);
 		c->close_reason = CLOSE_R_HANGUP;
-		return;
 	}
 	apply(sc, eio_session_tick(&sc->eio, now));
-	timer_arm(sc);
 }
 
 static void timer_arm(struct sio_conn *sc)
 {
-	struct ev_loop *loop = sc->c->srv->loop;
+	struct ev_loop *loop = sc->s->loop;
 	uint64_t at = eio_session_deadline(&sc->eio), now = now_ms();
 
-	if (!sc->connected && sc->connect_deadline && sc->connect_deadline < at)
+	if (sc->dead)
+		at = now;
+	else if (!sc->connected && sc->connect_deadline && sc->connect_deadline < at)
 		at = sc->connect_deadline;
 	if (sc->timer_on) {
 		ev_timer_stop(loop, &sc->timer);
 		sc->timer_on = false;
 	}
-	if (at == UINT64_MAX || sc->c->close_code)
+	if (at == UINT64_MAX)
 		return;
 	ev_timer_set(&sc->timer, at > now ? (double)(at - now) / 1000.0 : 0.0, 0.0);
 	ev_timer_start(loop, &sc->timer);
 	sc->timer_on = true;
 }
 
-/* ---- open / release ---- */
+/* ---- sessions ---- */
 
-void sio_ws_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer)
+static struct sio_conn *sess_new(struct server *s, struct lws *wsi, const char *peer,
+				 enum eio_transport t)
 {
 	struct sio_conn *sc = xcalloc(1, sizeof(*sc));
 	struct sio_limits lim = {
@@ -396,31 +561,114 @@ void sio_ws_open(struct conn *c, struct server *s, struct lws *wsi, const char *
 	char sid[EIO_SID_LEN + 1];
 	uint64_t now = now_ms();
 
-	conn_open_kind(c, s, wsi, peer, CONN_SIO);
-	c->sio = sc;
-	sc->c = c;
+	sc->c = &sc->conn;
+	sc->s = s;
+	/* wsi for conn_open_kind's socket, and for cmd_conn_established's
+	 * ?token=; a polling session then has none. */
+	conn_open_kind(sc->c, s, wsi, peer, CONN_SIO);
+	sc->c->sio = sc;
 	sio_decoder_init(&sc->dec, &lim);
 	ev_timer_init(&sc->timer, timer_cb, 0.0, 0.0);
 	sc->timer.data = sc;
 	sc->connect_deadline = now + connect_timeout_ms;
-	util_random(rnd, sizeof(rnd));
-	eio_sid_format(rnd, sid);
-	apply(sc, eio_session_init(&sc->eio, &ecfg, sid, EIO_T_WEBSOCKET, now));
+	do {
+		util_random(rnd, sizeof(rnd));
+		eio_sid_format(rnd, sid);
+	} while (find(sid));
+	sc->next = all;
+	if (all)
+		all->prev = sc;
+	all = sc;
+	unsigned act = eio_session_init(&sc->eio, &ecfg, sid, t, now);
+	hmap_put(&by_sid, hmap_hash_bytes(sc->eio.sid, strlen(sc->eio.sid)), sc);
+	sc->registered = true;
+	if (t == EIO_T_WEBSOCKET) {
+		sc->ws_wsi = wsi;
+		apply(sc, act);
+	}
+	cmd_conn_established(sc->c);
+	if (t == EIO_T_POLLING) {
+		sc->c->wsi = NULL;
+		sc->c->fd = -1;
+	}
 	timer_arm(sc);
+	return sc;
 }
 
-void sio_conn_release(struct conn *c)
+static void sess_free(struct sio_conn *sc)
 {
-	struct sio_conn *sc = c->sio;
+	struct server *s = sc->s;
+	struct conn *c = sc->c;
+
+	if (sc->registered)
+		hmap_del(&by_sid, hmap_hash_bytes(sc->eio.sid, strlen(sc->eio.sid)), sc->eio.sid,
+			 sid_match);
+	if (sc->timer_on && s->loop)
+		ev_timer_stop(s->loop, &sc->timer);
+	c->wsi = NULL;
+	cmd_conn_gone(s, c);
+	conn_release(c);
+	eio_session_free(&sc->eio);
+	sio_decoder_free(&sc->dec);
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		all = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	free(sc);
+}
+
+void sio_edge_teardown(struct server *s)
+{
+	(void)s;
+	/* lws is gone (every port saw CLOSED); the rooms are not yet. */
+	while (all) {
+		all->ws_port = all->poll_port = all->post_port = all->probe_port = NULL;
+		all->timer_on = false; /* the loop is destroyed */
+		sess_free(all);
+	}
+	hmap_free(&by_sid);
+	free(post_msgs);
+	post_msgs = NULL;
+	pbuf_free(&out);
+	pbuf_free(&cmd);
+	pbuf_free(&wrap);
+	pbuf_free(&rjson);
+	pbuf_free(&bytes);
+	pbuf_free(&body);
+}
+
+/* A port no longer serves its session (its request was answered, or its
+ * socket closed). */
+static void detach(struct conn *port)
+{
+	struct sio_conn *sc = port->sio;
 
 	if (!sc)
 		return;
-	if (sc->timer_on)
-		ev_timer_stop(c->srv->loop, &sc->timer);
-	eio_session_free(&sc->eio);
-	sio_decoder_free(&sc->dec);
-	free(sc);
-	c->sio = NULL;
+	if (sc->ws_port == port) {
+		sc->ws_port = NULL;
+		sc->ws_wsi = NULL;
+		sc->c->wsi = NULL;
+		sc->c->fd = -1;
+		sendq_clear(&sc->c->q);
+	}
+	if (sc->poll_port == port) {
+		sc->poll_port = NULL;
+		sc->poll_wsi = NULL;
+	}
+	if (sc->post_port == port) {
+		sc->post_port = NULL;
+		sc->post_wsi = NULL;
+	}
+	if (sc->probe_port == port) {
+		sc->probe_port = NULL;
+		sc->probe_wsi = NULL;
+	}
+	port->sio = NULL;
+	if (sc->dead)
+		timer_arm(sc);
 }
 
 /* ---- Socket.IO packets in ---- */
@@ -471,7 +719,7 @@ static void on_connect(struct sio_conn *sc, const struct sio_packet *p)
 	sc->connected = true;
 	pbuf_reset(&cmd);
 	sio_enc_connect(&cmd, "/", 1, c->session);
-	queue_sio(c, cmd.data, cmd.len);
+	queue_sio(sc, cmd.data, cmd.len);
 	log_info("sio_connect", "session=%s sid=%s user=%s", c->session, sc->eio.sid, log_q(c->name));
 	conn_send_welcome(c);
 }
@@ -560,7 +808,7 @@ static void on_packet(struct sio_conn *sc, const struct sio_packet *p)
 		if (!is_root(p)) {
 			pbuf_reset(&cmd);
 			sio_enc_connect_error(&cmd, p->nsp, p->nsp_len, "Invalid namespace");
-			queue_sio(c, cmd.data, cmd.len);
+			queue_sio(sc, cmd.data, cmd.len);
 		} else if (!sc->connected) {
 			on_connect(sc, p);
 		}
@@ -594,60 +842,440 @@ static void on_packet(struct sio_conn *sc, const struct sio_packet *p)
 	close_session(sc, EIO_CLOSE_PARSE_ERROR);
 }
 
-static void on_frame(struct sio_conn *sc, bool binary, const uint8_t *p, size_t n)
+
+/* ---- Engine.IO packets in ---- */
+
+/* A Socket.IO packet (an Engine.IO message) from the client. */
+static void on_message(struct sio_conn *sc, const struct eio_packet *msg)
 {
-	struct eio_packet msg;
 	struct sio_packet pk;
-	bool have = false;
 	enum sio_err e;
 
-	apply(sc, eio_session_on_ws_frame(&sc->eio, binary, p, n, now_ms(), &msg, &have));
-	if (have && !sc->c->close_code) {
-		e = msg.binary ? sio_decoder_binary(&sc->dec, msg.data, msg.len, &pk)
-			       : sio_decoder_text(&sc->dec, (const char *)msg.data, msg.len, &pk);
-		if (e == SIO_OK)
-			on_packet(sc, &pk);
-		else if (e != SIO_MORE) {
-			log_info("sio_bad_packet", "session=%s sid=%s error=%s", sc->c->session,
-				 sc->eio.sid, log_q(sio_strerror(e)));
-			close_session(sc, EIO_CLOSE_PARSE_ERROR);
-		}
+	if (sc->dead || sc->c->close_code)
+		return;
+	e = msg->binary ? sio_decoder_binary(&sc->dec, msg->data, msg->len, &pk)
+			: sio_decoder_text(&sc->dec, (const char *)msg->data, msg->len, &pk);
+	if (e == SIO_OK) {
+		on_packet(sc, &pk);
+	} else if (e != SIO_MORE) {
+		log_info("sio_bad_packet", "session=%s sid=%s error=%s", sc->c->session, sc->eio.sid,
+			 log_q(sio_strerror(e)));
+		close_session(sc, EIO_CLOSE_PARSE_ERROR);
 	}
-	timer_arm(sc);
 }
 
-int sio_conn_receive(struct conn *c, struct lws *wsi, const char *in, size_t len)
+/*
+ * Collects a WebSocket message on port (lws hands it over in pieces):
+ * returns 1 with *p, *n the whole message, 0 while more is to come, -1
+ * when it must close (code in *code).
+ */
+static int collect(struct conn *port, struct lws *wsi, const char *in, size_t len,
+		   const char **p, size_t *n, uint16_t *code)
 {
-	struct sio_conn *sc = c->sio;
 	bool binary = lws_frame_is_binary(wsi);
 	int first = lws_is_first_fragment(wsi);
 	int done = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 
-	if (c->close_code)
-		return 0; /* closing: ignore what is still in flight */
 	/* What the frame header declares counts at once (as in ws.c). */
-	if ((uint64_t)c->rx.len + len + lws_remaining_packet_payload(wsi) > ecfg.max_payload) {
-		pbuf_free(&c->rx);
-		close_session(sc, EIO_CLOSE_TOO_LARGE);
+	if ((uint64_t)port->rx.len + len + lws_remaining_packet_payload(wsi) > ecfg.max_payload) {
+		*code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+		return -1;
+	}
+	if (!binary && (utf8_feed(&port->rx_utf8, (const unsigned char *)in, len) < 0 ||
+			(done && utf8_end(&port->rx_utf8) < 0))) {
+		*code = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+		return -1;
+	}
+	if (first && done && !port->rx.len) {
+		*p = in;
+		*n = len;
+		return 1;
+	}
+	pbuf_add(&port->rx, in, len);
+	if (!done)
+		return 0;
+	*p = port->rx.data;
+	*n = port->rx.len;
+	return 1;
+}
+
+static void collect_done(struct conn *port)
+{
+	pbuf_reset(&port->rx);
+	if (port->rx.cap > 16384)
+		pbuf_free(&port->rx); /* don't keep a big buffer per connection */
+}
+
+static int on_ws_receive(struct sio_conn *sc, struct conn *port, struct lws *wsi,
+			 const char *in, size_t len)
+{
+	const char *p;
+	size_t n;
+	uint16_t code = 0;
+	struct eio_packet msg;
+	bool have = false, binary = lws_frame_is_binary(wsi);
+	int r;
+
+	if (sc->c->close_code || sc->dead)
+		return 0; /* closing: ignore what is still in flight */
+	r = collect(port, wsi, in, len, &p, &n, &code);
+	if (r < 0) {
+		pbuf_free(&port->rx);
+		port->rx_utf8.need = 0;
+		if (code == LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE) {
+			close_session(sc, EIO_CLOSE_TOO_LARGE);
+		} else {
+			conn_close_later(sc->c, code);
+		}
 		return 0;
 	}
-	if (!binary && (utf8_feed(&c->rx_utf8, (const unsigned char *)in, len) < 0 ||
-			(done && utf8_end(&c->rx_utf8) < 0))) {
-		pbuf_free(&c->rx);
-		c->rx_utf8.need = 0;
-		conn_close_later(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD);
+	if (r == 0)
 		return 0;
-	}
-	if (first && done && !c->rx.len) {
-		on_frame(sc, binary, (const uint8_t *)in, len);
+	apply(sc, eio_session_on_ws_frame(&sc->eio, binary, (const uint8_t *)p, n, now_ms(), &msg,
+					  &have));
+	if (have)
+		on_message(sc, &msg);
+	collect_done(port);
+	return 0;
+}
+
+static int on_probe_receive(struct sio_conn *sc, struct conn *port, struct lws *wsi,
+			    const char *in, size_t len)
+{
+	const char *p;
+	size_t n;
+	uint16_t code = 0;
+	bool binary = lws_frame_is_binary(wsi);
+	int r = collect(port, wsi, in, len, &p, &n, &code);
+
+	if (r < 0)
+		return -1;
+	if (r == 0)
 		return 0;
+	unsigned act = eio_session_on_probe_frame(&sc->eio, binary, (const uint8_t *)p, n, now_ms());
+	collect_done(port);
+	if (!(act & EIO_ACT_PROBE_CLOSE) && n == 1 && p[0] == '5') {
+		/* Upgraded: this WebSocket is the session's transport now. */
+		sc->ws_wsi = wsi;
+		sc->ws_port = port;
+		sc->probe_wsi = NULL;
+		sc->probe_port = NULL;
+		sc->c->wsi = wsi;
+		sc->c->fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
+		log_info("sio_upgrade", "session=%s sid=%s", sc->c->session, sc->eio.sid);
+		/* what polling had not taken goes out first, in order */
+		act |= EIO_ACT_WS_WRITABLE;
 	}
-	pbuf_add(&c->rx, in, len);
-	if (done) {
-		on_frame(sc, binary, (const uint8_t *)c->rx.data, c->rx.len);
-		pbuf_reset(&c->rx);
-		if (c->rx.cap > 16384)
-			pbuf_free(&c->rx);
+	apply(sc, act);
+	return 0;
+}
+
+/* WRITEABLE on the probe: "3probe", or its close. */
+static int probe_writeable(struct sio_conn *sc, struct lws *wsi)
+{
+	unsigned char buf[LWS_PRE + 8];
+
+	if (sc->probe_kill)
+		return -1;
+	if (sc->probe_reply) {
+		sc->probe_reply = false;
+		memcpy(buf + LWS_PRE, "3probe", 6);
+		if (lws_write(wsi, buf + LWS_PRE, 6, LWS_WRITE_TEXT) < 6)
+			return -1;
 	}
 	return 0;
+}
+
+/* ---- WebSocket ---- */
+
+int sio_confirm_upgrade(struct server *s, struct lws *wsi)
+{
+	char transport[64], eio[32], sid[96]; /* lws copies "name=value" */
+	const char *t = lws_get_urlarg_by_name(wsi, "transport=", transport, sizeof(transport));
+	const char *v = lws_get_urlarg_by_name(wsi, "EIO=", eio, sizeof(eio));
+	const char *id = lws_get_urlarg_by_name(wsi, "sid=", sid, sizeof(sid));
+	int e = eio_check_request(t, v, id != NULL, true, true);
+	struct sio_conn *sc;
+
+	(void)s;
+	if (e < 0 && strcmp(t, "websocket"))
+		e = EIO_HERR_BAD_REQUEST; /* polling is not an upgrade */
+	if (e >= 0)
+		return upgrade_error(wsi, 0, (enum eio_http_err)e, NULL);
+	if (!id)
+		return 0;
+	sc = find(id);
+	if (!sc || sc->dead)
+		return upgrade_error(wsi, 0, EIO_HERR_UNKNOWN_SID, NULL);
+	unsigned act = eio_session_ws_attach(&sc->eio, now_ms());
+	if (act & EIO_ACT_PROBE_CLOSE)
+		return upgrade_error(wsi, 0, sc->eio.http_err, NULL);
+	apply(sc, act);
+	return 0;
+}
+
+int sio_ws_open(struct conn *port, struct server *s, struct lws *wsi, const char *peer)
+{
+	char sid[96];
+	const char *id = lws_get_urlarg_by_name(wsi, "sid=", sid, sizeof(sid));
+	struct sio_conn *sc;
+
+	memset(port, 0, sizeof(*port));
+	port->kind = CONN_SIO_PORT;
+	if (!id) {
+		sc = sess_new(s, wsi, peer, EIO_T_WEBSOCKET);
+		sc->ws_port = port;
+		port->sio = sc;
+		return 0;
+	}
+	/* The probe of an upgrade, attached in sio_confirm_upgrade. */
+	sc = find(id);
+	if (!sc || sc->dead || !sc->eio.probing || sc->probe_port)
+		return -1;
+	sc->probe_wsi = wsi;
+	sc->probe_port = port;
+	port->sio = sc;
+	return 0;
+}
+
+/* ---- HTTP long-polling ---- */
+
+/* Answers the held GET (from its own callback). */
+static int poll_answer(struct sio_conn *sc, struct lws *wsi, struct conn *port)
+{
+	struct server *s = sc->s;
+
+	pbuf_reset(&body);
+	unsigned act = eio_session_poll_body(&sc->eio, &body);
+	detach(port);
+	int r = respond(s, wsi, HTTP_STATUS_OK, "text/plain; charset=UTF-8", body.data, body.len,
+			false);
+	if (body.cap > 65536)
+		pbuf_free(&body);
+	apply(sc, act);
+	return r;
+}
+
+static int on_get(struct server *s, struct sio_conn *sc, struct lws *wsi, struct conn *port)
+{
+	unsigned act = eio_session_on_get(&sc->eio, now_ms());
+
+	if (act & EIO_ACT_HTTP_ERROR) {
+		int r = respond_error(s, wsi, (unsigned)sc->eio.http_status, sc->eio.http_err, NULL);
+		apply(sc, act & ~EIO_ACT_POLL_RESPOND);
+		if (act & EIO_ACT_POLL_RESPOND && sc->poll_wsi)
+			lws_callback_on_writable(sc->poll_wsi);
+		return r;
+	}
+	sc->poll_wsi = wsi;
+	sc->poll_port = port;
+	port->sio = sc;
+	if (act & EIO_ACT_POLL_RESPOND)
+		return poll_answer(sc, wsi, port);
+	/* Held: the next ping (every pingInterval) releases it at the
+	 * latest; this is only a safety net. */
+	lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+			(int)((ecfg.ping_interval_ms + ecfg.ping_timeout_ms) / 1000 + 5));
+	apply(sc, act & ~EIO_ACT_HOLD);
+	return 0;
+}
+
+static int post_done(struct server *s, struct sio_conn *sc, struct lws *wsi, struct conn *port)
+{
+	size_t nmsgs = 0;
+	unsigned act;
+
+	pbuf_reserve(&port->rx, 1); /* data non-NULL for an empty body */
+	act = eio_session_on_post(&sc->eio, port->rx.data, port->rx.len, now_ms(), post_msgs,
+				  ecfg.max_packets_per_payload, &nmsgs);
+	detach(port);
+	if (act & EIO_ACT_HTTP_ERROR) {
+		int r = respond_error(s, wsi, (unsigned)sc->eio.http_status, sc->eio.http_err, NULL);
+		pbuf_free(&port->rx);
+		apply(sc, act);
+		return r;
+	}
+	int r = respond(s, wsi, HTTP_STATUS_OK, "text/html", "ok", 2, false);
+	apply(sc, act & ~EIO_ACT_POST_OK);
+	for (size_t i = 0; i < nmsgs; i++)
+		on_message(sc, &post_msgs[i]);
+	pbuf_free(&port->rx);
+	return r;
+}
+
+static int on_post(struct server *s, struct sio_conn *sc, struct lws *wsi, struct conn *port)
+{
+	char cl[32];
+	unsigned act = eio_session_post_begin(&sc->eio, now_ms());
+
+	if (act & EIO_ACT_HTTP_ERROR) {
+		int r = respond_error(s, wsi, (unsigned)sc->eio.http_status, sc->eio.http_err, NULL);
+		apply(sc, act);
+		return r;
+	}
+	if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_TYPE) > 0 &&
+	    !strncmp(cl, "application/octet-stream", 24)) {
+		/* Engine.IO v3's binary POST: not v4. */
+		sc->eio.post_active = false;
+		return respond_error(s, wsi, 0, EIO_HERR_BAD_REQUEST, NULL);
+	}
+	int cln = lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (cln > 0 && strtoull(cl, NULL, 10) > ecfg.max_payload) {
+		/* Not read at all: the reference closes the session too. */
+		sc->eio.post_active = false;
+		int r = respond_error(s, wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, EIO_HERR_BAD_REQUEST,
+				      NULL);
+		close_session(sc, EIO_CLOSE_TOO_LARGE);
+		return r < 0 ? r : -1;
+	}
+	sc->post_wsi = wsi;
+	sc->post_port = port;
+	port->sio = sc;
+	pbuf_reset(&port->rx);
+	if (cln > 0 && !strcmp(cl, "0"))
+		return post_done(s, sc, wsi, port);
+	return 0;
+}
+
+int sio_http(struct server *s, struct lws *wsi, struct conn *port, const char *peer)
+{
+	const struct config *cfg = s->cfg;
+	char transport[64], eio[32], sid[96], origin[256];
+	bool get = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) > 0;
+	bool post = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0;
+	int on;
+
+	/* A keep-alive connection's port is reused request after request. */
+	detach(port);
+	pbuf_free(&port->rx);
+	memset(port, 0, sizeof(*port));
+	port->kind = CONN_SIO_PORT;
+
+	on = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+	if (cfg->origins && on > 0 &&
+	    (on >= (int)sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != on ||
+	     !ws_origin_allowed(cfg->origins, origin))) {
+		s->stats.rejected[0]++;
+		return respond_error(s, wsi, 0, EIO_HERR_FORBIDDEN, NULL);
+	}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
+		return respond(s, wsi, HTTP_STATUS_NO_CONTENT, "text/plain", "", 0, true);
+
+	const char *t = lws_get_urlarg_by_name(wsi, "transport=", transport, sizeof(transport));
+	const char *v = lws_get_urlarg_by_name(wsi, "EIO=", eio, sizeof(eio));
+	const char *id = lws_get_urlarg_by_name(wsi, "sid=", sid, sizeof(sid));
+	int e = eio_check_request(t, v, id != NULL, get, false);
+	if (e >= 0)
+		return respond_error(s, wsi, 0, (enum eio_http_err)e, NULL);
+	if (id) {
+		struct sio_conn *sc = find(id);
+		if (!sc || sc->dead)
+			return respond_error(s, wsi, 0, EIO_HERR_UNKNOWN_SID, NULL);
+		if (strcmp(t, "polling"))
+			return respond_error(s, wsi, 0, EIO_HERR_BAD_REQUEST, NULL);
+		if (get)
+			return on_get(s, sc, wsi, port);
+		if (post)
+			return on_post(s, sc, wsi, port);
+		return respond_error(s, wsi, 0, EIO_HERR_BAD_REQUEST, NULL);
+	}
+	/* The handshake: a new session, if the limits allow. */
+	if (strcmp(t, "polling"))
+		return respond_error(s, wsi, 0, EIO_HERR_BAD_REQUEST, NULL);
+	if (s->draining) {
+		s->stats.rejected[3]++;
+		return respond_error(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, EIO_HERR_BAD_REQUEST,
+				     "server is shutting down");
+	}
+	if (cfg->max_connections && s->nconns >= cfg->max_connections) {
+		s->stats.rejected[3]++;
+		return respond_error(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, EIO_HERR_BAD_REQUEST,
+				     "too many connections");
+	}
+	if (cfg->max_connections_per_ip && conn_count_ip(s, peer) >= cfg->max_connections_per_ip) {
+		s->stats.rejected[2]++;
+		return respond_error(s, wsi, 429, EIO_HERR_BAD_REQUEST,
+				     "too many connections from this address");
+	}
+	struct sio_conn *sc = sess_new(s, wsi, peer, EIO_T_POLLING);
+	if (sc->c->close_code)
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0); /* ?token= refused: not this request's */
+	/* The handshake GET is the session's first held poll. */
+	sc->poll_wsi = wsi;
+	sc->poll_port = port;
+	port->sio = sc;
+	return poll_answer(sc, wsi, port);
+}
+
+/* ---- the callbacks of ports ---- */
+
+int sio_port_callback(struct server *s, struct lws *wsi, enum lws_callback_reasons reason,
+		      struct conn *port, void *in, size_t len)
+{
+	struct sio_conn *sc = port->sio;
+
+	switch (reason) {
+	case LWS_CALLBACK_RECEIVE:
+		if (!sc)
+			return -1;
+		if (sc->ws_port == port)
+			return on_ws_receive(sc, port, wsi, in, len);
+		if (sc->probe_port == port)
+			return on_probe_receive(sc, port, wsi, in, len);
+		return -1;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!sc)
+			return -1;
+		if (sc->ws_port == port)
+			return ws_writeable(sc->c, wsi);
+		if (sc->probe_port == port)
+			return probe_writeable(sc, wsi);
+		return 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (sc && sc->ws_port == port)
+			sc->c->peer_closed = true;
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		linger_start(&s->linger, lws_get_socket_fd(wsi));
+		if (sc) {
+			bool ws = sc->ws_port == port;
+			detach(port);
+			apply(sc, ws ? eio_session_on_ws_gone(&sc->eio) : eio_session_on_probe_gone(&sc->eio));
+		}
+		pbuf_free(&port->rx);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY:
+		if (sc && sc->post_port == port) {
+			if (port->rx.len + len > ecfg.max_payload) {
+				/* past maxPayload without a Content-Length */
+				detach(port);
+				pbuf_free(&port->rx);
+				sc->eio.post_active = false;
+				int r = respond_error(s, wsi, HTTP_STATUS_REQ_ENTITY_TOO_LARGE,
+						      EIO_HERR_BAD_REQUEST, NULL);
+				close_session(sc, EIO_CLOSE_TOO_LARGE);
+				return r < 0 ? r : -1;
+			}
+			pbuf_add(&port->rx, in, len);
+		}
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (sc && sc->post_port == port)
+			return post_done(s, sc, wsi, port);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (sc && sc->poll_port == port)
+			return poll_answer(sc, wsi, port);
+		return 0;
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (sc) {
+			/* "poll connection closed prematurely" */
+			detach(port);
+			apply(sc, eio_session_on_http_gone(&sc->eio));
+		}
+		pbuf_free(&port->rx);
+		return 0;
+	default:
+		return 0;
+	}
 }

@@ -47,7 +47,7 @@ export async function startServer({ extraArgs = [], dataDir } = {}) {
   const exe = process.env.PARLEYD;
   if (!exe) throw new Error('PARLEYD is not set (path of the parleyd binary)');
   dataDir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'parley-sio-'));
-  const args = ['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--log-level', 'info',
+  const args = ['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', '--admin-listen', 'off',
     ...extraArgs];
   const proc = spawn(exe, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
