@@ -10,13 +10,17 @@ after(async () => { assert.equal(await srv.stop(), 0, srv.log()); });
 test('default options: polling, then upgraded to websocket', async () => {
   const s = io(srv.url, { reconnection: false, forceNew: true, auth: { name: 'poll' } });
   const welcome = once(s, 'welcome');
+  const transports = [];
+  s.io.on('open', () => {
+    transports.push(s.io.engine.transport.name);
+    s.io.engine.on('upgrade', (t) => transports.push(t.name));
+  });
   await once(s, 'connect');
   assert.equal((await welcome).user, 'poll');
-  const upgraded = once(s.io.engine, 'upgrade');
   const r = await s.emitWithAck('join', { room: 'pr' });
   assert.equal(r.ok, true);
-  await upgraded;
-  assert.equal(s.io.engine.transport.name, 'websocket');
+  await until(() => s.io.engine.transport.name === 'websocket', { what: 'the upgrade' });
+  assert.deepEqual(transports, ['polling', 'websocket']);
   const got = once(s, 'message');
   assert.equal((await s.emitWithAck('publish', { room: 'pr', data: 'after upgrade' })).ok, true);
   assert.equal((await got).data, 'after upgrade');
