@@ -491,8 +491,16 @@ void sio_conn_closing(struct conn *c, uint16_t code)
 		connect_error(sc, why, strlen(why), "unauthenticated", 15);
 	/* Over polling: what is queued, then "1" on the next GET. (A
 	 * WebSocket gets its close frame from conn_close_later.) */
-	if (sc->eio.transport == EIO_T_POLLING && !sc->dead)
-		apply(sc, eio_session_close(&sc->eio, now_ms()));
+	if (sc->eio.transport == EIO_T_POLLING && !sc->dead) {
+		uint64_t now = now_ms();
+		unsigned act = eio_session_close(&sc->eio, now);
+		/* Shutting down: no waiting a pingInterval for a GET that may
+		 * not come (drain_timeout is shorter): the session ends now
+		 * (a held GET still gets "1"; a later one, code 1). */
+		if (code == LWS_CLOSE_STATUS_GOINGAWAY && !sc->eio.poll_held)
+			act |= eio_session_tick(&sc->eio, now + ecfg.ping_interval_ms);
+		apply(sc, act);
+	}
 }
 
 /* ---- time ---- */
