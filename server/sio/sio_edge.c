@@ -1097,18 +1097,21 @@ static int post_done(struct server *s, struct sio_conn *sc, struct lws *wsi, str
 	act = eio_session_on_post(&sc->eio, port->rx.data, port->rx.len, now_ms(), post_msgs,
 				  ecfg.max_packets_per_payload, &nmsgs);
 	detach(port);
-	if (act & EIO_ACT_HTTP_ERROR) {
-		int r = respond_error(s, wsi, (unsigned)sc->eio.http_status, sc->eio.http_err, NULL);
-		pbuf_free(&port->rx);
-		apply(sc, act);
-		return r;
-	}
-	int r = respond(s, wsi, HTTP_STATUS_OK, "text/html", "ok", 2, false);
-	apply(sc, act & ~EIO_ACT_POST_OK);
-	for (size_t i = 0; i < nmsgs; i++)
-		on_message(sc, &post_msgs[i]);
+	/* The messages point into the body: handled before it is freed,
+	 * and both before the answer (lws may free the port's memory when
+	 * the transaction completes). */
+	if (!(act & EIO_ACT_HTTP_ERROR))
+		for (size_t i = 0; i < nmsgs; i++)
+			on_message(sc, &post_msgs[i]);
 	pbuf_free(&port->rx);
-	return r;
+	if (act & EIO_ACT_HTTP_ERROR) {
+		enum eio_http_err e = sc->eio.http_err;
+		unsigned status = (unsigned)sc->eio.http_status;
+		apply(sc, act);
+		return respond_error(s, wsi, status, e, NULL);
+	}
+	apply(sc, act & ~EIO_ACT_POST_OK);
+	return respond(s, wsi, HTTP_STATUS_OK, "text/html", "ok", 2, false);
 }
 
 static int on_post(struct server *s, struct sio_conn *sc, struct lws *wsi, struct conn *port)
