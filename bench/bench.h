@@ -11,7 +11,7 @@
  *   series.c    series_* per-second CSV time series (--series)
  *   procstat.c  ps_*    server RSS (/proc/PID/status) and CPU (/proc/PID/stat)
  *   pubsub.c    ps_*    engine shared by fanout and chat (rooms x members, rate, latency)
- *   scen_*.c    one scenario per file: connect, fanout, chat, history, floor
+ *   scen_*.c    one scenario per file: connect, fanout, chat, history, floor, reconnect
  *   test_bench.c  unit checks of jscan and hist (meson test suite `unit`)
  */
 #ifndef PARLEY_BENCH_H
@@ -91,6 +91,9 @@ uint32_t loop_ramp(uint64_t now);
 /* Runs the loop until done() returns true or deadline (ns, CLOCK_MONOTONIC) passes.
  * Returns 0 if done() became true, -1 on timeout. */
 int  loop_run(bool (*done)(void), uint64_t deadline);
+/* Connections first.. are all closed: the next loop_ramp() calls start them again, in
+ * order, at the ramp rate from now (the reconnect scenario). */
+void loop_restart_from(uint32_t first);
 void loop_close(struct conn *c, const char *why);
 void loop_mark_dirty(struct conn *c);  /* c->out grew: write it at the end of this turn */
 void loop_conn_ready(struct conn *c);  /* protocol greeting done: counts it, calls on_ready */
@@ -119,6 +122,8 @@ void wire_join(struct conn *c, const char *room, uint32_t id);
 void wire_publish(struct conn *c, const char *room, const char *data_json, size_t dn,
                   uint32_t id, bool persist);
 void wire_history(struct conn *c, const char *room, int64_t before, int limit, uint32_t id);
+/* join with since (parley only). */
+void wire_join_since(struct conn *c, const char *room, int64_t since, uint32_t id);
 
 /* Parsed view of an inbound message, shared by both protocols. */
 enum mkind { MK_OTHER, MK_WELCOME, MK_MESSAGE, MK_REPLY, MK_ERROR };
@@ -174,6 +179,7 @@ int scen_fanout(int argc, char **argv);
 int scen_chat(int argc, char **argv);
 int scen_history(int argc, char **argv);
 int scen_floor(int argc, char **argv);
+int scen_reconnect(int argc, char **argv);
 
 /* Parses a common flag (returns 1 if consumed with its argument, 0 if not common, -1 error).
  * opts_parse calls it for the scenarios whose long options include COMMON_LONGOPTS. */

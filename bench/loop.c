@@ -41,6 +41,7 @@ static uint32_t *g_dirty;
 static uint32_t g_ndirty;
 static uint32_t g_pending; /* started, not yet ready or closed */
 static uint64_t g_ramp_t0;
+static uint32_t g_ramp_base; /* connections before it are not part of the current ramp */
 static struct sockaddr_in g_dst;
 static bool g_loopback;
 static char *g_rbuf;
@@ -172,11 +173,18 @@ static int conn_start(struct conn *c)
     return 0;
 }
 
+void loop_restart_from(uint32_t first)
+{
+    g_started = first;
+    g_ramp_base = first;
+    g_ramp_t0 = 0;
+}
+
 uint32_t loop_ramp(uint64_t now)
 {
     if (!g_ramp_t0)
         g_ramp_t0 = now;
-    double target = g_opts.ramp * (double)(now - g_ramp_t0) / 1e9 + 1;
+    double target = g_opts.ramp * (double)(now - g_ramp_t0) / 1e9 + 1 + g_ramp_base;
     while (g_started < g_n && g_started < target && g_pending < (uint32_t)g_opts.max_pending) {
         struct conn *c = &g_conns[g_started++];
         g_pending++;

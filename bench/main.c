@@ -290,7 +290,8 @@ static void usage(FILE *f)
         "  connect   open N connections, join rooms, hold; connect rate and server RSS/conn\n"
         "  fanout    R rooms x M members, P publishers at a total rate; delivery latency, CPU\n"
         "  chat      many small rooms, every member publishes (persisted); latency, seq count\n"
-        "  history   concurrent history paging (parley protocol only); pages/s and latency\n"
+        "  history   concurrent history paging (parley protocol only); pages/s and latency\n"        "  reconnect reconnect storm: N clients re-join with since after missing M messages each\n"
+
         "  floor     kernel floor: one process writes 150 bytes to 5,000 loopback sockets\n"
         "Run 'parley-bench SCENARIO --help' for the scenario's options.\n");
 }
@@ -312,6 +313,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "chat")) rc = scen_chat(argc - 1, argv + 1);
     else if (!strcmp(sc, "history")) rc = scen_history(argc - 1, argv + 1);
     else if (!strcmp(sc, "floor")) rc = scen_floor(argc - 1, argv + 1);
+    else if (!strcmp(sc, "reconnect")) rc = scen_reconnect(argc - 1, argv + 1);
     else {
         usage(stderr);
         return 2;

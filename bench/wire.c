@@ -114,6 +114,15 @@ void wire_publish(struct conn *c, const char *room, const char *data, size_t dn,
     wsc_frame(c, 1, g_scratch, (size_t)n);
 }
 
+void wire_join_since(struct conn *c, const char *room, int64_t since, uint32_t id)
+{
+    char idf[32];
+    id_field(idf, sizeof idf, id);
+    int n = snprintf(g_scratch, SCRATCH, "{\"type\":\"join\",%s\"room\":\"%s\",\"since\":%lld}",
+                     idf, room, (long long)since);
+    wsc_frame(c, 1, g_scratch, (size_t)n);
+}
+
 void wire_history(struct conn *c, const char *room, int64_t before, int limit, uint32_t id)
 {
     char idf[32];

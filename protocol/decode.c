@@ -94,8 +94,13 @@ static enum proto_err decode_hello(struct proto_cmd *cmd, const struct jtop *top
 		cmd->token_len = v->n - 2;
 	}
 	v = jscan_get(top, "name");
-	if (!v && cmd->token)
-		return PROTO_OK; /* the token names the user */
+	if (cmd->token) {
+		/* The token names the user: a name is ignored, whatever it
+		 * says; only its JSON type is checked, as for every field. */
+		if (v && v->type != JT_STRING)
+			return fail(cmd, PROTO_EBAD_REQUEST, "name must be a string");
+		return PROTO_OK;
+	}
 	if (!v || v->type != JT_STRING)
 		return fail(cmd, PROTO_EBAD_REQUEST, "name must be a string");
 	if (jscan_string(v, cmd->name_buf, sizeof(cmd->name_buf), &cmd->name_len) < 0 ||

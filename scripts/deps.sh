@@ -5,6 +5,8 @@
 #                            nginx, openssl, clang (fuzzers), chromium, Node.js
 #                            for the browser tests, libfaketime and strace for
 #                            tests/e2e/test_edges.py)
+#   scripts/deps.sh --package   also what scripts/package.sh needs (debhelper,
+#                            lintian, debootstrap, python3, systemd-analyze)
 # Installs nothing when everything is already there.
 set -euo pipefail
 
@@ -14,6 +16,9 @@ pkgs=(build-essential pkg-config meson ninja-build
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(check python3 python3-pytest chromium nodejs nginx openssl systemd clang
              gnuplot-nox jq libfaketime strace)
+fi
+if [ "${1:-}" = "--package" ]; then
+  pkgs+=(debhelper dpkg-dev fakeroot lintian debootstrap python3 systemd)
 fi
 
 missing=()

@@ -5,6 +5,8 @@
 #   browser  the chat page in headless Chromium (playwright-core)
 #   sio      Socket.IO clients (the real socket.io-client from npm) on /socket.io/
 #   deploy   systemd-analyze on the unit
+#   package  the npm client packed, installed and used against parleyd
+# then scripts/package.sh (the Debian package in a clean root; PARLEY_SKIP_PACKAGE=1 skips it),
 # then the unit and e2e suites again under AddressSanitizer + UBSan (with
 # LeakSanitizer: every parleyd a test starts must exit 0 with no leak), then
 # the libFuzzer harnesses (decoder, config parser) for a short run each.
@@ -27,6 +29,8 @@ fi
 meson configure build -Dtests=true >/dev/null
 ninja -C build
 meson test -C build --print-errorlogs --num-processes 2
+# The .deb built and installed into a clean Debian 12 root (needs root and Debian's mirror).
+[ "${PARLEY_SKIP_PACKAGE:-0}" = 1 ] || scripts/package.sh
 
 if [ "${PARLEY_SKIP_SANITIZE:-0}" != 1 ]; then
   [ -f build-asan/build.ninja ] ||

@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "cmd.h"
 #include "cmd_int.h"
+#include "catchup.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -141,11 +142,19 @@ static void cmd_join(struct conn *c, struct proto_cmd *cmd)
 	struct server *s = c->srv;
 	struct member *m = cmd__find_member(c, cmd);
 
+	if (cmd->has_since && !catchup_room_for_one(c)) {
+		cmd__fail(c, cmd->id, PROTO_ERATE_LIMITED, "too many joins with since in progress");
+		return;
+	}
 	if (m) {
-		/* Already a member and live: nothing to replay. */
+		/* Already a member: update the presence flag. With since, the
+		 * same catch-up as a first join (replay, reply, live). */
 		room_set_presence(m, cmd->presence);
-		cmd__join_reply(c, cmd->id, m->room, store_last_seq(s->store, m->room->name),
-			   cmd->has_since ? !m->hold : -1);
+		if (cmd->has_since)
+			catchup_start(c, m, cmd->id, cmd->since);
+		else
+			cmd__join_reply(c, cmd->id, m->room,
+					store_last_seq(s->store, m->room->name), -1);
 		return;
 	}
 	if (!auth_may_join(c->claims, c->name, cmd->room, cmd->room_len)) {
@@ -158,7 +167,7 @@ static void cmd_join(struct conn *c, struct proto_cmd *cmd)
 	}
 	m = room_join(s, c, cmd->room, cmd->room_len, cmd->presence);
 	if (cmd->has_since)
-		cmd__join_since(c, cmd, m);
+		catchup_start(c, m, cmd->id, cmd->since);
 	else
 		cmd__join_reply(c, cmd->id, m->room, store_last_seq(s->store, m->room->name), -1);
 }
@@ -226,11 +235,17 @@ static int rate_ok(struct conn *c, const struct proto_cmd *cmd)
 	uint32_t now = (uint32_t)(util_mono_us() / 1000);
 	int ok = bucket_take(&c->rate_cmds, (float)cfg->rate_messages, (float)cfg->rate_burst, now);
 
+	/* The join and history bursts are at least max_rooms: a client that
+	 * reconnects re-joins every room it was in and reads a page of each,
+	 * at once (docs/configuration.md, "Rate limits that fit together"). */
+	float rooms = (float)cfg->max_rooms;
+	float jburst = 2.0f * (float)cfg->rate_joins, hburst = 2.0f * (float)cfg->rate_history;
 	if (ok && cmd->type == PROTO_JOIN)
-		ok = bucket_take(&c->rate_joins, (float)cfg->rate_joins, 2.0f * (float)cfg->rate_joins, now);
+		ok = bucket_take(&c->rate_joins, (float)cfg->rate_joins,
+				 jburst > rooms ? jburst : rooms, now);
 	else if (ok && cmd->type == PROTO_HISTORY)
 		ok = bucket_take(&c->rate_history, (float)cfg->rate_history,
-				 2.0f * (float)cfg->rate_history, now);
+				 hburst > rooms ? hburst : rooms, now);
 	else if (ok && cmd->type == PROTO_HELLO && cmd->name)
 		ok = bucket_take(&c->rate_names, (float)cfg->rate_names / 60.0f,
 				 (float)cfg->rate_names, now);

@@ -7,9 +7,11 @@
 #ifndef PARLEY_CMD_INT_H
 #define PARLEY_CMD_INT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "errors.h"
+#include "proto.h"
 
 struct conn;
 struct member;
@@ -17,6 +19,16 @@ struct pbuf;
 struct proto_cmd;
 struct room;
 struct server;
+
+/* A read from disk in flight (server->reads, by cookie): a history page or
+ * a chunk of a catch-up (catchup.c). */
+struct pread {
+	uint64_t cookie;
+	uint64_t serial;      /* the connection that asked */
+	uint64_t id;          /* history: the command's id */
+	bool is_catchup;
+	char room[PROTO_ROOM_MAX + 1];
+};
 
 /* A failed reply (id != 0) or an error frame (id == 0); msg NULL: the
  * code's default text. Counts the error. */
@@ -35,7 +47,6 @@ void cmd__set_display_name(struct conn *c, const char *name, size_t len);
 /* recovered: -1 leaves the field out (a join without since). */
 void cmd__join_reply(struct conn *c, uint64_t id, struct room *r, uint64_t seq, int recovered);
 
-void cmd__join_since(struct conn *c, struct proto_cmd *cmd, struct member *m);
 void cmd__publish(struct conn *c, struct proto_cmd *cmd);
 void cmd__history(struct conn *c, struct proto_cmd *cmd);
 void cmd__hello_token(struct conn *c, struct proto_cmd *cmd);

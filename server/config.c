@@ -47,7 +47,7 @@ static const struct opt opts[] = {
 	{ "retain_messages", 0, OPT_U32, O(retain_messages), 0, UINT32_MAX, "N", "messages kept per room; 0 keeps all (default 0)" },
 	{ "retain_seconds", 0, OPT_U32, O(retain_seconds), 0, UINT32_MAX, "S", "age of messages kept; 0 keeps all (default 0)" },
 	{ "idempotency_window", 0, OPT_U32, O(idempotency_window), 1, 86400, "S", "seconds a publish key dedupes retries, per room (default 300)" },
-	{ "drain_timeout", 0, OPT_U32, O(drain_timeout), 1, 600, "S", "seconds a shutdown waits for clients and storage (default 10)" },
+	{ "drain_timeout", 0, OPT_U32, O(drain_timeout), 1, 600, "S", "seconds a shutdown waits for clients to take their queued frames (default 10); storage is flushed after it" },
 	{ "log_level", 0, OPT_STR, O(log_level), 0, 0, "LEVEL", "debug, info, warn or error (default info)" },
 	{ "log_file", 0, OPT_STR, O(log_file), 0, 0, "PATH", "append logs here instead of stderr; reopened on SIGHUP" },
 	{ "unix_socket", 0, OPT_STR, O(unix_socket), 0, 0, "PATH", "also listen on this Unix socket (for a local proxy)" },
@@ -574,5 +574,20 @@ int config_validate(const struct config *c)
 			c->log_level);
 		return -1;
 	}
+	/* One largest message must fit an empty send queue, or every member
+	 * of a room would be closed with 4008 by one publish; and so must a
+	 * history page holding one (pages are cut to the queue's bytes). */
+	if ((uint64_t)c->send_queue_bytes < (uint64_t)c->max_message_size + REPLY_PAGE_OVERHEAD) {
+		fprintf(stderr, "parleyd: send_queue_bytes (%u) must be at least max_message_size (%u) + %d: "
+			"one largest message, or a history page holding it, would close its reader with 4008\n",
+			c->send_queue_bytes, c->max_message_size, REPLY_PAGE_OVERHEAD);
+		return -1;
+	}
+	/* Rate limits that make a reconnect fail: a client in max_rooms rooms
+	 * re-joins each and reads one history page of each, all commands. */
+	if ((uint64_t)c->rate_burst < 2ull * c->max_rooms + 2)
+		fprintf(stderr, "parleyd: warning: rate_burst (%u) is below 2 x max_rooms + 2 (%u): a client "
+			"in max_rooms rooms cannot re-join and page each of them after a reconnect without "
+			"rate_limited\n", c->rate_burst, 2 * c->max_rooms + 2);
 	return 0;
 }

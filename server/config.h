@@ -62,6 +62,12 @@ struct config {
 	uint32_t sio_connect_timeout; /* ms from the open packet to CONNECT */
 };
 
+/* Bytes of a history reply frame besides its messages (frame header,
+ * {"type":"reply","id":..,"ok":true,"data":{"messages":[ ... ],"more":..}}),
+ * rounded up. A page must fit the send queue: config_validate checks that
+ * one page with one largest message does. */
+#define REPLY_PAGE_OVERHEAD 128
+
 void config_defaults(struct config *c);
 void config_free(struct config *c);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "catchup.h"
 #include "log.h"
 #include "proto.h"
 #include "room.h"
@@ -118,7 +119,7 @@ void conn_open_kind(struct conn *c, struct server *s, struct lws *wsi, const cha
 	util_random_hex(guest + 6, 4);
 	conn_set_name(c, guest, strlen(guest));
 	c->close_reason = CLOSE_R_HANGUP;
-	/* A Socket.IO polling session has no socket of its own (wsi NULL). */
+	conn_heard(c);
 	c->fd = !wsi || lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	ip_add(s, c->peer, 1);
@@ -144,6 +145,7 @@ void conn_release(struct conn *c)
 		return; /* never reached ESTABLISHED */
 
 	conn_leave_all(c);
+	catchup_free_all(c);
 	sendq_clear(&c->q);
 	pbuf_free(&c->rx);
 	server_unlink_flush(s, c);
@@ -190,6 +192,42 @@ void conn_set_name(struct conn *c, const char *name, size_t len)
 	c->name_len = (uint32_t)len;
 }
 
+/*
+ * Our own keep-alive instead of lws's validity timers: lws 4.1 keeps every
+ * connection's timer in one sorted list and re-inserts it (a walk over all
+ * connections) at each connect and each pong, which at 10,000 connections
+ * costs more than everything else a reconnect storm does. A sweep over the
+ * connections twice a second costs a few microseconds per thousand.
+ */
+void conn_keepalive(struct conn *c, int64_t now_ms)
+{
+	const struct config *cfg = c->srv->cfg;
+	int64_t quiet = now_ms - c->heard_ms;
+
+	if (c->close_code)
+		return; /* closing: CLOSE_WAIT_S bounds it */
+	if (c->kind == CONN_SIO)
+		return; /* Engine.IO has its own heartbeat (server/sio/) */
+	if (quiet >= (int64_t)cfg->ping_timeout * 1000) {
+		/* Hang up without a close frame, as for a dead peer. */
+		log_info("ping_timeout", "session=%s peer=%s quiet_ms=%lld", c->session, c->peer,
+			 (long long)quiet);
+		c->close_reason = CLOSE_R_HANGUP;
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (quiet >= (int64_t)cfg->ping_interval * 1000 && !c->ping_out) {
+		/* A ping, queued like any frame (control frames go between
+		 * whole frames, which is all the queue sends). Not empty: lws
+		 * does not report an empty pong (LWS_CALLBACK_RECEIVE_PONG). */
+		struct frame *f = frame_new_text("k", 1);
+		f->wire[0] = 0x89; /* FIN + ping */
+		conn_send_reply(c, f);
+		frame_unref(&f);
+		c->ping_out = true;
+	}
+}
+
 void conn_close_later(struct conn *c, uint16_t code)
 {
 	if (c->close_code)
@@ -216,28 +254,54 @@ void conn_close_later(struct conn *c, uint16_t code)
 	lws_callback_on_writable(c->wsi);
 }
 
-void conn_send(struct conn *c, struct frame *f)
+int conn_live_fits(const struct conn *c, size_t len)
 {
-	if (c->close_code)
-		return;
-	if (c->kind == CONN_SIO) {
-		/* Socket.IO: the frame's rendition for that wire format, built
-		 * once per frame and shared (sio_edge.c), queued by conn_queue. */
-		sio_conn_send(c, f);
-		return;
-	}
-	conn_queue(c, f);
+	const struct config *cfg = c->srv->cfg;
+
+	return sendq_live(&c->q) + c->held_msgs + 1 <= cfg->send_queue_messages &&
+	       sendq_live_bytes(&c->q) + c->held_bytes + len <= cfg->send_queue_bytes;
 }
 
-void conn_queue(struct conn *c, struct frame *f)
+void conn_send(struct conn *c, struct frame *f)
 {
 	struct server *s = c->srv;
 
 	if (c->close_code)
 		return;
-	if (sendq_push(&c->q, f, s->cfg->send_queue_messages, s->cfg->send_queue_bytes) < 0) {
+	if (c->kind == CONN_SIO) {
+		/* its Socket.IO rendition, built once per frame (server/sio/) */
+		sio_conn_send(c, f, false);
+		return;
+	}
+	if (!conn_live_fits(c, f->len)) {
 		conn_close_later(c, CLOSE_SLOW_CONSUMER);
 		return;
+	}
+	sendq_push(&c->q, f, 0);
+	if (!c->pending)
+		server_want_flush(s, c);
+}
+
+void conn_send_reply(struct conn *c, struct frame *f)
+{
+	struct server *s = c->srv;
+	const struct config *cfg = s->cfg;
+
+	if (c->close_code)
+		return;
+	if (c->kind == CONN_SIO) {
+		sio_conn_send(c, f, true);
+		return;
+	}
+	sendq_push(&c->q, f, 1);
+	if (!c->rx_paused &&
+	    (c->q.rcount > cfg->send_queue_messages || c->q.rbytes > cfg->send_queue_bytes)) {
+		/* The client asks faster than it reads the answers: stop
+		 * reading its commands (TCP pushes back on it) rather than
+		 * hold an unbounded pile of replies, or close a client that
+		 * only pipelines. conn_flush() resumes. */
+		c->rx_paused = true;
+		lws_rx_flow_control(c->wsi, 0);
 	}
 	if (!c->pending)
 		server_want_flush(s, c);
@@ -246,7 +310,7 @@ void conn_queue(struct conn *c, struct frame *f)
 void conn_send_text(struct conn *c, const char *text, size_t len)
 {
 	struct frame *f = frame_new_text(text, len);
-	conn_send(c, f);
+	conn_send_reply(c, f);
 	frame_unref(&f);
 }
 
@@ -260,6 +324,8 @@ void conn_send_text(struct conn *c, const char *text, size_t len)
  * waits for that via lws_partial_buffered). TLS always goes through lws.
  * Returns 0, or -1 if the connection failed.
  */
+static int flush_queue(struct conn *c);
+
 static int write_out(struct conn *c, unsigned char *p, size_t len)
 {
 	if (c->fd >= 0) {
@@ -278,6 +344,23 @@ static int write_out(struct conn *c, unsigned char *p, size_t len)
 }
 
 int conn_flush(struct conn *c)
+{
+	do {
+		if (flush_queue(c) < 0)
+			return -1;
+		if (c->rx_paused && c->q.rcount * 2 <= c->srv->cfg->send_queue_messages &&
+		    c->q.rbytes * 2 <= c->srv->cfg->send_queue_bytes) {
+			c->rx_paused = false;
+			lws_rx_flow_control(c->wsi, 1);
+		}
+		/* The socket took everything: feed it the next part of a
+		 * catch-up, if one is streaming. */
+	} while (!c->q.count && !lws_partial_buffered(c->wsi) && catchup_pump(c));
+	return 0;
+}
+
+/* Writes queued frames until the queue is empty or the socket is full. */
+static int flush_queue(struct conn *c)
 {
 	struct server *s = c->srv;
 

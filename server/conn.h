@@ -22,6 +22,7 @@
 #include "metrics.h"
 #include "netaddr.h"
 #include "ratelimit.h"
+#include "util.h"
 
 struct server;
 
@@ -32,8 +33,8 @@ struct server;
 /* What speaks on a connection (struct conn.kind). */
 #define CONN_NATIVE 0  /* the Parley protocol on /ws */
 #define CONN_SIO    1  /* a Socket.IO session (server/sio/): frames are
-			* rendered for it in conn_send; wsi is its
-			* WebSocket, or NULL while it polls */
+			* rendered for it in conn_send/conn_send_reply; wsi
+			* is its WebSocket, or NULL while it polls */
 #define CONN_SIO_PORT 2 /* lws per-session data of a /socket.io/ request or
 			 * WebSocket: not a client, sio points to the
 			 * session it serves (or NULL) */
@@ -69,8 +70,20 @@ struct conn {
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	bool pending;                  /* on server->pending */
 	struct utf8_state rx_utf8;     /* validation of the message being received */
-	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO */
-	struct sio_conn *sio;          /* CONN_SIO: the Engine.IO/Socket.IO state, owned */
+	/* catchup.c: joins with since, oldest first; only the head streams */
+	struct catchup *cu_head, *cu_tail;
+	uint32_t ncatchup;
+	bool read_waiting;             /* on server->read_waiters */
+	struct conn *wnext, *wprev;    /* server->read_waiters */
+	/* live frames held in members' hold queues (they count toward the
+	 * slow-consumer limit like the live frames in q) */
+	uint32_t held_msgs;
+	size_t held_bytes;
+	bool rx_paused;                /* too many replies waiting: not reading commands */
+	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
+	bool ping_out;                 /* pinged since then */
+	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO, CONN_SIO_PORT */
+	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */
 	char session[17];
 	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
 };
@@ -78,7 +91,8 @@ struct conn {
 /* peer: the client address (netaddr_client). */
 void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer);
 /* The same for a connection of another kind, without the welcome (a
- * Socket.IO client gets it after its CONNECT: conn_send_welcome). */
+ * Socket.IO client gets it after its CONNECT: conn_send_welcome). wsi
+ * NULL: no socket of its own (a Socket.IO polling session). */
 void conn_open_kind(struct conn *c, struct server *s, struct lws *wsi, const char *peer,
 		    uint8_t kind);
 void conn_send_welcome(struct conn *c);
@@ -89,12 +103,18 @@ void conn_release(struct conn *c);
  * indexes (per-address counts, by serial). */
 void conn_teardown(struct server *s);
 
-/* Queues a reference to f. If the queue is over its limits the connection
- * is closed with 4008 instead (the caller carries on either way). */
+/* Queues a reference to a live frame (a room's message or presence event).
+ * If the connection's live frames (queued and held) would pass the send
+ * queue limits, it is closed with 4008 instead (the caller carries on
+ * either way). */
 void conn_send(struct conn *c, struct frame *f);
-/* conn_send without the rendition by kind: f goes out as it is. */
-void conn_queue(struct conn *c, struct frame *f);
-/* Queues a copy of the JSON text. */
+/* 1 if one more live frame of len bytes stays within the limits. */
+int conn_live_fits(const struct conn *c, size_t len);
+/* Queues a reference to a reply (or a replayed message). Replies never
+ * close the connection; when more than the send queue limits of them
+ * wait, the connection stops reading commands until half have gone out. */
+void conn_send_reply(struct conn *c, struct frame *f);
+/* Queues a copy of the JSON text, as a reply. */
 void conn_send_text(struct conn *c, const char *text, size_t len);
 /* Writes queued frames until the queue is empty or the socket is full.
  * Returns -1 if the connection must close. */
@@ -106,6 +126,15 @@ void conn_close_later(struct conn *c, uint16_t code);
 int conn_reason_of(uint16_t code);
 /* Removes c from every room (a safe point only: not inside a fan-out). */
 void conn_leave_all(struct conn *c);
+/* The client sent something (a frame or a pong): it is alive. */
+static inline void conn_heard(struct conn *c)
+{
+	c->heard_ms = (int64_t)(util_mono_us() / 1000);
+	c->ping_out = false;
+}
+/* Keep-alive, called about twice a second for every connection: pings one
+ * quiet for ping_interval, hangs up one quiet for ping_timeout. */
+void conn_keepalive(struct conn *c, int64_t now_ms);
 /* Sets the display name (copied). */
 void conn_set_name(struct conn *c, const char *name, size_t len);
 

@@ -64,24 +64,32 @@ const char *frame_payload(const struct frame *f, size_t *len)
 	return (const char *)f->buf + FRAME_HEADROOM;
 }
 
-int sendq_push(struct sendq *q, struct frame *f, uint32_t max_msgs, size_t max_bytes)
+void sendq_push(struct sendq *q, struct frame *f, int reply)
 {
-	if (q->count + 1 > max_msgs || q->bytes + f->len > max_bytes)
-		return -1;
 	if (q->count == q->cap) {
 		uint32_t ncap = q->cap ? q->cap * 2 : 4;
 		struct frame **r = xmalloc(ncap * sizeof(*r));
-		for (uint32_t i = 0; i < q->count; i++)
+		uint8_t *k = xmalloc(ncap);
+		for (uint32_t i = 0; i < q->count; i++) {
 			r[i] = sendq_peek(q, i);
+			k[i] = (uint8_t)sendq_is_reply(q, i);
+		}
 		free(q->ring);
+		free(q->reply);
 		q->ring = r;
+		q->reply = k;
 		q->cap = ncap;
 		q->head = 0;
 	}
-	q->ring[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
+	uint32_t slot = (q->head + q->count) & (q->cap - 1);
+	q->ring[slot] = frame_ref(f);
+	q->reply[slot] = reply ? 1 : 0;
 	q->count++;
 	q->bytes += f->len;
-	return 0;
+	if (reply) {
+		q->rcount++;
+		q->rbytes += f->len;
+	}
 }
 
 void sendq_drop(struct sendq *q, uint32_t n)
@@ -89,6 +97,10 @@ void sendq_drop(struct sendq *q, uint32_t n)
 	while (n-- && q->count) {
 		struct frame **slot = &q->ring[q->head];
 		q->bytes -= (*slot)->len;
+		if (q->reply[q->head]) {
+			q->rcount--;
+			q->rbytes -= (*slot)->len;
+		}
 		frame_unref(slot);
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
@@ -96,7 +108,9 @@ void sendq_drop(struct sendq *q, uint32_t n)
 	if (q->count == 0 && q->cap > 64) {
 		/* A burst grew the ring; an idle connection gives it back. */
 		free(q->ring);
+		free(q->reply);
 		q->ring = NULL;
+		q->reply = NULL;
 		q->cap = 0;
 	}
 	if (q->count == 0)
@@ -107,6 +121,8 @@ void sendq_clear(struct sendq *q)
 {
 	sendq_drop(q, q->count);
 	free(q->ring);
+	free(q->reply);
 	q->ring = NULL;
+	q->reply = NULL;
 	q->cap = q->head = 0;
 }

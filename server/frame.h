@@ -43,21 +43,46 @@ void frame_unref(struct frame **fp);
 /* The payload (JSON text) of a frame built by frame_new_text. */
 const char *frame_payload(const struct frame *f, size_t *len);
 
-/* A FIFO of frame references with limits in messages and bytes. */
+/*
+ * A FIFO of frame references. Each entry is either live (a room's message
+ * or presence event, pushed by a fan-out) or a reply (an answer to the
+ * client's own command, including the messages a catch-up replays). The
+ * two kinds are counted apart: the slow-consumer limit applies to live
+ * frames only, because a reader cannot fall behind its own requests; how
+ * many replies may wait is bounded by whoever pushes them (conn.c stops
+ * reading commands, the catch-up stops reading the store).
+ */
 struct sendq {
 	struct frame **ring;
+	uint8_t *reply;        /* per slot: 1 if the entry is a reply */
 	uint32_t cap;          /* 0 or a power of two */
 	uint32_t head;
-	uint32_t count;
+	uint32_t count;        /* entries, both kinds */
 	size_t bytes;
+	uint32_t rcount;       /* reply entries among them */
+	size_t rbytes;
 };
 
-/* Appends a new reference to f (the queue takes one). Returns 0, or -1
- * without queueing when the queue would pass max_msgs or max_bytes. */
-int sendq_push(struct sendq *q, struct frame *f, uint32_t max_msgs, size_t max_bytes);
+/* Appends a new reference to f (the queue takes one); reply: counts it as
+ * a reply. Never refuses: the caller checks its limits first. */
+void sendq_push(struct sendq *q, struct frame *f, int reply);
 static inline struct frame *sendq_peek(const struct sendq *q, uint32_t i)
 {
 	return q->ring[(q->head + i) & (q->cap - 1)];
+}
+/* 1 if the i-th entry is a reply. */
+static inline int sendq_is_reply(const struct sendq *q, uint32_t i)
+{
+	return q->reply[(q->head + i) & (q->cap - 1)];
+}
+/* Live entries and their bytes. */
+static inline uint32_t sendq_live(const struct sendq *q)
+{
+	return q->count - q->rcount;
+}
+static inline size_t sendq_live_bytes(const struct sendq *q)
+{
+	return q->bytes - q->rbytes;
 }
 /* Drops the first n entries (their references are released). */
 void sendq_drop(struct sendq *q, uint32_t n);

@@ -23,7 +23,23 @@ struct durable {
 	uint64_t serial;  /* the publisher; it may be gone by commit time */
 	uint64_t id;
 	uint64_t seq;
+	char room[PROTO_ROOM_MAX + 1]; /* to find the member: its reply may have to wait in its hold */
 };
+
+/* Queues the publish reply in s->enc (begun with cmd__reply_begin) for
+ * member m of c: behind the member's held frames while it catches up, so
+ * the reply never overtakes the publisher's own copy of its message. */
+static void reply_end_member(struct conn *c, struct member *m, uint64_t id)
+{
+	struct pbuf *b = &c->srv->enc;
+
+	if (!id)
+		return;
+	proto_enc_close(b);
+	struct frame *f = frame_new_text(b->data, b->len);
+	member_send_reply(m, f);
+	frame_unref(&f);
+}
 
 
 static int ticket_match(const void *entry, const void *key)
@@ -33,14 +49,16 @@ static int ticket_match(const void *entry, const void *key)
 
 
 
-/* Replies to a publish now, or with a ticket once the store reports its
- * commit (cmd_durable_done). */
-static void publish_reply(struct conn *c, uint64_t id, uint64_t seq, uint64_t ticket)
+/* Replies to a publish of member m now, or with a ticket once the store
+ * reports its commit (cmd_durable_done). */
+static void publish_reply(struct conn *c, struct member *m, uint64_t id, uint64_t seq,
+			  uint64_t ticket)
 {
 	struct server *s = c->srv;
 	if (ticket) {
 		struct durable *d = xmalloc(sizeof(*d));
-		*d = (struct durable){ ticket, c->serial, id, seq };
+		*d = (struct durable){ ticket, c->serial, id, seq, { 0 } };
+		memcpy(d->room, m->room->name, m->room->name_len + 1);
 		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
 		return;
 	}
@@ -52,7 +70,7 @@ static void publish_reply(struct conn *c, uint64_t id, uint64_t seq, uint64_t ti
 	} else {
 		pbuf_adds(b, "{}");
 	}
-	cmd__reply_end(c, id);
+	reply_end_member(c, m, id);
 }
 
 void cmd__publish(struct conn *c, struct proto_cmd *cmd)
@@ -109,7 +127,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		if (dup != STORE_NEW) {
 			/* A retry of a keyed publish: not stored or delivered
 			 * again; the first one's seq, replied as for the first. */
-			publish_reply(c, cmd->id, seq, ticket);
+			publish_reply(c, m, cmd->id, seq, ticket);
 			return;
 		}
 		if (seq != next) {
@@ -126,7 +144,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	frame_unref(&f);
 	s->stats.published++;
 
-	publish_reply(c, cmd->id, seq, ticket);
+	publish_reply(c, m, cmd->id, seq, ticket);
 }
 
 
@@ -145,11 +163,16 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 			cmd__fail(c, d->id, PROTO_ESTORAGE_FAILED,
 			     "the message was delivered but could not be committed");
 		} else {
+			struct room *r = room_find(s, d->room, strlen(d->room));
+			struct member *m = r ? room_member(c, r) : NULL;
 			struct pbuf *b = cmd__reply_begin(c, d->id);
 			pbuf_adds(b, "{\"seq\":");
 			pbuf_add_u64(b, d->seq);
 			pbuf_adds(b, ",\"durable\":true}");
-			cmd__reply_end(c, d->id);
+			if (m)
+				reply_end_member(c, m, d->id);
+			else
+				cmd__reply_end(c, d->id);
 		}
 	}
 	free(d);

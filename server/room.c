@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catchup.h"
 #include "config.h"
 #include "conn.h"
 #include "frame.h"
@@ -98,7 +99,11 @@ void room_leave(struct member *m)
 	r->members[m->idx] = last;
 	last->idx = m->idx;
 	presence_remove(r, m->user);
+	if (m->ncatchup)
+		catchup_member_gone(m);
 	if (m->hold) {
+		c->held_msgs -= sendq_live(m->hold);
+		c->held_bytes -= sendq_live_bytes(m->hold);
 		sendq_clear(m->hold);
 		free(m->hold);
 	}
@@ -121,29 +126,49 @@ void room_set_presence(struct member *m, bool on)
 void member_send(struct member *m, struct frame *f)
 {
 	struct conn *c = m->conn;
-	const struct config *cfg = c->srv->cfg;
 
 	if (!m->hold) {
 		conn_send(c, f);
 		return;
 	}
-	/* The held frames count against the same limits as the queue. */
-	if (sendq_push(m->hold, f, cfg->send_queue_messages - c->q.count,
-		       cfg->send_queue_bytes - c->q.bytes) < 0)
+	if (c->close_code)
+		return;
+	/* Held live frames count toward the slow-consumer limit like the
+	 * live frames in the queue: a reader that does not read while it
+	 * catches up falls behind the live stream all the same. */
+	if (!conn_live_fits(c, f->len)) {
 		conn_close_later(c, CLOSE_SLOW_CONSUMER);
+		return;
+	}
+	sendq_push(m->hold, f, 0);
+	c->held_msgs++;
+	c->held_bytes += f->len;
+}
+
+void member_send_reply(struct member *m, struct frame *f)
+{
+	if (!m->hold)
+		conn_send_reply(m->conn, f);
+	else if (!m->conn->close_code)
+		sendq_push(m->hold, f, 1);
 }
 
 void member_release_hold(struct member *m, uint64_t after_seq)
 {
 	struct sendq *h = m->hold;
+	struct conn *c = m->conn;
 
 	if (!h)
 		return;
 	m->hold = NULL;
+	c->held_msgs -= sendq_live(h);
+	c->held_bytes -= sendq_live_bytes(h);
 	for (uint32_t i = 0; i < h->count; i++) {
 		struct frame *f = sendq_peek(h, i);
-		if (!f->seq || f->seq > after_seq)
-			conn_send(m->conn, f);
+		if (sendq_is_reply(h, i))
+			conn_send_reply(c, f);
+		else if (!f->seq || f->seq > after_seq)
+			conn_send(c, f);
 	}
 	sendq_clear(h);
 	free(h);

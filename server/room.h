@@ -30,10 +30,11 @@ struct member {
 	struct ruser *user;     /* the room's entry for the conn's name */
 	uint32_t idx;           /* in room->members */
 	bool presence;          /* receives the room's presence events */
-	/* join with since, replay read from disk in flight: live frames wait
-	 * here until the replay and the join reply are queued. */
+	/* join with since, catch-up in progress (catchup.h): live frames, and
+	 * the replies to publishes in this room, wait here until the replay
+	 * and the join reply are queued. */
 	struct sendq *hold;
-	uint64_t read_cookie;
+	uint32_t ncatchup;      /* this member's catch-ups not finished */
 };
 
 struct room {
@@ -67,10 +68,14 @@ struct member *room_join(struct server *s, struct conn *c, const char *name,
 /* Removes the member and frees it (and the room, if it was the last). */
 void room_leave(struct member *m);
 void room_set_presence(struct member *m, bool on);
-/* Queues f for the member (held back while its replay is in flight). */
+/* Queues live frame f for the member (held back while it catches up). */
 void member_send(struct member *m, struct frame *f);
+/* Queues reply f (e.g. to a publish in this room): held back behind the
+ * member's held live frames while it catches up, so it cannot overtake
+ * the publisher's own copy of its message. */
+void member_send_reply(struct member *m, struct frame *f);
 /* Ends a replay: queues the held frames with seq > after_seq (and every
- * volatile one) and frees the hold queue. */
+ * volatile one, and the replies) and frees the hold queue. */
 void member_release_hold(struct member *m, uint64_t after_seq);
 /* Queues f for every member except `except` (may be NULL). */
 void room_fanout(struct room *r, struct frame *f, struct conn *except);

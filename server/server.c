@@ -95,6 +95,11 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct server *s = w->data;
 	lws_cancel_service(s->ctx);
 	cmd_auth_expire(s);
+	if (++s->ticks % 5 == 0) {
+		int64_t now = (int64_t)(util_mono_us() / 1000);
+		for (struct conn *c = s->conns; c; c = c->next)
+			conn_keepalive(c, now);
+	}
 }
 
 /* ---- signals and drain ---- */
@@ -432,8 +437,10 @@ static int create_context(struct server *s, struct lws_context_creation_info *in
 
 	s->foreign[0] = s->loop;
 	build_mounts(s, cfg);
-	s->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
-	s->retry.secs_since_valid_hangup = (uint16_t)cfg->ping_timeout;
+	/* No lws validity timers (secs_since_valid_hangup 0 turns them off):
+	 * the keep-alive is conn_keepalive(), swept from tick_cb. */
+	s->retry.secs_since_valid_ping = 0;
+	s->retry.secs_since_valid_hangup = 0;
 
 	memset(info, 0, sizeof(*info));
 	/* UTF-8 is validated in ws.c (utf8.h), not by lws: lws hangs up
@@ -488,6 +495,7 @@ static void start_watchers(struct server *s)
  */
 static void teardown(struct server *s)
 {
+	s->store_closing = true; /* catch-ups issue no more reads */
 	if (s->store)
 		store_close(&s->store, &server_store_handlers, s);
 	linger_stop_all(&s->linger); /* closes from here on do not linger */

@@ -66,6 +66,8 @@ struct server {
 	struct hmap by_serial;      /* struct conn *, by serial (durable replies) */
 	struct hmap tickets;        /* durable publishes waiting for commit */
 	struct hmap reads;          /* reads from disk in flight, by cookie */
+	struct conn *read_waiters;  /* catch-ups waiting for room in the read queue */
+	struct conn *read_waiters_tail;
 	uint64_t next_ticket;
 
 	struct hmap per_ip;         /* struct ipcount *, by address */
@@ -85,6 +87,8 @@ struct server {
 	char welcome_limits[512];   /* the welcome frame's limits object */
 
 	bool draining;
+	bool store_closing;         /* no new reads: the store is shutting down */
+	uint32_t ticks;             /* tick_cb calls (keep-alive sweeps every 5th) */
 	int exit_code;
 	struct server_stats stats;
 };

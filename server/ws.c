@@ -69,6 +69,7 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 	int first = lws_is_first_fragment(wsi);
 	int done = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
 
+	conn_heard(c); /* any frame counts for the keep-alive (protocol.md §15) */
 	if (c->close_code)
 		return 0; /* closing: ignore what is still in flight */
 	if (lws_frame_is_binary(wsi))
@@ -483,6 +484,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return on_receive(c, wsi, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writeable(c, wsi);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (c && c->srv)
+			conn_heard(c);
+		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		if (c && c->srv)
 			c->peer_closed = true;

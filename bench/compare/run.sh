@@ -70,6 +70,8 @@ start_server() {
       # Large queue limits so the saturation run measures throughput, not 4008 closes.
       cmd=("$PARLEYD" --host 127.0.0.1 --port 0 --data-dir "$data" --log-level info
            --ping-interval 300 --ping-timeout 600)
+      # No admin listener: the bench reads /proc, and a parleyd already running here holds 9180.
+      "$PARLEYD" --help 2>/dev/null | grep -q -- --admin-listen && cmd+=(--admin-listen off)
       # Lift the per-connection rate limits (a protection, not a cost being measured):
       # one publisher at saturation and 50 history pagers exceed the defaults.
       if "$PARLEYD" --help 2>/dev/null | grep -q -- --rate-history; then

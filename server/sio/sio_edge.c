@@ -207,15 +207,34 @@ static void frame_release(void *ref)
 	frame_unref(&f);
 }
 
-/* Sends one frame (a text frame holding "4…", or a binary attachment):
- * on the session's WebSocket through the conn's queue, while polling
- * through the Engine.IO queue, which takes a reference. */
-static void emit(struct sio_conn *sc, struct frame *f)
+/*
+ * Sends one frame (a text frame holding "4…", or a binary attachment): on
+ * the session's WebSocket through the conn's queue, with conn_send()'s
+ * and conn_send_reply()'s rules (a live frame past the send queue limits
+ * closes it as a slow consumer; replies pause reading); while polling
+ * through the Engine.IO queue, which takes a reference and has bounds of
+ * its own (past them the session closes: "queue full").
+ */
+static void emit_as(struct sio_conn *sc, struct frame *f, bool reply)
 {
-	if (sc->dead || sc->c->close_code)
+	struct conn *c = sc->c;
+	const struct config *cfg = sc->s->cfg;
+
+	if (sc->dead || c->close_code)
 		return;
-	if (sc->eio.transport == EIO_T_WEBSOCKET && sc->c->wsi) {
-		conn_queue(sc->c, f);
+	if (sc->eio.transport == EIO_T_WEBSOCKET && c->wsi) {
+		if (!reply && !conn_live_fits(c, f->len)) {
+			conn_close_later(c, CLOSE_SLOW_CONSUMER);
+			return;
+		}
+		sendq_push(&c->q, f, reply);
+		if (reply && !c->rx_paused &&
+		    (c->q.rcount > cfg->send_queue_messages || c->q.rbytes > cfg->send_queue_bytes)) {
+			c->rx_paused = true; /* conn_flush resumes */
+			lws_rx_flow_control(c->wsi, 0);
+		}
+		if (!c->pending)
+			server_want_flush(sc->s, c);
 		return;
 	}
 	size_t n;
@@ -224,6 +243,12 @@ static void emit(struct sio_conn *sc, struct frame *f)
 	struct eio_packet pk = { EIO_MESSAGE, binary, (const uint8_t *)p + (binary ? 0 : 1),
 				 binary ? n : n - 1 };
 	apply(sc, eio_session_send_ref(&sc->eio, &pk, frame_release, frame_ref(f)));
+}
+
+/* Our own packets (CONNECT answers, Engine.IO control) count as replies. */
+static void emit(struct sio_conn *sc, struct frame *f)
+{
+	emit_as(sc, f, true);
 }
 
 /* Queues one Socket.IO packet text (without the Engine.IO "4"). */
@@ -254,7 +279,7 @@ static void drain(struct sio_conn *sc)
 			break;
 		struct frame *f = binary ? frame_new_binary(out.data, out.len)
 					 : frame_new_text(out.data, out.len);
-		conn_queue(c, f);
+		emit_as(sc, f, true);
 		frame_unref(&f);
 	}
 	if (r < 0)
@@ -461,7 +486,7 @@ static struct frame *render(const char *p, size_t n)
 }
 
 
-void sio_conn_send(struct conn *c, struct frame *f)
+void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 {
 	struct sio_conn *sc = c->sio;
 	size_t n;
@@ -479,7 +504,7 @@ void sio_conn_send(struct conn *c, struct frame *f)
 		f->sio = render(p, n);
 	/* the text, then its attachments (chained on it) */
 	for (struct frame *g = f->sio; g && !c->close_code && !sc->dead; g = g->sio)
-		emit(sc, g);
+		emit_as(sc, g, reply);
 }
 
 void sio_conn_closing(struct conn *c, uint16_t code)

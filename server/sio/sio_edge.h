@@ -80,8 +80,10 @@ static inline bool sio_port_reason(enum lws_callback_reasons r)
 int sio_port_callback(struct server *s, struct lws *wsi, enum lws_callback_reasons reason,
 		      struct conn *port, void *in, size_t len);
 
-/* conn_send() for CONN_SIO: queues f's rendition (see above). */
-void sio_conn_send(struct conn *c, struct frame *f);
+/* conn_send() (live: a room's message or presence) and conn_send_reply()
+ * (reply) for CONN_SIO: queues f's rendition (see above), with the same
+ * limits. */
+void sio_conn_send(struct conn *c, struct frame *f, bool reply);
 /* conn_close_later() is closing c with code (before it sets close_code):
  * an authentication failure before CONNECT completed is told to the client
  * as CONNECT_ERROR; a polling session is closed the Engine.IO way. */

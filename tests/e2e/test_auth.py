@@ -184,3 +184,13 @@ def test_auth_none_keeps_private_rooms_private(parley):
     assert b.err("join", room="@alice") == "forbidden"
     # alice cannot rename herself out of her own private room while in it
     assert a.err("hello", name="carol") == "forbidden"
+
+
+def test_hello_with_token_ignores_name_even_an_invalid_one(asrv):
+    # protocol.md §5.1: with a token, `name` is ignored, whatever it holds.
+    c = asrv.client()
+    assert c.ok("hello", token=token(claims("alice")), name="")["user"] == "alice"
+    d = asrv.client()
+    assert d.ok("hello", token=token(claims("bob")), name="x" * 200)["user"] == "bob"
+    e = asrv.client()
+    assert e.err("hello", token=token(claims("carol")), name=42) == "bad_request"  # still a string

@@ -52,3 +52,34 @@ def test_ping_timeout_not_above_ping_interval_is_rejected():
     p = subprocess.run([parleyd_path(), "--port", "0", "--admin-listen", "off", "--ping-interval", "5", "--ping-timeout", "5",
                         "--data-dir", "/nonexistent-parley-e2e"], capture_output=True, timeout=10)
     assert p.returncode != 0
+
+
+def test_data_frames_count_as_liveness_without_pongs(parley):
+    # protocol.md §15: any frame from the client counts as hearing from it. A client that never answers
+    # WebSocket pings but sends a command every 0.5 s stays up well past the ping timeout. Once it stops
+    # sending, it gets pinged and hung up.
+    s = parley(*FAST)
+    c = s.client()
+    start = time.monotonic()
+    next_send = 0.0
+    while time.monotonic() - start < 7:  # more than twice the 3 s timeout
+        if time.monotonic() >= next_send:
+            c.send_json({"type": "ping"})  # no id: no reply, only liveness
+            next_send = time.monotonic() + 0.5
+        try:
+            fin, op, payload = c.recv_frame(timeout=0.1)
+        except socket.timeout:
+            continue
+        assert op not in (None, 0x8), "hung up after %.1f s while sending data" % (time.monotonic() - start)
+    quiet = time.monotonic()
+    pinged = False
+    while True:
+        try:
+            fin, op, payload = c.recv_frame(timeout=15)
+        except socket.timeout:
+            raise AssertionError("quiet connection still open 15 s after it stopped sending")
+        if op == OP_PING:
+            pinged = True
+        if op is None or op == 0x8:
+            break
+    assert pinged and time.monotonic() - quiet >= 2.5, "hung up before the ping timeout"

@@ -57,10 +57,23 @@ def test_client_that_keeps_going_is_closed_4029(parley):
 
 
 def test_join_rate_limit(parley):
-    s = parley("--rate-joins", "5")
+    # The join burst is max(2 x rate_joins, max_rooms): here max(2, 8) = 8. Eight joins pass at once
+    # (a reconnect re-joins every room); re-joins past that (no too_many_rooms involved) are limited.
+    s = parley("--rate-joins", "1", "--max-rooms", "8", "--rate-burst", "100")
     c = s.client()
-    codes = [c.request("join", room="r%d" % i) for i in range(30)]
-    assert any(r["ok"] is False and r["error"]["code"] == "rate_limited" for r in codes)
+    codes = [c.request("join", room="r%d" % i) for i in range(8)]
+    assert all(r["ok"] is True for r in codes), codes
+    codes = [c.request("join", room="r0") for _ in range(4)]
+    assert any(r["ok"] is False and r["error"]["code"] == "rate_limited" for r in codes), codes
+
+
+def test_join_burst_is_twice_the_rate_when_that_is_more_than_max_rooms(parley):
+    s = parley("--rate-joins", "6", "--max-rooms", "3", "--rate-burst", "100")
+    c = s.client()
+    codes = [c.request("join", room="r%d" % (i % 3)) for i in range(12)]
+    assert all(r["ok"] is True for r in codes), codes  # 2 x 6 = 12 joins in the burst
+    codes = [c.request("join", room="r0") for _ in range(6)]
+    assert any(r["ok"] is False and r["error"]["code"] == "rate_limited" for r in codes), codes
 
 
 def test_name_change_limit(parley):

@@ -130,7 +130,8 @@ def check_histogram(m, name):
     counts = [v for _, v in buckets]
     assert counts == sorted(counts), "%s buckets are not cumulative: %r" % (name, buckets)
     assert m.value(name + "_count") == buckets[-1][1]
-    assert m.value(name + "_sum") >= 0
+    # Every observation is a positive duration: the sum is positive exactly when something was counted.
+    assert (m.value(name + "_sum") > 0) == (m.value(name + "_count") > 0), name
     return m.value(name + "_count")
 
 
@@ -183,8 +184,8 @@ def test_counters_follow_traffic(srv):
     # history from an active room's cache
     pub.ok("history", skip=True, room="metrics-room", limit=5)
     m3 = scrape(srv, n)
-    assert delta(m2, m3, "parley_history_cache_hits_total") >= 1
-    assert delta(m2, m3, "parley_history_cache_misses_total") >= 0
+    assert delta(m2, m3, "parley_history_cache_hits_total") == 1
+    assert delta(m2, m3, "parley_history_cache_misses_total") == 0
 
     # persisted publishes reach the disk: the commit histogram counts commits, the queue drains
     m4 = wait_for(srv, lambda m: check_histogram(m, "parley_store_commit_seconds")
@@ -264,7 +265,8 @@ def test_scrapes_during_traffic_are_monotonic(parley):
 
 
 def test_slow_consumer_close_is_counted(parley):
-    s = parley("--send-queue-messages", "100", "--send-queue-bytes", "65536", *NO_RATE_LIMIT)
+    s = parley("--send-queue-messages", "100", "--send-queue-bytes", "65536", "--max-message-size", "32768",
+               *NO_RATE_LIMIT)
     pub = s.client("pub", timeout=30)
     stalled = s.client("stalled", timeout=30, rcvbuf=4096)
     pub.join("r")

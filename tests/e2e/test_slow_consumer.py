@@ -6,7 +6,7 @@ import time
 
 from wsclient import Close
 
-LIMITS = ("--send-queue-bytes", "65536", "--send-queue-messages", "100")
+LIMITS = ("--send-queue-bytes", "65536", "--send-queue-messages", "100", "--max-message-size", "32768")
 MSG_DATA = 8000           # bytes of payload per message
 TOTAL_BYTES = 20 * 2 ** 20  # bounded: 20 MB published in all
 COUNT = TOTAL_BYTES // MSG_DATA

@@ -121,3 +121,23 @@ def test_history_before_wrong_type_is_bad_request(srv, before):
     a = srv.client("alice")
     a.join("r")
     assert a.err("history", room="r", before=before) == "bad_request"
+
+
+def test_more_is_false_when_retention_pruned_everything_older(parley):
+    # The newest page comes from the room's memory cache, but retention removed everything older from
+    # disk: "more" must say so (it used to be true whenever the page did not start at seq 1).
+    import time
+    from storagehelp import publish_many
+    s = parley("--retain-messages", "10")
+    a = s.client("alice", timeout=30)
+    a.join("r")
+    publish_many(a, "r", 30)
+    deadline = time.monotonic() + 30
+    while a.ok("history", room="r", before=21, limit=10)["messages"]:
+        assert time.monotonic() < deadline, "retention never pruned seqs 11..20"
+        time.sleep(0.2)
+    d = a.ok("history", room="r", limit=10)
+    assert [m["seq"] for m in d["messages"]] == list(range(21, 31))
+    assert d["more"] is False, d
+    d = a.ok("history", room="r", limit=5)
+    assert [m["seq"] for m in d["messages"]] == list(range(26, 31)) and d["more"] is True

@@ -1,0 +1,315 @@
+/* catchup.c - join with since, streamed as the socket drains (catchup.h). */
+#include "catchup.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd_int.h"
+#include "conn.h"
+#include "frame.h"
+#include "log.h"
+#include "proto.h"
+#include "room.h"
+#include "server.h"
+#include "store.h"
+#include "util.h"
+
+struct catchup {
+	struct catchup *next;      /* conn's FIFO */
+	struct member *m;          /* NULL once the member left */
+	uint64_t id;               /* the join's id (0: none) */
+	uint64_t next_seq, last;   /* still to queue: [next_seq, last] */
+	uint64_t cookie;           /* a disk read in flight; 0: none */
+	struct store_page *page;   /* rows read, queued from idx on */
+	size_t idx;
+	bool failed;               /* answer recovered:false */
+	bool read_disk;            /* for the cache hit/miss counters */
+	char room[PROTO_ROOM_MAX + 1];
+};
+
+int catchup_room_for_one(const struct conn *c)
+{
+	return c->ncatchup < CATCHUP_MAX_FACTOR * c->srv->cfg->max_rooms;
+}
+
+void catchup_start(struct conn *c, struct member *m, uint64_t id, uint64_t since)
+{
+	struct server *s = c->srv;
+	struct room *r = m->room;
+	struct catchup *cu = xcalloc(1, sizeof(*cu));
+
+	cu->m = m;
+	cu->id = id;
+	cu->last = store_last_seq(s->store, r->name);
+	cu->next_seq = since + 1;
+	/* A since above the latest seq: the client saw seqs this store never
+	 * handed out (it was reset or restored). Nothing to replay, and not
+	 * recovered: the client's copy of the room is not this room's. */
+	cu->failed = since > cu->last;
+	memcpy(cu->room, r->name, r->name_len + 1);
+	if (!m->hold)
+		m->hold = xcalloc(1, sizeof(*m->hold));
+	m->ncatchup++;
+	if (c->cu_tail)
+		c->cu_tail->next = cu;
+	else
+		c->cu_head = cu;
+	c->cu_tail = cu;
+	c->ncatchup++;
+	catchup_pump(c);
+}
+
+static void unlink_waiter(struct server *s, struct conn *c)
+{
+	if (!c->read_waiting)
+		return;
+	if (c->wprev)
+		c->wprev->wnext = c->wnext;
+	else
+		s->read_waiters = c->wnext;
+	if (c->wnext)
+		c->wnext->wprev = c->wprev;
+	else
+		s->read_waiters_tail = c->wprev;
+	c->wnext = c->wprev = NULL;
+	c->read_waiting = false;
+}
+
+static void add_waiter(struct server *s, struct conn *c)
+{
+	if (c->read_waiting)
+		return;
+	c->read_waiting = true;
+	c->wnext = NULL;
+	c->wprev = s->read_waiters_tail;
+	if (s->read_waiters_tail)
+		s->read_waiters_tail->wnext = c;
+	else
+		s->read_waiters = c;
+	s->read_waiters_tail = c;
+}
+
+static void free_one(struct catchup **cup)
+{
+	struct catchup *cu = *cup;
+
+	*cup = NULL;
+	store_page_free(&cu->page);
+	free(cu);
+}
+
+/* Sends the join reply, lets the member's held frames go (after its last
+ * catch-up) and frees the head catch-up. */
+static void finish(struct conn *c, struct catchup *cu)
+{
+	struct member *m = cu->m;
+
+	c->cu_head = cu->next;
+	if (!c->cu_head)
+		c->cu_tail = NULL;
+	c->ncatchup--;
+	if (!cu->read_disk && !cu->failed)
+		c->srv->stats.cache_hits++;
+	if (m) {
+		cmd__join_reply(c, cu->id, m->room, cu->last, !cu->failed);
+		if (--m->ncatchup == 0)
+			member_release_hold(m, cu->last);
+	} else if (cu->id) {
+		/* Left while catching up: the join still gets its one reply. */
+		struct pbuf *b = cmd__reply_begin(c, cu->id);
+		pbuf_adds(b, "{\"room\":");
+		pbuf_add_jstr(b, cu->room, strlen(cu->room));
+		pbuf_adds(b, ",\"seq\":");
+		pbuf_add_u64(b, cu->last);
+		pbuf_adds(b, ",\"members\":0,\"recovered\":false}");
+		cmd__reply_end(c, cu->id);
+	}
+	free_one(&cu);
+}
+
+/* Queues one stored row as a replayed message. */
+static void send_row(struct conn *c, struct room *r, const struct store_msg *row)
+{
+	struct server *s = c->srv;
+
+	pbuf_reset(&s->enc);
+	proto_enc_message(&s->enc, r->name, r->name_len, row->seq, row->ts, row->from,
+			  strlen(row->from), row->data, row->data_len);
+	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	f->seq = row->seq;
+	conn_send_reply(c, f);
+	frame_unref(&f);
+}
+
+/* 1 while the replies waiting in c's queue are below half the send queue
+ * limits (always room for one when none waits). */
+static int has_room(const struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+
+	return c->q.rcount == 0 ||
+	       ((uint64_t)c->q.rcount * 2 < cfg->send_queue_messages &&
+		(uint64_t)c->q.rbytes * 2 < cfg->send_queue_bytes);
+}
+
+/* Asks the store for the next chunk. Returns 0 (read in flight, or the
+ * catch-up failed), or -1 when the read queue is full (c waits). */
+static int start_read(struct conn *c, struct catchup *cu)
+{
+	struct server *s = c->srv;
+	uint64_t hi = cu->last - cu->next_seq + 1 > CATCHUP_CHUNK ?
+		      cu->next_seq + CATCHUP_CHUNK - 1 : cu->last;
+	uint64_t cookie = ++s->next_ticket;
+	int rc = store_read(s->store, cu->room, hi + 1, 0, (unsigned)(hi - cu->next_seq + 1), cookie);
+
+	if (rc == STORE_EOVERLOADED) {
+		add_waiter(s, c);
+		return -1;
+	}
+	if (!cu->read_disk)
+		s->stats.cache_misses++;
+	cu->read_disk = true;
+	if (rc != STORE_OK) {
+		cu->failed = true;
+		return 0;
+	}
+	struct pread *p = xcalloc(1, sizeof(*p));
+	p->cookie = cookie;
+	p->serial = c->serial;
+	p->is_catchup = true;
+	hmap_put(&s->reads, hmap_hash_bytes(&p->cookie, sizeof(p->cookie)), p);
+	cu->cookie = cookie;
+	return 0;
+}
+
+int catchup_pump(struct conn *c)
+{
+	struct catchup *cu;
+	int queued = 0;
+
+	if (c->srv->store_closing)
+		return 0;
+	while ((cu = c->cu_head) && !c->close_code && !cu->cookie && !c->read_waiting &&
+	       has_room(c)) {
+		if (!cu->m || cu->failed || cu->next_seq > cu->last) {
+			finish(c, cu);
+			queued = 1;
+			continue;
+		}
+		if (cu->page && cu->idx < cu->page->count) {
+			send_row(c, cu->m->room, &cu->page->msgs[cu->idx++]);
+			cu->next_seq++;
+			queued = 1;
+			continue;
+		}
+		store_page_free(&cu->page);
+		struct frame *f = room_cache_get(cu->m->room, cu->next_seq);
+		if (f) {
+			conn_send_reply(c, f);
+			cu->next_seq++;
+			queued = 1;
+			continue;
+		}
+		if (start_read(c, cu) < 0)
+			break;
+	}
+	return queued;
+}
+
+/*
+ * A room that has just come back (after a restart, or when its last member
+ * left) has an empty cache, and all its clients re-join with since at about
+ * the same time. If a page read for one of them ends at the room's latest
+ * seq, its rows become the cache, so the others are served from memory
+ * instead of each reading the same rows from disk. Returns 1 if it did.
+ */
+static int seed_cache(struct server *s, struct room *r, const struct store_page *page)
+{
+	uint32_t max = s->cfg->history_cache;
+
+	if (r->tail_count || !max || page->count == 0 ||
+	    page->msgs[page->count - 1].seq != store_last_seq(s->store, r->name))
+		return 0;
+	size_t from = page->count > max ? page->count - max : 0;
+	for (size_t i = from; i < page->count; i++) {
+		const struct store_msg *row = &page->msgs[i];
+		pbuf_reset(&s->enc);
+		proto_enc_message(&s->enc, r->name, r->name_len, row->seq, row->ts, row->from,
+				  strlen(row->from), row->data, row->data_len);
+		struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+		f->seq = row->seq;
+		room_cache_add(r, row->seq, f, max);
+		frame_unref(&f);
+	}
+	return from == 0; /* else the catch-up still needs the rows before the cache */
+}
+
+void catchup_page(struct server *s, uint64_t serial, uint64_t cookie, struct store_page *page)
+{
+	struct conn *c = cmd__conn_by_serial(s, serial);
+	struct catchup *cu = c ? c->cu_head : NULL;
+
+	if (!cu || cu->cookie != cookie) {
+		store_page_free(&page); /* the connection is gone */
+		return;
+	}
+	cu->cookie = 0;
+	/* The chunk must be exactly next_seq.. in order: anything else means
+	 * retention removed part of the range, and the catch-up cannot be
+	 * complete. */
+	int ok = page->ok && page->count > 0;
+	for (size_t i = 0; ok && i < page->count; i++)
+		if (page->msgs[i].seq != cu->next_seq + i)
+			ok = 0;
+	if (ok && cu->m && seed_cache(s, cu->m->room, page)) {
+		/* The rows are the room's newest: they now serve this
+		 * catch-up and the next ones from memory. */
+		store_page_free(&page);
+	} else if (ok) {
+		cu->page = page;
+		cu->idx = 0;
+	} else {
+		cu->failed = true;
+		store_page_free(&page);
+	}
+	catchup_pump(c);
+}
+
+void catchup_member_gone(struct member *m)
+{
+	struct conn *c = m->conn;
+
+	for (struct catchup *cu = c->cu_head; cu && m->ncatchup; cu = cu->next)
+		if (cu->m == m) {
+			cu->m = NULL;
+			m->ncatchup--;
+		}
+}
+
+void catchup_free_all(struct conn *c)
+{
+	if (c->srv)
+		unlink_waiter(c->srv, c);
+	while (c->cu_head) {
+		struct catchup *cu = c->cu_head;
+		c->cu_head = cu->next;
+		free_one(&cu);
+	}
+	c->cu_tail = NULL;
+	c->ncatchup = 0;
+}
+
+void catchup_kick_waiters(struct server *s)
+{
+	/* Each gets one try in order; one that finds the queue full again
+	 * goes back to the tail, so stop after the current list. */
+	struct conn *stop = s->read_waiters_tail;
+
+	while (s->read_waiters) {
+		struct conn *c = s->read_waiters;
+		unlink_waiter(s, c);
+		catchup_pump(c);
+		if (c == stop || c->read_waiting)
+			break;
+	}
+}
