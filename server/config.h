@@ -60,6 +60,8 @@ struct config {
 	uint32_t sio_ping_timeout;   /* Engine.IO pingTimeout, ms */
 	uint32_t sio_max_payload;    /* Engine.IO maxPayload, bytes */
 	uint32_t sio_connect_timeout; /* ms from the open packet to CONNECT */
+	uint32_t sio_recovery;       /* 1: connection state recovery (pid/offset) */
+	uint32_t sio_recovery_window; /* s a dropped session stays recoverable */
 };
 
 /* Bytes of a history reply frame besides its messages (frame header,

@@ -22,9 +22,24 @@
 #include "log.h"
 #include "proto.h"
 #include "server.h"
+#include "room.h"
 #include "sio.h"
+#include "store.h"
 #include "util.h"
 #include "ws.h"
+
+/* The persisted messages queued to a session, newest last: where a
+ * reconnecting client's offset says it stopped reading (recovery). */
+#define SIO_RING 256
+struct sio_mark {
+	uint64_t room;              /* room_hash() of the room's name */
+	uint64_t seq;
+};
+struct sio_ring {
+	struct sio_mark *m;         /* [SIO_RING], allocated at the first message */
+	uint32_t head, count;
+	uint64_t total;             /* ever recorded: > SIO_RING means wrapped */
+};
 
 /* One Engine.IO session and its Socket.IO state. */
 struct sio_conn {
@@ -42,6 +57,13 @@ struct sio_conn {
 	bool probe_reply;           /* "3probe" to write on the probe */
 	bool probe_kill;            /* close the probe at its next WRITEABLE */
 	uint64_t connect_deadline;  /* mono ms: close unless connected by then */
+	/* connection state recovery (see "recovery" below) */
+	char pid[17];               /* "": recovery off, or not connected */
+	bool client_disconnect;     /* the client left (41): nothing to recover */
+	uint32_t recovering;        /* recovery joins still to answer */
+	bool recovery_failed;       /* one of them could not recover */
+	char old_pid[17];
+	struct sio_ring ring;
 	struct eio_session eio;
 	struct sio_decoder dec;
 	/* the requests and WebSockets serving the session, and their ports */
@@ -51,6 +73,8 @@ struct sio_conn {
 
 static struct eio_config ecfg;
 static uint32_t connect_timeout_ms;
+static bool recovery;
+static uint64_t recovery_window_ms;
 static struct hmap by_sid;          /* struct sio_conn *, by eio.sid */
 static struct sio_conn *all;
 /* Scratch: renditions and Engine.IO packets (out), a rendition's JSON
@@ -85,6 +109,8 @@ void sio_edge_setup(struct server *s)
 	ecfg.ping_timeout_ms = cfg->sio_ping_timeout;
 	ecfg.max_payload = cfg->sio_max_payload;
 	connect_timeout_ms = cfg->sio_connect_timeout;
+	recovery = cfg->sio_recovery != 0;
+	recovery_window_ms = (uint64_t)cfg->sio_recovery_window * 1000;
 	post_msgs = xcalloc(ecfg.max_packets_per_payload, sizeof(*post_msgs));
 }
 
@@ -410,6 +436,51 @@ static void connect_error_from(struct sio_conn *sc, const char *p, size_t n)
 	connect_error(sc, msg, msg_n, code, code_n);
 }
 
+/* A persisted room message's room and seq, from its native text
+ * ({"type":"message","room":"…","seq":N,…}; room names need no escapes).
+ * Returns 0 for anything else (volatile messages have no seq). */
+static int message_pos(const char *p, size_t n, const char **room, size_t *room_n,
+		       uint64_t *seq)
+{
+	static const char head[] = "{\"type\":\"message\",\"room\":\"";
+	const size_t hl = sizeof(head) - 1;
+	const char *end = p + n, *q, *d;
+
+	if (n <= hl || memcmp(p, head, hl))
+		return 0;
+	*room = p + hl;
+	q = memchr(*room, '"', (size_t)(end - *room));
+	if (!q || memchr(*room, '\\', (size_t)(q - *room)) || end - q < 9 ||
+	    memcmp(q, "\",\"seq\":", 8))
+		return 0;
+	*room_n = (size_t)(q - *room);
+	*seq = 0;
+	for (d = q + 8; d < end && *d >= '0' && *d <= '9'; d++)
+		*seq = *seq * 10 + (uint64_t)(*d - '0');
+	return *seq != 0;
+}
+
+/* FNV-1a: rooms in a recovery ring (not a hash table: no flooding). */
+static uint64_t room_hash(const char *p, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static void ring_add(struct sio_ring *r, uint64_t room, uint64_t seq)
+{
+	if (!r->m)
+		r->m = xcalloc(SIO_RING, sizeof(*r->m));
+	r->m[(r->head + r->count) % SIO_RING] = (struct sio_mark){ room, seq };
+	if (r->count < SIO_RING)
+		r->count++;
+	else
+		r->head = (r->head + 1) % SIO_RING;
+	r->total++;
+}
+
 /*
  * The Socket.IO rendition of a native frame, or NULL when it has none.
  * Native frames all begin {"type":"<t>", so no JSON is re-encoded:
@@ -462,6 +533,9 @@ static struct frame *render(const char *p, size_t n)
 		pbuf_add(&rjson, o, (size_t)(end - 1 - o));
 		pbuf_addc(&rjson, ']');
 	} else {
+		const char *room;
+		size_t room_n;
+		uint64_t seq;
 		pbuf_addc(&rjson, '[');
 		pbuf_add(&rjson, t - 1, tn + 2);
 		pbuf_adds(&rjson, ",{");
@@ -469,6 +543,14 @@ static struct frame *render(const char *p, size_t n)
 			pbuf_add(&rjson, rest + 1, (size_t)(end - rest - 1));
 		else
 			pbuf_addc(&rjson, '}');
+		if (recovery && message_pos(p, n, &room, &room_n, &seq)) {
+			/* The offset a recovering client sends back: "seq:room". */
+			pbuf_adds(&rjson, ",\"");
+			pbuf_add_u64(&rjson, seq);
+			pbuf_addc(&rjson, ':');
+			pbuf_add(&rjson, room, room_n);
+			pbuf_addc(&rjson, '"');
+		}
 		pbuf_addc(&rjson, ']');
 	}
 	pbuf_reset(&out);
@@ -486,6 +568,229 @@ static struct frame *render(const char *p, size_t n)
 }
 
 
+static void run_command(struct conn *c, const char *text, size_t n);
+
+/* ---- recovery ----
+ *
+ * socket.io-client >= 4.6 sends back the pid of the CONNECT answer and the
+ * offset of the last event it got ("seq:room" on each persisted message)
+ * when it reconnects. A session that ends without the client leaving (a
+ * network cut, a ping timeout, the server closing it) is kept here for
+ * sio_recovery_window: its user, rooms and the ring of messages it was
+ * sent. The reconnect re-joins each room with since = the last message of
+ * that room the client got (from the offset's place in the ring), so the
+ * catch-up brings exactly what it missed, once and in order; only when
+ * every room recovered does the answer carry the same pid
+ * (socket.recovered === true). Kept in memory: after a restart, false.
+ */
+
+#define SIO_SAVED_MAX 10000
+
+struct saved_room {
+	char *name;
+	uint64_t hash;
+	uint64_t last_seq;          /* the room's latest seq when the session ended */
+	bool presence;
+};
+
+struct sio_saved {
+	char pid[17];
+	uint64_t expires;           /* mono ms */
+	char *user;
+	uint32_t nrooms;
+	struct saved_room *rooms;
+	struct sio_ring ring;
+	struct sio_saved *next, *prev; /* oldest first (one window: expiry order) */
+};
+
+static struct hmap saved_by_pid;
+static struct sio_saved *saved_head, *saved_tail;
+static uint32_t nsaved;
+
+static int pid_match(const void *entry, const void *key)
+{
+	return !strcmp(((const struct sio_saved *)entry)->pid, key);
+}
+
+static void saved_unlink(struct sio_saved *e)
+{
+	hmap_del(&saved_by_pid, hmap_hash_bytes(e->pid, strlen(e->pid)), e->pid, pid_match);
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		saved_head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		saved_tail = e->prev;
+	nsaved--;
+}
+
+static void saved_free(struct sio_saved *e)
+{
+	for (uint32_t i = 0; i < e->nrooms; i++)
+		free(e->rooms[i].name);
+	free(e->rooms);
+	free(e->ring.m);
+	free(e->user);
+	free(e);
+}
+
+static void saved_expire(uint64_t now)
+{
+	while (saved_head && (saved_head->expires <= now || nsaved > SIO_SAVED_MAX)) {
+		struct sio_saved *e = saved_head;
+		saved_unlink(e);
+		saved_free(e);
+	}
+}
+
+/* The session is ending (its rooms are still joined): keep it. */
+static void save_session(struct sio_conn *sc)
+{
+	struct conn *c = sc->c;
+	struct sio_saved *e = xcalloc(1, sizeof(*e));
+	uint64_t now = now_ms();
+
+	memcpy(e->pid, sc->pid, sizeof(e->pid));
+	e->expires = now + recovery_window_ms;
+	e->user = xstrndup(c->name, c->name_len);
+	e->rooms = xcalloc(c->rooms.len ? c->rooms.len : 1, sizeof(*e->rooms));
+	for (uint32_t i = 0; i < c->rooms.cap; i++) {
+		struct member *m = c->rooms.slots[i].entry;
+		if (!c->rooms.slots[i].hash)
+			continue;
+		struct saved_room *r = &e->rooms[e->nrooms++];
+		r->name = xstrndup(m->room->name, m->room->name_len);
+		r->hash = room_hash(m->room->name, m->room->name_len);
+		r->last_seq = store_last_seq(sc->s->store, r->name);
+		r->presence = m->presence;
+	}
+	e->ring = sc->ring; /* moves over */
+	memset(&sc->ring, 0, sizeof(sc->ring));
+	e->prev = saved_tail;
+	if (saved_tail)
+		saved_tail->next = e;
+	else
+		saved_head = e;
+	saved_tail = e;
+	nsaved++;
+	hmap_put(&saved_by_pid, hmap_hash_bytes(e->pid, strlen(e->pid)), e);
+	saved_expire(now);
+	log_info("sio_saved", "session=%s pid=%s rooms=%u", c->session, e->pid, e->nrooms);
+}
+
+static struct sio_saved *saved_take(const char *pid, const char *user)
+{
+	struct sio_saved *e;
+
+	saved_expire(now_ms());
+	e = hmap_get(&saved_by_pid, hmap_hash_bytes(pid, strlen(pid)), pid, pid_match);
+	if (!e)
+		return NULL;
+	saved_unlink(e);
+	if (strcmp(e->user, user)) {
+		/* Another user's session: its rooms are not this one's. */
+		saved_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void finish_connect(struct sio_conn *sc);
+
+/* Re-joins the saved rooms from where the client stopped reading. Returns 0
+ * when the joins are under way (finish_connect answers CONNECT once all
+ * have), -1 when the offset is not in the ring (nothing recoverable). */
+static int restore(struct sio_conn *sc, struct sio_saved *e, const char *offset, size_t off_n)
+{
+	const struct sio_ring *r = &e->ring;
+	long pos = -1;
+
+	if (offset) {
+		const char *colon = memchr(offset, ':', off_n);
+		uint64_t seq = 0;
+		if (!colon || colon == offset)
+			return -1;
+		for (const char *d = offset; d < colon; d++) {
+			if (*d < '0' || *d > '9')
+				return -1;
+			seq = seq * 10 + (uint64_t)(*d - '0');
+		}
+		uint64_t h = room_hash(colon + 1, (size_t)(offset + off_n - colon - 1));
+		for (long i = (long)r->count - 1; i >= 0 && pos < 0; i--) {
+			const struct sio_mark *m = &r->m[(r->head + (uint32_t)i) % SIO_RING];
+			if (m->room == h && m->seq == seq)
+				pos = i;
+		}
+		if (pos < 0)
+			return -1;
+	} else if (r->total > SIO_RING) {
+		return -1; /* it got nothing, and the start is gone */
+	}
+	memcpy(sc->old_pid, e->pid, sizeof(sc->old_pid));
+	sc->recovering = e->nrooms + 1; /* + 1: not finished inside the loop */
+	for (uint32_t k = 0; k < e->nrooms && !sc->c->close_code; k++) {
+		const struct saved_room *sr = &e->rooms[k];
+		uint64_t since = sr->last_seq;
+		for (uint32_t i = (uint32_t)(pos + 1); i < r->count; i++) {
+			const struct sio_mark *m = &r->m[(r->head + i) % SIO_RING];
+			if (m->room == sr->hash) {
+				since = m->seq - 1; /* the first one it did not get */
+				break;
+			}
+		}
+		pbuf_reset(&cmd);
+		pbuf_adds(&cmd, "{\"type\":\"join\",\"id\":");
+		pbuf_add_u64(&cmd, k + 1);
+		pbuf_adds(&cmd, ",\"room\":");
+		pbuf_add_jstr(&cmd, sr->name, strlen(sr->name));
+		pbuf_adds(&cmd, ",\"since\":");
+		pbuf_add_u64(&cmd, since);
+		pbuf_adds(&cmd, sr->presence ? ",\"presence\":true}" : "}");
+		run_command(sc->c, cmd.data, cmd.len);
+	}
+	if (--sc->recovering == 0)
+		finish_connect(sc);
+	return 0;
+}
+
+/* The answer to a recovery join: it recovered, or it did not. */
+static void recovery_reply(struct sio_conn *sc, const char *p, size_t n)
+{
+	if (!memmem(p, n, "\"ok\":true", 9) || memmem(p, n, "\"recovered\":false", 17))
+		sc->recovery_failed = true;
+	if (--sc->recovering == 0)
+		finish_connect(sc);
+}
+
+/* CONNECT's answer: 40{"sid":…[,"pid":…]}, then welcome. */
+static void finish_connect(struct sio_conn *sc)
+{
+	struct conn *c = sc->c;
+	bool recovered = sc->old_pid[0] && !sc->recovery_failed;
+
+	if (recovery) {
+		if (recovered) {
+			memcpy(sc->pid, sc->old_pid, sizeof(sc->pid));
+		} else {
+			util_random_hex(sc->pid, 8);
+		}
+	}
+	pbuf_reset(&cmd);
+	pbuf_adds(&cmd, "0{\"sid\":\"");
+	pbuf_adds(&cmd, c->session);
+	if (sc->pid[0]) {
+		pbuf_adds(&cmd, "\",\"pid\":\"");
+		pbuf_adds(&cmd, sc->pid);
+	}
+	pbuf_adds(&cmd, "\"}");
+	queue_sio(sc, cmd.data, cmd.len);
+	log_info("sio_connect", "session=%s sid=%s user=%s recovered=%s", c->session, sc->eio.sid,
+		 log_q(c->name), recovered ? "true" : "false");
+	conn_send_welcome(c);
+}
+
 void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 {
 	struct sio_conn *sc = c->sio;
@@ -500,8 +805,17 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 			connect_error_from(sc, p, n);
 		return;
 	}
+	if (sc->recovering && n > 16 && !memcmp(p, "{\"type\":\"reply\",", 16)) {
+		recovery_reply(sc, p, n); /* a recovery join's answer: ours */
+		return;
+	}
 	if (!f->sio)
 		f->sio = render(p, n);
+	const char *room;
+	size_t room_n;
+	uint64_t seq;
+	if (sc->pid[0] && message_pos(p, n, &room, &room_n, &seq))
+		ring_add(&sc->ring, room_hash(room, room_n), seq);
 	/* the text, then its attachments (chained on it) */
 	for (struct frame *g = f->sio; g && !c->close_code && !sc->dead; g = g->sio)
 		emit_as(sc, g, reply);
@@ -514,6 +828,11 @@ void sio_conn_closing(struct conn *c, uint16_t code)
 
 	if (code == CLOSE_AUTH && !sc->connected && !sc->connect_error_sent)
 		connect_error(sc, why, strlen(why), "unauthenticated", 15);
+	/* A session that did not end by the client's choice can be
+	 * recovered (the reference's recoverable reasons). */
+	if (recovery && sc->pid[0] && !sc->client_disconnect && !sc->recovering &&
+	    code != CLOSE_AUTH && code != CLOSE_RATE_LIMITED)
+		save_session(sc);
 	/* Over polling: what is queued, then "1" on the next GET. (A
 	 * WebSocket gets its close frame from conn_close_later.) */
 	if (sc->eio.transport == EIO_T_POLLING && !sc->dead) {
@@ -643,6 +962,7 @@ static void sess_free(struct sio_conn *sc)
 	conn_release(c);
 	eio_session_free(&sc->eio);
 	sio_decoder_free(&sc->dec);
+	free(sc->ring.m);
 	if (sc->prev)
 		sc->prev->next = sc->next;
 	else
@@ -662,6 +982,12 @@ void sio_edge_teardown(struct server *s)
 		sess_free(all);
 	}
 	hmap_free(&by_sid);
+	while (saved_head) {
+		struct sio_saved *e = saved_head;
+		saved_unlink(e);
+		saved_free(e);
+	}
+	hmap_free(&saved_by_pid);
 	free(post_msgs);
 	post_msgs = NULL;
 	pbuf_free(&out);
@@ -725,12 +1051,14 @@ static void on_connect(struct sio_conn *sc, const struct sio_packet *p)
 	struct jtop top;
 	size_t pos;
 	const char *why;
-	const struct jval *tok = NULL, *name = NULL;
+	const struct jval *tok = NULL, *name = NULL, *pidv = NULL, *offv = NULL;
 
 	if (p->data && jscan_object(p->data, p->data_len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top,
 				    &pos, &why) == JSCAN_OK) {
 		tok = jscan_get(&top, "token");
 		name = jscan_get(&top, "name");
+		pidv = jscan_get(&top, "pid");
+		offv = jscan_get(&top, "offset");
 	}
 	sc->connecting = true;
 	if (tok || (name && !s->auth)) {
@@ -750,11 +1078,21 @@ static void on_connect(struct sio_conn *sc, const struct sio_packet *p)
 		return;
 	}
 	sc->connected = true;
-	pbuf_reset(&cmd);
-	sio_enc_connect(&cmd, "/", 1, c->session);
-	queue_sio(sc, cmd.data, cmd.len);
-	log_info("sio_connect", "session=%s sid=%s user=%s", c->session, sc->eio.sid, log_q(c->name));
-	conn_send_welcome(c);
+	char pid[17], off[256];
+	size_t pid_n = 0, off_n = 0;
+	if (recovery && pidv && pidv->type == JT_STRING &&
+	    jscan_string(pidv, pid, sizeof(pid), &pid_n) == 0 && pid_n == 16) {
+		struct sio_saved *e = saved_take(pid, c->name);
+		bool have_off = offv && offv->type == JT_STRING &&
+				jscan_string(offv, off, sizeof(off), &off_n) == 0;
+		if (e) {
+			int r = restore(sc, e, have_off ? off : NULL, off_n);
+			saved_free(e);
+			if (r == 0)
+				return; /* finish_connect answers */
+		}
+	}
+	finish_connect(sc);
 }
 
 /* An EVENT's argument object must not carry the command's own keys. */
@@ -848,6 +1186,7 @@ static void on_packet(struct sio_conn *sc, const struct sio_packet *p)
 		return;
 	case SIO_DISCONNECT:
 		if (is_root(p) && sc->connected) {
+			sc->client_disconnect = true;
 			log_info("sio_close", "session=%s sid=%s reason=\"client namespace disconnect\"",
 				 c->session, sc->eio.sid);
 			conn_close_later(c, LWS_CLOSE_STATUS_NORMAL);

@@ -36,7 +36,8 @@ def connect(srv, auth=None, path=PATH):
     c.send_text("40" + (json.dumps(auth) if auth is not None else ""))
     ok = text(c.recv_message())
     assert ok.startswith("40{"), ok
-    assert set(json.loads(ok[2:])) == {"sid"}
+    keys = set(json.loads(ok[2:]))
+    assert keys == {"sid", "pid"} or keys == {"sid"}, keys
     w = text(c.recv_message())
     assert w.startswith('42["welcome",'), w
     return c, json.loads(w[2:])[1]
@@ -176,6 +177,23 @@ def test_connect_timeout(parley):
 def test_connect_main_namespace(parley):
     c, w = connect(parley(), auth={"name": "zoe"})
     assert w["user"] == "zoe"
+
+
+def test_connect_without_recovery_has_no_pid(parley):
+    c, _ = open_eio(parley("--sio-recovery", "0"))
+    c.send_text("40")
+    ok = text(c.recv_message())
+    assert set(json.loads(ok[2:])) == {"sid"}
+    w = text(c.recv_message())
+    c.send_text('42["join",{"room":"np"}]')
+    c.send_text('42["publish",{"room":"np","data":1}]')
+    t = event(c)
+    assert len(json.loads(t[2:])) == 2  # no offset
+
+
+def test_connect_main_namespace_welcome(parley):
+    c, w = connect(parley(), auth={"name": "zoe"})
+    assert w["user"] == "zoe"
     assert set(w) == {"session", "user", "server", "limits"}
 
 
@@ -307,8 +325,9 @@ def test_mixed_room_on_the_wire(parley):
     t = event(c)
     while '"back"' not in t:
         t = event(c)
-    name, msg = json.loads(t[2:])
+    name, msg, offset = json.loads(t[2:])
     assert name == "message" and msg["data"] == "back" and msg["from"] == "native"
+    assert offset == "%d:mix" % msg["seq"]  # the recovery offset, last
     assert "type" not in msg
 
 

@@ -31,11 +31,12 @@ export async function until(fn, { timeout = 10000, interval = 20, what = 'condit
   throw new Error(`timed out after ${timeout} ms waiting for ${what} (last: ${last})`);
 }
 
-/** Resolves with the first emission of event on emitter (socket.io-client or EventEmitter). */
+/** Resolves with the first argument of the first emission of event (a `message` event's second
+ * argument is its recovery offset). */
 export function once(emitter, event, timeout = 10000) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no ${event} within ${timeout} ms`)), timeout);
-    emitter.once(event, (...args) => { clearTimeout(t); resolve(args.length > 1 ? args : args[0]); });
+    emitter.once(event, (...args) => { clearTimeout(t); resolve(args[0]); });
   });
 }
 
@@ -43,11 +44,11 @@ export function once(emitter, event, timeout = 10000) {
  * Starts parleyd on a free port and waits for its `msg=listening ... port=N` line.
  * Returns { port, url, log(), stop() }; stop() sends SIGTERM and resolves to the exit code.
  */
-export async function startServer({ extraArgs = [], dataDir } = {}) {
+export async function startServer({ extraArgs = [], dataDir, port: wantPort = 0 } = {}) {
   const exe = process.env.PARLEYD;
   if (!exe) throw new Error('PARLEYD is not set (path of the parleyd binary)');
   dataDir = dataDir || fs.mkdtempSync(path.join(os.tmpdir(), 'parley-sio-'));
-  const args = ['--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir, '--log-level', 'info', '--admin-listen', 'off',
+  const args = ['--host', '127.0.0.1', '--port', String(wantPort), '--data-dir', dataDir, '--log-level', 'info', '--admin-listen', 'off',
     ...extraArgs];
   const proc = spawn(exe, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
