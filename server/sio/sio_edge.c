@@ -64,6 +64,7 @@ struct sio_conn {
 	bool recovery_failed;       /* one of them could not recover */
 	char old_pid[17];
 	struct sio_ring ring;
+	uint8_t nsps;               /* conformance: 1 "/", 2 "/custom" connected */
 	struct eio_session eio;
 	struct sio_decoder dec;
 	/* the requests and WebSockets serving the session, and their ports */
@@ -73,6 +74,7 @@ struct sio_conn {
 
 static struct eio_config ecfg;
 static uint32_t connect_timeout_ms;
+static bool conformance;            /* parley-sio-conformance (sio_edge_conformance) */
 static bool recovery;
 static uint64_t recovery_window_ms;
 static struct hmap by_sid;          /* struct sio_conn *, by eio.sid */
@@ -1170,8 +1172,132 @@ static void on_event(struct sio_conn *sc, const struct sio_packet *p)
 		pbuf_free(&cmd);
 }
 
+/* ---- parley-sio-conformance: the public protocol test suite's server ----
+ *
+ * Namespaces "/" and "/custom"; on connection it emits "auth" with the
+ * handshake's auth; "message" comes back as "message-back" and
+ * "message-with-ack" is acked with its arguments, attachments included.
+ * No Parley: no hello, no welcome, no commands. */
+
+void sio_edge_conformance(void)
+{
+	conformance = true;
+}
+
+static unsigned nsp_bit(const struct sio_packet *p)
+{
+	if (is_root(p))
+		return 1;
+	if (p->nsp_len == 7 && !memcmp(p->nsp, "/custom", 7))
+		return 2;
+	return 0;
+}
+
+/* Sends header + json, then the packet's attachments as binary messages. */
+static void conf_send(struct sio_conn *sc, enum sio_type type, const struct sio_packet *p,
+		      bool has_id, uint64_t id, const char *json, size_t n)
+{
+	struct pbuf b = { 0 };
+
+	pbuf_addc(&b, '4');
+	sio_enc_header(&b, type, p->nsp, p->nsp_len, has_id, id, p->attachments);
+	pbuf_add(&b, json, n);
+	struct frame *f = frame_new_text(b.data, b.len);
+	emit(sc, f);
+	frame_unref(&f);
+	for (unsigned i = 0; i < p->attachments; i++) {
+		f = frame_new_binary(p->att[i].p, p->att[i].n);
+		emit(sc, f);
+		frame_unref(&f);
+	}
+	pbuf_free(&b);
+}
+
+static void conformance_packet(struct sio_conn *sc, const struct sio_packet *p)
+{
+	struct conn *c = sc->c;
+	unsigned bit = nsp_bit(p);
+	struct pbuf b = { 0 };
+
+	switch (p->type) {
+	case SIO_CONNECT:
+		if (!bit) {
+			sio_enc_connect_error(&b, p->nsp, p->nsp_len, "Invalid namespace");
+			queue_sio(sc, b.data, b.len);
+		} else if (!(sc->nsps & bit)) {
+			sc->nsps |= (uint8_t)bit;
+			sc->connected = true;
+			sio_enc_connect(&b, p->nsp, p->nsp_len, c->session);
+			queue_sio(sc, b.data, b.len);
+			pbuf_reset(&b);
+			sio_enc_event_open(&b, p->nsp, p->nsp_len, false, 0, 0, "auth", 4);
+			pbuf_addc(&b, ',');
+			if (p->data)
+				pbuf_add(&b, p->data, p->data_len);
+			else
+				pbuf_adds(&b, "{}");
+			pbuf_addc(&b, ']');
+			queue_sio(sc, b.data, b.len);
+		}
+		break;
+	case SIO_DISCONNECT:
+		if (!(sc->nsps & bit)) {
+			close_session(sc, EIO_CLOSE_PARSE_ERROR);
+			break;
+		}
+		sc->nsps &= (uint8_t)~bit;
+		if (!sc->nsps) {
+			sc->client_disconnect = true;
+			conn_close_later(c, LWS_CLOSE_STATUS_NORMAL);
+			c->close_reason = CLOSE_R_CLIENT;
+		}
+		break;
+	case SIO_EVENT:
+	case SIO_BINARY_EVENT: {
+		if (!(sc->nsps & bit)) {
+			close_session(sc, EIO_CLOSE_PARSE_ERROR);
+			break;
+		}
+		const char *a = p->data, *e = p->data + p->data_len;
+		const char *rest = p->event.p + p->event.n; /* after the event name */
+		bool back = p->event.type == JT_STRING && p->event.n == 9 &&
+			    !memcmp(p->event.p, "\"message\"", 9);
+		bool with_ack = p->event.type == JT_STRING && p->event.n == 18 &&
+				!memcmp(p->event.p, "\"message-with-ack\"", 18);
+		(void)a;
+		if (back) {
+			pbuf_adds(&b, "[\"message-back\"");
+			pbuf_add(&b, rest, (size_t)(e - rest));
+			conf_send(sc, SIO_EVENT, p, false, 0, b.data, b.len);
+		} else if (with_ack && p->has_id) {
+			while (rest < e && (*rest == ' ' || *rest == '\t' || *rest == '\n' || *rest == '\r'))
+				rest++;
+			if (rest < e && *rest == ',')
+				rest++;
+			pbuf_addc(&b, '[');
+			pbuf_add(&b, rest, (size_t)(e - rest));
+			conf_send(sc, SIO_ACK, p, true, p->id, b.data, b.len);
+		}
+		break;
+	}
+	case SIO_ACK:
+	case SIO_BINARY_ACK:
+		if (!(sc->nsps & bit))
+			close_session(sc, EIO_CLOSE_PARSE_ERROR);
+		break;
+	default:
+		close_session(sc, EIO_CLOSE_PARSE_ERROR);
+		break;
+	}
+	pbuf_free(&b);
+}
+
 static void on_packet(struct sio_conn *sc, const struct sio_packet *p)
 {
+	if (conformance) {
+		conformance_packet(sc, p);
+		return;
+	}
 	struct conn *c = sc->c;
 
 	switch (p->type) {

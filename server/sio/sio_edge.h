@@ -52,6 +52,11 @@ void sio_edge_teardown(struct server *s);
 /* The /socket.io mount, followed by next (server.c's mount list). */
 const struct lws_http_mount *sio_edge_mount(const struct lws_http_mount *next);
 
+/* parley-sio-conformance (tests/sio/conformance.c): the sessions behave
+ * like the public Socket.IO protocol test suite's server instead of
+ * Parley (see sio_edge.c). Before server_run. */
+void sio_edge_conformance(void);
+
 /* 1 if uri (the request path, no query) is the Socket.IO endpoint. */
 int sio_is_path(const char *uri);
 /* 1 if this HTTP request (any method) is for /socket.io/. */
