@@ -1715,6 +1715,12 @@ int sio_port_callback(struct server *s, struct lws *wsi, enum lws_callback_reaso
 {
 	struct sio_conn *sc = port->sio;
 
+	if (!sc && reason != LWS_CALLBACK_RECEIVE && reason != LWS_CALLBACK_SERVER_WRITEABLE &&
+	    reason != LWS_CALLBACK_CLOSED && reason != LWS_CALLBACK_WS_PEER_INITIATED_CLOSE)
+		/* An HTTP connection that served /socket.io/ before and now
+		 * something else (keep-alive): lws's defaults, as in ws.c. */
+		return lws_callback_http_dummy(wsi, reason, port, in, len);
+
 	switch (reason) {
 	case LWS_CALLBACK_RECEIVE:
 		if (!sc)

@@ -300,3 +300,24 @@ def test_failed_probe_keeps_polling(parley):
         st, _, b = get(srv, sid)
         assert st == 200
         got += packets(b)
+
+
+def test_keep_alive_connection_serves_other_paths_after(parley):
+    """One HTTP/1.1 connection: a polling handshake, then /healthz, then a poll again."""
+    srv = parley()
+    c = http.client.HTTPConnection(HOST, srv.port, timeout=5)
+    try:
+        c.request("GET", "/socket.io/?EIO=4&transport=polling")
+        r = c.getresponse()
+        sid = json.loads(r.read().decode()[1:])["sid"]
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"ok\n")
+        c.request("POST", "/socket.io/?EIO=4&transport=polling&sid=" + sid, body="40")
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"ok")
+        c.request("GET", "/socket.io/?EIO=4&transport=polling&sid=" + sid)
+        r = c.getresponse()
+        assert r.status == 200 and r.read().startswith(b"40{")
+    finally:
+        c.close()
