@@ -1,7 +1,7 @@
 /*
  * decode.c - client command decoding and validation (proto.h).
  *
- * The frame is checked whole by the one-pass scanner in json.c, which also
+ * The frame is checked whole by the one-pass scanner in jscan.c, which also
  * records where each top-level field's value is. The few fields a command
  * uses are read from there; a publish's `data` is forwarded as the text it
  * was sent in (insignificant white space dropped), so numbers keep their
@@ -26,6 +26,7 @@ static const struct {
 	{ "history", PROTO_HISTORY },
 	{ "presence", PROTO_PRESENCE },
 	{ "ping", PROTO_PING },
+	{ "refresh", PROTO_REFRESH },
 };
 
 static enum proto_err fail(struct proto_cmd *cmd, enum proto_err e, const char *fmt, ...)
@@ -80,7 +81,8 @@ static enum proto_err get_room(struct proto_cmd *cmd, const struct jtop *top)
 	return PROTO_OK;
 }
 
-static enum proto_err decode_hello(struct proto_cmd *cmd, const struct jtop *top)
+/* The optional "token" field. */
+static enum proto_err get_token(struct proto_cmd *cmd, const struct jtop *top)
 {
 	const struct jval *v = jscan_get(top, "token");
 
@@ -93,6 +95,16 @@ static enum proto_err decode_hello(struct proto_cmd *cmd, const struct jtop *top
 		cmd->token = v->p + 1;
 		cmd->token_len = v->n - 2;
 	}
+	return PROTO_OK;
+}
+
+static enum proto_err decode_hello(struct proto_cmd *cmd, const struct jtop *top)
+{
+	const struct jval *v;
+	enum proto_err e = get_token(cmd, top);
+
+	if (e != PROTO_OK)
+		return e;
 	v = jscan_get(top, "name");
 	if (cmd->token) {
 		/* The token names the user: a name is ignored, whatever it
@@ -121,6 +133,11 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 	case PROTO_HELLO:
 		return decode_hello(cmd, top);
 	case PROTO_PING:
+		return PROTO_OK;
+	case PROTO_REFRESH:
+		if (get_token(cmd, top) != PROTO_OK || !cmd->token)
+			return fail(cmd, PROTO_EBAD_REQUEST,
+				    "token must be a string of at most %d bytes", PROTO_TOKEN_MAX);
 		return PROTO_OK;
 	default:
 		break;

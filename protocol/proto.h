@@ -31,6 +31,7 @@ enum proto_type {
 	PROTO_HISTORY,
 	PROTO_PRESENCE,
 	PROTO_PING,
+	PROTO_REFRESH,
 };
 
 /* A decoded client command. room and name point into the command's own
@@ -43,7 +44,7 @@ struct proto_cmd {
 	size_t room_len;
 	const char *name;            /* hello: NULL when only a token is given */
 	size_t name_len;
-	const char *token;           /* hello: an auth token, or NULL */
+	const char *token;           /* hello: an auth token, or NULL; refresh: the new token */
 	size_t token_len;
 	const char *data_raw;        /* publish: data's text in the input */
 	size_t data_raw_len;

@@ -132,10 +132,11 @@ static void send_row(struct conn *c, struct room *r, const struct store_msg *row
 {
 	struct server *s = c->srv;
 
-	pbuf_reset(&s->enc);
-	proto_enc_message(&s->enc, r->name, r->name_len, row->seq, row->ts, row->from,
+	struct pbuf *b = server_enc_begin(s);
+	proto_enc_message(b, r->name, r->name_len, row->seq, row->ts, row->from,
 			  strlen(row->from), row->data, row->data_len);
-	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	struct frame *f = frame_new_text(b->data, b->len);
+	server_enc_end(s);
 	f->seq = row->seq;
 	conn_send_reply(c, f);
 	frame_unref(&f);
@@ -233,20 +234,23 @@ static int seed_cache(struct server *s, struct room *r, const struct store_page 
 	size_t from = page->count > max ? page->count - max : 0;
 	for (size_t i = from; i < page->count; i++) {
 		const struct store_msg *row = &page->msgs[i];
-		pbuf_reset(&s->enc);
-		proto_enc_message(&s->enc, r->name, r->name_len, row->seq, row->ts, row->from,
+		struct pbuf *b = server_enc_begin(s);
+		proto_enc_message(b, r->name, r->name_len, row->seq, row->ts, row->from,
 				  strlen(row->from), row->data, row->data_len);
-		struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+		struct frame *f = frame_new_text(b->data, b->len);
+		server_enc_end(s);
 		f->seq = row->seq;
 		room_cache_add(r, row->seq, f, max);
 		frame_unref(&f);
 	}
-	return from == 0; /* else the catch-up still needs the rows before the cache */
+	/* Else the catch-up still needs the rows before the cache, or the
+	 * cache's byte budget (history_cache_bytes) kept only the newest. */
+	return from == 0 && room_cache_covers(r, page->msgs[0].seq, page->msgs[page->count - 1].seq);
 }
 
 void catchup_page(struct server *s, uint64_t serial, uint64_t cookie, struct store_page *page)
 {
-	struct conn *c = cmd__conn_by_serial(s, serial);
+	struct conn *c = conn_by_serial(s, serial);
 	struct catchup *cu = c ? c->cu_head : NULL;
 
 	if (!cu || cu->cookie != cookie) {

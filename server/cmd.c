@@ -6,7 +6,8 @@
  * everything else, so a publisher's own copy of its message (queued by the
  * fan-out) always precedes its reply.
  */
-#include "auth.h"
+#include "authn.h"
+#include "token.h"
 #include "cmd.h"
 #include "cmd_int.h"
 #include "catchup.h"
@@ -24,34 +25,23 @@
 #include "store.h"
 #include "util.h"
 
-static int serial_match(const void *entry, const void *key)
-{
-	return ((const struct conn *)entry)->serial == *(const uint64_t *)key;
-}
-
-
-struct conn *cmd__conn_by_serial(struct server *s, uint64_t serial)
-{
-	return hmap_get(&s->by_serial, hmap_hash_bytes(&serial, sizeof(serial)), &serial,
-			serial_match);
-}
-
 void cmd__fail(struct conn *c, uint64_t id, enum proto_err e, const char *msg)
 {
 	struct server *s = c->srv;
 
 	s->stats.errors[e]++;
-	pbuf_reset(&s->enc);
-	proto_enc_failure(&s->enc, id, e, msg);
-	conn_send_text(c, s->enc.data, s->enc.len);
+	struct pbuf *b = server_enc_begin(s);
+	proto_enc_failure(b, id, e, msg);
+	conn_send_text(c, b->data, b->len);
+	server_enc_end(s);
 }
 
-/* Starts a successful reply in s->enc; the caller appends data and calls
+/* Starts a successful reply in s->enc (server_enc_begin: nothing else may
+ * encode until cmd__reply_end); the caller appends data and calls
  * cmd__reply_end(). */
 struct pbuf *cmd__reply_begin(struct conn *c, uint64_t id)
 {
-	struct pbuf *b = &c->srv->enc;
-	pbuf_reset(b);
+	struct pbuf *b = server_enc_begin(c->srv);
 	proto_enc_reply_ok_open(b, id);
 	return b;
 }
@@ -59,10 +49,11 @@ struct pbuf *cmd__reply_begin(struct conn *c, uint64_t id)
 void cmd__reply_end(struct conn *c, uint64_t id)
 {
 	struct pbuf *b = &c->srv->enc;
-	if (!id)
-		return; /* no id: success is silent */
-	proto_enc_close(b);
-	conn_send_text(c, b->data, b->len);
+	if (id) { /* no id: success is silent */
+		proto_enc_close(b);
+		conn_send_text(c, b->data, b->len);
+	}
+	server_enc_end(c->srv);
 }
 
 struct member *cmd__find_member(struct conn *c, const struct proto_cmd *cmd)
@@ -91,7 +82,7 @@ void cmd__set_display_name(struct conn *c, const char *name, size_t len)
 static void cmd_hello(struct conn *c, struct proto_cmd *cmd)
 {
 	if (cmd->token) {
-		cmd__hello_token(c, cmd);
+		authn_hello(c, cmd);
 		return;
 	}
 	if (c->srv->auth) {
@@ -104,7 +95,7 @@ static void cmd_hello(struct conn *c, struct proto_cmd *cmd)
 	for (uint32_t i = 0; i < c->rooms.cap; i++) {
 		struct member *m = c->rooms.slots[i].entry;
 		if (c->rooms.slots[i].hash &&
-		    !auth_may_join(NULL, newname, m->room->name, m->room->name_len)) {
+		    !token_may_join(NULL, newname, m->room->name, m->room->name_len)) {
 			free(newname);
 			cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, "leave private rooms before renaming");
 			return;
@@ -157,7 +148,7 @@ static void cmd_join(struct conn *c, struct proto_cmd *cmd)
 					store_last_seq(s->store, m->room->name), -1);
 		return;
 	}
-	if (!auth_may_join(c->claims, c->name, cmd->room, cmd->room_len)) {
+	if (!token_may_join(c->claims, c->name, cmd->room, cmd->room_len)) {
 		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, NULL);
 		return;
 	}
@@ -192,7 +183,7 @@ void cmd_conn_gone(struct server *s, struct conn *c)
 {
 	/* Pending durable replies and reads find the connection by serial
 	 * and skip it once it is gone: nothing to walk for those. */
-	cmd__auth_forget(s, c);
+	authn_forget(s, c);
 }
 
 
@@ -293,6 +284,7 @@ void cmd_handle(struct conn *c, const char *buf, size_t len)
 	case PROTO_HISTORY:  cmd__history(c, &cmd); break;
 	case PROTO_PRESENCE: cmd_presence(c, &cmd); break;
 	case PROTO_PING:     cmd_ping(c, &cmd); break;
+	case PROTO_REFRESH:  authn_refresh(c, &cmd); break;
 	}
 	proto_cmd_clear(&cmd);
 }

@@ -1,8 +1,8 @@
 /*
  * cmd_int.h - what the command files share: cmd.c (dispatch, hello,
  * join/leave, presence, ping, rate limits), publish.c (publish and durable
- * replies), history.c (history pages and join with since), authn.c (token
- * authentication). Internal to the server: cmd__ prefix.
+ * replies), history.c (history pages and join with since), authn.c (connection
+ * authentication, authn.h). Internal to the server: cmd__ prefix.
  */
 #ifndef PARLEY_CMD_INT_H
 #define PARLEY_CMD_INT_H
@@ -40,8 +40,6 @@ struct pbuf *cmd__reply_begin(struct conn *c, uint64_t id);
 void cmd__reply_end(struct conn *c, uint64_t id);
 /* c's member of the command's room, or NULL. */
 struct member *cmd__find_member(struct conn *c, const struct proto_cmd *cmd);
-/* The live connection with this serial, or NULL (it closed). */
-struct conn *cmd__conn_by_serial(struct server *s, uint64_t serial);
 /* Sets c's display name; its rooms see the old name leave, the new join. */
 void cmd__set_display_name(struct conn *c, const char *name, size_t len);
 /* recovered: -1 leaves the field out (a join without since). */
@@ -49,11 +47,8 @@ void cmd__join_reply(struct conn *c, uint64_t id, struct room *r, uint64_t seq, 
 
 void cmd__publish(struct conn *c, struct proto_cmd *cmd);
 void cmd__history(struct conn *c, struct proto_cmd *cmd);
-void cmd__hello_token(struct conn *c, struct proto_cmd *cmd);
 /* Shutdown: free the pending durable replies / disk reads. */
 void cmd__publish_teardown(struct server *s);
 void cmd__history_teardown(struct server *s);
-/* A closing connection leaves the authentication list and drops its claims. */
-void cmd__auth_forget(struct server *s, struct conn *c);
 
 #endif

@@ -41,6 +41,7 @@ static const struct opt opts[] = {
 	{ "ping_interval", 0, OPT_U32, O(ping_interval), 1, 3600, "S", "idle seconds before a WebSocket ping (default 30)" },
 	{ "ping_timeout", 0, OPT_U32, O(ping_timeout), 2, 7200, "S", "idle seconds before hang-up, > ping-interval (default 60)" },
 	{ "history_cache", 0, OPT_U32, O(history_cache), 0, 1u << 20, "N", "recent messages kept in memory per room (default 256)" },
+	{ "history_cache_bytes", 0, OPT_U32, O(history_cache_bytes), 0, UINT32_MAX, "BYTES", "memory of all rooms' history caches together; least recently used rooms are evicted first (default 67108864)" },
 	{ "flush_interval_ms", 0, OPT_U32, O(flush_interval_ms), 1, 10000, "MS", "storage commit interval (default 50)" },
 	{ "store_queue_messages", 0, OPT_U32, O(store_queue_messages), 16, 1u << 24, "N", "messages waiting for the disk at most (default 65536)" },
 	{ "store_queue_bytes", 0, OPT_U32, O(store_queue_bytes), 65536, 1u << 31, "BYTES", "bytes waiting for the disk at most (default 67108864)" },
@@ -61,6 +62,7 @@ static const struct opt opts[] = {
 	{ "auth", 0, OPT_STR, O(auth), 0, 0, "MODE", "none or token (HS256 JWT) (default none)" },
 	{ "auth_secret_file", 0, OPT_STR, O(auth_secret_file), 0, 0, "PATH", "file holding the HS256 secret (auth = token)" },
 	{ "auth_timeout", 0, OPT_U32, O(auth_timeout), 1, 300, "S", "seconds a connection has to authenticate (default 5)" },
+	{ "token_grace", 0, OPT_U32, O(token_grace), 0, 86400, "S", "seconds a connection outlives its token's exp unless it sends refresh (default 60)" },
 	{ "origins", 0, OPT_STR, O(origins), 0, 0, "LIST", "allowed browser Origins, comma-separated (default: any)" },
 	{ "max_connections", 0, OPT_U32, O(max_connections), 0, UINT32_MAX, "N", "connections at most; 0: no limit (default 0)" },
 	{ "max_connections_per_ip", 0, OPT_U32, O(max_connections_per_ip), 0, UINT32_MAX, "N", "connections per client address; 0: no limit (default 0)" },
@@ -106,6 +108,7 @@ void config_defaults(struct config *c)
 	c->ping_interval = 30;
 	c->ping_timeout = 60;
 	c->history_cache = 256;
+	c->history_cache_bytes = 64u << 20;
 	c->flush_interval_ms = 50;
 	c->store_queue_messages = 65536;
 	c->store_queue_bytes = 64u << 20;
@@ -115,6 +118,7 @@ void config_defaults(struct config *c)
 	c->unix_socket_mode = 0660;
 	c->auth = xstrndup("none", 4);
 	c->auth_timeout = 5;
+	c->token_grace = 60;
 	c->rate_messages = 1000;
 	c->rate_burst = 2000;
 	c->rate_joins = 20;

@@ -24,6 +24,7 @@ struct config {
 	uint32_t ping_interval;
 	uint32_t ping_timeout;
 	uint32_t history_cache;
+	uint32_t history_cache_bytes; /* all rooms' caches together */
 	uint32_t flush_interval_ms;
 	uint32_t store_queue_messages;
 	uint32_t store_queue_bytes;
@@ -47,6 +48,7 @@ struct config {
 	char *auth;                  /* "none" or "token" */
 	char *auth_secret_file;      /* HS256 secret, for auth = token */
 	uint32_t auth_timeout;       /* seconds to authenticate */
+	uint32_t token_grace;        /* seconds an open connection outlives its token's exp */
 	char *origins;               /* comma-separated allowed Origin values; NULL: any */
 	uint32_t max_connections;    /* 0: no limit */
 	uint32_t max_connections_per_ip;

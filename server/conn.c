@@ -20,11 +20,16 @@ static int serial_match(const void *entry, const void *key)
 	return ((const struct conn *)entry)->serial == *(const uint64_t *)key;
 }
 
+struct conn *conn_by_serial(struct server *s, uint64_t serial)
+{
+	return hmap_get(&s->by_serial, hmap_hash_bytes(&serial, sizeof(serial)), &serial,
+			serial_match);
+}
+
 void conn_send_welcome(struct conn *c)
 {
-	struct pbuf *b = &c->srv->enc;
+	struct pbuf *b = server_enc_begin(c->srv);
 
-	pbuf_reset(b);
 	pbuf_adds(b, "{\"type\":\"welcome\",\"session\":\"");
 	pbuf_adds(b, c->session);
 	pbuf_adds(b, "\",\"user\":");
@@ -33,6 +38,7 @@ void conn_send_welcome(struct conn *c)
 	pbuf_adds(b, c->srv->welcome_limits);
 	pbuf_addc(b, '}');
 	conn_send_text(c, b->data, b->len);
+	server_enc_end(c->srv);
 }
 
 /* Connections per client address, for max_connections_per_ip. */
@@ -91,12 +97,6 @@ int conn_reason_of(uint16_t code)
 	default: return CLOSE_R_ERROR;
 	}
 }
-
-static const char *const reason_names[CLOSE_R_COUNT] = {
-#define X(e, name) name,
-	CLOSE_REASON_MAP(X)
-#undef X
-};
 
 void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer)
 {
@@ -166,7 +166,7 @@ void conn_release(struct conn *c)
 		c->close_reason = CLOSE_R_CLIENT;
 	s->stats.disconnects[c->close_reason]++;
 	log_info("disconnect", "session=%s peer=%s user=%s reason=%s connections=%u",
-		 c->session, c->peer, log_q(c->name), reason_names[c->close_reason], s->nconns);
+		 c->session, c->peer, log_q(c->name), metrics_reason_name(c->close_reason), s->nconns);
 	free(c->name);
 	c->name = NULL;
 	c->srv = NULL;

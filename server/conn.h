@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "buf.h"
@@ -65,7 +66,8 @@ struct conn {
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
 	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
-	struct auth_claims *claims;    /* the token's claims, owned; NULL: none */
+	struct token_claims *claims;   /* the token's claims, owned; NULL: none */
+	ev_timer expiry_w;             /* authn.c: 4001 at the token's exp + token_grace */
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	bool pending;                  /* on server->pending */
@@ -99,6 +101,10 @@ void conn_send_welcome(struct conn *c);
 /* Open connections from a client address. */
 uint32_t conn_count_ip(struct server *s, const char *addr);
 void conn_release(struct conn *c);
+/* The live connection with this serial, or NULL (it closed): how a reply
+ * that outlives a callback (durable publish, read from disk) finds its
+ * connection again. */
+struct conn *conn_by_serial(struct server *s, uint64_t serial);
 /* Shutdown, after the last connection closed: frees the connection
  * indexes (per-address counts, by serial). */
 void conn_teardown(struct server *s);

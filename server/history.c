@@ -146,7 +146,7 @@ void cmd_page_done(void *srv, struct store_page *page)
 		catchup_page(s, p->serial, cookie, page);
 		page = NULL;
 	} else if (p) {
-		struct conn *c = cmd__conn_by_serial(s, p->serial);
+		struct conn *c = conn_by_serial(s, p->serial);
 		if (c && !c->close_code)
 			finish_history(s, c, p, page);
 	}

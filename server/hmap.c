@@ -3,19 +3,14 @@
 
 #include <stdlib.h>
 
+#include "hash.h"
 #include "util.h"
 
-/* FNV-1a, 64-bit: fast on the short keys used here (room and user names). */
+/* Keyed SipHash (common/hash.h): names are chosen by clients, so their
+ * slots must not be predictable (hash flooding). */
 uint64_t hmap_hash_bytes(const void *p, size_t n)
 {
-	const unsigned char *s = p;
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 1099511628211ULL;
-	}
-	return h | 1;
+	return hash_bytes(p, n) | 1;
 }
 
 uint64_t hmap_hash_ptr(const void *p)

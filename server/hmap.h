@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct hmap_slot {
 	uint64_t hash;   /* 0 marks an empty slot (real hashes are forced odd) */
@@ -31,6 +32,18 @@ struct hmap {
 typedef int (*hmap_match_fn)(const void *entry, const void *key);
 
 uint64_t hmap_hash_bytes(const void *p, size_t n);
+
+/* The key of a table of named entries (rooms by name, a room's users by
+ * name): match functions compare it with hmap_name_eq(). */
+struct hmap_name {
+	const char *s;
+	size_t n;
+};
+static inline int hmap_name_eq(const void *key, const char *name, size_t len)
+{
+	const struct hmap_name *k = key;
+	return k->n == len && memcmp(k->s, name, len) == 0;
+}
 uint64_t hmap_hash_ptr(const void *p);
 
 void *hmap_get(const struct hmap *m, uint64_t hash, const void *key, hmap_match_fn match);

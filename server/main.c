@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "hash.h"
 #include "log.h"
 #include "server.h"
 
@@ -21,6 +22,13 @@ int main(int argc, char **argv)
 	log_parse_level(cfg.log_level, &log_min_level);
 	if (cfg.log_file && log_open(cfg.log_file) < 0) {
 		perror(cfg.log_file);
+		config_free(&cfg);
+		return 2;
+	}
+	/* Before any table holds a name: the key of every client-chosen
+	 * name's hash (hash flooding, see common/hash.h). */
+	if (hash_seed_random() < 0) {
+		perror("parleyd: getrandom");
 		config_free(&cfg);
 		return 2;
 	}

@@ -19,6 +19,11 @@ static const char *const reason_names[CLOSE_R_COUNT] = {
 #undef X
 };
 
+const char *metrics_reason_name(enum close_reason r)
+{
+	return (unsigned)r < CLOSE_R_COUNT ? reason_names[r] : "error";
+}
+
 static void metric(struct pbuf *b, const char *name, const char *type, const char *help)
 {
 	char line[256];
@@ -108,6 +113,12 @@ void metrics_render(struct server *s, struct pbuf *b)
 	       "History pages and replays served from memory.", st->cache_hits);
 	SIMPLE(b, "parley_history_cache_misses_total", "counter",
 	       "History pages and replays read from disk.", st->cache_misses);
+	SIMPLE(b, "parley_history_cache_bytes", "gauge",
+	       "Memory pinned by all rooms' history caches.", s->cache_bytes);
+	SIMPLE(b, "parley_history_cache_budget_bytes", "gauge",
+	       "history_cache_bytes: the caches' budget.", (uint64_t)s->cfg->history_cache_bytes);
+	SIMPLE(b, "parley_history_cache_evictions_total", "counter",
+	       "Rooms whose cache was dropped to stay within the budget.", st->cache_evictions);
 
 	if (s->store) {
 		struct store_stats ss;

@@ -26,6 +26,8 @@ enum close_reason {
 	CLOSE_R_COUNT
 };
 
+/* The close reason's label ("client", "hangup", ...), for logs too. */
+const char *metrics_reason_name(enum close_reason r);
 /* Appends the whole exposition to b. */
 void metrics_render(struct server *s, struct pbuf *b);
 

@@ -28,21 +28,15 @@
 #include "server.h"
 #include "util.h"
 
-struct name_key {
-	const char *s;
-	size_t n;
-};
-
 static int user_match(const void *entry, const void *key)
 {
 	const struct ruser *u = entry;
-	const struct name_key *k = key;
-	return u->name_len == k->n && memcmp(u->name, k->s, k->n) == 0;
+	return hmap_name_eq(key, u->name, u->name_len);
 }
 
 static void user_free(struct room *r, struct ruser *u)
 {
-	struct name_key k = { u->name, u->name_len };
+	struct hmap_name k = { u->name, u->name_len };
 	hmap_del(&r->users, hmap_hash_bytes(u->name, u->name_len), &k, user_match);
 	free(u->name);
 	free(u);
@@ -51,10 +45,9 @@ static void user_free(struct room *r, struct ruser *u)
 static void presence_flush(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct room *r = w->data;
-	struct pbuf *b = &r->srv->enc;
+	struct pbuf *b = server_enc_begin(r->srv);
 	int njoined = 0, nleft = 0;
 
-	pbuf_reset(b);
 	pbuf_adds(b, "{\"type\":\"presence\",\"room\":");
 	pbuf_add_jstr(b, r->name, r->name_len);
 	pbuf_adds(b, ",\"joined\":[");
@@ -79,10 +72,13 @@ static void presence_flush(struct ev_loop *loop, ev_timer *w, int revents)
 
 	if ((njoined || nleft) && r->npresence) {
 		struct frame *f = frame_new_text(b->data, b->len);
+		server_enc_end(r->srv);
 		for (uint32_t i = 0; i < r->nmembers; i++)
 			if (r->members[i]->presence)
 				member_send(r->members[i], f);
 		frame_unref(&f);
+	} else {
+		server_enc_end(r->srv);
 	}
 	for (uint32_t i = 0; i < r->nbatch; i++) {
 		struct ruser *u = r->batch[i];
@@ -118,7 +114,7 @@ static void batch_add(struct room *r, struct ruser *u)
 
 struct ruser *presence_add(struct room *r, const char *name, size_t len)
 {
-	struct name_key k = { name, len };
+	struct hmap_name k = { name, len };
 	uint64_t h = hmap_hash_bytes(name, len);
 	struct ruser *u = hmap_get(&r->users, h, &k, user_match);
 
@@ -170,13 +166,18 @@ void presence_list(struct room *r, struct pbuf *b)
 void presence_free(struct room *r)
 {
 	ev_timer_stop(r->srv->loop, &r->presence_timer);
-	while (r->users.len) {
-		struct ruser *u = NULL;
-		for (uint32_t i = 0; i < r->users.cap && !u; i++)
-			if (r->users.slots[i].hash)
-				u = r->users.slots[i].entry;
-		user_free(r, u);
+	/* One pass over the slots, then the table at once: deleting entries
+	 * one by one and rescanning from slot 0 for the next was O(n^2) when a
+	 * whole room left in one window (every entry still waits for the
+	 * batch then). */
+	for (uint32_t i = 0; i < r->users.cap; i++) {
+		struct ruser *u = r->users.slots[i].entry;
+		if (!r->users.slots[i].hash)
+			continue;
+		free(u->name);
+		free(u);
 	}
+	hmap_free(&r->users);
 	free(r->batch);
 	r->batch = NULL;
 	r->nbatch = r->batch_cap = 0;

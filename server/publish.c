@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
+#include "token.h"
 #include "cmd.h"
 #include "cmd_int.h"
 #include "conn.h"
@@ -26,17 +26,21 @@ struct durable {
 	char room[PROTO_ROOM_MAX + 1]; /* to find the member: its reply may have to wait in its hold */
 };
 
-/* Queues the publish reply in s->enc (begun with cmd__reply_begin) for
+/* Queues the publish reply in s->enc (begun with cmd__reply_begin, and
+ * given back here as cmd__reply_end would) for
  * member m of c: behind the member's held frames while it catches up, so
  * the reply never overtakes the publisher's own copy of its message. */
 static void reply_end_member(struct conn *c, struct member *m, uint64_t id)
 {
 	struct pbuf *b = &c->srv->enc;
 
-	if (!id)
+	if (!id) {
+		server_enc_end(c->srv);
 		return;
+	}
 	proto_enc_close(b);
 	struct frame *f = frame_new_text(b->data, b->len);
+	server_enc_end(c->srv);
 	member_send_reply(m, f);
 	frame_unref(&f);
 }
@@ -83,7 +87,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		cmd__fail(c, cmd->id, PROTO_ENOT_MEMBER, NULL);
 		return;
 	}
-	if (!auth_may_publish(c->claims, c->name, cmd->room, cmd->room_len)) {
+	if (!token_may_publish(c->claims, c->name, cmd->room, cmd->room_len)) {
 		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, NULL);
 		return;
 	}
@@ -106,10 +110,11 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	 * spent and the limit is exact. */
 	int64_t ts = util_now_ms();
 	uint64_t next = cmd->persist ? store_last_seq(s->store, r->name) + 1 : 0;
-	pbuf_reset(&s->enc);
-	proto_enc_message(&s->enc, r->name, r->name_len, next, ts, c->name, c->name_len,
+	struct pbuf *enc = server_enc_begin(s);
+	proto_enc_message(enc, r->name, r->name_len, next, ts, c->name, c->name_len,
 			  s->data.data, s->data.len);
-	if (s->enc.len > s->cfg->max_message_size) {
+	if (enc->len > s->cfg->max_message_size) {
+		server_enc_end(s);
 		cmd__fail(c, cmd->id, PROTO_ETOO_LARGE, NULL);
 		return;
 	}
@@ -120,6 +125,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		int rc = store_append_key(s->store, r->name, ts, c->name, s->data.data,
 					  s->data.len, cmd->key, cmd->key_len, ticket, &seq, &dup);
 		if (rc != STORE_OK) {
+			server_enc_end(s);
 			cmd__fail(c, cmd->id, rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
 				 rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL, NULL);
 			return;
@@ -127,6 +133,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		if (dup != STORE_NEW) {
 			/* A retry of a keyed publish: not stored or delivered
 			 * again; the first one's seq, replied as for the first. */
+			server_enc_end(s); /* the encoded copy is not used */
 			publish_reply(c, m, cmd->id, seq, ticket);
 			return;
 		}
@@ -136,7 +143,8 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 			abort(); /* an invariant: two writers of seqs */
 		}
 	}
-	struct frame *f = frame_new_text(s->enc.data, s->enc.len);
+	struct frame *f = frame_new_text(enc->data, enc->len);
+	server_enc_end(s);
 	f->seq = seq;
 	if (seq)
 		room_cache_add(r, seq, f, s->cfg->history_cache);
@@ -155,7 +163,7 @@ void cmd_durable_done(void *srv, uint64_t ticket, int ok)
 				     &ticket, ticket_match);
 	if (!d)
 		return;
-	struct conn *c = cmd__conn_by_serial(s, d->serial);
+	struct conn *c = conn_by_serial(s, d->serial);
 	if (c && !c->close_code) {
 		if (!ok) {
 			/* Only when the store gave up on the batch (at

@@ -11,16 +11,10 @@
 #include "server.h"
 #include "util.h"
 
-struct name_key {
-	const char *s;
-	size_t n;
-};
-
 static int room_match(const void *entry, const void *key)
 {
 	const struct room *r = entry;
-	const struct name_key *k = key;
-	return r->name_len == k->n && memcmp(r->name, k->s, k->n) == 0;
+	return hmap_name_eq(key, r->name, r->name_len);
 }
 
 static int member_match(const void *entry, const void *key)
@@ -28,9 +22,94 @@ static int member_match(const void *entry, const void *key)
 	return ((const struct member *)entry)->room == key;
 }
 
+/* ---- history cache: per-room ring of recent frames, one global byte
+ * budget over all rings, rooms evicted least recently used first ---- */
+
+/* What a cached frame pins: the struct, the header room and the payload. */
+static size_t frame_cost(const struct frame *f)
+{
+	return sizeof(*f) + FRAME_HEADROOM + f->len;
+}
+
+static void lru_unlink(struct server *s, struct room *r)
+{
+	if (r->lru_prev)
+		r->lru_prev->lru_next = r->lru_next;
+	else if (s->cache_lru == r)
+		s->cache_lru = r->lru_next;
+	if (r->lru_next)
+		r->lru_next->lru_prev = r->lru_prev;
+	else if (s->cache_lru_tail == r)
+		s->cache_lru_tail = r->lru_prev;
+	r->lru_prev = r->lru_next = NULL;
+}
+
+/* Moves r to the front (most recently used). O(1). */
+static void lru_touch(struct server *s, struct room *r)
+{
+	if (s->cache_lru == r)
+		return;
+	lru_unlink(s, r);
+	r->lru_next = s->cache_lru;
+	if (s->cache_lru)
+		s->cache_lru->lru_prev = r;
+	s->cache_lru = r;
+	if (!s->cache_lru_tail)
+		s->cache_lru_tail = r;
+}
+
+static void cache_drop_oldest(struct room *r)
+{
+	struct frame **slot = &r->tail[r->tail_head];
+
+	r->srv->cache_bytes -= frame_cost(*slot);
+	frame_unref(slot);
+	r->tail_head = (r->tail_head + 1) % r->tail_cap;
+	r->tail_first++;
+	r->tail_count--;
+}
+
+/* Drops r's whole cache, ring included, and takes it off the LRU list. */
+static void cache_clear(struct room *r)
+{
+	struct server *s = r->srv;
+
+	while (r->tail_count)
+		cache_drop_oldest(r);
+	if (r->tail) {
+		s->cache_bytes -= (uint64_t)r->tail_cap * sizeof(*r->tail);
+		free(r->tail);
+		r->tail = NULL;
+		r->tail_cap = 0;
+	}
+	lru_unlink(s, r);
+}
+
+/* Back under the budget: other rooms' caches go first, least recently
+ * used first; r (just added to) loses only its oldest frames, or all of
+ * them if even one frame does not fit. */
+static void cache_enforce(struct server *s, struct room *r)
+{
+	uint64_t budget = s->cfg->history_cache_bytes;
+
+	while (s->cache_bytes > budget) {
+		struct room *victim = s->cache_lru_tail;
+		if (victim && victim != r) {
+			cache_clear(victim);
+			s->stats.cache_evictions++;
+		} else if (r->tail_count > 1) {
+			cache_drop_oldest(r);
+		} else {
+			cache_clear(r);
+			s->stats.cache_evictions++;
+			break;
+		}
+	}
+}
+
 struct room *room_find(struct server *s, const char *name, size_t len)
 {
-	struct name_key k = { name, len };
+	struct hmap_name k = { name, len };
 	return hmap_get(&s->rooms, hmap_hash_bytes(name, len), &k, room_match);
 }
 
@@ -53,13 +132,11 @@ static struct room *room_create(struct server *s, const char *name, size_t len)
 
 static void room_free(struct room *r)
 {
-	struct name_key k = { r->name, r->name_len };
+	struct hmap_name k = { r->name, r->name_len };
 
 	hmap_del(&r->srv->rooms, r->hash, &k, room_match);
 	presence_free(r);
-	for (uint32_t i = 0; i < r->tail_count; i++)
-		frame_unref(&r->tail[(r->tail_head + i) % r->tail_cap]);
-	free(r->tail);
+	cache_clear(r);
 	free(r->members);
 	free(r->name);
 	free(r);
@@ -188,36 +265,40 @@ void room_fanout(struct room *r, struct frame *f, struct conn *except)
 
 void room_cache_add(struct room *r, uint64_t seq, struct frame *f, uint32_t max)
 {
+	struct server *s = r->srv;
+
 	if (!max)
 		return;
 	if (r->tail_count && seq != r->tail_first + r->tail_count) {
 		/* Not contiguous (cannot happen with one writer of seqs):
 		 * start over rather than serve a page with a hole. */
-		for (uint32_t i = 0; i < r->tail_count; i++)
-			frame_unref(&r->tail[(r->tail_head + i) % r->tail_cap]);
-		r->tail_count = 0;
+		while (r->tail_count)
+			cache_drop_oldest(r);
 	}
 	if (!r->tail) {
 		r->tail_cap = max;
 		r->tail = xcalloc(max, sizeof(*r->tail));
+		s->cache_bytes += (uint64_t)max * sizeof(*r->tail);
 	}
 	if (r->tail_count == 0) {
 		r->tail_head = 0;
 		r->tail_first = seq;
 	}
-	if (r->tail_count == r->tail_cap) {
-		frame_unref(&r->tail[r->tail_head]);
-		r->tail_head = (r->tail_head + 1) % r->tail_cap;
-		r->tail_first++;
-		r->tail_count--;
-	}
+	if (r->tail_count == r->tail_cap)
+		cache_drop_oldest(r);
 	r->tail[(r->tail_head + r->tail_count) % r->tail_cap] = frame_ref(f);
 	r->tail_count++;
+	s->cache_bytes += frame_cost(f);
+	lru_touch(s, r);
+	cache_enforce(s, r);
 }
 
 int room_cache_covers(struct room *r, uint64_t lo, uint64_t hi)
 {
-	return r->tail_count && lo >= r->tail_first && hi < r->tail_first + r->tail_count;
+	if (!(r->tail_count && lo >= r->tail_first && hi < r->tail_first + r->tail_count))
+		return 0;
+	lru_touch(r->srv, r);
+	return 1;
 }
 
 struct frame *room_cache_get(struct room *r, uint64_t seq)

@@ -57,6 +57,7 @@ struct room {
 	struct frame **tail;
 	uint32_t tail_cap, tail_head, tail_count;
 	uint64_t tail_first;
+	struct room *lru_prev, *lru_next;  /* server's cache_lru, while tail != NULL */
 };
 
 struct room *room_find(struct server *s, const char *name, size_t len);
@@ -80,9 +81,12 @@ void member_release_hold(struct member *m, uint64_t after_seq);
 /* Queues f for every member except `except` (may be NULL). */
 void room_fanout(struct room *r, struct frame *f, struct conn *except);
 
-/* History cache: keeps a reference to the frame of message seq. */
+/* History cache: keeps a reference to the frame of message seq, at most
+ * max per room, and at most history_cache_bytes for all rooms together:
+ * past it, the least recently used rooms' caches are dropped (their
+ * history is then read from disk). */
 void room_cache_add(struct room *r, uint64_t seq, struct frame *f, uint32_t max);
-/* 1 if every seq in [lo, hi] is cached. */
+/* 1 if every seq in [lo, hi] is cached (and marks the cache as used). */
 int room_cache_covers(struct room *r, uint64_t lo, uint64_t hi);
 /* The cached frame of seq, or NULL. */
 struct frame *room_cache_get(struct room *r, uint64_t seq);

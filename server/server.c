@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "authn.h"
 #include "cmd.h"
 #include "conn.h"
 #include "linger.h"
@@ -94,7 +95,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *s = w->data;
 	lws_cancel_service(s->ctx);
-	cmd_auth_expire(s);
+	authn_expire(s);
 	if (++s->ticks % 5 == 0) {
 		int64_t now = (int64_t)(util_mono_us() / 1000);
 		for (struct conn *c = s->conns; c; c = c->next)
@@ -147,7 +148,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		/* What can change safely at run time: the log file (after
 		 * logrotate) and the token secrets (rotation). */
 		int lr = log_reopen();
-		int ar = auth_reload(s);
+		int ar = authn_reload(s);
 		log_info("sighup", "log_reopen=%s auth_reload=%s", lr < 0 ? "failed" : "ok",
 			 ar < 0 ? "failed" : ar > 0 ? "ok" : "none");
 		return;
@@ -392,6 +393,42 @@ static int open_store(struct server *s)
 	return 0;
 }
 
+/* Descriptors parleyd uses besides its WebSocket connections: listeners,
+ * lws's cancel pipe, SQLite's files (two connections, WAL and shm), the
+ * log, /proc reads, and HTTP requests and refused upgrades in flight. */
+#define FD_RESERVE 256
+
+/*
+ * libwebsockets sizes its fd lookup table to the process descriptor limit
+ * at context creation, and Debian's build (with _DEBUG) scans that whole
+ * table on every accept and every close (sanity_assert_no_sockfd_traces):
+ * about 6 instructions per slot, 120,000 per close at a limit of 20,000,
+ * whatever the number of connections. With max_connections set, the soft
+ * limit is brought to what parleyd can use, so the table (and each scan)
+ * is that size. fd_limit_per_thread would shrink the table too, but it
+ * switches lws to a linear search of the table on every event.
+ * Closed sockets may linger (linger.c) up to a quarter of the limit, on
+ * top of max_connections open ones: hence the 4/3.
+ */
+static void size_fd_table(const struct config *cfg)
+{
+	struct rlimit rl;
+
+	if (!cfg->max_connections || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t want = (((rlim_t)cfg->max_connections + FD_RESERVE) * 4 + 2) / 3;
+	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+		want = rl.rlim_max;
+	if (want == rl.rlim_cur)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	log_info("fd_limit", "was=%llu now=%llu max_connections=%u", (unsigned long long)was,
+		 (unsigned long long)want, cfg->max_connections);
+}
+
 /* Number of open descriptors, by listing /proc/self/fd: once, at start
  * (metrics.c counts from there). */
 static uint32_t count_fds(void)
@@ -460,6 +497,7 @@ static int create_context(struct server *s, struct lws_context_creation_info *in
 	if (cfg->tls_cert)
 		info->options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 
+	size_fd_table(cfg);
 	s->ctx = lws_create_context(info);
 	if (!s->ctx) {
 		log_error("lws_context", "%s", "error=\"cannot create the lws context (is libwebsockets-evlib-ev installed?)\"");
@@ -516,7 +554,7 @@ static void teardown(struct server *s)
 	cmd_teardown(s);
 	conn_teardown(s);
 	netlist_free(&s->trusted);
-	auth_teardown(s);
+	authn_teardown(s);
 	hmap_free(&s->rooms); /* empty: the last member's leave freed each room */
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);
@@ -549,7 +587,7 @@ int server_run(struct config *cfg)
 			goto out;
 		}
 	}
-	if (auth_setup(s) < 0 || create_context(s, &info) < 0 || open_store(s) < 0 ||
+	if (authn_setup(s) < 0 || create_context(s, &info) < 0 || open_store(s) < 0 ||
 	    listen_all(s, &info) < 0)
 		goto out;
 	s->fds_at_start = count_fds();

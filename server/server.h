@@ -14,6 +14,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include <ev.h>
 #include <libwebsockets.h>
@@ -26,7 +28,7 @@
 #include "metrics.h"
 #include "netaddr.h"
 
-struct auth;
+struct token_keys;
 struct conn;
 struct store;
 
@@ -39,6 +41,7 @@ struct server_stats {
 	uint64_t disconnects[CLOSE_R_COUNT];
 	uint64_t rejected[6];      /* upgrades refused: 400, 403, 404, 426, 429, 503 */
 	uint64_t cache_hits, cache_misses;
+	uint64_t cache_evictions;  /* rooms whose cache the byte budget dropped */
 };
 
 struct server {
@@ -59,6 +62,10 @@ struct server {
 	int64_t client_sockets;     /* lws client sockets open (HTTP and WebSocket) */
 
 	struct hmap rooms;          /* struct room *, by name */
+	/* History caches (room.c): bytes pinned by all rooms' caches, and the
+	 * rooms with a cache, most recently used first. */
+	uint64_t cache_bytes;
+	struct room *cache_lru, *cache_lru_tail;
 	struct conn *conns;         /* every WebSocket connection */
 	struct conn *pending;       /* connections with output to flush */
 	uint32_t nconns;
@@ -75,12 +82,18 @@ struct server {
 	struct lws_vhost *vhost_unix;
 	struct lws_vhost *vhost_admin;  /* admin_listen; NULL: off */
 	struct listen_addr admin_addr;  /* parsed admin_listen (lws keeps pointers into it) */
-	struct auth *auth;          /* NULL: auth = none */
+	struct token_keys *auth;    /* NULL: auth = none */
 	struct conn *unauthed;      /* waiting for a token, oldest first */
 	struct conn *unauthed_tail;
 
 	struct store *store;
-	struct pbuf enc;            /* frame encoding scratch */
+	/* Frame encoding scratch, shared by every encoder on the loop: one
+	 * frame at a time. Take it with server_enc_begin() and give it back
+	 * with server_enc_end() once the frame is copied out (frame_new_text,
+	 * conn_send_text); a second begin before the end aborts, so two
+	 * encoders can never interleave in it. */
+	struct pbuf enc;
+	bool enc_busy;
 	struct pbuf data;           /* publish data scratch */
 	unsigned char *wbuf;        /* send coalescing buffer */
 	size_t wbuf_cap;
@@ -94,6 +107,25 @@ struct server {
 };
 
 int server_run(struct config *cfg);
+
+/* The shared encoder, reset (see struct server, enc). Nesting is a bug in
+ * the caller that would corrupt a frame silently: abort instead (like
+ * Redis's serverAssert, on in release builds; it costs one flag). */
+static inline struct pbuf *server_enc_begin(struct server *s)
+{
+	if (s->enc_busy) {
+		fprintf(stderr, "level=error msg=\"nested use of the shared encoder\"\n");
+		abort();
+	}
+	s->enc_busy = true;
+	pbuf_reset(&s->enc);
+	return &s->enc;
+}
+
+static inline void server_enc_end(struct server *s)
+{
+	s->enc_busy = false;
+}
 
 /* Marks c as having output to flush before the loop sleeps. */
 void server_want_flush(struct server *s, struct conn *c);

@@ -1,4 +1,4 @@
-/* util.c - allocation that aborts on failure, clocks, randomness. */
+/* util.c - clocks, randomness. */
 #include "util.h"
 
 #include <fcntl.h>
@@ -8,44 +8,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-
-static void oom(size_t n)
-{
-	fprintf(stderr, "level=error msg=\"out of memory\" bytes=%zu\n", n);
-	abort();
-}
-
-void *xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		oom(n);
-	return p;
-}
-
-void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-	if (!p)
-		oom(n * size);
-	return p;
-}
-
-void *xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		oom(n);
-	return p;
-}
-
-char *xstrndup(const char *s, size_t n)
-{
-	char *p = xmalloc(n + 1);
-	memcpy(p, s, n);
-	p[n] = '\0';
-	return p;
-}
 
 int64_t util_now_ms(void)
 {

@@ -1,14 +1,11 @@
-/* util.h - allocation that aborts on failure, clocks. */
+/* util.h - clocks, randomness; allocation that aborts on failure (xalloc.h). */
 #ifndef PARLEY_UTIL_H
 #define PARLEY_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t size);
-void *xrealloc(void *p, size_t n);
-char *xstrndup(const char *s, size_t n);
+#include "xalloc.h"   /* xmalloc, xcalloc, xrealloc, xstrndup */
 
 int64_t util_now_ms(void);      /* wall clock, ms since the epoch */
 uint64_t util_mono_us(void);    /* monotonic, microseconds */

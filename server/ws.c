@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "authn.h"
 #include "cmd.h"
 #include "conn.h"
 #include "log.h"
@@ -478,7 +479,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		if (is_sio(s, wsi))
 			return sio_ws_open(c, s, wsi, addr);
 		conn_open(c, s, wsi, addr);
-		cmd_conn_established(c);
+		authn_conn_established(c);
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(c, wsi, in, len);

@@ -23,25 +23,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "store_int.h"
+#include "xalloc.h"
 
+/* Keys are chosen by clients: the keyed hash (common/hash.h), mixed with
+ * the room's (itself keyed), so colliding keys cannot be computed off line. */
 static uint64_t key_hash(const struct store__room *r, const void *key, size_t len)
 {
-	uint64_t h = r->hash ^ 0x9e3779b97f4a7c15ull;
-	const unsigned char *p = key;
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 1099511628211ull;
-	}
-	return h;
+	return hash_bytes(key, len) ^ (r->hash * 0x9e3779b97f4a7c15ull);
 }
 
 static void grow(struct store__keys *t)
 {
 	size_t nb = t->nb ? t->nb * 2 : 256;
-	struct store__key **b = calloc(nb, sizeof(*b));
-	if (!b)
-		abort();
+	struct store__key **b = xcalloc(nb, sizeof(*b));
 	/* Keeps each chain's order (newest first) so shadowing still holds. */
 	for (size_t i = t->nb; i-- > 0;) {
 		struct store__key *k = t->b[i], *next;
@@ -115,9 +111,7 @@ void store__key_add(struct store *s, struct store__room *r, const void *key, siz
 		drop_head(s, t->g_head);
 	if (t->n >= t->nb)
 		grow(t);
-	struct store__key *k = malloc(sizeof(*k) + len);
-	if (!k)
-		abort();
+	struct store__key *k = xmalloc(sizeof(*k) + len);
 	k->room = r;
 	k->hash = key_hash(r, key, len);
 	k->seq = seq;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "store_int.h"
+#include "xalloc.h"
 
 static const char sql_desc[] =
 	"SELECT seq, ts, sender, data FROM messages"
@@ -45,17 +46,6 @@ void store__reader_finalize(struct store *s)
 	sqlite3_finalize(s->st_read_desc);
 	sqlite3_finalize(s->st_read_asc);
 	s->st_read_desc = s->st_read_asc = NULL;
-}
-
-static char *xstrndup(const char *p, size_t n)
-{
-	char *d = malloc(n + 1);
-	if (!d)
-		abort();
-	if (n)
-		memcpy(d, p, n);
-	d[n] = '\0';
-	return d;
 }
 
 /* Waits until the writer has committed the room up to the watermark.

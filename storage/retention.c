@@ -73,13 +73,6 @@ static int prune_target(struct store *s, struct store__room *r, int64_t wall_ms,
 	return SQLITE_OK;
 }
 
-static int step_reset(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-	sqlite3_reset(st);
-	return rc;
-}
-
 /* Starts a sweep over all rooms if one is due and none is running. */
 void store__retention_sweep_due(struct store *s, int64_t now)
 {
@@ -116,7 +109,7 @@ int store__retention_step(struct store *s)
 			break;
 		if (upto) {
 			if (!in_txn) {
-				if ((rc = step_reset(s->st_begin)) != SQLITE_DONE)
+				if ((rc = store__step_reset(s->st_begin)) != SQLITE_DONE)
 					break;
 				in_txn = 1;
 			}
@@ -124,11 +117,11 @@ int store__retention_step(struct store *s)
 			 * last seq before its prefix goes (writer.c). */
 			sqlite3_bind_int64(s->st_room_seq, 1, cur->w_id);
 			sqlite3_bind_int64(s->st_room_seq, 2, (sqlite3_int64)cur->w_last_seq);
-			if ((rc = step_reset(s->st_room_seq)) != SQLITE_DONE)
+			if ((rc = store__step_reset(s->st_room_seq)) != SQLITE_DONE)
 				break;
 			sqlite3_bind_int64(s->st_prune, 1, cur->w_id);
 			sqlite3_bind_int64(s->st_prune, 2, (sqlite3_int64)upto);
-			if ((rc = step_reset(s->st_prune)) != SQLITE_DONE)
+			if ((rc = store__step_reset(s->st_prune)) != SQLITE_DONE)
 				break;
 			rc = SQLITE_OK;
 			uint64_t n = (uint64_t)sqlite3_changes(s->wdb);
@@ -140,11 +133,11 @@ int store__retention_step(struct store *s)
 		done[ndone++] = cur;
 		cur = cur->w_next;
 	}
-	if (rc == SQLITE_OK && in_txn && (rc = step_reset(s->st_commit)) == SQLITE_DONE)
+	if (rc == SQLITE_OK && in_txn && (rc = store__step_reset(s->st_commit)) == SQLITE_DONE)
 		rc = SQLITE_OK;
 	if (rc != SQLITE_OK) {
 		if (!sqlite3_get_autocommit(s->wdb))
-			step_reset(s->st_rollback);
+			store__step_reset(s->st_rollback);
 		s->sweep_active = 0; /* rooms stay dirty; the next sweep retries */
 		return 0;
 	}

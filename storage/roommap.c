@@ -1,31 +1,20 @@
 /*
  * roommap.c - room name -> struct store__room, owned by the loop thread.
  *
- * Chained hash table (FNV-1a) that doubles when the load passes 1. Chaining
- * keeps each room at a fixed address, which the write queue relies on: a
+ * Chained hash table (keyed SipHash, common/hash.h: room names are chosen
+ * by clients) that doubles when the load passes 1. Chaining keeps each room at a fixed address, which the write queue relies on: a
  * queued message points at its room while the loop may grow the table.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "store_int.h"
-
-static void *xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n, sz);
-	if (!p)
-		abort(); /* like zmalloc: no NOMEM paths through the store */
-	return p;
-}
+#include "xalloc.h"
 
 static uint64_t hash_name(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
-	return h;
+	return hash_bytes(s, strlen(s));
 }
 
 /* Returns the room, or NULL if the store has never seen it. */

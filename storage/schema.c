@@ -122,8 +122,10 @@ int store__schema_migrate(sqlite3 *db, char *err, size_t errlen)
  * Runs in store_open() before the threads start. Returns 0 or -1. */
 int store__schema_load_rooms(struct store *s, char *err, size_t errlen)
 {
-	/* max() with the messages is belt and braces: rooms.last_seq is
-	 * written in the same transaction as the messages. */
+	/* The max() with the messages is needed, not belt and braces:
+	 * rooms.last_seq is written only before a prune and at clean
+	 * shutdown, not with every batch (writer.c), so after a crash the
+	 * messages hold the latest seqs. */
 	static const char sql[] =
 		"SELECT id, name, max(last_seq, coalesce("
 		"  (SELECT max(seq) FROM messages m WHERE m.room_id = rooms.id), 0)),"

@@ -245,6 +245,9 @@ void store__keys_free(struct store *s);
 int store__writer_prepare(struct store *s, char *err, size_t errlen);
 void *store__writer_main(void *arg);
 void store__writer_finalize(struct store *s);
+/* sqlite3_step + sqlite3_reset of a statement without rows (writer.c);
+ * returns the step's code. Writer thread (retention runs there too). */
+int store__step_reset(sqlite3_stmt *st);
 void store__writer_sync_seqs(struct store *s);
 
 /* retention.c */

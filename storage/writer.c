@@ -85,7 +85,9 @@ void store__writer_finalize(struct store *s)
 	}
 }
 
-static int step_reset(sqlite3_stmt *st)
+/* Runs a statement that returns no rows and resets it for the next use:
+ * the return is sqlite3_step's (SQLITE_DONE on success). */
+int store__step_reset(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -96,7 +98,7 @@ static int step_reset(sqlite3_stmt *st)
 static int resolve_room(struct store *s, struct store__room *r)
 {
 	sqlite3_bind_text(s->st_room_ins, 1, r->name, -1, SQLITE_STATIC);
-	int rc = step_reset(s->st_room_ins);
+	int rc = store__step_reset(s->st_room_ins);
 	sqlite3_clear_bindings(s->st_room_ins);
 	if (rc != SQLITE_DONE)
 		return rc;
@@ -124,8 +126,8 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 
 	durable |= reserved != 0; /* the reservation must be on disk before use */
 	if (durable)
-		step_reset(s->st_sync_full);
-	rc = step_reset(s->st_begin);
+		store__step_reset(s->st_sync_full);
+	rc = store__step_reset(s->st_begin);
 	if (rc != SQLITE_DONE)
 		goto fail;
 	for (struct store__item *it = batch; it; it = it->next) {
@@ -150,7 +152,7 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 			sqlite3_bind_blob(st, 6, it->key, (int)it->key_len, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 6);
-		rc = step_reset(st);
+		rc = store__step_reset(st);
 		if (rc != SQLITE_DONE)
 			goto fail;
 	}
@@ -166,7 +168,7 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 		rc = SQLITE_IOERR;
 		goto fail;
 	}
-	rc = step_reset(s->st_commit);
+	rc = store__step_reset(s->st_commit);
 	if (rc != SQLITE_DONE)
 		goto fail;
 
@@ -187,20 +189,20 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 	}
 	pthread_mutex_unlock(&s->wlock);
 	if (durable)
-		step_reset(s->st_sync_normal);
+		store__step_reset(s->st_sync_normal);
 	return SQLITE_OK;
 
 fail:
 	/* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
 	if (!sqlite3_get_autocommit(s->wdb))
-		step_reset(s->st_rollback);
+		store__step_reset(s->st_rollback);
 	for (r = touched; r; r = r->w_tnext) {
 		r->w_batch_seq = 0;
 		if (r->w_new_id) /* the row was rolled back with the batch */
 			r->w_id = r->w_new_id = 0;
 	}
 	if (durable)
-		step_reset(s->st_sync_normal);
+		store__step_reset(s->st_sync_normal);
 	return rc ? rc : SQLITE_ERROR;
 }
 
@@ -307,15 +309,15 @@ static void commit_batch(struct store *s, struct store__item *batch, uint64_t n,
  * if every seq handed out is committed, marks the shutdown clean. */
 void store__writer_sync_seqs(struct store *s)
 {
-	if (step_reset(s->st_begin) != SQLITE_DONE)
+	if (store__step_reset(s->st_begin) != SQLITE_DONE)
 		return;
 	for (struct store__room *r = s->w_rooms; r; r = r->w_next) {
 		if (!r->w_id || !r->w_last_seq)
 			continue;
 		sqlite3_bind_int64(s->st_room_seq, 1, r->w_id);
 		sqlite3_bind_int64(s->st_room_seq, 2, (sqlite3_int64)r->w_last_seq);
-		if (step_reset(s->st_room_seq) != SQLITE_DONE) {
-			step_reset(s->st_rollback);
+		if (store__step_reset(s->st_room_seq) != SQLITE_DONE) {
+			store__step_reset(s->st_rollback);
 			return;
 		}
 	}
@@ -323,11 +325,11 @@ void store__writer_sync_seqs(struct store *s)
 	int all = !s->dropped && s->committed == s->issued;
 	pthread_mutex_unlock(&s->wlock);
 	if (all && store__reserve_mark_clean(s) != SQLITE_OK) {
-		step_reset(s->st_rollback);
+		store__step_reset(s->st_rollback);
 		return;
 	}
-	if (step_reset(s->st_commit) != SQLITE_DONE)
-		step_reset(s->st_rollback);
+	if (store__step_reset(s->st_commit) != SQLITE_DONE)
+		store__step_reset(s->st_rollback);
 }
 
 enum action { ACT_WRITE, ACT_PRUNE, ACT_EXIT };

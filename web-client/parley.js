@@ -38,6 +38,18 @@ export class ParleyError extends Error {
   }
 }
 
+/** The exp claim (seconds since the epoch) of a JWT, or null. Not verified: only used to
+ *  schedule the refresh (the server verifies). */
+export function tokenExp(token) {
+  try {
+    const p = String(token).split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const exp = JSON.parse(atob(p + '='.repeat((4 - (p.length % 4)) % 4))).exp;
+    return typeof exp === 'number' ? exp : null;
+  } catch (_) {
+    return null;
+  }
+}
+
 /** Default options; every one can be overridden in `new Parley(url, opts)`. */
 export const DEFAULTS = {
   name: null,              // sent with hello on every (re)connect; null stays a guest
@@ -48,6 +60,8 @@ export const DEFAULTS = {
   pingInterval: 25000,     // ms of silence before the client pings (0: never)
   WebSocket: null,         // WebSocket constructor (default: globalThis.WebSocket)
   historyOnReset: 50,      // page size reloaded when a room is not recovered
+  getToken: null,          // async () => JWT: authenticate with it (auth = token) and refresh it
+  refreshBefore: 30000,    // ms before the token's exp to fetch a new one and send refresh
 };
 
 // 128 random bits as 32 hex digits: unique enough that two publishes never share a key.
@@ -79,6 +93,7 @@ export class Parley {
     this._retryTimer = null;
     this._pingTimer = null;
     this._openTimer = null;
+    this._refreshTimer = null;
     this._ready = false;
     this._everReady = false;
     this._connectWaiters = [];
@@ -94,7 +109,7 @@ export class Parley {
   // ---------------------------------------------------------------- events
 
   /** Subscribe to an event; returns a function that unsubscribes. Events: state, welcome,
-   *  ready, message, presence, reset, rejoin, error. */
+   *  ready, message, presence, reset, rejoin, refresh (token refreshed), error. */
   on(type, fn) {
     if (!this._listeners.has(type)) this._listeners.set(type, new Set());
     this._listeners.get(type).add(fn);
@@ -197,6 +212,7 @@ export class Parley {
     this._ready = false;
     clearTimeout(this._pingTimer);
     clearTimeout(this._openTimer);
+    clearTimeout(this._refreshTimer);
     if (!ws) return;
     ws.onmessage = ws.onclose = ws.onerror = null;
     try { ws.close(code, reason); } catch (_) { /* already closing */ }
@@ -241,7 +257,14 @@ export class Parley {
   async _setup(ws) {
     const isReconnect = this._everReady;
     try {
-      if (this.name != null && this.name !== this.user) {
+      if (this.opts.getToken) {
+        // auth = token: the token names the user (this.name is not sent).
+        const token = await this.opts.getToken();
+        if (this._ws !== ws) return;
+        const r = await this._send({ type: 'hello', token }, ws);
+        this.user = r.user;
+        this._armRefresh(ws, token);
+      } else if (this.name != null && this.name !== this.user) {
         const r = await this._send({ type: 'hello', name: this.name }, ws);
         this.user = r.user;
       }
@@ -348,6 +371,33 @@ export class Parley {
     if (this.rooms.get(room) !== st) return;
     this._emit('reset', { room, seq, messages: page.messages, more: page.more, reason });
     for (const m of buffered) this._deliver(m, st, false);
+  }
+
+  // Token lifetime: the server closes with 4001 "token expired" at exp + its grace. Ask
+  // getToken() for a new token refreshBefore ms ahead of exp and send it with refresh; on a
+  // failure try again (at most every 5 s) until the server's deadline. A reconnect starts over
+  // with a fresh token from getToken().
+  _armRefresh(ws, token) {
+    clearTimeout(this._refreshTimer);
+    const exp = tokenExp(token);
+    if (exp == null || this._ws !== ws) return;
+    const delay = Math.max(1000, exp * 1000 - Date.now() - this.opts.refreshBefore);
+    this._refreshTimer = setTimeout(() => this._refresh(ws, token), Math.min(delay, 2 ** 31 - 1));
+  }
+
+  async _refresh(ws, old) {
+    try {
+      const token = await this.opts.getToken();
+      if (this._ws !== ws) return;
+      await this._send({ type: 'refresh', token }, ws);
+      this._emit('refresh', { exp: tokenExp(token) });
+      this._armRefresh(ws, token);
+    } catch (e) {
+      if (this._ws !== ws) return;
+      this._emit('error', e);
+      clearTimeout(this._refreshTimer);
+      this._refreshTimer = setTimeout(() => this._refresh(ws, old), 5000);
+    }
   }
 
   _armPing() {

@@ -37,6 +37,11 @@ export interface ParleyOptions {
   WebSocket?: WebSocketConstructor | null;
   /** Page size reloaded when a room's gap cannot be replayed. Default 50. */
   historyOnReset?: number;
+  /** auth = token: returns a JWT; called on every (re)connect (sent with hello) and again
+   *  refreshBefore ms ahead of the token's exp (sent with refresh). Default null. */
+  getToken?: (() => Promise<string> | string) | null;
+  /** ms before the token's exp to fetch a new one and send refresh. Default 30000. */
+  refreshBefore?: number;
 }
 
 /** Server limits from the welcome frame. */
@@ -131,6 +136,8 @@ export interface ParleyEvents {
   reset: (ev: ResetEvent) => void;
   rejoin: (ev: RejoinEvent) => void;
   disconnect: (ev: DisconnectEvent) => void;
+  /** A token from getToken() was accepted by refresh. */
+  refresh: (ev: { exp: number | null }) => void;
   error: (err: ParleyError) => void;
 }
 
@@ -242,5 +249,8 @@ export class Parley {
   /** The last seq seen in a room, or null. */
   lastSeq(room: string): number | null;
 }
+
+/** The exp claim (seconds since the epoch) of a JWT, or null; not verified. */
+export declare function tokenExp(token: string): number | null;
 
 export default Parley;

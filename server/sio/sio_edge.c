@@ -12,6 +12,7 @@
 #include <ev.h>
 
 #include "cmd.h"
+#include "authn.h"
 #include "cmd_int.h"
 #include "conn.h"
 #include "eio.h"
@@ -917,7 +918,7 @@ static struct sio_conn *sess_new(struct server *s, struct lws *wsi, const char *
 
 	sc->c = &sc->conn;
 	sc->s = s;
-	/* wsi for conn_open_kind's socket, and for cmd_conn_established's
+	/* wsi for conn_open_kind's socket, and for authn_conn_established's
 	 * ?token=; a polling session then has none. */
 	conn_open_kind(sc->c, s, wsi, peer, CONN_SIO);
 	sc->c->sio = sc;
@@ -940,7 +941,7 @@ static struct sio_conn *sess_new(struct server *s, struct lws *wsi, const char *
 		sc->ws_wsi = wsi;
 		apply(sc, act);
 	}
-	cmd_conn_established(sc->c);
+	authn_conn_established(sc->c);
 	if (t == EIO_T_POLLING) {
 		sc->c->wsi = NULL;
 		sc->c->fd = -1;

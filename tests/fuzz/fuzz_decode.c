@@ -173,6 +173,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case PROTO_PING:
 		break;
+	case PROTO_REFRESH:
+		/* the token is used in place: inside the input, no escapes */
+		CHECK(cmd.token && cmd.token_len <= PROTO_TOKEN_MAX);
+		CHECK((const uint8_t *)cmd.token > data &&
+		      (const uint8_t *)cmd.token + cmd.token_len < data + size);
+		CHECK(!memchr(cmd.token, '\\', cmd.token_len));
+		break;
 	case PROTO_JOIN:
 	case PROTO_LEAVE:
 	case PROTO_PUBLISH:

@@ -3,8 +3,8 @@
 # SECONDS (default 60) on a copy of its seed corpus in a temporary directory.
 # Exits non-zero if a harness crashes, printing the crashing input's path
 # (kept, with the whole work directory). Needs clang with the libFuzzer
-# runtime (Debian 12: apt-get install clang libclang-rt-14-dev) and
-# libjansson-dev. KEEP=1 keeps the work directory (and the grown corpora)
+# runtime (Debian 12: apt-get install clang libclang-rt-14-dev),
+# libjansson-dev and libssl-dev. KEEP=1 keeps the work directory (and the grown corpora)
 # after a clean run too.
 set -eu
 
@@ -25,15 +25,21 @@ echo "== building in $work"
 $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_decode" \
 	"$here/fuzz_decode.c" "$root"/protocol/*.c $jansson_libs
 # shellcheck disable=SC2086
-$CC $flags -I"$root/server" -o "$work/fuzz_config" "$here/fuzz_config.c" \
-	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c"
+$CC $flags -I"$root/server" -I"$root/common" -o "$work/fuzz_config" "$here/fuzz_config.c" \
+	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c" "$root/server/netaddr.c" \
+	"$root/common/xalloc.c" -lwebsockets # netaddr.c (listen addresses) reads lws headers
+# shellcheck disable=SC2086
+$CC $flags $jansson_cflags -I"$root/server" -I"$root/common" -I"$root/protocol" \
+	-o "$work/fuzz_token" "$here/fuzz_token.c" "$root/server/token.c" \
+	"$root/server/util.c" "$root/common/xalloc.c" "$root/protocol/validate.c" \
+	"$root/protocol/utf8.c" $jansson_libs -lcrypto
 
 # shellcheck disable=SC2086
 $CC $flags $jansson_cflags -I"$root/protocol" -I"$root/protocol/sio" -o "$work/fuzz_sio" \
 	"$here/fuzz_sio.c" "$root"/protocol/*.c "$root"/protocol/sio/*.c $jansson_libs
 
 status=0
-for h in decode config sio; do
+for h in decode config token sio; do
 	mkdir -p "$work/corpus-$h" "$work/crashes-$h"
 	cp "$here/corpus/$h"/* "$work/corpus-$h/"
 	echo "== fuzz_$h for ${secs}s ($(ls "$work/corpus-$h" | wc -l) seeds)"

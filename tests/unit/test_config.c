@@ -282,6 +282,33 @@ START_TEST(file_out_of_range)
 }
 END_TEST
 
+/* history_cache_bytes and token_grace: defaults and both ends of their
+ * ranges (docs/configuration.md). */
+START_TEST(cache_budget_and_token_grace)
+{
+	struct config c;
+	char err[256];
+
+	config_defaults(&c);
+	ck_assert_uint_eq(c.history_cache_bytes, 64u << 20);
+	ck_assert_uint_eq(c.token_grace, 60);
+	config_free(&c);
+	ck_assert_int_eq(parse(&c, "history_cache_bytes = 0\ntoken_grace = 0\n", err, sizeof(err)), 0);
+	ck_assert_uint_eq(c.history_cache_bytes, 0);
+	ck_assert_uint_eq(c.token_grace, 0);
+	config_free(&c);
+	ck_assert_int_eq(parse(&c, "history_cache_bytes = 4294967295\ntoken_grace = 86400\n", err,
+			       sizeof(err)), 0);
+	ck_assert_uint_eq(c.history_cache_bytes, 4294967295u);
+	ck_assert_uint_eq(c.token_grace, 86400);
+	config_free(&c);
+	ck_parse_fails("token_grace = 86401\n",
+		       "t.conf:1: token_grace: value '86401' is out of range (0 to 86400)");
+	ck_parse_fails("history_cache_bytes = 4294967296\n",
+		       "t.conf:1: history_cache_bytes: value '4294967296' is out of range (0 to 4294967295)");
+}
+END_TEST
+
 START_TEST(file_duplicate_key)
 {
 	ck_parse_fails("port = 1\n# again:\nhost = h\nport = 1\n",
@@ -634,6 +661,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, file_unknown_key);
 	tcase_add_test(tc, file_bad_values);
 	tcase_add_test(tc, file_out_of_range);
+	tcase_add_test(tc, cache_budget_and_token_grace);
 	tcase_add_test(tc, file_duplicate_key);
 	tcase_add_test(tc, file_missing_equals);
 	tcase_add_test(tc, file_nul_byte);

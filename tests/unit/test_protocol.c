@@ -345,6 +345,31 @@ START_TEST(decode_hello_names)
 }
 END_TEST
 
+START_TEST(decode_refresh)
+{
+	struct proto_cmd cmd;
+	ck_assert_int_eq(dec("{\"type\":\"refresh\",\"id\":3,\"token\":\"a.b.c\"}", &cmd), PROTO_OK);
+	ck_assert_int_eq(cmd.type, PROTO_REFRESH);
+	ck_assert_uint_eq(cmd.id, 3);
+	ck_assert_uint_eq(cmd.token_len, 5);
+	ck_assert(!memcmp(cmd.token, "a.b.c", 5));
+	proto_cmd_clear(&cmd);
+	ck_assert_int_eq(dec("{\"type\":\"refresh\",\"id\":3}", &cmd), PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"refresh\",\"token\":7}", &cmd), PROTO_EBAD_REQUEST);
+	ck_assert_int_eq(dec("{\"type\":\"refresh\",\"token\":\"a\\u002eb\"}", &cmd), PROTO_EBAD_REQUEST);
+	/* PROTO_TOKEN_MAX bytes pass, one more does not */
+	static char big[PROTO_TOKEN_MAX + 64];
+	for (int extra = 0; extra <= 1; extra++) {
+		int n = snprintf(big, sizeof(big), "{\"type\":\"refresh\",\"token\":\"");
+		memset(big + n, 'x', PROTO_TOKEN_MAX + (size_t)extra);
+		n += PROTO_TOKEN_MAX + extra;
+		memcpy(big + n, "\"}", 3);
+		ck_assert_int_eq(dec(big, &cmd), extra ? PROTO_EBAD_REQUEST : PROTO_OK);
+		proto_cmd_clear(&cmd);
+	}
+}
+END_TEST
+
 START_TEST(encode_frames)
 {
 	struct pbuf b = { 0 };
@@ -407,6 +432,7 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, decode_publish_idempotency_key);
 	tcase_add_test(tc, decode_history_fields);
 	tcase_add_test(tc, decode_hello_names);
+	tcase_add_test(tc, decode_refresh);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("validate");
 	tcase_add_test(tc, validate_rooms);

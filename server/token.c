@@ -1,5 +1,5 @@
 /*
- * auth.c - HS256 token verification and room access rules (auth.h).
+ * token.c - HS256 token verification and room access rules (token.h).
  *
  * Tokens. A token is a compact JWS (RFC 7515) with HS256 (RFC 7519):
  *   BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(HMAC-SHA256)
@@ -33,7 +33,7 @@
  * In auth = none the same rules apply to the display name, which anyone can
  * take: there they keep honest clients apart and protect nothing.
  */
-#include "auth.h"
+#include "token.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -55,33 +55,33 @@
 
 #define HS256_LEN 32
 
-struct auth {
+struct token_keys {
 	unsigned leeway;
 	int nsecrets;
-	size_t len[AUTH_SECRETS_MAX];
-	unsigned char key[AUTH_SECRETS_MAX][AUTH_SECRET_MAX];
+	size_t len[TOKEN_SECRETS_MAX];
+	unsigned char key[TOKEN_SECRETS_MAX][TOKEN_SECRET_MAX];
 };
 
 /* ------------------------------------------------------------------ errors */
 
-const char *auth_err_name(int err)
+const char *token_err_name(int err)
 {
 	switch (err) {
-	case AUTH_OK: return "ok";
-#define AUTH_X_NAME(code, val, name, msg) case code: return name;
-	AUTH_ERRNO_MAP(AUTH_X_NAME)
-#undef AUTH_X_NAME
+	case TOKEN_OK: return "ok";
+#define TOKEN_X_NAME(code, val, name, msg) case code: return name;
+	TOKEN_ERRNO_MAP(TOKEN_X_NAME)
+#undef TOKEN_X_NAME
 	}
 	return "unknown";
 }
 
-const char *auth_strerror(int err)
+const char *token_strerror(int err)
 {
 	switch (err) {
-	case AUTH_OK: return "ok";
-#define AUTH_X_MSG(code, val, name, msg) case code: return msg;
-	AUTH_ERRNO_MAP(AUTH_X_MSG)
-#undef AUTH_X_MSG
+	case TOKEN_OK: return "ok";
+#define TOKEN_X_MSG(code, val, name, msg) case code: return msg;
+	TOKEN_ERRNO_MAP(TOKEN_X_MSG)
+#undef TOKEN_X_MSG
 	}
 	return "unknown error";
 }
@@ -119,7 +119,7 @@ static ssize_t read_small_file(const char *path, unsigned char *buf, size_t max,
 		if (n > max) {
 			snprintf(err, errlen, "auth_secret_file %s: larger than %zu bytes "
 				 "(expected one or two lines of %d-%d bytes)",
-				 path, max, AUTH_SECRET_MIN, AUTH_SECRET_MAX);
+				 path, max, TOKEN_SECRET_MIN, TOKEN_SECRET_MAX);
 			goto error;
 		}
 	}
@@ -130,12 +130,12 @@ error:
 	return -1;
 }
 
-int auth_load(struct auth **out, const char *secret_file, char *err, size_t errlen)
+int token_load(struct token_keys **out, const char *secret_file, char *err, size_t errlen)
 {
 	/* two secrets, each with CR LF */
-	enum { FILE_MAX = AUTH_SECRETS_MAX * (AUTH_SECRET_MAX + 2) };
+	enum { FILE_MAX = TOKEN_SECRETS_MAX * (TOKEN_SECRET_MAX + 2) };
 	unsigned char *buf = xmalloc(FILE_MAX + 1);
-	struct auth *a = NULL;
+	struct token_keys *a = NULL;
 	ssize_t n;
 
 	n = read_small_file(secret_file, buf, FILE_MAX, err, errlen);
@@ -147,12 +147,12 @@ int auth_load(struct auth **out, const char *secret_file, char *err, size_t errl
 		len--;
 	if (len == 0) {
 		snprintf(err, errlen, "auth_secret_file %s: empty; put a secret of at least "
-			 "%d bytes in it (e.g. openssl rand -base64 48)", secret_file, AUTH_SECRET_MIN);
+			 "%d bytes in it (e.g. openssl rand -base64 48)", secret_file, TOKEN_SECRET_MIN);
 		goto error;
 	}
 
 	a = xcalloc(1, sizeof(*a));
-	a->leeway = AUTH_LEEWAY_DEFAULT;
+	a->leeway = TOKEN_LEEWAY_DEFAULT;
 	size_t pos = 0;
 	while (pos <= len) {
 		const unsigned char *line = buf + pos;
@@ -162,16 +162,16 @@ int auth_load(struct auth **out, const char *secret_file, char *err, size_t errl
 
 		if (ll && line[ll - 1] == '\r')
 			ll--;
-		if (a->nsecrets == AUTH_SECRETS_MAX) {
+		if (a->nsecrets == TOKEN_SECRETS_MAX) {
 			snprintf(err, errlen, "auth_secret_file %s: more than %d lines (current "
 				 "secret, then optionally the previous one)", secret_file,
-				 AUTH_SECRETS_MAX);
+				 TOKEN_SECRETS_MAX);
 			goto error;
 		}
-		if (ll < AUTH_SECRET_MIN || ll > AUTH_SECRET_MAX) {
+		if (ll < TOKEN_SECRET_MIN || ll > TOKEN_SECRET_MAX) {
 			snprintf(err, errlen, "auth_secret_file %s: the secret on line %d is %zu "
 				 "bytes; it must be %d-%d bytes (e.g. openssl rand -base64 48)",
-				 secret_file, a->nsecrets + 1, ll, AUTH_SECRET_MIN, AUTH_SECRET_MAX);
+				 secret_file, a->nsecrets + 1, ll, TOKEN_SECRET_MIN, TOKEN_SECRET_MAX);
 			goto error;
 		}
 		memcpy(a->key[a->nsecrets], line, ll);
@@ -187,11 +187,11 @@ int auth_load(struct auth **out, const char *secret_file, char *err, size_t errl
 error:
 	OPENSSL_cleanse(buf, FILE_MAX + 1);
 	free(buf);
-	auth_free(&a);
+	token_free(&a);
 	return -1;
 }
 
-void auth_free(struct auth **a)
+void token_free(struct token_keys **a)
 {
 	if (!a || !*a)
 		return;
@@ -200,12 +200,12 @@ void auth_free(struct auth **a)
 	*a = NULL;
 }
 
-void auth_set_leeway(struct auth *a, unsigned seconds)
+void token_set_leeway(struct token_keys *a, unsigned seconds)
 {
 	a->leeway = seconds;
 }
 
-int auth_secret_count(const struct auth *a)
+int token_secret_count(const struct token_keys *a)
 {
 	return a->nsecrets;
 }
@@ -253,7 +253,7 @@ static ssize_t b64url_decode(const char *s, size_t n, unsigned char *out)
 
 /* ------------------------------------------------------------------ claims */
 
-void auth_claims_clear(struct auth_claims *c)
+void token_claims_clear(struct token_claims *c)
 {
 	for (size_t i = 0; i < c->njoin; i++)
 		free(c->join[i]);
@@ -275,7 +275,7 @@ static int room_char(unsigned char c)
  * characters (possibly empty) followed by one '*'. */
 static int pattern_valid(const char *p, size_t n)
 {
-	if (n < 1 || n > AUTH_PATTERN_MAX)
+	if (n < 1 || n > TOKEN_PATTERN_MAX)
 		return 0;
 	if (p[n - 1] != '*')
 		return proto_room_valid(p, n);
@@ -361,8 +361,8 @@ static int numeric_date(json_t *v, int up, int64_t *out)
 
 /* Checks the payload's claims and fills out. Returns 0 or a negative code
  * with *why set. */
-static int check_claims(const struct auth *a, json_t *pl, int64_t now,
-			struct auth_claims *out, const char **why)
+static int check_claims(const struct token_keys *a, json_t *pl, int64_t now,
+			struct token_claims *out, const char **why)
 {
 	json_t *v, *rooms;
 	int64_t lw = (int64_t)a->leeway;
@@ -370,80 +370,80 @@ static int check_claims(const struct auth *a, json_t *pl, int64_t now,
 	v = json_object_get(pl, "exp");
 	if (!v) {
 		*why = "token has no exp";
-		return AUTH_ECLAIMS;
+		return TOKEN_ECLAIMS;
 	}
 	if (numeric_date(v, 0, &out->exp) < 0) {
 		*why = "exp must be a number of seconds";
-		return AUTH_ECLAIMS;
+		return TOKEN_ECLAIMS;
 	}
 	if ((v = json_object_get(pl, "nbf")) && numeric_date(v, 1, &out->nbf) < 0) {
 		*why = "nbf must be a number of seconds";
-		return AUTH_ECLAIMS;
+		return TOKEN_ECLAIMS;
 	}
 	if ((v = json_object_get(pl, "iat")) && numeric_date(v, 0, &out->iat) < 0) {
 		*why = "iat must be a number of seconds";
-		return AUTH_ECLAIMS;
+		return TOKEN_ECLAIMS;
 	}
 
 	v = json_object_get(pl, "sub");
 	if (!v) {
 		*why = "token has no sub";
-		return AUTH_ECLAIMS;
+		return TOKEN_ECLAIMS;
 	}
-	if (!json_is_string(v) || json_string_length(v) > AUTH_SUB_MAX ||
+	if (!json_is_string(v) || json_string_length(v) > TOKEN_SUB_MAX ||
 	    !proto_name_valid(json_string_value(v), json_string_length(v))) {
 		*why = "sub is not a valid user name";
-		return AUTH_ECLAIMS;
+		return TOKEN_ECLAIMS;
 	}
 	memcpy(out->sub, json_string_value(v), json_string_length(v));
 	out->sub[json_string_length(v)] = '\0';
 
 	rooms = json_object_get(pl, "rooms");
 	if (rooms) {
-		size_t budget = AUTH_PATTERNS_MAX;
+		size_t budget = TOKEN_PATTERNS_MAX;
 		if (!json_is_object(rooms)) {
 			*why = "rooms must be an object";
-			return AUTH_ECLAIMS;
+			return TOKEN_ECLAIMS;
 		}
 		out->has_rooms = 1;
 		if (load_patterns(json_object_get(rooms, "join"), &out->join, &out->njoin,
 				  &budget, why) < 0 ||
 		    load_patterns(json_object_get(rooms, "publish"), &out->publish,
 				  &out->npublish, &budget, why) < 0)
-			return AUTH_ECLAIMS;
+			return TOKEN_ECLAIMS;
 	}
 
 	/* Time last: a token that is wrong in shape says so even when old. */
 	if (now >= out->exp + lw) {
 		*why = "token expired";
-		return AUTH_EEXPIRED;
+		return TOKEN_EEXPIRED;
 	}
 	if (out->nbf > now + lw) {
 		*why = "token not yet valid";
-		return AUTH_ENOTYET;
+		return TOKEN_ENOTYET;
 	}
 	return 0;
 }
 
 /* ------------------------------------------------------------------ verify */
 
-int auth_verify(const struct auth *a, const char *token, size_t len, int64_t now,
-		struct auth_claims *out, const char **why)
+int token_verify(const struct token_keys *a, const char *token, size_t len, int64_t now,
+		struct token_claims *out, const char **why)
 {
 	/* decoded segments are at most 3/4 of the token */
-	unsigned char hdr[AUTH_TOKEN_MAX * 3 / 4 + 1], body[AUTH_TOKEN_MAX * 3 / 4 + 1];
-	unsigned char sig[AUTH_TOKEN_MAX * 3 / 4 + 1], mac[EVP_MAX_MD_SIZE];
+	unsigned char hdr[TOKEN_TOKEN_MAX * 3 / 4 + 1], body[TOKEN_TOKEN_MAX * 3 / 4 + 1];
+	unsigned char sig[TOKEN_TOKEN_MAX * 3 / 4 + 1], mac[EVP_MAX_MD_SIZE];
 	const char *d1, *d2, *reason = NULL;
 	json_t *h = NULL, *pl = NULL, *v;
 	ssize_t hl, bl, sl;
-	int rc = AUTH_EMALFORMED, ok = 0;
+	int rc = TOKEN_EMALFORMED, ok = 0;
 
 	memset(out, 0, sizeof(*out));
 	if (!token || len == 0) {
 		reason = "empty token";
 		goto done;
 	}
-	if (len > AUTH_TOKEN_MAX) {
+	if (len > TOKEN_TOKEN_MAX) {
 		reason = "token too long";
 		goto done;
 	}
@@ -468,7 +468,7 @@ int auth_verify(const struct auth *a, const char *token, size_t len, int64_t now
 	v = json_object_get(h, "alg");
 	if (!json_is_string(v) || strcmp(json_string_value(v), "HS256") ||
 	    json_string_length(v) != 5) {
-		rc = AUTH_EALG;
+		rc = TOKEN_EALG;
 		reason = "token algorithm must be HS256";
 		goto done;
 	}
@@ -479,7 +479,7 @@ int auth_verify(const struct auth *a, const char *token, size_t len, int64_t now
 		goto done;
 	}
 	if (json_object_get(h, "crit")) {
-		rc = AUTH_EALG;
+		rc = TOKEN_EALG;
 		reason = "critical header extensions are not supported";
 		goto done;
 	}
@@ -487,7 +487,7 @@ int auth_verify(const struct auth *a, const char *token, size_t len, int64_t now
 	/* signature over "header.payload", against each secret */
 	sl = b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig);
 	if (sl != HS256_LEN) {
-		rc = AUTH_ESIG;
+		rc = TOKEN_ESIG;
 		reason = "bad signature";
 		goto done;
 	}
@@ -502,7 +502,7 @@ int auth_verify(const struct auth *a, const char *token, size_t len, int64_t now
 	}
 	OPENSSL_cleanse(mac, sizeof(mac));
 	if (!ok) {
-		rc = AUTH_ESIG;
+		rc = TOKEN_ESIG;
 		reason = "bad signature";
 		goto done;
 	}
@@ -523,17 +523,17 @@ int auth_verify(const struct auth *a, const char *token, size_t len, int64_t now
 done:
 	json_decref(h);
 	json_decref(pl);
-	if (rc != AUTH_OK) {
-		auth_claims_clear(out);
+	if (rc != TOKEN_OK) {
+		token_claims_clear(out);
 		if (why)
-			*why = reason ? reason : auth_strerror(rc);
+			*why = reason ? reason : token_strerror(rc);
 	}
 	return rc;
 }
 
 /* ---------------------------------------------------------- private rooms */
 
-int auth_name_private_ok(const char *name, size_t len)
+int token_name_private_ok(const char *name, size_t len)
 {
 	if (len < 1 || len > PROTO_NAME_MAX_CHARS)
 		return 0;
@@ -567,7 +567,7 @@ static int private_ok(const char *user, const char *room, size_t n)
 	if (!user)
 		return 0;
 	ul = strlen(user);
-	if (!auth_name_private_ok(user, ul))
+	if (!token_name_private_ok(user, ul))
 		return 0;
 	if (n >= 4 && !memcmp(room, "@dm:", 4)) {
 		const char *x = room + 4, *colon = memchr(x, ':', n - 4);
@@ -576,7 +576,7 @@ static int private_ok(const char *user, const char *room, size_t n)
 		size_t xl = (size_t)(colon - x), yl = n - 4 - xl - 1;
 		const char *y = colon + 1;
 		/* both names valid (so neither holds ':'), in order, distinct */
-		if (!auth_name_private_ok(x, xl) || !auth_name_private_ok(y, yl) ||
+		if (!token_name_private_ok(x, xl) || !token_name_private_ok(y, yl) ||
 		    bytes_cmp(x, xl, y, yl) >= 0)
 			return 0;
 		return (xl == ul && !memcmp(x, user, ul)) || (yl == ul && !memcmp(y, user, ul));
@@ -587,7 +587,7 @@ static int private_ok(const char *user, const char *room, size_t n)
 	return ol == ul && !memcmp(room + 1, user, ul);
 }
 
-int auth_may_join(const struct auth_claims *c, const char *user,
+int token_may_join(const struct token_claims *c, const char *user,
 		  const char *room, size_t room_len)
 {
 	if (!private_ok(c ? c->sub : user, room, room_len))
@@ -597,17 +597,17 @@ int auth_may_join(const struct auth_claims *c, const char *user,
 	return 1;
 }
 
-int auth_may_publish(const struct auth_claims *c, const char *user,
+int token_may_publish(const struct token_claims *c, const char *user,
 		     const char *room, size_t room_len)
 {
-	if (!auth_may_join(c, user, room, room_len))
+	if (!token_may_join(c, user, room, room_len))
 		return 0;
 	if (c && c->has_rooms && !match_any(c->publish, c->npublish, room, room_len))
 		return 0;
 	return 1;
 }
 
-int auth_dm_room(const char *a, const char *b, char *out, size_t outlen)
+int token_dm_room(const char *a, const char *b, char *out, size_t outlen)
 {
 	size_t al, bl;
 	int r, n;
@@ -616,7 +616,7 @@ int auth_dm_room(const char *a, const char *b, char *out, size_t outlen)
 		return -1;
 	al = strlen(a);
 	bl = strlen(b);
-	if (!auth_name_private_ok(a, al) || !auth_name_private_ok(b, bl))
+	if (!token_name_private_ok(a, al) || !token_name_private_ok(b, bl))
 		return -1;
 	r = bytes_cmp(a, al, b, bl);
 	if (r == 0)

@@ -1,6 +1,6 @@
-/* test_auth.c - token verification, secret files and room access rules
- * (server/auth.c). Tokens are minted here with OpenSSL's HMAC, so the test
- * checks auth.c against an independent encoder. */
+/* test_token.c - token verification, secret files and room access rules
+ * (server/token.c). Tokens are minted here with OpenSSL's HMAC, so the test
+ * checks token.c against an independent encoder. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "auth.h"
+#include "token.h"
 
 #define NOW      1764158400      /* 2025-11-26 12:00:00 UTC */
 #define SECRET_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-current-secret"
@@ -48,12 +48,12 @@ static const char *write_file(const char *name, const char *content, size_t len)
 	return path;
 }
 
-static struct auth *load_str(const char *content)
+static struct token_keys *load_str(const char *content)
 {
-	struct auth *a = NULL;
+	struct token_keys *a = NULL;
 	char err[256];
 	const char *p = write_file("secret", content, strlen(content));
-	ck_assert_msg(auth_load(&a, p, err, sizeof(err)) == 0, "auth_load: %s", err);
+	ck_assert_msg(token_load(&a, p, err, sizeof(err)) == 0, "token_load: %s", err);
 	return a;
 }
 
@@ -97,25 +97,25 @@ static const char *mint(const char *secret, const char *hdr, const char *payload
 	return tok;
 }
 
-static int verify(const struct auth *a, const char *tok, struct auth_claims *c,
+static int verify(const struct token_keys *a, const char *tok, struct token_claims *c,
 		  const char **why)
 {
-	return auth_verify(a, tok, strlen(tok), NOW, c, why);
+	return token_verify(a, tok, strlen(tok), NOW, c, why);
 }
 
 /* verify() when only the code matters: the claims of an accepted token are cleared. */
-static int verify_rc(const struct auth *a, const char *tok)
+static int verify_rc(const struct token_keys *a, const char *tok)
 {
-	struct auth_claims c;
+	struct token_claims c;
 	const char *why = NULL;
 	int rc = verify(a, tok, &c, &why);
-	if (rc == AUTH_OK)
-		auth_claims_clear(&c);
+	if (rc == TOKEN_OK)
+		token_claims_clear(&c);
 	return rc;
 }
 
 /* Verifies a SECRET_A token (header HDR) for alice that expires at exp. */
-static int verify_exp(const struct auth *a, long exp, struct auth_claims *c, const char **why)
+static int verify_exp(const struct token_keys *a, long exp, struct token_claims *c, const char **why)
 {
 	char p[128];
 	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%ld}", exp);
@@ -123,130 +123,130 @@ static int verify_exp(const struct auth *a, long exp, struct auth_claims *c, con
 }
 
 /* Verifies a token minted with SECRET_A, header HDR, the given payload. */
-static int verify_payload(const char *payload, struct auth_claims *c, const char **why)
+static int verify_payload(const char *payload, struct token_claims *c, const char **why)
 {
-	struct auth *a = load_str(SECRET_A "\n");
+	struct token_keys *a = load_str(SECRET_A "\n");
 	int rc = verify(a, mint(SECRET_A, HDR, payload), c, why);
-	auth_free(&a);
+	token_free(&a);
 	return rc;
 }
 
 static int payload_rc(const char *payload)
 {
-	struct auth_claims c;
+	struct token_claims c;
 	const char *why = NULL;
 	int rc = verify_payload(payload, &c, &why);
 	if (rc == 0)
-		auth_claims_clear(&c);
+		token_claims_clear(&c);
 	else
 		ck_assert_ptr_nonnull(why);
 	return rc;
 }
 
-static int join(const struct auth_claims *c, const char *user, const char *room)
+static int join(const struct token_claims *c, const char *user, const char *room)
 {
-	return auth_may_join(c, user, room, strlen(room));
+	return token_may_join(c, user, room, strlen(room));
 }
 
-static int pub(const struct auth_claims *c, const char *user, const char *room)
+static int pub(const struct token_claims *c, const char *user, const char *room)
 {
-	return auth_may_publish(c, user, room, strlen(room));
+	return token_may_publish(c, user, room, strlen(room));
 }
 
 /* ------------------------------------------------------------- tokens */
 
 START_TEST(valid_token)
 {
-	struct auth_claims c;
+	struct token_claims c;
 	const char *why = NULL;
 
 	ck_assert_int_eq(verify_payload("{\"sub\":\"alice\",\"exp\":1764162000,"
-					"\"iat\":1764158400}", &c, &why), AUTH_OK);
+					"\"iat\":1764158400}", &c, &why), TOKEN_OK);
 	ck_assert_str_eq(c.sub, "alice");
 	ck_assert_int_eq(c.exp, 1764162000);
 	ck_assert_int_eq(c.iat, 1764158400);
 	ck_assert_int_eq(c.has_rooms, 0);
 	ck_assert(join(&c, "ignored", "lobby"));
 	ck_assert(pub(&c, "ignored", "lobby"));
-	auth_claims_clear(&c);
-	auth_claims_clear(&c);          /* twice is harmless */
+	token_claims_clear(&c);
+	token_claims_clear(&c);          /* twice is harmless */
 
 	/* typ is optional; unicode sub; fractional exp */
-	struct auth *a = load_str(SECRET_A);
+	struct token_keys *a = load_str(SECRET_A);
 	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"HS256\"}",
-		"{\"sub\":\"Zo\\u00eb \xf0\x9f\xa6\x8a\",\"exp\":1764162000.9}"), &c, &why), AUTH_OK);
+		"{\"sub\":\"Zo\\u00eb \xf0\x9f\xa6\x8a\",\"exp\":1764162000.9}"), &c, &why), TOKEN_OK);
 	ck_assert_str_eq(c.sub, "Zo\xc3\xab \xf0\x9f\xa6\x8a");
 	ck_assert_int_eq(c.exp, 1764162000);
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 	/* header with kid: extra header fields are ignored */
 	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"typ\":\"JWT\",\"kid\":\"k1\",\"alg\":\"HS256\"}",
-		"{\"sub\":\"bob\",\"exp\":1764162000}"), &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	auth_free(&a);
+		"{\"sub\":\"bob\",\"exp\":1764162000}"), &c, &why), TOKEN_OK);
+	token_claims_clear(&c);
+	token_free(&a);
 	ck_assert_ptr_null(a);
-	auth_free(&a);                  /* NULL is a no-op */
+	token_free(&a);                  /* NULL is a no-op */
 }
 END_TEST
 
 START_TEST(expiry_and_leeway)
 {
-	struct auth *a = load_str(SECRET_A);
-	struct auth_claims c;
+	struct token_keys *a = load_str(SECRET_A);
+	struct token_claims c;
 	const char *why = NULL;
 
 	/* expired long ago */
-	ck_assert_int_eq(verify_exp(a, NOW - 100, &c, &why), AUTH_EEXPIRED);
+	ck_assert_int_eq(verify_exp(a, NOW - 100, &c, &why), TOKEN_EEXPIRED);
 	ck_assert_str_eq(why, "token expired");
 	ck_assert_str_eq(c.sub, "");    /* out is left empty */
 	/* 10 s ago: inside the 30 s default leeway */
-	ck_assert_int_eq(verify_exp(a, NOW - 10, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
+	ck_assert_int_eq(verify_exp(a, NOW - 10, &c, &why), TOKEN_OK);
+	token_claims_clear(&c);
 	/* exactly at the edge: now == exp + leeway is expired */
-	ck_assert_int_eq(verify_exp(a, NOW - 30, &c, &why), AUTH_EEXPIRED);
-	ck_assert_int_eq(verify_exp(a, NOW - 29, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
+	ck_assert_int_eq(verify_exp(a, NOW - 30, &c, &why), TOKEN_EEXPIRED);
+	ck_assert_int_eq(verify_exp(a, NOW - 29, &c, &why), TOKEN_OK);
+	token_claims_clear(&c);
 	/* leeway 0 */
-	auth_set_leeway(a, 0);
-	ck_assert_int_eq(verify_exp(a, NOW - 10, &c, &why), AUTH_EEXPIRED);
-	ck_assert_int_eq(verify_exp(a, NOW, &c, &why), AUTH_EEXPIRED);
-	ck_assert_int_eq(verify_exp(a, NOW + 1, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	auth_free(&a);
+	token_set_leeway(a, 0);
+	ck_assert_int_eq(verify_exp(a, NOW - 10, &c, &why), TOKEN_EEXPIRED);
+	ck_assert_int_eq(verify_exp(a, NOW, &c, &why), TOKEN_EEXPIRED);
+	ck_assert_int_eq(verify_exp(a, NOW + 1, &c, &why), TOKEN_OK);
+	token_claims_clear(&c);
+	token_free(&a);
 }
 END_TEST
 
 START_TEST(not_yet_valid)
 {
-	struct auth *a = load_str(SECRET_A);
-	struct auth_claims c;
+	struct token_keys *a = load_str(SECRET_A);
+	struct token_claims c;
 	const char *why = NULL;
 	char p[128];
 
 	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d,\"nbf\":%d}", NOW + 3600, NOW + 100);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_ENOTYET);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), TOKEN_ENOTYET);
 	ck_assert_str_eq(why, "token not yet valid");
 	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d,\"nbf\":%d}", NOW + 3600, NOW + 30);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_OK);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), TOKEN_OK);
 	ck_assert_int_eq(c.nbf, NOW + 30);
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 	/* a fractional nbf rounds up: NOW + 30.2 is NOW + 31 > now + leeway */
 	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d,\"nbf\":%d.2}", NOW + 3600, NOW + 30);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_ENOTYET);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), TOKEN_ENOTYET);
 	snprintf(p, sizeof(p), "{\"sub\":\"alice\",\"exp\":%d,\"nbf\":\"soon\"}", NOW + 3600);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), AUTH_ECLAIMS);
-	auth_free(&a);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, p), &c, &why), TOKEN_ECLAIMS);
+	token_free(&a);
 }
 END_TEST
 
 START_TEST(wrong_signature)
 {
-	struct auth *a = load_str(SECRET_A);
-	struct auth_claims c;
+	struct token_keys *a = load_str(SECRET_A);
+	struct token_claims c;
 	const char *why = NULL;
 	const char *p = "{\"sub\":\"alice\",\"exp\":1764162000}";
 	char tok[1024];
 
-	ck_assert_int_eq(verify(a, mint(SECRET_C, HDR, p), &c, &why), AUTH_ESIG);
+	ck_assert_int_eq(verify(a, mint(SECRET_C, HDR, p), &c, &why), TOKEN_ESIG);
 	ck_assert_str_eq(why, "bad signature");
 
 	/* a payload swapped under a valid signature */
@@ -261,38 +261,38 @@ START_TEST(wrong_signature)
 	b64url((const unsigned char *)"{\"sub\":\"admin\",\"exp\":1764162000}",
 	       strlen("{\"sub\":\"admin\",\"exp\":1764162000}"), forged);
 	strcat(forged, sig);
-	ck_assert_int_eq(verify(a, forged, &c, &why), AUTH_ESIG);
+	ck_assert_int_eq(verify(a, forged, &c, &why), TOKEN_ESIG);
 
 	/* a truncated signature, an empty one, a longer one */
 	strcpy(tok, mint(SECRET_A, HDR, p));
 	tok[strlen(tok) - 3] = '\0';
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_ESIG);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_ESIG);
 	strcpy(tok, mint(SECRET_A, HDR, p));
 	strrchr(tok, '.')[1] = '\0';
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_ESIG);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_ESIG);
 	strcpy(tok, mint(SECRET_A, HDR, p));
 	strcat(tok, "AAAA");
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_ESIG);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_ESIG);
 
 	/* the last signature character has 2 unused bits: a non-canonical
 	 * spelling of the same bytes is refused */
 	strcpy(tok, mint(SECRET_A, HDR, p));
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_OK);
+	token_claims_clear(&c);
 	size_t n = strlen(tok);
 	static const char tab[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	int v = (int)(strchr(tab, tok[n - 1]) - tab);
 	tok[n - 1] = tab[v | 1];
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_ESIG);
-	auth_free(&a);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_ESIG);
+	token_free(&a);
 }
 END_TEST
 
 START_TEST(algorithms_refused)
 {
-	struct auth *a = load_str(SECRET_A);
-	struct auth_claims c;
+	struct token_keys *a = load_str(SECRET_A);
+	struct token_claims c;
 	const char *why = NULL;
 	const char *p = "{\"sub\":\"alice\",\"exp\":1764162000}";
 	char tok[1024] = "";
@@ -302,106 +302,106 @@ START_TEST(algorithms_refused)
 	strcat(tok, ".");
 	b64url((const unsigned char *)p, strlen(p), tok);
 	strcat(tok, ".");
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_EALG);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_EALG);
 	ck_assert_str_eq(why, "token algorithm must be HS256");
 	/* alg none with a valid HS256 signature over it: still refused */
-	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"none\"}", p), &c, &why), AUTH_EALG);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"none\"}", p), &c, &why), TOKEN_EALG);
 	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"HS512\",\"typ\":\"JWT\"}", p), &c, &why),
-			 AUTH_EALG);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"RS256\"}", p), &c, &why), AUTH_EALG);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"hs256\"}", p), &c, &why), AUTH_EALG);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"typ\":\"JWT\"}", p), &c, &why), AUTH_EALG);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":null}", p), &c, &why), AUTH_EALG);
+			 TOKEN_EALG);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"RS256\"}", p), &c, &why), TOKEN_EALG);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"hs256\"}", p), &c, &why), TOKEN_EALG);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"typ\":\"JWT\"}", p), &c, &why), TOKEN_EALG);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":null}", p), &c, &why), TOKEN_EALG);
 	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"HS256\\u0000\"}", p), &c, &why),
-			 AUTH_EMALFORMED);      /* jansson refuses NUL in strings */
+			 TOKEN_EMALFORMED);      /* jansson refuses NUL in strings */
 	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"HS256\",\"crit\":[\"b64\"]}", p),
-				&c, &why), AUTH_EALG);
+				&c, &why), TOKEN_EALG);
 	/* duplicate alg: refused, not "last one wins" */
 	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"none\",\"alg\":\"HS256\"}", p),
-				&c, &why), AUTH_EMALFORMED);
+				&c, &why), TOKEN_EMALFORMED);
 	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"HS256\",\"typ\":\"JWE\"}", p),
-				&c, &why), AUTH_EMALFORMED);
+				&c, &why), TOKEN_EMALFORMED);
 	ck_assert_int_eq(verify(a, mint(SECRET_A, "{\"alg\":\"HS256\",\"typ\":\"jwt\"}", p),
-				&c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	auth_free(&a);
+				&c, &why), TOKEN_OK);
+	token_claims_clear(&c);
+	token_free(&a);
 }
 END_TEST
 
 START_TEST(claims_required)
 {
-	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\"}"), AUTH_ECLAIMS);
-	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\",\"exp\":\"1764162000\"}"), AUTH_ECLAIMS);
-	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\",\"exp\":null}"), AUTH_ECLAIMS);
-	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\",\"exp\":1e300}"), AUTH_ECLAIMS);
+	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\"}"), TOKEN_ECLAIMS);
+	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\",\"exp\":\"1764162000\"}"), TOKEN_ECLAIMS);
+	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\",\"exp\":null}"), TOKEN_ECLAIMS);
+	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\",\"exp\":1e300}"), TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"alice\",\"exp\":1764162000,\"iat\":true}"),
-			 AUTH_ECLAIMS);
-	ck_assert_int_eq(payload_rc("{\"exp\":1764162000}"), AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
+	ck_assert_int_eq(payload_rc("{\"exp\":1764162000}"), TOKEN_ECLAIMS);
 	/* bad sub: empty, 33 characters, a control character, not a string */
-	ck_assert_int_eq(payload_rc("{\"sub\":\"\",\"exp\":1764162000}"), AUTH_ECLAIMS);
+	ck_assert_int_eq(payload_rc("{\"sub\":\"\",\"exp\":1764162000}"), TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"abcdefghijabcdefghijabcdefghijabc\","
-				    "\"exp\":1764162000}"), AUTH_ECLAIMS);
+				    "\"exp\":1764162000}"), TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"abcdefghijabcdefghijabcdefghijab\","
-				    "\"exp\":1764162000}"), AUTH_OK);
-	ck_assert_int_eq(payload_rc("{\"sub\":\"al\\u0001ice\",\"exp\":1764162000}"), AUTH_ECLAIMS);
-	ck_assert_int_eq(payload_rc("{\"sub\":\"al\\u0085ice\",\"exp\":1764162000}"), AUTH_ECLAIMS);
-	ck_assert_int_eq(payload_rc("{\"sub\":42,\"exp\":1764162000}"), AUTH_ECLAIMS);
+				    "\"exp\":1764162000}"), TOKEN_OK);
+	ck_assert_int_eq(payload_rc("{\"sub\":\"al\\u0001ice\",\"exp\":1764162000}"), TOKEN_ECLAIMS);
+	ck_assert_int_eq(payload_rc("{\"sub\":\"al\\u0085ice\",\"exp\":1764162000}"), TOKEN_ECLAIMS);
+	ck_assert_int_eq(payload_rc("{\"sub\":42,\"exp\":1764162000}"), TOKEN_ECLAIMS);
 	/* 32 four-byte characters: 128 bytes, the most sub can hold */
 	char p[512] = "{\"sub\":\"";
 	for (int i = 0; i < 32; i++)
 		strcat(p, "\xf0\x9f\xa6\x8a");
 	strcat(p, "\",\"exp\":1764162000}");
-	struct auth_claims c;
+	struct token_claims c;
 	const char *why;
-	ck_assert_int_eq(verify_payload(p, &c, &why), AUTH_OK);
+	ck_assert_int_eq(verify_payload(p, &c, &why), TOKEN_OK);
 	ck_assert_uint_eq(strlen(c.sub), 128);
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 	/* shape errors beat expiry: an expired token without sub says "no sub" */
-	ck_assert_int_eq(verify_payload("{\"exp\":1}", &c, &why), AUTH_ECLAIMS);
+	ck_assert_int_eq(verify_payload("{\"exp\":1}", &c, &why), TOKEN_ECLAIMS);
 	ck_assert_str_eq(why, "token has no sub");
 }
 END_TEST
 
 START_TEST(malformed)
 {
-	struct auth *a = load_str(SECRET_A);
-	struct auth_claims c;
+	struct token_keys *a = load_str(SECRET_A);
+	struct token_claims c;
 	const char *why = NULL;
 	const char *p = "{\"sub\":\"alice\",\"exp\":1764162000}";
 	char tok[8192];
 
-	ck_assert_int_eq(auth_verify(a, "", 0, NOW, &c, &why), AUTH_EMALFORMED);
-	ck_assert_int_eq(auth_verify(a, NULL, 0, NOW, &c, &why), AUTH_EMALFORMED);
+	ck_assert_int_eq(token_verify(a, "", 0, NOW, &c, &why), TOKEN_EMALFORMED);
+	ck_assert_int_eq(token_verify(a, NULL, 0, NOW, &c, &why), TOKEN_EMALFORMED);
 	/* two segments, four segments */
 	strcpy(tok, mint(SECRET_A, HDR, p));
 	*strrchr(tok, '.') = '\0';
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_EMALFORMED);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_EMALFORMED);
 	ck_assert_str_eq(why, "a token has three dot-separated parts");
 	strcpy(tok, mint(SECRET_A, HDR, p));
 	strcat(tok, ".AAAA");
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_EMALFORMED);
-	ck_assert_int_eq(verify(a, "..", &c, &why), AUTH_EMALFORMED);
-	ck_assert_int_eq(verify(a, "abc", &c, &why), AUTH_EMALFORMED);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_EMALFORMED);
+	ck_assert_int_eq(verify(a, "..", &c, &why), TOKEN_EMALFORMED);
+	ck_assert_int_eq(verify(a, "abc", &c, &why), TOKEN_EMALFORMED);
 	/* bad base64: a foreign character, padding, standard-alphabet chars */
 	strcpy(tok, mint(SECRET_A, HDR, p));
 	tok[3] = '!';
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_EMALFORMED);
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_EMALFORMED);
 	strcpy(tok, "eyJhbGciOiJIUzI1NiJ9=");
 	strcat(tok, strchr(mint(SECRET_A, "{\"alg\":\"HS256\"}", p), '.'));
-	ck_assert_int_eq(verify(a, tok, &c, &why), AUTH_EMALFORMED);
-	ck_assert_int_eq(verify(a, "eyJhbGciOiJIUzI1NiJ9+/.e30.AAAA", &c, &why), AUTH_EMALFORMED);
-	ck_assert_int_eq(verify(a, "e.e30.AAAA", &c, &why), AUTH_EMALFORMED);  /* 1 mod 4 */
+	ck_assert_int_eq(verify(a, tok, &c, &why), TOKEN_EMALFORMED);
+	ck_assert_int_eq(verify(a, "eyJhbGciOiJIUzI1NiJ9+/.e30.AAAA", &c, &why), TOKEN_EMALFORMED);
+	ck_assert_int_eq(verify(a, "e.e30.AAAA", &c, &why), TOKEN_EMALFORMED);  /* 1 mod 4 */
 	/* header not JSON, an array, JSON with trailing junk */
-	ck_assert_int_eq(verify(a, mint(SECRET_A, "not json", p), &c, &why), AUTH_EMALFORMED);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, "not json", p), &c, &why), TOKEN_EMALFORMED);
 	ck_assert_str_eq(why, "header is not a JSON object");
-	ck_assert_int_eq(verify(a, mint(SECRET_A, "[\"HS256\"]", p), &c, &why), AUTH_EMALFORMED);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR "x", p), &c, &why), AUTH_EMALFORMED);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, "[\"HS256\"]", p), &c, &why), TOKEN_EMALFORMED);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR "x", p), &c, &why), TOKEN_EMALFORMED);
 	/* signed payload that is not JSON, an array, an empty segment, dups */
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, "nope"), &c, &why), AUTH_EMALFORMED);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, "[1]"), &c, &why), AUTH_EMALFORMED);
-	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, ""), &c, &why), AUTH_EMALFORMED);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, "nope"), &c, &why), TOKEN_EMALFORMED);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, "[1]"), &c, &why), TOKEN_EMALFORMED);
+	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, ""), &c, &why), TOKEN_EMALFORMED);
 	ck_assert_int_eq(verify(a, mint(SECRET_A, HDR, "{\"sub\":\"bob\",\"sub\":\"alice\","
-					"\"exp\":1764162000}"), &c, &why), AUTH_EMALFORMED);
+					"\"exp\":1764162000}"), &c, &why), TOKEN_EMALFORMED);
 	/* huge token: refused before any work, even if validly signed */
 	char big[4000];
 	memset(big, 'x', sizeof(big) - 1);
@@ -409,24 +409,24 @@ START_TEST(malformed)
 	char payload[4200];
 	snprintf(payload, sizeof(payload), "{\"sub\":\"alice\",\"exp\":1764162000,\"pad\":\"%s\"}", big);
 	const char *t = mint(SECRET_A, HDR, payload);
-	ck_assert_uint_gt(strlen(t), AUTH_TOKEN_MAX);
-	ck_assert_int_eq(verify(a, t, &c, &why), AUTH_EMALFORMED);
+	ck_assert_uint_gt(strlen(t), TOKEN_TOKEN_MAX);
+	ck_assert_int_eq(verify(a, t, &c, &why), TOKEN_EMALFORMED);
 	ck_assert_str_eq(why, "token too long");
 	/* just under the limit is fine */
 	snprintf(payload, sizeof(payload), "{\"sub\":\"alice\",\"exp\":1764162000,\"pad\":\"%.2900s\"}", big);
 	t = mint(SECRET_A, HDR, payload);
-	ck_assert_uint_le(strlen(t), AUTH_TOKEN_MAX);
-	ck_assert_int_eq(verify(a, t, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
+	ck_assert_uint_le(strlen(t), TOKEN_TOKEN_MAX);
+	ck_assert_int_eq(verify(a, t, &c, &why), TOKEN_OK);
+	token_claims_clear(&c);
 	/* length is honoured: bytes after len are not read */
 	strcpy(tok, mint(SECRET_A, HDR, p));
 	size_t n = strlen(tok);
 	strcat(tok, "garbage");
-	ck_assert_int_eq(auth_verify(a, tok, n, NOW, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
+	ck_assert_int_eq(token_verify(a, tok, n, NOW, &c, &why), TOKEN_OK);
+	token_claims_clear(&c);
 	/* why may be NULL */
-	ck_assert_int_eq(auth_verify(a, "x", 1, NOW, &c, NULL), AUTH_EMALFORMED);
-	auth_free(&a);
+	ck_assert_int_eq(token_verify(a, "x", 1, NOW, &c, NULL), TOKEN_EMALFORMED);
+	token_free(&a);
 }
 END_TEST
 
@@ -434,8 +434,8 @@ END_TEST
  * crashes (run it under ASan). Bounded: token length x 4 changes. */
 START_TEST(mutations_refused)
 {
-	struct auth *a = load_str(SECRET_A);
-	struct auth_claims c;
+	struct token_keys *a = load_str(SECRET_A);
+	struct token_claims c;
 	const char *why;
 	char tok[1024];
 	static const char repl[] = { 'A', '_', '.', '=' };
@@ -449,16 +449,16 @@ START_TEST(mutations_refused)
 			if (save == repl[k])
 				continue;
 			tok[i] = repl[k];
-			ck_assert_msg(auth_verify(a, tok, n, NOW, &c, &why) != AUTH_OK,
+			ck_assert_msg(token_verify(a, tok, n, NOW, &c, &why) != TOKEN_OK,
 				      "byte %zu -> %c accepted", i, repl[k]);
 			tok[i] = save;
 		}
 	/* every truncation is refused too */
 	for (size_t l = 0; l < n; l++)
-		ck_assert(auth_verify(a, tok, l, NOW, &c, &why) != AUTH_OK);
-	ck_assert_int_eq(auth_verify(a, tok, n, NOW, &c, &why), AUTH_OK);
-	auth_claims_clear(&c);
-	auth_free(&a);
+		ck_assert(token_verify(a, tok, l, NOW, &c, &why) != TOKEN_OK);
+	ck_assert_int_eq(token_verify(a, tok, n, NOW, &c, &why), TOKEN_OK);
+	token_claims_clear(&c);
+	token_free(&a);
 }
 END_TEST
 
@@ -466,12 +466,12 @@ END_TEST
 
 START_TEST(room_patterns)
 {
-	struct auth_claims c;
+	struct token_claims c;
 	const char *why;
 
 	ck_assert_int_eq(verify_payload("{\"sub\":\"alice\",\"exp\":1764162000,\"rooms\":"
 		"{\"join\":[\"lobby\",\"team-42:*\",\"@dm:*\",\"@alice*\"],"
-		"\"publish\":[\"lobby\",\"team-42:general\",\"@*\"]}}", &c, &why), AUTH_OK);
+		"\"publish\":[\"lobby\",\"team-42:general\",\"@*\"]}}", &c, &why), TOKEN_OK);
 	ck_assert_int_eq(c.has_rooms, 1);
 	ck_assert_uint_eq(c.njoin, 4);
 	ck_assert_uint_eq(c.npublish, 3);
@@ -503,62 +503,62 @@ START_TEST(room_patterns)
 	/* with claims the user is sub, whatever the caller passes */
 	ck_assert(join(&c, "bob", "@alice"));
 	ck_assert(!join(&c, "bob", "@bob"));
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 
 	/* rooms with no lists: nothing; "*": everything public */
 	ck_assert_int_eq(verify_payload("{\"sub\":\"alice\",\"exp\":1764162000,\"rooms\":{}}",
-					&c, &why), AUTH_OK);
+					&c, &why), TOKEN_OK);
 	ck_assert(!join(&c, NULL, "lobby"));
 	ck_assert(!join(&c, NULL, "@alice"));
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 	ck_assert_int_eq(verify_payload("{\"sub\":\"alice\",\"exp\":1764162000,\"rooms\":"
-					"{\"join\":[\"*\"],\"publish\":[]}}", &c, &why), AUTH_OK);
+					"{\"join\":[\"*\"],\"publish\":[]}}", &c, &why), TOKEN_OK);
 	ck_assert(join(&c, NULL, "anything"));
 	ck_assert(join(&c, NULL, "@alice"));
 	ck_assert(!join(&c, NULL, "@bob"));
 	ck_assert(!pub(&c, NULL, "anything"));
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 	ck_assert_int_eq(verify_payload("{\"sub\":\"alice\",\"exp\":1764162000,\"rooms\":"
-					"{\"join\":[\"lobby\"]}}", &c, &why), AUTH_OK);
+					"{\"join\":[\"lobby\"]}}", &c, &why), TOKEN_OK);
 	ck_assert(join(&c, NULL, "lobby"));
 	ck_assert(!pub(&c, NULL, "lobby"));           /* read-only */
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 	/* unknown keys inside rooms are ignored (they grant nothing) */
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"joins\":[\"x\"]}}"),
-			 AUTH_OK);
+			 TOKEN_OK);
 
 	/* invalid claims */
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":[\"lobby\"]}"),
-			 AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":\"lobby\"}}"),
-			 AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[1]}}"),
-			 AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[\"\"]}}"),
-			 AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[\"a*b\"]}}"),
-			 AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[\"a**\"]}}"),
-			 AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[\"a b\"]}}"),
-			 AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
 	ck_assert_int_eq(payload_rc("{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"publish\":[\"a/b\"]}}"),
-			 AUTH_ECLAIMS);
+			 TOKEN_ECLAIMS);
 
 	/* bounds: 128-byte pattern ok, 129 not; 256 patterns ok, 257 not */
 	char p[4096], x[200];
 	memset(x, 'r', 128);
 	x[128] = '\0';
 	snprintf(p, sizeof(p), "{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[\"%s\"]}}", x);
-	ck_assert_int_eq(payload_rc(p), AUTH_OK);
+	ck_assert_int_eq(payload_rc(p), TOKEN_OK);
 	x[127] = '*';
-	ck_assert_int_eq(payload_rc(p), AUTH_OK);
+	ck_assert_int_eq(payload_rc(p), TOKEN_OK);
 	snprintf(p, sizeof(p), "{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[\"%s\"]}}", x);
-	ck_assert_int_eq(payload_rc(p), AUTH_OK);
+	ck_assert_int_eq(payload_rc(p), TOKEN_OK);
 	x[128] = 'r';
 	x[129] = '\0';
 	snprintf(p, sizeof(p), "{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[\"%s\"]}}", x);
-	ck_assert_int_eq(payload_rc(p), AUTH_ECLAIMS);
+	ck_assert_int_eq(payload_rc(p), TOKEN_ECLAIMS);
 
 	for (int total = 256; total <= 257; total++) {
 		strcpy(p, "{\"sub\":\"a\",\"exp\":1764162000,\"rooms\":{\"join\":[");
@@ -568,7 +568,7 @@ START_TEST(room_patterns)
 		for (int i = 0; i < total - 200; i++)
 			strcat(p, i ? ",\"r\"" : "\"r\"");
 		strcat(p, "]}}");
-		ck_assert_int_eq(payload_rc(p), (total == 256 ? AUTH_OK : AUTH_ECLAIMS));
+		ck_assert_int_eq(payload_rc(p), (total == 256 ? TOKEN_OK : TOKEN_ECLAIMS));
 	}
 }
 END_TEST
@@ -598,16 +598,16 @@ START_TEST(private_rooms)
 	ck_assert(!join(NULL, "dm", "@dm:x"));
 	ck_assert(!join(NULL, "alice", "@@alice"));
 	/* names that cannot own private rooms */
-	ck_assert(!auth_name_private_ok("dm", 2));
-	ck_assert(!auth_name_private_ok("a:b", 3));
-	ck_assert(!auth_name_private_ok("a@b", 3));
-	ck_assert(!auth_name_private_ok("Zo\xc3\xab", 4));
-	ck_assert(!auth_name_private_ok("bob smith", 9));
-	ck_assert(!auth_name_private_ok("", 0));
-	ck_assert(auth_name_private_ok("A.b_c-9", 7));
-	ck_assert(auth_name_private_ok("dmx", 3));
-	ck_assert(auth_name_private_ok("abcdefghijabcdefghijabcdefghijab", 32));
-	ck_assert(!auth_name_private_ok("abcdefghijabcdefghijabcdefghijabc", 33));
+	ck_assert(!token_name_private_ok("dm", 2));
+	ck_assert(!token_name_private_ok("a:b", 3));
+	ck_assert(!token_name_private_ok("a@b", 3));
+	ck_assert(!token_name_private_ok("Zo\xc3\xab", 4));
+	ck_assert(!token_name_private_ok("bob smith", 9));
+	ck_assert(!token_name_private_ok("", 0));
+	ck_assert(token_name_private_ok("A.b_c-9", 7));
+	ck_assert(token_name_private_ok("dmx", 3));
+	ck_assert(token_name_private_ok("abcdefghijabcdefghijabcdefghijab", 32));
+	ck_assert(!token_name_private_ok("abcdefghijabcdefghijabcdefghijabc", 33));
 	/* "a:b" would own "@a:b"... but "@a:b" is a's room, not a:b's */
 	ck_assert(!join(NULL, "a:b", "@a:b"));
 	ck_assert(join(NULL, "a", "@a:b"));
@@ -616,8 +616,8 @@ START_TEST(private_rooms)
 	ck_assert(join(NULL, "Zo\xc3\xab", "lobby"));
 	ck_assert(!join(NULL, "Zo\xc3\xab", "@Zo"));
 	/* the room length given is honoured */
-	ck_assert(auth_may_join(NULL, "bob", "@alice", 0) == 1);  /* empty: not reserved */
-	ck_assert(auth_may_join(NULL, "alice", "@alicex", 6) == 1);
+	ck_assert(token_may_join(NULL, "bob", "@alice", 0) == 1);  /* empty: not reserved */
+	ck_assert(token_may_join(NULL, "alice", "@alicex", 6) == 1);
 }
 END_TEST
 
@@ -625,32 +625,32 @@ START_TEST(dm_rooms)
 {
 	char room[80];
 
-	ck_assert_int_eq(auth_dm_room("bob", "alice", room, sizeof(room)), 13);
+	ck_assert_int_eq(token_dm_room("bob", "alice", room, sizeof(room)), 13);
 	ck_assert_str_eq(room, "@dm:alice:bob");
-	ck_assert_int_eq(auth_dm_room("alice", "bob", room, sizeof(room)), 13);
+	ck_assert_int_eq(token_dm_room("alice", "bob", room, sizeof(room)), 13);
 	ck_assert_str_eq(room, "@dm:alice:bob");
 	/* bytewise: uppercase sorts before lowercase, shorter prefix first */
-	ck_assert_int_eq(auth_dm_room("bob", "Zed", room, sizeof(room)), 11);
+	ck_assert_int_eq(token_dm_room("bob", "Zed", room, sizeof(room)), 11);
 	ck_assert_str_eq(room, "@dm:Zed:bob");
-	ck_assert_int_eq(auth_dm_room("ann", "an", room, sizeof(room)), 10);
+	ck_assert_int_eq(token_dm_room("ann", "an", room, sizeof(room)), 10);
 	ck_assert_str_eq(room, "@dm:an:ann");
 	/* refused: same user, names that cannot DM, buffer too small */
-	ck_assert_int_eq(auth_dm_room("alice", "alice", room, sizeof(room)), -1);
-	ck_assert_int_eq(auth_dm_room("alice", "Zo\xc3\xab", room, sizeof(room)), -1);
-	ck_assert_int_eq(auth_dm_room("alice", "a:b", room, sizeof(room)), -1);
-	ck_assert_int_eq(auth_dm_room("alice", "dm", room, sizeof(room)), -1);
-	ck_assert_int_eq(auth_dm_room("alice", "", room, sizeof(room)), -1);
-	ck_assert_int_eq(auth_dm_room("alice", NULL, room, sizeof(room)), -1);
-	ck_assert_int_eq(auth_dm_room("alice", "bob", room, 13), -1);
-	ck_assert_int_eq(auth_dm_room("alice", "bob", room, 14), 13);
+	ck_assert_int_eq(token_dm_room("alice", "alice", room, sizeof(room)), -1);
+	ck_assert_int_eq(token_dm_room("alice", "Zo\xc3\xab", room, sizeof(room)), -1);
+	ck_assert_int_eq(token_dm_room("alice", "a:b", room, sizeof(room)), -1);
+	ck_assert_int_eq(token_dm_room("alice", "dm", room, sizeof(room)), -1);
+	ck_assert_int_eq(token_dm_room("alice", "", room, sizeof(room)), -1);
+	ck_assert_int_eq(token_dm_room("alice", NULL, room, sizeof(room)), -1);
+	ck_assert_int_eq(token_dm_room("alice", "bob", room, 13), -1);
+	ck_assert_int_eq(token_dm_room("alice", "bob", room, 14), 13);
 	/* the longest DM room fits in 72 bytes and is a valid room name */
 	char a[33], b[33];
 	memset(a, 'a', 32); a[32] = '\0';
 	memset(b, 'b', 32); b[32] = '\0';
-	ck_assert_int_eq(auth_dm_room(a, b, room, 72), 69);
+	ck_assert_int_eq(token_dm_room(a, b, room, 72), 69);
 
 	/* who may join */
-	auth_dm_room("alice", "bob", room, sizeof(room));
+	token_dm_room("alice", "bob", room, sizeof(room));
 	ck_assert(join(NULL, "alice", room));
 	ck_assert(join(NULL, "bob", room));
 	ck_assert(pub(NULL, "bob", room));
@@ -671,12 +671,12 @@ START_TEST(dm_rooms)
 	ck_assert(!join(NULL, "alice", "@dm:alice:dm"));
 
 	/* with claims: sub decides */
-	struct auth_claims c;
+	struct token_claims c;
 	const char *why;
-	ck_assert_int_eq(verify_payload("{\"sub\":\"carol\",\"exp\":1764162000}", &c, &why), AUTH_OK);
+	ck_assert_int_eq(verify_payload("{\"sub\":\"carol\",\"exp\":1764162000}", &c, &why), TOKEN_OK);
 	ck_assert(!join(&c, "alice", "@dm:alice:bob"));
 	ck_assert(join(&c, "alice", "@dm:bob:carol"));
-	auth_claims_clear(&c);
+	token_claims_clear(&c);
 }
 END_TEST
 
@@ -684,7 +684,7 @@ END_TEST
 
 START_TEST(rotation)
 {
-	struct auth *a = NULL;
+	struct token_keys *a = NULL;
 	const char *p = "{\"sub\":\"alice\",\"exp\":1764162000}";
 	char tok_a[1024], tok_b[1024], tok_c[1024];
 
@@ -694,38 +694,38 @@ START_TEST(rotation)
 
 	/* before: only B */
 	a = load_str(SECRET_B "\n");
-	ck_assert_int_eq(auth_secret_count(a), 1);
-	ck_assert_int_eq(verify_rc(a, tok_b), AUTH_OK);
-	ck_assert_int_eq(verify_rc(a, tok_a), AUTH_ESIG);
-	auth_free(&a);
+	ck_assert_int_eq(token_secret_count(a), 1);
+	ck_assert_int_eq(verify_rc(a, tok_b), TOKEN_OK);
+	ck_assert_int_eq(verify_rc(a, tok_a), TOKEN_ESIG);
+	token_free(&a);
 	/* during: A current, B previous; both verify, C does not */
 	a = load_str(SECRET_A "\n" SECRET_B "\n");
-	ck_assert_int_eq(auth_secret_count(a), 2);
-	ck_assert_int_eq(verify_rc(a, tok_a), AUTH_OK);
-	ck_assert_int_eq(verify_rc(a, tok_b), AUTH_OK);
-	ck_assert_int_eq(verify_rc(a, tok_c), AUTH_ESIG);
-	auth_free(&a);
+	ck_assert_int_eq(token_secret_count(a), 2);
+	ck_assert_int_eq(verify_rc(a, tok_a), TOKEN_OK);
+	ck_assert_int_eq(verify_rc(a, tok_b), TOKEN_OK);
+	ck_assert_int_eq(verify_rc(a, tok_c), TOKEN_ESIG);
+	token_free(&a);
 	/* CRLF line ends work as well, no final newline too */
 	a = load_str(SECRET_A "\r\n" SECRET_B);
-	ck_assert_int_eq(verify_rc(a, tok_a), AUTH_OK);
-	ck_assert_int_eq(verify_rc(a, tok_b), AUTH_OK);
-	auth_free(&a);
+	ck_assert_int_eq(verify_rc(a, tok_a), TOKEN_OK);
+	ck_assert_int_eq(verify_rc(a, tok_b), TOKEN_OK);
+	token_free(&a);
 	/* after: only A */
 	a = load_str(SECRET_A "\n");
-	ck_assert_int_eq(verify_rc(a, tok_a), AUTH_OK);
-	ck_assert_int_eq(verify_rc(a, tok_b), AUTH_ESIG);
-	auth_free(&a);
+	ck_assert_int_eq(verify_rc(a, tok_a), TOKEN_OK);
+	ck_assert_int_eq(verify_rc(a, tok_b), TOKEN_ESIG);
+	token_free(&a);
 }
 END_TEST
 
 static int load_rc(const char *content, size_t len, char *err, size_t errlen)
 {
-	struct auth *a = (struct auth *)&a;     /* must stay untouched on failure */
-	struct auth *before = a;
+	struct token_keys *a = (struct token_keys *)&a;     /* must stay untouched on failure */
+	struct token_keys *before = a;
 	const char *path = write_file("s", content, len);
-	int rc = auth_load(&a, path, err, errlen);
+	int rc = token_load(&a, path, err, errlen);
 	if (rc == 0)
-		auth_free(&a);
+		token_free(&a);
 	else
 		ck_assert_ptr_eq(a, before);
 	return rc;
@@ -761,12 +761,12 @@ START_TEST(secret_file_rules)
 	memset(s, 'k', sizeof(s));
 	ck_assert_int_eq(load_rc(s, sizeof(s), err, sizeof(err)), -1);
 	/* missing file, a directory */
-	struct auth *a = NULL;
+	struct token_keys *a = NULL;
 	char path[128];
 	snprintf(path, sizeof(path), "%s/nope", tmpdir);
-	ck_assert_int_eq(auth_load(&a, path, err, sizeof(err)), -1);
+	ck_assert_int_eq(token_load(&a, path, err, sizeof(err)), -1);
 	ck_assert_msg(strstr(err, "No such file"), "message: %s", err);
-	ck_assert_int_eq(auth_load(&a, tmpdir, err, sizeof(err)), -1);
+	ck_assert_int_eq(token_load(&a, tmpdir, err, sizeof(err)), -1);
 	ck_assert_ptr_null(a);
 	/* a short err buffer is still NUL-ended */
 	ck_assert_int_eq(load_rc("short", 5, err, 8), -1);
@@ -776,19 +776,19 @@ END_TEST
 
 START_TEST(error_table)
 {
-	ck_assert_str_eq(auth_err_name(AUTH_OK), "ok");
-	ck_assert_str_eq(auth_err_name(AUTH_EEXPIRED), "expired");
-	ck_assert_str_eq(auth_err_name(AUTH_ESIG), "bad_signature");
-	ck_assert_str_eq(auth_strerror(AUTH_EALG), "unsupported token algorithm");
-	ck_assert_str_eq(auth_err_name(-99), "unknown");
-	for (int e = -1; e >= AUTH_ECLAIMS; e--)
-		ck_assert_str_ne(auth_err_name(e), "unknown");
+	ck_assert_str_eq(token_err_name(TOKEN_OK), "ok");
+	ck_assert_str_eq(token_err_name(TOKEN_EEXPIRED), "expired");
+	ck_assert_str_eq(token_err_name(TOKEN_ESIG), "bad_signature");
+	ck_assert_str_eq(token_strerror(TOKEN_EALG), "unsupported token algorithm");
+	ck_assert_str_eq(token_err_name(-99), "unknown");
+	for (int e = -1; e >= TOKEN_ECLAIMS; e--)
+		ck_assert_str_ne(token_err_name(e), "unknown");
 }
 END_TEST
 
-static Suite *auth_suite(void)
+static Suite *token_suite(void)
 {
-	Suite *s = suite_create("auth");
+	Suite *s = suite_create("token");
 	TCase *tc = tcase_create("tokens");
 	tcase_add_checked_fixture(tc, setup_dir, teardown_dir);
 	tcase_add_test(tc, valid_token);
@@ -817,7 +817,7 @@ static Suite *auth_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(auth_suite());
+	SRunner *sr = srunner_create(token_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	int failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
