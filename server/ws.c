@@ -532,3 +532,8 @@ int ws_is_unix_peer(struct server *s, struct lws *wsi)
 {
 	return is_unix_peer(s, wsi);
 }
+
+void ws_count_refusal(struct server *s, unsigned int status)
+{
+	s->stats.rejected[rejected_index(status)]++;
+}

@@ -19,5 +19,8 @@ int ws_writeable(struct conn *c, struct lws *wsi);
 int ws_origin_allowed(const char *list, const char *origin);
 /* 1 if wsi came in on the Unix-socket listener. */
 int ws_is_unix_peer(struct server *s, struct lws *wsi);
+/* Counts a refused connection attempt under its HTTP status
+ * (parley_rejected_total). */
+void ws_count_refusal(struct server *s, unsigned int status);
 
 #endif

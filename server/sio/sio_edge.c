@@ -6,6 +6,7 @@
  */
 #include "sio_edge.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,13 @@ static struct eio_config ecfg;
 static uint32_t connect_timeout_ms;
 static bool conformance;            /* parley-sio-conformance (sio_edge_conformance) */
 static bool recovery;
+/* for /metrics (sio_edge_metrics) */
+static struct {
+	uint64_t sessions_total[2];     /* by enum eio_transport at the handshake */
+	uint64_t upgrades;
+	uint64_t closes[16];            /* by enum eio_close_reason */
+	uint64_t recovered[2];          /* reconnects with a pid: false, true */
+} st;
 static uint64_t recovery_window_ms;
 static struct hmap by_sid;          /* struct sio_conn *, by eio.sid */
 static struct sio_conn *all;
@@ -204,7 +212,8 @@ static int respond_error(struct server *s, struct lws *wsi, unsigned status,
 }
 
 /* The same as the answer to a WebSocket upgrade (no CORS there). */
-static int upgrade_error(struct lws *wsi, unsigned status, enum eio_http_err e, const char *msg)
+static int upgrade_error(struct server *s, struct lws *wsi, unsigned status, enum eio_http_err e,
+			 const char *msg)
 {
 	unsigned char buf[LWS_PRE + 512], *start = buf + LWS_PRE, *p = start,
 		      *end = buf + sizeof(buf) - 1;
@@ -220,6 +229,7 @@ static int upgrade_error(struct lws *wsi, unsigned status, enum eio_http_err e, 
 	else if (lws_http_transaction_completed(wsi))
 		r = -1;
 	pbuf_free(&b);
+	ws_count_refusal(s, status ? status : (unsigned)eio_http_status(e));
 	log_info("refused", "status=%d reason=%s", status ? (int)status : eio_http_status(e),
 		 log_q(msg ? msg : eio_http_message(e)));
 	return r;
@@ -338,6 +348,7 @@ static void sess_dead(struct sio_conn *sc)
 	if (sc->dead)
 		return;
 	sc->dead = true;
+	st.closes[sc->eio.close_reason < 16 ? sc->eio.close_reason : 0]++;
 	if (sc->registered) {
 		hmap_del(&by_sid, hmap_hash_bytes(sc->eio.sid, strlen(sc->eio.sid)), sc->eio.sid,
 			 sid_match);
@@ -773,6 +784,8 @@ static void finish_connect(struct sio_conn *sc)
 	struct conn *c = sc->c;
 	bool recovered = sc->old_pid[0] && !sc->recovery_failed;
 
+	if (sc->old_pid[0])
+		st.recovered[recovered]++;
 	if (recovery) {
 		if (recovered) {
 			memcpy(sc->pid, sc->old_pid, sizeof(sc->pid));
@@ -935,6 +948,7 @@ static struct sio_conn *sess_new(struct server *s, struct lws *wsi, const char *
 		all->prev = sc;
 	all = sc;
 	unsigned act = eio_session_init(&sc->eio, &ecfg, sid, t, now);
+	st.sessions_total[t == EIO_T_WEBSOCKET]++;
 	hmap_put(&by_sid, hmap_hash_bytes(sc->eio.sid, strlen(sc->eio.sid)), sc);
 	sc->registered = true;
 	if (t == EIO_T_WEBSOCKET) {
@@ -1462,6 +1476,7 @@ static int on_probe_receive(struct sio_conn *sc, struct conn *port, struct lws *
 		sc->c->wsi = wsi;
 		sc->c->fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
 		log_info("sio_upgrade", "session=%s sid=%s", sc->c->session, sc->eio.sid);
+		st.upgrades++;
 		/* what polling had not taken goes out first, in order */
 		act |= EIO_ACT_WS_WRITABLE;
 	}
@@ -1496,19 +1511,18 @@ int sio_confirm_upgrade(struct server *s, struct lws *wsi)
 	int e = eio_check_request(t, v, id != NULL, true, true);
 	struct sio_conn *sc;
 
-	(void)s;
 	if (e < 0 && strcmp(t, "websocket"))
 		e = EIO_HERR_BAD_REQUEST; /* polling is not an upgrade */
 	if (e >= 0)
-		return upgrade_error(wsi, 0, (enum eio_http_err)e, NULL);
+		return upgrade_error(s, wsi, 0, (enum eio_http_err)e, NULL);
 	if (!id)
 		return 0;
 	sc = find(id);
 	if (!sc || sc->dead)
-		return upgrade_error(wsi, 0, EIO_HERR_UNKNOWN_SID, NULL);
+		return upgrade_error(s, wsi, 0, EIO_HERR_UNKNOWN_SID, NULL);
 	unsigned act = eio_session_ws_attach(&sc->eio, now_ms());
 	if (act & EIO_ACT_PROBE_CLOSE)
-		return upgrade_error(wsi, 0, sc->eio.http_err, NULL);
+		return upgrade_error(s, wsi, 0, sc->eio.http_err, NULL);
 	apply(sc, act);
 	return 0;
 }
@@ -1657,7 +1671,7 @@ int sio_http(struct server *s, struct lws *wsi, struct conn *port, const char *p
 	if (cfg->origins && on > 0 &&
 	    (on >= (int)sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) != on ||
 	     !ws_origin_allowed(cfg->origins, origin))) {
-		s->stats.rejected[0]++;
+		ws_count_refusal(s, 403);
 		return respond_error(s, wsi, 0, EIO_HERR_FORBIDDEN, NULL);
 	}
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI) > 0)
@@ -1685,17 +1699,17 @@ int sio_http(struct server *s, struct lws *wsi, struct conn *port, const char *p
 	if (strcmp(t, "polling"))
 		return respond_error(s, wsi, 0, EIO_HERR_BAD_REQUEST, NULL);
 	if (s->draining) {
-		s->stats.rejected[3]++;
+		ws_count_refusal(s, 503);
 		return respond_error(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, EIO_HERR_BAD_REQUEST,
 				     "server is shutting down");
 	}
 	if (cfg->max_connections && s->nconns >= cfg->max_connections) {
-		s->stats.rejected[3]++;
+		ws_count_refusal(s, 503);
 		return respond_error(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, EIO_HERR_BAD_REQUEST,
 				     "too many connections");
 	}
 	if (cfg->max_connections_per_ip && conn_count_ip(s, peer) >= cfg->max_connections_per_ip) {
-		s->stats.rejected[2]++;
+		ws_count_refusal(s, 429);
 		return respond_error(s, wsi, 429, EIO_HERR_BAD_REQUEST,
 				     "too many connections from this address");
 	}
@@ -1786,4 +1800,64 @@ int sio_port_callback(struct server *s, struct lws *wsi, enum lws_callback_reaso
 	default:
 		return 0;
 	}
+}
+
+/* ---- metrics ---- */
+
+static void metric_head(struct pbuf *b, const char *name, const char *type, const char *help)
+{
+	pbuf_adds(b, "# HELP ");
+	pbuf_adds(b, name);
+	pbuf_addc(b, ' ');
+	pbuf_adds(b, help);
+	pbuf_adds(b, "\n# TYPE ");
+	pbuf_adds(b, name);
+	pbuf_addc(b, ' ');
+	pbuf_adds(b, type);
+	pbuf_addc(b, '\n');
+}
+
+static void metric_value(struct pbuf *b, const char *name, const char *labels, uint64_t v)
+{
+	pbuf_adds(b, name);
+	pbuf_adds(b, labels);
+	pbuf_addc(b, ' ');
+	pbuf_add_u64(b, v);
+	pbuf_addc(b, '\n');
+}
+
+void sio_edge_metrics(struct pbuf *b)
+{
+	static const char *const transports[2] = { "polling", "websocket" };
+	uint64_t now[2] = { 0, 0 };
+	char labels[64];
+
+	for (const struct sio_conn *sc = all; sc; sc = sc->next)
+		if (!sc->dead)
+			now[sc->eio.transport == EIO_T_WEBSOCKET]++;
+	metric_head(b, "parley_sio_sessions", "gauge", "Socket.IO (Engine.IO) sessions now, by transport.");
+	for (int i = 0; i < 2; i++) {
+		snprintf(labels, sizeof(labels), "{transport=\"%s\"}", transports[i]);
+		metric_value(b, "parley_sio_sessions", labels, now[i]);
+	}
+	metric_head(b, "parley_sio_sessions_total", "counter",
+		    "Socket.IO sessions opened, by the transport of their handshake.");
+	for (int i = 0; i < 2; i++) {
+		snprintf(labels, sizeof(labels), "{transport=\"%s\"}", transports[i]);
+		metric_value(b, "parley_sio_sessions_total", labels, st.sessions_total[i]);
+	}
+	metric_head(b, "parley_sio_upgrades_total", "counter", "Polling sessions upgraded to WebSocket.");
+	metric_value(b, "parley_sio_upgrades_total", "", st.upgrades);
+	metric_head(b, "parley_sio_closes_total", "counter", "Socket.IO sessions closed, by Engine.IO reason.");
+	for (int r = EIO_CLOSE_CLIENT; r <= EIO_CLOSE_TOO_LARGE; r++) {
+		snprintf(labels, sizeof(labels), "{reason=\"%s\"}",
+			 eio_close_reason_str((enum eio_close_reason)r));
+		metric_value(b, "parley_sio_closes_total", labels, st.closes[r]);
+	}
+	metric_head(b, "parley_sio_recoveries_total", "counter",
+		    "Reconnects with a known pid (connection state recovery), by socket.recovered.");
+	metric_value(b, "parley_sio_recoveries_total", "{recovered=\"true\"}", st.recovered[1]);
+	metric_value(b, "parley_sio_recoveries_total", "{recovered=\"false\"}", st.recovered[0]);
+	metric_head(b, "parley_sio_recoverable", "gauge", "Dropped Socket.IO sessions kept for recovery.");
+	metric_value(b, "parley_sio_recoverable", "", nsaved);
 }

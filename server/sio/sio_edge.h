@@ -85,6 +85,10 @@ static inline bool sio_port_reason(enum lws_callback_reasons r)
 int sio_port_callback(struct server *s, struct lws *wsi, enum lws_callback_reasons reason,
 		      struct conn *port, void *in, size_t len);
 
+struct pbuf;
+/* Appends the parley_sio_* metrics (Prometheus text) to b. */
+void sio_edge_metrics(struct pbuf *b);
+
 /* conn_send() (live: a room's message or presence) and conn_send_reply()
  * (reply) for CONN_SIO: queues f's rendition (see above), with the same
  * limits. */

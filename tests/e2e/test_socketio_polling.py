@@ -321,3 +321,33 @@ def test_keep_alive_connection_serves_other_paths_after(parley):
         assert r.status == 200 and r.read().startswith(b"40{")
     finally:
         c.close()
+
+
+def test_metrics(parley):
+    srv = parley()
+    sid = connected(srv)
+    ws = WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket&sid=" + sid)
+    ws.send_text("2probe")
+    assert ws.recv_message().payload == b"3probe"
+    ws.send_text("5")
+    handshake(srv)  # a second session, still polling
+    req(srv, "GET", "EIO=9&transport=polling")
+    deadline = time.monotonic() + 5
+    while True:
+        st, _, body = srv.metrics_get()
+        text = body.decode()
+        if 'parley_sio_upgrades_total 1' in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert st == 200
+    assert 'parley_sio_sessions{transport="websocket"} 1' in text
+    assert 'parley_sio_sessions{transport="polling"} 1' in text
+    assert 'parley_sio_sessions_total{transport="polling"} 2' in text
+    assert 'parley_sio_upgrades_total 1' in text
+    assert "parley_connections 2" in text  # sessions count as connections
+    ws.send_text("1")
+    deadline = time.monotonic() + 5
+    while 'parley_sio_closes_total{reason="transport close"} 1' not in text:
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)
+        text = srv.metrics_get()[2].decode()
