@@ -76,6 +76,7 @@ static const struct opt opts[] = {
 	{ "sio_ping_timeout", 0, OPT_U32, O(sio_ping_timeout), 50, 3600000, "MS", "Socket.IO pong wait after a ping (default 20000)" },
 	{ "sio_max_payload", 0, OPT_U32, O(sio_max_payload), 1024, 64u << 20, "BYTES", "Socket.IO maxPayload: largest frame (default 1000000)" },
 	{ "sio_connect_timeout", 0, OPT_U32, O(sio_connect_timeout), 100, 3600000, "MS", "Socket.IO: time to send CONNECT after the handshake (default 45000)" },
+	{ "sio_max_sessions", 0, OPT_U32, O(sio_max_sessions), 0, UINT32_MAX, "N", "Socket.IO sessions at most, polling or WebSocket; 0: no limit of its own (default 100000)" },
 	{ "sio_recovery", 0, OPT_U32, O(sio_recovery), 0, 1, "0|1", "1: Socket.IO connection state recovery (default 1)" },
 	{ "sio_recovery_window", 0, OPT_U32, O(sio_recovery_window), 1, 86400, "S", "Socket.IO: seconds a dropped session stays recoverable (default 120)" },
 };
@@ -129,6 +130,7 @@ void config_defaults(struct config *c)
 	c->sio_ping_timeout = 20000;
 	c->sio_max_payload = 1000000;
 	c->sio_connect_timeout = 45000;
+	c->sio_max_sessions = 100000;
 	c->sio_recovery = 1;
 	c->sio_recovery_window = 120;
 	c->admin_listen = xstrndup("127.0.0.1:9180", 14);

@@ -63,6 +63,7 @@ struct config {
 	uint32_t sio_max_payload;    /* Engine.IO maxPayload, bytes */
 	uint32_t sio_connect_timeout; /* ms from the open packet to CONNECT */
 	uint32_t sio_recovery;       /* 1: connection state recovery (pid/offset) */
+	uint32_t sio_max_sessions;   /* Engine.IO sessions at most; 0: no own limit */
 	uint32_t sio_recovery_window; /* s a dropped session stays recoverable */
 };
 

@@ -88,6 +88,7 @@ static struct {
 static uint64_t recovery_window_ms;
 static struct hmap by_sid;          /* struct sio_conn *, by eio.sid */
 static struct sio_conn *all;
+static uint32_t nsessions;          /* in `all`: for sio_max_sessions */
 /* Scratch: renditions and Engine.IO packets (out), a rendition's JSON
  * (rjson) and attachment bytes (bytes), synthesised commands (cmd),
  * wrapped binary events (wrap), a polling response (body). cmd lives
@@ -947,6 +948,7 @@ static struct sio_conn *sess_new(struct server *s, struct lws *wsi, const char *
 	if (all)
 		all->prev = sc;
 	all = sc;
+	nsessions++;
 	unsigned act = eio_session_init(&sc->eio, &ecfg, sid, t, now);
 	st.sessions_total[t == EIO_T_WEBSOCKET]++;
 	hmap_put(&by_sid, hmap_hash_bytes(sc->eio.sid, strlen(sc->eio.sid)), sc);
@@ -980,6 +982,7 @@ static void sess_free(struct sio_conn *sc)
 	eio_session_free(&sc->eio);
 	sio_decoder_free(&sc->dec);
 	free(sc->ring.m);
+	nsessions--;
 	if (sc->prev)
 		sc->prev->next = sc->next;
 	else
@@ -1515,8 +1518,12 @@ int sio_confirm_upgrade(struct server *s, struct lws *wsi)
 		e = EIO_HERR_BAD_REQUEST; /* polling is not an upgrade */
 	if (e >= 0)
 		return upgrade_error(s, wsi, 0, (enum eio_http_err)e, NULL);
-	if (!id)
+	if (!id) {
+		if (s->cfg->sio_max_sessions && nsessions >= s->cfg->sio_max_sessions)
+			return upgrade_error(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE,
+					     EIO_HERR_BAD_REQUEST, "too many connections");
 		return 0;
+	}
 	sc = find(id);
 	if (!sc || sc->dead)
 		return upgrade_error(s, wsi, 0, EIO_HERR_UNKNOWN_SID, NULL);
@@ -1703,7 +1710,8 @@ int sio_http(struct server *s, struct lws *wsi, struct conn *port, const char *p
 		return respond_error(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, EIO_HERR_BAD_REQUEST,
 				     "server is shutting down");
 	}
-	if (cfg->max_connections && s->nconns >= cfg->max_connections) {
+	if ((cfg->max_connections && s->nconns >= cfg->max_connections) ||
+	    (cfg->sio_max_sessions && nsessions >= cfg->sio_max_sessions)) {
 		ws_count_refusal(s, 503);
 		return respond_error(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, EIO_HERR_BAD_REQUEST,
 				     "too many connections");

@@ -351,3 +351,17 @@ def test_metrics(parley):
         assert time.monotonic() < deadline, text
         time.sleep(0.05)
         text = srv.metrics_get()[2].decode()
+
+
+def test_sio_max_sessions(parley):
+    srv = parley("--sio-max-sessions", "2")
+    handshake(srv)
+    ws = WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket")
+    assert ws.recv_message().payload.startswith(b"0{")
+    st, _, b = req(srv, "GET", "EIO=4&transport=polling")
+    assert st == 503 and json.loads(b)["code"] == 3
+    with pytest.raises(HandshakeError) as e:
+        WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket")
+    assert e.value.status == 503
+    # native clients are not Socket.IO sessions
+    srv.client("native")
