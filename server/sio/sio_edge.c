@@ -1105,6 +1105,10 @@ static void on_connect(struct sio_conn *sc, const struct sio_packet *p)
 		struct sio_saved *e = saved_take(pid, c->name);
 		bool have_off = offv && offv->type == JT_STRING &&
 				jscan_string(offv, off, sizeof(off), &off_n) == 0;
+		if (e && offv && !have_off) {
+			saved_free(e); /* an offset that is not ours: nothing to match */
+			e = NULL;
+		}
 		if (e) {
 			int r = restore(sc, e, have_off ? off : NULL, off_n);
 			saved_free(e);
