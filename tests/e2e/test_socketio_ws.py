@@ -456,3 +456,91 @@ def test_auth_timeout_before_connect(parley, secret_file):
     t = text(c.recv_message(timeout=3))
     assert json.loads(t[2:])["data"] == {"code": "unauthenticated"}
     assert expect_closed(c).code == 4001
+
+
+# ---------------------------------------------------------------- recovery on the wire
+
+
+def connect_pid(srv, auth, early=None):
+    """CONNECT with auth; returns (client, pid). A recovery's missed messages come before the
+    CONNECT answer (socket.io-client buffers them until connected): they go to early."""
+    c, _ = open_eio(srv)
+    c.send_text("40" + json.dumps(auth))
+    while True:
+        t = event(c)
+        if t.startswith("40"):
+            return c, json.loads(t[2:]).get("pid")
+        assert t.startswith('42["message"'), t
+        if early is not None:
+            early.append(json.loads(t[2:]))
+
+
+def messages_until(c, pred):
+    got = []
+    while True:
+        t = event(c)
+        if t.startswith('42["message"'):
+            got.append(json.loads(t[2:]))
+            if pred(got):
+                return got
+
+
+def test_recovery_wire(parley):
+    srv = parley()
+    n = srv.client("pub")
+    n.join("rw")
+    c, pid = connect_pid(srv, {"name": "u1"})
+    assert pid and len(pid) == 16
+    assert ack(c, 0, "join", {"room": "rw"})["ok"] is True
+    seqs = [n.ok("publish", skip=True, room="rw", data=i)["seq"] for i in range(3)]
+    got = messages_until(c, lambda g: len(g) == 3)
+    assert [m[2] for m in got] == ["%d:rw" % s for s in seqs]  # offsets
+    c.close_socket()  # a cut: no 41
+    more = [n.ok("publish", skip=True, room="rw", data=i)["seq"] for i in range(3, 5)]
+    # the client saw only up to the second message
+    early = []
+    c2, pid2 = connect_pid(srv, {"name": "u1", "pid": pid, "offset": "%d:rw" % seqs[1]}, early)
+    assert pid2 == pid  # recovered
+    got = early
+    if not got or got[-1][1]["seq"] != more[-1]:
+        got += messages_until(c2, lambda g: g[-1][1]["seq"] == more[-1])
+    assert [m[1]["seq"] for m in got] == [seqs[2]] + more  # once, in order
+    # still a member
+    assert ack(c2, 1, "publish", {"room": "rw", "data": "x"})["ok"] is True
+
+
+@pytest.mark.parametrize("how", ["unknown_offset", "other_user", "bad_offset", "no_such_pid"])
+def test_recovery_refused(parley, how):
+    srv = parley()
+    c, pid = connect_pid(srv, {"name": "u1"})
+    assert ack(c, 0, "join", {"room": "rr"})["ok"] is True
+    c.close_socket()
+    time.sleep(0.2)
+    auth = {"name": "u1", "pid": pid, "offset": "999:rr"}
+    if how == "other_user":
+        auth = {"name": "u2", "pid": pid}
+    elif how == "bad_offset":
+        auth["offset"] = 12
+    elif how == "no_such_pid":
+        auth["pid"] = "0123456789abcdef"
+    c2, pid2 = connect_pid(srv, auth)
+    assert pid2 and pid2 != pid
+
+
+def test_no_recovery_after_client_disconnect(parley):
+    srv = parley()
+    c, pid = connect_pid(srv, {"name": "u1"})
+    assert ack(c, 0, "join", {"room": "rd"})["ok"] is True
+    c.send_text("41")
+    expect_closed(c)
+    c2, pid2 = connect_pid(srv, {"name": "u1", "pid": pid})
+    assert pid2 != pid
+
+
+def test_recovery_window(parley):
+    srv = parley("--sio-recovery-window", "1")
+    c, pid = connect_pid(srv, {"name": "u1"})
+    c.close_socket()
+    time.sleep(1.5)
+    c2, pid2 = connect_pid(srv, {"name": "u1", "pid": pid})
+    assert pid2 != pid
