@@ -11,7 +11,8 @@
  *   series.c    series_* per-second CSV time series (--series)
  *   procstat.c  ps_*    server RSS (/proc/PID/status) and CPU (/proc/PID/stat)
  *   pubsub.c    ps_*    engine shared by fanout and chat (rooms x members, rate, latency)
- *   scen_*.c    one scenario per file: connect, fanout, chat, history, floor, reconnect
+ *   scen_*.c    one scenario per file: connect, fanout, chat, history, floor, reconnect,
+ *               api (HTTP API; its own epoll loop)
  *   test_bench.c  unit checks of jscan and hist (meson test suite `unit`)
  */
 #ifndef PARLEY_BENCH_H
@@ -180,6 +181,7 @@ int scen_chat(int argc, char **argv);
 int scen_history(int argc, char **argv);
 int scen_floor(int argc, char **argv);
 int scen_reconnect(int argc, char **argv);
+int scen_api(int argc, char **argv);
 
 /* Parses a common flag (returns 1 if consumed with its argument, 0 if not common, -1 error).
  * opts_parse calls it for the scenarios whose long options include COMMON_LONGOPTS. */

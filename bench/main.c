@@ -293,6 +293,7 @@ static void usage(FILE *f)
         "  history   concurrent history paging (parley protocol only); pages/s and latency\n"        "  reconnect reconnect storm: N clients re-join with since after missing M messages each\n"
 
         "  floor     kernel floor: one process writes 150 bytes to 5,000 loopback sockets\n"
+        "  api       HTTP API publish over keep-alive connections; publishes/s, latency\n"
         "Run 'parley-bench SCENARIO --help' for the scenario's options.\n");
 }
 
@@ -314,6 +315,7 @@ int main(int argc, char **argv)
     else if (!strcmp(sc, "history")) rc = scen_history(argc - 1, argv + 1);
     else if (!strcmp(sc, "floor")) rc = scen_floor(argc - 1, argv + 1);
     else if (!strcmp(sc, "reconnect")) rc = scen_reconnect(argc - 1, argv + 1);
+    else if (!strcmp(sc, "api")) rc = scen_api(argc - 1, argv + 1);
     else {
         usage(stderr);
         return 2;

@@ -24,7 +24,9 @@
 	X(STORAGE_FAILED, "storage_failed", "message storage is failing: only volatile messages work") \
 	X(RATE_LIMITED, "rate_limited", "too many commands: slow down")      \
 	X(UNAUTHENTICATED, "unauthenticated", "authenticate with hello and a token first") \
-	X(FORBIDDEN, "forbidden", "your token does not allow this room")
+	X(FORBIDDEN, "forbidden", "your token does not allow this room")       \
+	X(NOT_FOUND, "not_found", "no such endpoint, user or room")            \
+	X(METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that HTTP method")
 
 enum proto_err {
 	PROTO_OK = 0,

@@ -27,6 +27,7 @@ struct pread {
 	uint64_t serial;      /* the connection that asked */
 	uint64_t id;          /* history: the command's id */
 	bool is_catchup;
+	uint64_t api;         /* != 0: an HTTP API call asked (api_find) */
 	char room[PROTO_ROOM_MAX + 1];
 };
 

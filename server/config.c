@@ -71,6 +71,10 @@ static const struct opt opts[] = {
 	{ "rate_joins", 0, OPT_U32, O(rate_joins), 1, 1000000, "N", "joins per second per connection (default 20)" },
 	{ "rate_history", 0, OPT_U32, O(rate_history), 1, 1000000, "N", "history requests per second per connection (default 20)" },
 	{ "rate_names", 0, OPT_U32, O(rate_names), 1, 1000000, "N", "name changes per minute per connection (default 10)" },
+	{ "api_keys_file", 0, OPT_STR, O(api_keys_file), 0, 0, "PATH", "HTTP API keys, \"name key\" per line; unset: API off" },
+	{ "api_public", 0, OPT_U32, O(api_public), 0, 1, "0|1", "1: serve /api on the public listener too (default 0)" },
+	{ "api_max_body", 0, OPT_U32, O(api_max_body), 1024, 64u << 20, "BYTES", "largest API request body (default 1048576)" },
+	{ "api_body_timeout", 0, OPT_U32, O(api_body_timeout), 1, 300, "S", "seconds to send an API request body (default 10)" },
 	{ "sio", 0, OPT_U32, O(sio), 0, 1, "0|1", "1: serve Socket.IO clients at /socket.io/ (default 1)" },
 	{ "sio_ping_interval", 0, OPT_U32, O(sio_ping_interval), 50, 3600000, "MS", "Socket.IO (Engine.IO) pingInterval (default 25000)" },
 	{ "sio_ping_timeout", 0, OPT_U32, O(sio_ping_timeout), 50, 3600000, "MS", "Socket.IO pong wait after a ping (default 20000)" },
@@ -92,6 +96,7 @@ static const struct {
 	{ "drain_timeout", "Shutdown and logging" },
 	{ "unix_socket", "Listeners, TLS and proxies" },
 	{ "auth", "Who may connect, and how much" },
+	{ "api_keys_file", "HTTP API for backends" },
 	{ "sio", "Socket.IO clients" },
 };
 
@@ -125,6 +130,8 @@ void config_defaults(struct config *c)
 	c->rate_joins = 20;
 	c->rate_history = 20;
 	c->rate_names = 10;
+	c->api_max_body = 1048576;
+	c->api_body_timeout = 10;
 	c->sio = 1;
 	c->sio_ping_interval = 25000;
 	c->sio_ping_timeout = 20000;

@@ -65,6 +65,12 @@ struct config {
 	uint32_t sio_recovery;       /* 1: connection state recovery (pid/offset) */
 	uint32_t sio_max_sessions;   /* Engine.IO sessions at most; 0: no own limit */
 	uint32_t sio_recovery_window; /* s a dropped session stays recoverable */
+
+	/* the HTTP API for backends (docs/api.md) */
+	char *api_keys_file;         /* "name key" lines; NULL: the API is off */
+	uint32_t api_public;         /* 1: also on the public listener */
+	uint32_t api_max_body;       /* bytes of a request body at most */
+	uint32_t api_body_timeout;   /* seconds to send a whole body */
 };
 
 /* Bytes of a history reply frame besides its messages (frame header,

@@ -13,6 +13,7 @@
 #include "room.h"
 #include "server.h"
 #include "sio/sio_edge.h"
+#include "users.h"
 #include "util.h"
 
 static int serial_match(const void *entry, const void *key)
@@ -160,6 +161,9 @@ void conn_release(struct conn *c)
 		c->next->prev = c->prev;
 	s->nconns--;
 
+	users_remove(s, c);
+	free(c->close_msg);
+	c->close_msg = NULL;
 	if (c->counted_ip)
 		ip_add(s, c->peer, -1);
 	if (c->peer_closed && !c->close_code)
@@ -187,9 +191,26 @@ void conn_leave_all(struct conn *c)
 
 void conn_set_name(struct conn *c, const char *name, size_t len)
 {
+	users_remove(c->srv, c);
 	free(c->name);
 	c->name = xstrndup(name, len);
 	c->name_len = (uint32_t)len;
+	users_add(c->srv, c);
+}
+
+void conn_close_msg(struct conn *c, uint16_t code, const char *reason, size_t len)
+{
+	if (c->close_code)
+		return;
+	if (len > 123) {
+		len = 123;
+		while (len && ((unsigned char)reason[len] & 0xc0) == 0x80)
+			len--; /* not inside a UTF-8 character */
+	}
+	free(c->close_msg);
+	c->close_msg = xstrndup(reason, len);
+	conn_close_later(c, code);
+	c->close_reason = CLOSE_R_BY_SERVER;
 }
 
 /*

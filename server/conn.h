@@ -88,6 +88,9 @@ struct conn {
 	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */
 	char session[17];
 	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
+	struct user_conns *user_entry;  /* users.c: the entry of its name */
+	uint32_t user_idx;             /* in user_entry->v */
+	char *close_msg;               /* owned reason for close_code, or NULL */
 };
 
 /* peer: the client address (netaddr_client). */
@@ -128,6 +131,9 @@ int conn_flush(struct conn *c);
 /* Closes with code at the next WRITEABLE (after the queued output, except
  * for a slow consumer, whose queue is dropped). */
 void conn_close_later(struct conn *c, uint16_t code);
+/* conn_close_later with a reason of its own (copied, at most 123 bytes,
+ * cut on a character): the HTTP API's disconnect, bans. */
+void conn_close_msg(struct conn *c, uint16_t code, const char *reason, size_t len);
 /* The close reason (metrics label) of a close code. */
 int conn_reason_of(uint16_t code);
 /* Removes c from every room (a safe point only: not inside a fan-out). */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "catchup.h"
 #include "cmd.h"
 #include "cmd_int.h"
@@ -101,6 +102,51 @@ void cmd__history(struct conn *c, struct proto_cmd *cmd)
 	hmap_put(&s->reads, hmap_hash_bytes(&p->cookie, sizeof(p->cookie)), p);
 }
 
+/*
+ * history for the HTTP API: the same page as the protocol's, for any room
+ * (membership is the API key's business), and not cut to a send queue (an
+ * HTTP answer has none). Served from the room's cache when it covers the
+ * range (appended to b, *deferred false), else read from disk: *deferred
+ * true, and api_history_done(id from defer()) answers later.
+ */
+enum proto_err cmd_history_any(struct server *s, const char *room, size_t room_len,
+			       uint64_t before_arg, unsigned limit, uint64_t (*defer)(void *),
+			       void *defer_arg, struct pbuf *b, bool *deferred)
+{
+	struct room *r = room_find(s, room, room_len);
+	uint64_t last = store_last_seq(s->store, room);
+	uint64_t before = before_arg && before_arg <= last ? before_arg : last + 1;
+	uint64_t lo = before > limit ? before - limit : 1;
+	int retention = s->cfg->retain_messages || s->cfg->retain_seconds;
+
+	*deferred = false;
+	if (before <= 1 || (r && room_cache_covers(r, lo, before - 1) && (lo == 1 || !retention))) {
+		s->stats.cache_hits++;
+		pbuf_adds(b, "{\"messages\":[");
+		for (uint64_t q = lo; q < before; q++) {
+			size_t len;
+			const char *text = frame_payload(room_cache_get(r, q), &len);
+			if (q > lo)
+				pbuf_addc(b, ',');
+			pbuf_add(b, text, len);
+		}
+		pbuf_adds(b, lo > 1 ? "],\"more\":true}" : "],\"more\":false}");
+		return PROTO_OK;
+	}
+	s->stats.cache_misses++;
+	uint64_t cookie = ++s->next_ticket;
+	int rc = store_read(s->store, room, before, 0, limit, cookie);
+	if (rc != STORE_OK)
+		return rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED : PROTO_ESTORAGE_FAILED;
+	struct pread *p = xcalloc(1, sizeof(*p));
+	p->cookie = cookie;
+	p->api = defer(defer_arg);
+	memcpy(p->room, room, room_len + 1);
+	hmap_put(&s->reads, hmap_hash_bytes(&p->cookie, sizeof(p->cookie)), p);
+	*deferred = true;
+	return PROTO_OK;
+}
+
 static void enc_row(struct pbuf *b, const struct pread *p, const struct store_msg *row)
 {
 	proto_enc_message(b, p->room, strlen(p->room), row->seq, row->ts, row->from,
@@ -135,6 +181,19 @@ static void finish_history(struct server *s, struct conn *c, struct pread *p,
 	cmd__reply_end(c, p->id);
 }
 
+void cmd_history_encode(struct pbuf *b, const char *room, const struct store_page *page)
+{
+	pbuf_adds(b, "{\"messages\":[");
+	for (size_t i = 0; i < page->count; i++) {
+		const struct store_msg *row = &page->msgs[i];
+		if (i)
+			pbuf_addc(b, ',');
+		proto_enc_message(b, room, strlen(room), row->seq, row->ts, row->from,
+				  strlen(row->from), row->data, row->data_len);
+	}
+	pbuf_adds(b, page->more ? "],\"more\":true}" : "],\"more\":false}");
+}
+
 void cmd_page_done(void *srv, struct store_page *page)
 {
 	struct server *s = srv;
@@ -142,7 +201,9 @@ void cmd_page_done(void *srv, struct store_page *page)
 	struct pread *p = hmap_del(&s->reads, hmap_hash_bytes(&cookie, sizeof(cookie)),
 				   &cookie, cookie_match);
 
-	if (p && p->is_catchup) {
+	if (p && p->api) {
+		api_history_done(s, p->api, p->room, page);
+	} else if (p && p->is_catchup) {
 		catchup_page(s, p->serial, cookie, page);
 		page = NULL;
 	} else if (p) {

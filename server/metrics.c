@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "proto.h"
 #include "server.h"
 #include "sio/sio_edge.h"
@@ -146,6 +147,14 @@ void metrics_render(struct server *s, struct pbuf *b)
 		snprintf(line, sizeof(line), "parley_store_commit_seconds_sum %.6f\n", ss.commit_ms_sum / 1000.0);
 		pbuf_adds(b, line);
 		value(b, "parley_store_commit_seconds_count", NULL, ss.commit_count);
+	}
+	uint64_t api_n, api_st[6];
+	api_stats(s, &api_n, api_st);
+	metric(b, "parley_api_requests_total", "counter", "HTTP API requests answered, by status class.");
+	static const char *const api_classes[6] = { "2xx", "400", "401", "404", "413", "other" };
+	for (int i = 0; i < 6; i++) {
+		snprintf(labels, sizeof(labels), "{status=\"%s\"}", api_classes[i]);
+		value(b, "parley_api_requests_total", labels, api_st[i]);
 	}
 	SIMPLE(b, "process_resident_memory_bytes", "gauge", "Resident set size.", process_rss());
 	SIMPLE(b, "parley_lingering_sockets", "gauge",

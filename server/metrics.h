@@ -17,6 +17,7 @@ struct server;
 	X(BAD_UTF8, "bad_utf8")         /* 1007 */                           \
 	X(AUTH, "auth")                 /* 4001 */                           \
 	X(RATE_LIMITED, "rate_limited") /* 4029 */                           \
+	X(BY_SERVER, "by_server")       /* the backend: API disconnect */    \
 	X(ERROR, "error")               /* a write failed */
 
 enum close_reason {

@@ -77,11 +77,81 @@ static void publish_reply(struct conn *c, struct member *m, uint64_t id, uint64_
 	reply_end_member(c, m, id);
 }
 
+/*
+ * The publish core, shared by the protocol's publish and the HTTP API:
+ * encode once, persist, cache, fan out. It knows no connection but the
+ * one to leave out of the fan-out (a publish with echo:false).
+ */
+enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint64_t *seq_out,
+				bool *duplicate)
+{
+	struct room *r = room_find(s, p->room, p->room_len);
+	uint64_t seq = 0;
+
+	*seq_out = 0;
+	*duplicate = false;
+	if (p->key && !p->persist) {
+		/* A key is remembered with its stored message (and across a
+		 * restart); a volatile message has neither. */
+		return PROTO_EBAD_REQUEST;
+	}
+	/* Encode first, with the seq the store will assign (this loop is the
+	 * only appender), so an oversized message is refused before a seq is
+	 * spent and the limit is exact. */
+	int64_t ts = util_now_ms();
+	uint64_t next = p->persist ? store_last_seq(s->store, p->room) + 1 : 0;
+	struct pbuf *enc = server_enc_begin(s);
+	proto_enc_message(enc, p->room, p->room_len, next, ts, p->from, p->from_len,
+			  p->data, p->data_len);
+	if (enc->len > s->cfg->max_message_size) {
+		server_enc_end(s);
+		return PROTO_ETOO_LARGE;
+	}
+	if (p->persist) {
+		int dup = STORE_NEW;
+		int rc = store_append_key(s->store, p->room, ts, p->from, p->data, p->data_len,
+					  p->key, p->key_len, p->ticket, &seq, &dup);
+		if (rc != STORE_OK) {
+			server_enc_end(s);
+			return rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
+			       rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL;
+		}
+		if (dup != STORE_NEW) {
+			/* A retry of a keyed publish: not stored or delivered
+			 * again; the first one's seq. */
+			server_enc_end(s); /* the encoded copy is not used */
+			*seq_out = seq;
+			*duplicate = true;
+			return PROTO_OK;
+		}
+		if (seq != next) {
+			log_error("seq_mismatch", "room=%s expected=%llu got=%llu", p->room,
+				  (unsigned long long)next, (unsigned long long)seq);
+			abort(); /* an invariant: two writers of seqs */
+		}
+	}
+	struct frame *f = frame_new_text(enc->data, enc->len);
+	server_enc_end(s);
+	/* A room nobody is in has no cache and no fan-out: the message is
+	 * only stored (an API publish to a room before anyone joins). */
+	if (r) {
+		f->seq = seq;
+		if (seq)
+			room_cache_add(r, seq, f, s->cfg->history_cache);
+		room_fanout(r, f, p->except);
+	}
+	frame_unref(&f);
+	s->stats.published++;
+	*seq_out = seq;
+	return PROTO_OK;
+}
+
 void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 {
 	struct server *s = c->srv;
 	struct member *m = cmd__find_member(c, cmd);
 	uint64_t seq = 0, ticket = 0;
+	bool dup;
 
 	if (!m) {
 		cmd__fail(c, cmd->id, PROTO_ENOT_MEMBER, NULL);
@@ -96,8 +166,6 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		return;
 	}
 	if (cmd->key && !cmd->persist) {
-		/* A key is remembered with its stored message (and across a
-		 * restart); a volatile message has neither. */
 		cmd__fail(c, cmd->id, PROTO_EBAD_REQUEST, "key needs a persisted message");
 		return;
 	}
@@ -105,53 +173,21 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 	pbuf_reset(&s->data);
 	proto_data_text(cmd, &s->data);
 
-	/* Encode first, with the seq the store will assign (this loop is the
-	 * only appender), so an oversized message is refused before a seq is
-	 * spent and the limit is exact. */
-	int64_t ts = util_now_ms();
-	uint64_t next = cmd->persist ? store_last_seq(s->store, r->name) + 1 : 0;
-	struct pbuf *enc = server_enc_begin(s);
-	proto_enc_message(enc, r->name, r->name_len, next, ts, c->name, c->name_len,
-			  s->data.data, s->data.len);
-	if (enc->len > s->cfg->max_message_size) {
-		server_enc_end(s);
-		cmd__fail(c, cmd->id, PROTO_ETOO_LARGE, NULL);
+	if (cmd->durable)
+		ticket = ++s->next_ticket;
+	struct pub_req pr = {
+		.room = r->name, .room_len = r->name_len,
+		.from = c->name, .from_len = c->name_len,
+		.data = s->data.data, .data_len = s->data.len,
+		.persist = cmd->persist, .ticket = ticket,
+		.key = cmd->key, .key_len = cmd->key_len,
+		.except = cmd->echo ? NULL : c,
+	};
+	enum proto_err e = cmd_publish_core(s, &pr, &seq, &dup);
+	if (e != PROTO_OK) {
+		cmd__fail(c, cmd->id, e, NULL);
 		return;
 	}
-	if (cmd->persist) {
-		int dup = STORE_NEW;
-		if (cmd->durable)
-			ticket = ++s->next_ticket;
-		int rc = store_append_key(s->store, r->name, ts, c->name, s->data.data,
-					  s->data.len, cmd->key, cmd->key_len, ticket, &seq, &dup);
-		if (rc != STORE_OK) {
-			server_enc_end(s);
-			cmd__fail(c, cmd->id, rc == STORE_EOVERLOADED ? PROTO_EOVERLOADED :
-				 rc == STORE_EFAILING ? PROTO_ESTORAGE_FAILED : PROTO_EINTERNAL, NULL);
-			return;
-		}
-		if (dup != STORE_NEW) {
-			/* A retry of a keyed publish: not stored or delivered
-			 * again; the first one's seq, replied as for the first. */
-			server_enc_end(s); /* the encoded copy is not used */
-			publish_reply(c, m, cmd->id, seq, ticket);
-			return;
-		}
-		if (seq != next) {
-			log_error("seq_mismatch", "room=%s expected=%llu got=%llu", r->name,
-				  (unsigned long long)next, (unsigned long long)seq);
-			abort(); /* an invariant: two writers of seqs */
-		}
-	}
-	struct frame *f = frame_new_text(enc->data, enc->len);
-	server_enc_end(s);
-	f->seq = seq;
-	if (seq)
-		room_cache_add(r, seq, f, s->cfg->history_cache);
-	room_fanout(r, f, cmd->echo ? NULL : c);
-	frame_unref(&f);
-	s->stats.published++;
-
 	publish_reply(c, m, cmd->id, seq, ticket);
 }
 

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "authn.h"
 #include "cmd.h"
 #include "conn.h"
@@ -22,6 +23,7 @@
 #include "proto.h"
 #include "sio/sio_edge.h"
 #include "store.h"
+#include "users.h"
 #include "util.h"
 #include "ws.h"
 
@@ -149,8 +151,10 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		 * logrotate) and the token secrets (rotation). */
 		int lr = log_reopen();
 		int ar = authn_reload(s);
-		log_info("sighup", "log_reopen=%s auth_reload=%s", lr < 0 ? "failed" : "ok",
-			 ar < 0 ? "failed" : ar > 0 ? "ok" : "none");
+		int kr = api_reload(s);
+		log_info("sighup", "log_reopen=%s auth_reload=%s api_keys_reload=%s",
+			 lr < 0 ? "failed" : "ok", ar < 0 ? "failed" : ar > 0 ? "ok" : "none",
+			 kr < 0 ? "failed" : kr > 0 ? "ok" : "none");
 		return;
 	}
 	begin_drain(s, w->signum == SIGTERM ? "TERM" : "INT");
@@ -182,6 +186,14 @@ static const struct lws_protocols protocols[] = {
 		.rx_buffer_size = 1024,
 		/* one send() may carry a whole coalesced batch */
 		.tx_packet_size = WBUF_SIZE * 4,
+	},
+	{
+		/* the HTTP API (api_http.c), mounted at /api: its own
+		 * per-request state, never a struct conn */
+		.name = "parley-api",
+		.callback = api_callback,
+		.per_session_data_size = sizeof(struct api_call),
+		.rx_buffer_size = 16384,
 	},
 	{ 0 }
 };
@@ -217,6 +229,18 @@ static void build_mounts(struct server *s, const struct config *cfg)
 	metrics->mountpoint_len = 8;
 	if (cfg->public_metrics)
 		health->mount_next = metrics;
+
+	/* /api (api_http.c): always on the admin listener (its only mount:
+	 * everything else there goes to ws.c), on the public one only with
+	 * api_public. */
+	struct lws_http_mount *api = &s->mounts[3], *admin_api = &s->mounts[4];
+	api->mountpoint = "/api";
+	api->mountpoint_len = 4;
+	api->origin = "parley-api";
+	api->origin_protocol = LWSMPRO_CALLBACK;
+	*admin_api = *api;
+	if (cfg->api_public)
+		(cfg->public_metrics ? metrics : health)->mount_next = api;
 
 	root->mount_next = cfg->sio ? sio_edge_mount(health) : health;
 	root->mountpoint = "/";
@@ -289,7 +313,7 @@ static int listen_admin(struct server *s, const struct lws_context_creation_info
 		return 0;
 	struct lws_context_creation_info a = *info;
 	a.ssl_cert_filepath = a.ssl_private_key_filepath = NULL;
-	a.mounts = NULL; /* everything goes to ws.c's HTTP callback */
+	a.mounts = &s->mounts[4]; /* /api; everything else goes to ws.c's HTTP callback */
 	if (la->path[0]) {
 		s->vhost_admin = listen_unix(s, &a, la->path, "parley-admin", 0660);
 		if (!s->vhost_admin) {
@@ -541,6 +565,9 @@ static void teardown(struct server *s)
 		lws_context_destroy(s->ctx);
 		s->ctx = NULL;
 	}
+	/* after lws (its closes release API calls), before the loop (it
+	 * stops a timer) */
+	api_teardown(s);
 	sio_edge_teardown(s); /* sessions left: after lws, before the rooms */
 	if (s->loop) {
 		ev_prepare_stop(s->loop, &s->flush_w);
@@ -555,6 +582,7 @@ static void teardown(struct server *s)
 	conn_teardown(s);
 	netlist_free(&s->trusted);
 	authn_teardown(s);
+	users_free(s);
 	hmap_free(&s->rooms); /* empty: the last member's leave freed each room */
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);
@@ -587,7 +615,7 @@ int server_run(struct config *cfg)
 			goto out;
 		}
 	}
-	if (authn_setup(s) < 0 || create_context(s, &info) < 0 || open_store(s) < 0 ||
+	if (authn_setup(s) < 0 || api_setup(s) < 0 || create_context(s, &info) < 0 || open_store(s) < 0 ||
 	    listen_all(s, &info) < 0)
 		goto out;
 	s->fds_at_start = count_fds();

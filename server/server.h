@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "netaddr.h"
 
+struct api_state;
 struct token_keys;
 struct conn;
 struct store;
@@ -56,7 +57,7 @@ struct server {
 	ev_timer tick_w;
 	lws_retry_bo_t retry;
 	void *foreign[1];           /* the loop, for lws (foreign_loops) */
-	struct lws_http_mount mounts[3]; /* /healthz, /metrics, / */
+	struct lws_http_mount mounts[5]; /* /healthz, /metrics, /, /api, admin /api */
 	struct linger_set linger;   /* closed client sockets draining (linger.h) */
 	uint32_t fds_at_start;      /* descriptors open when serving began */
 	int64_t client_sockets;     /* lws client sockets open (HTTP and WebSocket) */
@@ -85,6 +86,9 @@ struct server {
 	struct token_keys *auth;    /* NULL: auth = none */
 	struct conn *unauthed;      /* waiting for a token, oldest first */
 	struct conn *unauthed_tail;
+
+	struct hmap by_user;        /* struct user_conns *, by name (users.c) */
+	struct api_state *api;      /* the HTTP API (api_http.c) */
 
 	struct store *store;
 	/* Frame encoding scratch, shared by every encoder on the loop: one

@@ -121,6 +121,8 @@ static int on_writeable(struct conn *c, struct lws *wsi)
 		case LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE: why = "binary frames are not supported"; break;
 		case LWS_CLOSE_STATUS_INVALID_PAYLOAD: why = "invalid UTF-8"; break;
 		}
+		if (c->close_msg)
+			why = c->close_msg; /* conn_close_msg: the API's reason */
 		return close_with(c, wsi, c->close_code, why);
 	}
 	return 0;

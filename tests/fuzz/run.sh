@@ -25,6 +25,9 @@ echo "== building in $work"
 $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_decode" \
 	"$here/fuzz_decode.c" "$root"/protocol/*.c $jansson_libs
 # shellcheck disable=SC2086
+$CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_api" \
+	"$here/fuzz_api.c" "$root"/protocol/*.c $jansson_libs
+# shellcheck disable=SC2086
 $CC $flags -I"$root/server" -I"$root/common" -o "$work/fuzz_config" "$here/fuzz_config.c" \
 	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c" "$root/server/netaddr.c" \
 	"$root/common/xalloc.c" -lwebsockets # netaddr.c (listen addresses) reads lws headers
@@ -39,7 +42,7 @@ $CC $flags $jansson_cflags -I"$root/protocol" -I"$root/protocol/sio" -o "$work/f
 	"$here/fuzz_sio.c" "$root"/protocol/*.c "$root"/protocol/sio/*.c $jansson_libs
 
 status=0
-for h in decode config token sio; do
+for h in decode config token sio api; do
 	mkdir -p "$work/corpus-$h" "$work/crashes-$h"
 	cp "$here/corpus/$h"/* "$work/corpus-$h/"
 	echo "== fuzz_$h for ${secs}s ($(ls "$work/corpus-$h" | wc -l) seeds)"
