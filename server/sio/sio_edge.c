@@ -1280,13 +1280,12 @@ static void conformance_packet(struct sio_conn *sc, const struct sio_packet *p)
 			close_session(sc, EIO_CLOSE_PARSE_ERROR);
 			break;
 		}
-		const char *a = p->data, *e = p->data + p->data_len;
+		const char *e = p->data + p->data_len;
 		const char *rest = p->event.p + p->event.n; /* after the event name */
 		bool back = p->event.type == JT_STRING && p->event.n == 9 &&
 			    !memcmp(p->event.p, "\"message\"", 9);
 		bool with_ack = p->event.type == JT_STRING && p->event.n == 18 &&
 				!memcmp(p->event.p, "\"message-with-ack\"", 18);
-		(void)a;
 		if (back) {
 			pbuf_adds(&b, "[\"message-back\"");
 			pbuf_add(&b, rest, (size_t)(e - rest));
