@@ -695,6 +695,8 @@ static void save_session(struct sio_conn *sc)
 	log_info("sio_saved", "session=%s pid=%s rooms=%u", c->session, e->pid, e->nrooms);
 }
 
+/* The saved session with this pid, taken out of the table. user NULL: the
+ * client named nobody (a guest, auth = none): any saved user goes. */
 static struct sio_saved *saved_take(const char *pid, const char *user)
 {
 	struct sio_saved *e;
@@ -704,7 +706,7 @@ static struct sio_saved *saved_take(const char *pid, const char *user)
 	if (!e)
 		return NULL;
 	saved_unlink(e);
-	if (strcmp(e->user, user)) {
+	if (user && strcmp(e->user, user)) {
 		/* Another user's session: its rooms are not this one's. */
 		saved_free(e);
 		return NULL;
@@ -1102,7 +1104,13 @@ static void on_connect(struct sio_conn *sc, const struct sio_packet *p)
 	size_t pid_n = 0, off_n = 0;
 	if (recovery && pidv && pidv->type == JT_STRING &&
 	    jscan_string(pidv, pid, sizeof(pid), &pid_n) == 0 && pid_n == 16) {
-		struct sio_saved *e = saved_take(pid, c->name);
+		/* With auth = token the user is the token's; without, a client
+		 * that names nobody gets its session's name back (names are
+		 * free there anyway; the pid is the secret). */
+		bool guest = !tok && !name && !s->auth;
+		struct sio_saved *e = saved_take(pid, guest ? NULL : c->name);
+		if (e && guest)
+			conn_set_name(c, e->user, strlen(e->user)); /* no rooms yet */
 		bool have_off = offv && offv->type == JT_STRING &&
 				jscan_string(offv, off, sizeof(off), &off_n) == 0;
 		if (e && offv && !have_off) {

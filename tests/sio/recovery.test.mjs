@@ -87,3 +87,29 @@ test('recovery off: no pid, never recovered', async () => {
   s.close();
   assert.equal(await off.stop(), 0, off.log());
 });
+
+test('a guest (no auth) is recovered, with its name', async () => {
+  const room = 'rec-guest';
+  const n = await native(srv);
+  assert.equal((await n.cmd({ type: 'join', room })).ok, true);
+  const s = io(srv.url, { transports: ['websocket'], forceNew: true, reconnectionDelay: 50,
+    reconnectionDelayMax: 100 });
+  const w1 = await once(s, 'welcome');
+  assert.match(w1.user, /^guest-/);
+  const got = [];
+  s.on('message', (m) => got.push(m.data));
+  assert.equal((await s.emitWithAck('join', { room })).ok, true);
+  await n.cmd({ type: 'publish', room, data: 'a' });
+  await until(() => got.length === 1, { what: 'the first' });
+  const welcome2 = new Promise((resolve) => s.once('disconnect', () => s.once('welcome', resolve)));
+  cut(s);
+  await sleep(100);
+  await n.cmd({ type: 'publish', room, data: 'b' });
+  const w2 = await welcome2;
+  assert.equal(s.recovered, true);
+  assert.equal(w2.user, w1.user);
+  await until(() => got.length === 2, { what: 'the missed one' });
+  assert.deepEqual(got, ['a', 'b']);
+  s.close();
+  n.close();
+});
