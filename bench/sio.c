@@ -7,7 +7,7 @@
  *   42[ID]["ev",arg]  EVENT, optional ack id digits before the array
  *   43ID[arg]     ACK
  * Events shared with bench/compare/socketio-server.js (the contract, see docs/benchmarks.md):
- *   client -> server  "join"    "room"                 ack: {"room":"r","members":N}
+ *   client -> server  "join"    {"room":"r"}           ack: {"room":"r","members":N}
  *   client -> server  "publish" {"room":"r","data":D}  ack (if asked): {}
  *   server -> client  "message" {"room":"r","from":"<sid>","data":D}
  */

@@ -78,7 +78,9 @@ static void id_field(char *dst, size_t n, uint32_t id)
 void wire_join(struct conn *c, const char *room, uint32_t id)
 {
     if (g_opts.proto == PROTO_SOCKETIO) {
-        int n = snprintf(g_scratch, SCRATCH, "\"%s\"", room);
+        /* {room}: parleyd's /socket.io/ mapping (docs/socketio.md); the Node
+         * comparison server takes it too */
+        int n = snprintf(g_scratch, SCRATCH, "{\"room\":\"%s\"}", room);
         sio_emit(c, "join", g_scratch, (size_t)n, id);
         return;
     }

@@ -75,6 +75,14 @@ static const struct opt opts[] = {
 	{ "api_public", 0, OPT_U32, O(api_public), 0, 1, "0|1", "1: serve /api on the public listener too (default 0)" },
 	{ "api_max_body", 0, OPT_U32, O(api_max_body), 1024, 64u << 20, "BYTES", "largest API request body (default 1048576)" },
 	{ "api_body_timeout", 0, OPT_U32, O(api_body_timeout), 1, 300, "S", "seconds to send an API request body (default 10)" },
+	{ "sio", 0, OPT_U32, O(sio), 0, 1, "0|1", "1: serve Socket.IO clients at /socket.io/ (default 1)" },
+	{ "sio_ping_interval", 0, OPT_U32, O(sio_ping_interval), 50, 3600000, "MS", "Socket.IO (Engine.IO) pingInterval (default 25000)" },
+	{ "sio_ping_timeout", 0, OPT_U32, O(sio_ping_timeout), 50, 3600000, "MS", "Socket.IO pong wait after a ping (default 20000)" },
+	{ "sio_max_payload", 0, OPT_U32, O(sio_max_payload), 1024, 64u << 20, "BYTES", "Socket.IO maxPayload: largest frame (default 1000000)" },
+	{ "sio_connect_timeout", 0, OPT_U32, O(sio_connect_timeout), 100, 3600000, "MS", "Socket.IO: time to send CONNECT after the handshake (default 45000)" },
+	{ "sio_max_sessions", 0, OPT_U32, O(sio_max_sessions), 0, UINT32_MAX, "N", "Socket.IO sessions at most, polling or WebSocket; 0: no limit of its own (default 100000)" },
+	{ "sio_recovery", 0, OPT_U32, O(sio_recovery), 0, 1, "0|1", "1: Socket.IO connection state recovery (default 1)" },
+	{ "sio_recovery_window", 0, OPT_U32, O(sio_recovery_window), 1, 86400, "S", "Socket.IO: seconds a dropped session stays recoverable (default 120)" },
 	{ "allow_self_delete", 0, OPT_U32, O(allow_self_delete), 0, 1, "0|1", "1: users may delete their own stored messages (default 1)" },
 	{ "erase_step_rows", 0, OPT_U32, O(erase_step_rows), 1, 100000, "N", "rows an erase job looks at per transaction (default 2048)" },
 };
@@ -91,6 +99,7 @@ static const struct {
 	{ "unix_socket", "Listeners, TLS and proxies" },
 	{ "auth", "Who may connect, and how much" },
 	{ "api_keys_file", "HTTP API for backends" },
+	{ "sio", "Socket.IO clients" },
 	{ "allow_self_delete", "Moderation" },
 };
 
@@ -126,6 +135,14 @@ void config_defaults(struct config *c)
 	c->rate_names = 10;
 	c->api_max_body = 1048576;
 	c->api_body_timeout = 10;
+	c->sio = 1;
+	c->sio_ping_interval = 25000;
+	c->sio_ping_timeout = 20000;
+	c->sio_max_payload = 1000000;
+	c->sio_connect_timeout = 45000;
+	c->sio_max_sessions = 100000;
+	c->sio_recovery = 1;
+	c->sio_recovery_window = 120;
 	c->admin_listen = xstrndup("127.0.0.1:9180", 14);
 	c->allow_self_delete = 1;
 	c->erase_step_rows = 2048;

@@ -57,6 +57,14 @@ struct config {
 	uint32_t rate_joins;         /* per second */
 	uint32_t rate_history;       /* per second */
 	uint32_t rate_names;         /* name changes per minute */
+	uint32_t sio;                /* 1: serve Socket.IO clients at /socket.io/ */
+	uint32_t sio_ping_interval;  /* Engine.IO pingInterval, ms */
+	uint32_t sio_ping_timeout;   /* Engine.IO pingTimeout, ms */
+	uint32_t sio_max_payload;    /* Engine.IO maxPayload, bytes */
+	uint32_t sio_connect_timeout; /* ms from the open packet to CONNECT */
+	uint32_t sio_recovery;       /* 1: connection state recovery (pid/offset) */
+	uint32_t sio_max_sessions;   /* Engine.IO sessions at most; 0: no own limit */
+	uint32_t sio_recovery_window; /* s a dropped session stays recoverable */
 
 	/* the HTTP API for backends (docs/api.md) */
 	char *api_keys_file;         /* "name key" lines; NULL: the API is off */

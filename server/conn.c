@@ -12,6 +12,7 @@
 #include "proto.h"
 #include "room.h"
 #include "server.h"
+#include "sio/sio_edge.h"
 #include "users.h"
 #include "util.h"
 
@@ -26,7 +27,7 @@ struct conn *conn_by_serial(struct server *s, uint64_t serial)
 			serial_match);
 }
 
-static void send_welcome(struct conn *c)
+void conn_send_welcome(struct conn *c)
 {
 	struct pbuf *b = server_enc_begin(c->srv);
 
@@ -101,10 +102,18 @@ int conn_reason_of(uint16_t code)
 
 void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer)
 {
+	conn_open_kind(c, s, wsi, peer, CONN_NATIVE);
+	conn_send_welcome(c);
+}
+
+void conn_open_kind(struct conn *c, struct server *s, struct lws *wsi, const char *peer,
+		    uint8_t kind)
+{
 	char guest[6 + 9];
 
 	memset(c, 0, sizeof(*c));
 	c->srv = s;
+	c->kind = kind;
 	c->wsi = wsi;
 	c->serial = ++s->next_serial;
 	util_random_hex(c->session, 8);
@@ -113,7 +122,7 @@ void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *pe
 	conn_set_name(c, guest, strlen(guest));
 	c->close_reason = CLOSE_R_HANGUP;
 	conn_heard(c);
-	c->fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
+	c->fd = !wsi || lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	ip_add(s, c->peer, 1);
 	c->counted_ip = true;
@@ -126,8 +135,8 @@ void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *pe
 	s->stats.conns_total++;
 	hmap_put(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)), c);
 
-	log_info("connect", "session=%s peer=%s connections=%u", c->session, c->peer, s->nconns);
-	send_welcome(c);
+	log_info("connect", "session=%s peer=%s connections=%u%s", c->session, c->peer, s->nconns,
+		 kind == CONN_SIO ? " protocol=socketio" : "");
 }
 
 void conn_release(struct conn *c)
@@ -219,6 +228,8 @@ void conn_keepalive(struct conn *c, int64_t now_ms)
 
 	if (c->close_code)
 		return; /* closing: CLOSE_WAIT_S bounds it */
+	if (c->kind == CONN_SIO)
+		return; /* Engine.IO has its own heartbeat (server/sio/) */
 	if (quiet >= (int64_t)cfg->ping_timeout * 1000) {
 		/* Hang up without a close frame, as for a dead peer. */
 		log_info("ping_timeout", "session=%s peer=%s quiet_ms=%lld", c->session, c->peer,
@@ -243,6 +254,8 @@ void conn_close_later(struct conn *c, uint16_t code)
 {
 	if (c->close_code)
 		return;
+	if (c->kind == CONN_SIO)
+		sio_conn_closing(c, code);
 	c->close_code = code;
 	c->close_reason = (uint8_t)conn_reason_of(code);
 	if (code == CLOSE_SLOW_CONSUMER) {
@@ -257,6 +270,8 @@ void conn_close_later(struct conn *c, uint16_t code)
 	 * when the socket takes it; a reader that never reads again is cut
 	 * off after CLOSE_WAIT_S. */
 	server_want_flush(c->srv, c);
+	if (!c->wsi)
+		return; /* a Socket.IO polling session: sio_conn_closing closed it */
 	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_WAIT_S);
 	lws_callback_on_writable(c->wsi);
 }
@@ -275,6 +290,11 @@ void conn_send(struct conn *c, struct frame *f)
 
 	if (c->close_code)
 		return;
+	if (c->kind == CONN_SIO) {
+		/* its Socket.IO rendition, built once per frame (server/sio/) */
+		sio_conn_send(c, f, false);
+		return;
+	}
 	if (!conn_live_fits(c, f->len)) {
 		conn_close_later(c, CLOSE_SLOW_CONSUMER);
 		return;
@@ -291,6 +311,10 @@ void conn_send_reply(struct conn *c, struct frame *f)
 
 	if (c->close_code)
 		return;
+	if (c->kind == CONN_SIO) {
+		sio_conn_send(c, f, true);
+		return;
+	}
 	sendq_push(&c->q, f, 1);
 	if (!c->rx_paused &&
 	    (c->q.rcount > cfg->send_queue_messages || c->q.rbytes > cfg->send_queue_bytes)) {

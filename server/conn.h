@@ -32,6 +32,17 @@ struct server;
 #define CLOSE_AUTH          4001
 #define CLOSE_RATE_LIMITED  4029
 #define CLOSE_BANNED        4003  /* moderation.c: the user is banned */
+/* What speaks on a connection (struct conn.kind). */
+#define CONN_NATIVE 0  /* the Parley protocol on /ws */
+#define CONN_SIO    1  /* a Socket.IO session (server/sio/): frames are
+			* rendered for it in conn_send/conn_send_reply; wsi
+			* is its WebSocket, or NULL while it polls */
+#define CONN_SIO_PORT 2 /* lws per-session data of a /socket.io/ request or
+			 * WebSocket: not a client, sio points to the
+			 * session it serves (or NULL) */
+
+struct sio_conn;
+
 /* Seconds a closing connection has to take its close frame. */
 #define CLOSE_WAIT_S 30
 
@@ -74,6 +85,8 @@ struct conn {
 	bool rx_paused;                /* too many replies waiting: not reading commands */
 	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
 	bool ping_out;                 /* pinged since then */
+	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO, CONN_SIO_PORT */
+	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */
 	char session[17];
 	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
 	struct user_conns *user_entry;  /* users.c: the entry of its name */
@@ -83,6 +96,12 @@ struct conn {
 
 /* peer: the client address (netaddr_client). */
 void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer);
+/* The same for a connection of another kind, without the welcome (a
+ * Socket.IO client gets it after its CONNECT: conn_send_welcome). wsi
+ * NULL: no socket of its own (a Socket.IO polling session). */
+void conn_open_kind(struct conn *c, struct server *s, struct lws *wsi, const char *peer,
+		    uint8_t kind);
+void conn_send_welcome(struct conn *c);
 /* Open connections from a client address. */
 uint32_t conn_count_ip(struct server *s, const char *addr);
 void conn_release(struct conn *c);

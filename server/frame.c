@@ -6,7 +6,7 @@
 
 #include "util.h"
 
-struct frame *frame_new_text(const char *payload, size_t len)
+static struct frame *frame_new_op(const void *payload, size_t len, unsigned char op)
 {
 	struct frame *f = xmalloc(sizeof(*f) + FRAME_HEADROOM + len);
 	unsigned char *p = f->buf + FRAME_HEADROOM;
@@ -28,11 +28,22 @@ struct frame *frame_new_text(const char *payload, size_t len)
 			p[-1 - i] = (unsigned char)((uint64_t)len >> (8 * i));
 	}
 	f->wire = p - hlen;
-	f->wire[0] = 0x81; /* FIN + text */
+	f->wire[0] = op; /* FIN + opcode */
 	f->len = (uint32_t)(hlen + len);
 	f->refs = 1;
 	f->seq = 0;
+	f->sio = NULL;
 	return f;
+}
+
+struct frame *frame_new_text(const char *payload, size_t len)
+{
+	return frame_new_op(payload, len, 0x81);
+}
+
+struct frame *frame_new_binary(const void *payload, size_t len)
+{
+	return frame_new_op(payload, len, 0x82);
 }
 
 void frame_unref(struct frame **fp)
@@ -40,8 +51,10 @@ void frame_unref(struct frame **fp)
 	struct frame *f = *fp;
 
 	*fp = NULL;
-	if (f && --f->refs == 0)
+	if (f && --f->refs == 0) {
+		frame_unref(&f->sio);
 		free(f);
+	}
 }
 
 const char *frame_payload(const struct frame *f, size_t *len)

@@ -18,6 +18,9 @@ struct frame {
 	uint32_t refs;
 	uint32_t len;          /* wire bytes: header and payload */
 	uint64_t seq;          /* a room message's seq; 0 for anything else */
+	struct frame *sio;     /* its Socket.IO rendition (server/sio), built on
+				* first need and shared by every Socket.IO
+				* member; released with this frame */
 	unsigned char *wire;   /* the header's first byte, inside buf */
 	unsigned char buf[];   /* FRAME_HEADROOM + payload */
 };
@@ -25,6 +28,8 @@ struct frame {
 /* A text frame holding a copy of payload, with one reference (the
  * caller's). */
 struct frame *frame_new_text(const char *payload, size_t len);
+/* The same as a binary frame (Socket.IO attachments). */
+struct frame *frame_new_binary(const void *payload, size_t len);
 
 static inline struct frame *frame_ref(struct frame *f)
 {

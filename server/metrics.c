@@ -12,6 +12,7 @@
 #include "api.h"
 #include "proto.h"
 #include "server.h"
+#include "sio/sio_edge.h"
 #include "store.h"
 #include "moderation.h"
 
@@ -172,4 +173,5 @@ void metrics_render(struct server *s, struct pbuf *b)
 	       "Open file descriptors: at start, plus client sockets and lingering ones.",
 	       process_fds(s));
 	SIMPLE(b, "process_max_fds", "gauge", "Limit of open file descriptors.", process_max_fds());
+	sio_edge_metrics(b);
 }

@@ -21,6 +21,7 @@
 #include "linger.h"
 #include "log.h"
 #include "proto.h"
+#include "sio/sio_edge.h"
 #include "store.h"
 #include "users.h"
 #include "util.h"
@@ -244,7 +245,7 @@ static void build_mounts(struct server *s, const struct config *cfg)
 	if (cfg->api_public)
 		(cfg->public_metrics ? metrics : health)->mount_next = api;
 
-	root->mount_next = health;
+	root->mount_next = cfg->sio ? sio_edge_mount(health) : health;
 	root->mountpoint = "/";
 	root->mountpoint_len = 1;
 	root->origin = cfg->web_root;
@@ -573,6 +574,7 @@ static void teardown(struct server *s)
 	/* after lws (its closes release API calls), before the loop (it
 	 * stops a timer) */
 	api_teardown(s);
+	sio_edge_teardown(s); /* sessions left: after lws, before the rooms */
 	if (s->loop) {
 		ev_prepare_stop(s->loop, &s->flush_w);
 		ev_signal_stop(s->loop, &s->sigterm_w);
@@ -605,6 +607,7 @@ int server_run(struct config *cfg)
 	s->wbuf_cap = WBUF_SIZE;
 	s->wbuf = xmalloc(WBUF_SIZE);
 	build_limits(s);
+	sio_edge_setup(s);
 	signal(SIGPIPE, SIG_IGN);
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 	linger_init(&s->linger, NULL, 0);

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "sio/sio_edge.h"
 #include "store.h"
 #include "util.h"
 #include "ws.h"
@@ -414,7 +415,11 @@ static int confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 	if (header(wsi, WSI_TOKEN_VERSION, val, sizeof(val)) <= 0 || strcmp(val, "13"))
 		return refuse_with(s, wsi, 426, "only WebSocket version 13 is supported",
 				   "Sec-WebSocket-Version:", "13");
-	if (header(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri)) <= 0 || strcmp(uri, "/ws"))
+	/* Socket.IO clients upgrade at /socket.io/ (server/sio/): the same
+	 * checks below, then Engine.IO's own. */
+	bool sio = header(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri)) > 0 && cfg->sio &&
+		   sio_is_path(uri);
+	if (!sio && (header(wsi, WSI_TOKEN_GET_URI, uri, sizeof(uri)) <= 0 || strcmp(uri, "/ws")))
 		return refuse(s, wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws");
 	if (s->draining)
 		return refuse(s, wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "server is shutting down");
@@ -432,7 +437,16 @@ static int confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 		if (conn_count_ip(s, addr) >= cfg->max_connections_per_ip)
 			return refuse(s, wsi, 429, "too many connections from this address");
 	}
-	return 0;
+	return sio ? sio_confirm_upgrade(s, wsi) : 0;
+}
+
+/* 1 if this established WebSocket came in at /socket.io/. */
+static int is_sio(struct server *s, struct lws *wsi)
+{
+	char uri[32];
+
+	return s->cfg->sio && lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) > 0 &&
+	       sio_is_path(uri);
 }
 
 int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -441,6 +455,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	struct server *s = lws_context_user(lws_get_context(wsi));
 	struct conn *c = user;
 	char addr[NETADDR_MAX];
+
+	/* The requests and WebSockets of Socket.IO sessions (server/sio/). */
+	if (c && c->kind == CONN_SIO_PORT && sio_port_reason(reason))
+		return sio_port_callback(s, wsi, reason, c, in, len);
 
 	switch (reason) {
 	case LWS_CALLBACK_WSI_CREATE:
@@ -461,6 +479,8 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		return confirm_upgrade(s, wsi, (const char *)in);
 	case LWS_CALLBACK_ESTABLISHED:
 		netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
+		if (is_sio(s, wsi))
+			return sio_ws_open(c, s, wsi, addr);
 		conn_open(c, s, wsi, addr);
 		authn_conn_established(c);
 		return 0;
@@ -484,6 +504,10 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		conn_release(c);
 		return 0;
 	case LWS_CALLBACK_HTTP:
+		if (s->cfg->sio && sio_http_match(wsi)) {
+			netaddr_client(wsi, &s->trusted, is_unix_peer(s, wsi), addr, sizeof(addr));
+			return sio_http(s, wsi, c, addr);
+		}
 		return on_http(s, wsi);
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		if (s && s->store)
@@ -493,4 +517,26 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		break;
 	}
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- for the Socket.IO edge (server/sio/) ---- */
+
+int ws_writeable(struct conn *c, struct lws *wsi)
+{
+	return on_writeable(c, wsi);
+}
+
+int ws_origin_allowed(const char *list, const char *origin)
+{
+	return origin_allowed(list, origin);
+}
+
+int ws_is_unix_peer(struct server *s, struct lws *wsi)
+{
+	return is_unix_peer(s, wsi);
+}
+
+void ws_count_refusal(struct server *s, unsigned int status)
+{
+	s->stats.rejected[rejected_index(status)]++;
 }

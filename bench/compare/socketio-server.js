@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Reference peer: Socket.IO 4 (websocket transport only) with Parley's room semantics.
 // Events (the contract with parley-bench --protocol socketio, see bench/sio.c):
-//   client -> server  "join"    "room"                 ack: {room, members}
+//   client -> server  "join"    {room} (or "room")     ack: {room, members}
 //   client -> server  "publish" {room, data}           ack (if asked): {} or {error}
 //   server -> client  "message" {room, from, data}     to every member, publisher included
 // io.to(room).emit() encodes the packet once for all members (Socket.IO's adapter).
@@ -30,7 +30,9 @@ const io = new Server(httpServer, {
 });
 
 io.on('connection', (socket) => {
-  socket.on('join', (room, ack) => {
+  socket.on('join', (arg, ack) => {
+    // {room} (parleyd's mapping, what parley-bench sends) or a bare room name
+    const room = arg && typeof arg === 'object' ? arg.room : arg;
     if (typeof room !== 'string' || !ROOM_RE.test(room)) {
       if (typeof ack === 'function') ack({ error: 'bad_room' });
       return;

@@ -1,0 +1,367 @@
+"""Engine.IO HTTP long-polling at /socket.io/ and the upgrade to WebSocket, on the wire.
+
+Each request is written with http.client (a held GET in a thread), so statuses, bodies, CORS headers and
+the upgrade's packets can be checked exactly (docs/socketio.md).
+"""
+
+import http.client
+import json
+import threading
+import time
+
+import pytest
+
+from conftest import HOST, WSClient, Close, HandshakeError
+
+RS = "\x1e"
+FAST = ["--sio-ping-interval", "300", "--sio-ping-timeout", "200"]
+
+
+def req(srv, method, query, body=None, headers=None, timeout=5.0):
+    c = http.client.HTTPConnection(HOST, srv.port, timeout=timeout)
+    try:
+        c.request(method, "/socket.io/?" + query, body=body, headers=headers or {})
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def handshake(srv, headers=None):
+    st, h, b = req(srv, "GET", "EIO=4&transport=polling", headers=headers)
+    assert st == 200, (st, b)
+    t = b.decode()
+    assert t[0] == "0"
+    return json.loads(t[1:]), h
+
+
+def get(srv, sid, timeout=5.0):
+    return req(srv, "GET", "EIO=4&transport=polling&sid=" + sid, timeout=timeout)
+
+
+def post(srv, sid, body, headers=None):
+    return req(srv, "POST", "EIO=4&transport=polling&sid=" + sid, body=body, headers=headers)
+
+
+def packets(body):
+    return body.decode().split(RS)
+
+
+def connected(srv, auth=""):
+    o, _ = handshake(srv)
+    sid = o["sid"]
+    assert post(srv, sid, "40" + auth)[:3:2] == (200, b"ok")
+    got = []
+    while len(got) < 2:
+        st, _, b = get(srv, sid)
+        assert st == 200
+        got += [p for p in packets(b) if p not in ("2", "6")]
+    assert got[0].startswith("40{") and got[1].startswith('42["welcome",'), got
+    return sid
+
+
+class Held(threading.Thread):
+    """A GET that the server holds; result is (status, headers, body)."""
+
+    def __init__(self, srv, sid, timeout=5.0):
+        super().__init__(daemon=True)
+        self.args_ = (srv, sid, timeout)
+        self.result = None
+        self.start()
+
+    def run(self):
+        self.result = get(*self.args_)
+
+    def wait(self, timeout=5.0):
+        self.join(timeout)
+        assert self.result is not None, "the held GET was not answered"
+        return self.result
+
+
+# ---------------------------------------------------------------- handshake and errors
+
+
+def test_handshake(parley):
+    srv = parley(*FAST)
+    o, h = handshake(srv)
+    assert set(o) == {"sid", "upgrades", "pingInterval", "pingTimeout", "maxPayload"}
+    assert o["upgrades"] == ["websocket"]
+    assert (o["pingInterval"], o["pingTimeout"], o["maxPayload"]) == (300, 200, 1000000)
+    assert h["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("method,query,status,code", [
+    ("GET", "transport=polling", 400, 5),
+    ("GET", "EIO=3&transport=polling", 400, 5),
+    ("GET", "EIO=4", 400, 0),
+    ("GET", "EIO=4&transport=abc", 400, 0),
+    ("POST", "EIO=4&transport=polling", 400, 2),
+    ("PUT", "EIO=4&transport=polling", 400, 2),
+    ("GET", "EIO=4&transport=polling&sid=nope", 400, 1),
+    ("POST", "EIO=4&transport=polling&sid=nope", 400, 1),
+    ("GET", "EIO=4&transport=websocket", 400, 3),
+])
+def test_errors(parley, method, query, status, code):
+    srv = parley()
+    st, h, b = req(srv, method, query, body="40" if method != "GET" else None)
+    assert st == status
+    assert h["content-type"] == "application/json"
+    assert json.loads(b)["code"] == code
+
+
+# ---------------------------------------------------------------- CORS
+
+
+def test_cors_any_origin_when_unset(parley):
+    srv = parley()
+    _, h = handshake(srv, {"Origin": "https://app.example"})
+    assert h["access-control-allow-origin"] == "https://app.example"
+    assert h["access-control-allow-credentials"] == "true"
+
+
+def test_cors_allowlist(parley):
+    srv = parley("--origins", "https://good.example")
+    _, h = handshake(srv, {"Origin": "https://good.example"})
+    assert h["access-control-allow-origin"] == "https://good.example"
+    st, h, b = req(srv, "GET", "EIO=4&transport=polling", headers={"Origin": "https://evil.example"})
+    assert st == 403 and json.loads(b) == {"code": 4, "message": "Forbidden"}
+    assert "access-control-allow-origin" not in h
+    # no Origin: not a browser, nothing to check
+    handshake(srv)
+
+
+def test_cors_preflight(parley):
+    srv = parley("--origins", "https://good.example")
+    st, h, _ = req(srv, "OPTIONS", "EIO=4&transport=polling", headers={"Origin": "https://good.example"})
+    assert st == 204
+    assert h["access-control-allow-origin"] == "https://good.example"
+    assert "POST" in h["access-control-allow-methods"]
+
+
+# ---------------------------------------------------------------- heartbeat and close
+
+
+def test_polling_ping_pong(parley):
+    srv = parley(*FAST)
+    o, _ = handshake(srv)
+    for _ in range(3):
+        st, _, b = get(srv, o["sid"])
+        assert (st, b) == (200, b"2")
+        assert post(srv, o["sid"], "3")[::2] == (200, b"ok")
+
+
+def test_polling_ping_timeout(parley):
+    srv = parley(*FAST)
+    o, _ = handshake(srv)
+    time.sleep(0.8)
+    st, _, b = get(srv, o["sid"])
+    # the session is gone: either the close packet it was owed, or unknown sid
+    assert (st == 200 and b.endswith(b"1")) or (st == 400 and json.loads(b)["code"] == 1)
+    st, _, b = get(srv, o["sid"])
+    assert st == 400 and json.loads(b)["code"] == 1
+
+
+def test_client_close_releases_held_get(parley):
+    srv = parley()
+    sid = connected(srv)
+    held = Held(srv, sid)
+    time.sleep(0.2)
+    assert post(srv, sid, "1")[::2] == (200, b"ok")
+    st, _, b = held.wait()
+    assert (st, b) == (200, b"6")
+    st, _, b = get(srv, sid)
+    assert st == 400 and json.loads(b)["code"] == 1
+
+
+def test_overlapping_gets_close_the_session(parley):
+    srv = parley()
+    sid = connected(srv)
+    held = Held(srv, sid)
+    time.sleep(0.2)
+    st, _, b = get(srv, sid)
+    assert st == 400 and json.loads(b)["code"] == 3
+    st, _, b = held.wait()
+    assert st == 200 and b.endswith(b"1")
+
+
+# ---------------------------------------------------------------- bounds
+
+
+def test_post_over_max_payload_is_413(parley):
+    srv = parley("--sio-max-payload", "2000")
+    sid = connected(srv)
+    st, _, b = post(srv, sid, "4" + "x" * 3000)
+    assert st == 413 and json.loads(b)["code"] == 3
+    st, _, b = get(srv, sid)
+    assert (st == 200 and b.endswith(b"1")) or st == 400
+
+
+def test_too_many_packets_in_a_post(parley):
+    srv = parley()
+    sid = connected(srv)
+    st, _, b = post(srv, sid, RS.join(["3"] * 1025))
+    assert st == 400 and json.loads(b)["code"] == 3
+
+
+def test_bad_base64_packet(parley):
+    srv = parley()
+    sid = connected(srv)
+    st, _, b = post(srv, sid, "b!!!")
+    assert st == 400 and json.loads(b)["code"] == 3
+
+
+def test_counts_against_max_connections(parley):
+    srv = parley("--max-connections", "1")
+    handshake(srv)
+    st, _, b = req(srv, "GET", "EIO=4&transport=polling")
+    assert st == 503
+    with pytest.raises(HandshakeError):
+        WSClient(HOST, srv.port, path="/ws")
+
+
+# ---------------------------------------------------------------- events over polling
+
+
+def test_events_and_acks_over_polling(parley):
+    srv = parley()
+    sid = connected(srv, '{"name":"pol"}')
+    assert post(srv, sid, '420["join",{"room":"p"}]' + RS + '421["publish",{"room":"p","data":7}]')[0] == 200
+    got = []
+    while not any(p.startswith("431") for p in got):
+        st, _, b = get(srv, sid)
+        assert st == 200
+        got += packets(b)
+    acks = [p for p in got if p.startswith("43")]
+    assert json.loads(acks[0][3:])[0]["ok"] is True
+    msg = [p for p in got if p.startswith('42["message"')][0]
+    assert json.loads(msg[2:])[1]["data"] == 7
+    # the message precedes the publish's ack, as on the native protocol
+    assert got.index(msg) < got.index(acks[1])
+
+
+def test_binary_attachment_over_polling(parley):
+    srv = parley()
+    sid = connected(srv)
+    n = srv.client("nat")
+    n.join("pb")
+    body = '420["join",{"room":"pb"}]' + RS + \
+        '451-1["publish",{"room":"pb","data":{"_placeholder":true,"num":0}}]' + RS + "bAQID"
+    assert post(srv, sid, body)[0] == 200
+    m = n.next_json()
+    while m.get("type") != "message":
+        m = n.next_json()
+    assert m["data"] == {"$base64": "AQID"}
+    got = []
+    while "bAQID" not in got:
+        st, _, b = get(srv, sid)
+        got += packets(b)
+    i = got.index("bAQID")
+    assert got[i - 1].startswith('451-["message",')
+
+
+# ---------------------------------------------------------------- the upgrade
+
+
+def test_upgrade(parley):
+    srv = parley()
+    sid = connected(srv)
+    held = Held(srv, sid)
+    time.sleep(0.1)
+    ws = WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket&sid=" + sid)
+    ws.send_text("2probe")
+    assert ws.recv_message().payload == b"3probe"
+    st, _, b = held.wait()
+    assert (st, b) == (200, b"6")
+    ws.send_text("5")
+    ws.send_text('421["join",{"room":"u"}]')
+    m = ws.recv_message()
+    while m.payload.startswith(b"2"):
+        ws.send_text("3")
+        m = ws.recv_message()
+    assert m.payload.startswith(b"431[")
+    # polling with the sid is over; a second WebSocket is refused
+    st, _, b = get(srv, sid)
+    assert st == 400 and json.loads(b)["code"] == 3
+    with pytest.raises(HandshakeError) as e:
+        WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket&sid=" + sid)
+    assert e.value.status == 400
+
+
+def test_failed_probe_keeps_polling(parley):
+    srv = parley()
+    sid = connected(srv)
+    ws = WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket&sid=" + sid)
+    ws.send_text("garbage")
+    m = ws.recv_message()
+    assert isinstance(m, Close)
+    assert post(srv, sid, '420["hello",{"name":"still"}]')[0] == 200
+    got = []
+    while not any(p.startswith("430") for p in got):
+        st, _, b = get(srv, sid)
+        assert st == 200
+        got += packets(b)
+
+
+def test_keep_alive_connection_serves_other_paths_after(parley):
+    """One HTTP/1.1 connection: a polling handshake, then /healthz, then a poll again."""
+    srv = parley()
+    c = http.client.HTTPConnection(HOST, srv.port, timeout=5)
+    try:
+        c.request("GET", "/socket.io/?EIO=4&transport=polling")
+        r = c.getresponse()
+        sid = json.loads(r.read().decode()[1:])["sid"]
+        c.request("GET", "/healthz")
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"ok\n")
+        c.request("POST", "/socket.io/?EIO=4&transport=polling&sid=" + sid, body="40")
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"ok")
+        c.request("GET", "/socket.io/?EIO=4&transport=polling&sid=" + sid)
+        r = c.getresponse()
+        assert r.status == 200 and r.read().startswith(b"40{")
+    finally:
+        c.close()
+
+
+def test_metrics(parley):
+    srv = parley()
+    sid = connected(srv)
+    ws = WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket&sid=" + sid)
+    ws.send_text("2probe")
+    assert ws.recv_message().payload == b"3probe"
+    ws.send_text("5")
+    handshake(srv)  # a second session, still polling
+    req(srv, "GET", "EIO=9&transport=polling")
+    deadline = time.monotonic() + 5
+    while True:
+        st, _, body = srv.metrics_get()
+        text = body.decode()
+        if 'parley_sio_upgrades_total 1' in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert st == 200
+    assert 'parley_sio_sessions{transport="websocket"} 1' in text
+    assert 'parley_sio_sessions{transport="polling"} 1' in text
+    assert 'parley_sio_sessions_total{transport="polling"} 2' in text
+    assert 'parley_sio_upgrades_total 1' in text
+    assert "parley_connections 2" in text  # sessions count as connections
+    ws.send_text("1")
+    deadline = time.monotonic() + 5
+    while 'parley_sio_closes_total{reason="transport close"} 1' not in text:
+        assert time.monotonic() < deadline, text
+        time.sleep(0.05)
+        text = srv.metrics_get()[2].decode()
+
+
+def test_sio_max_sessions(parley):
+    srv = parley("--sio-max-sessions", "2")
+    handshake(srv)
+    ws = WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket")
+    assert ws.recv_message().payload.startswith(b"0{")
+    st, _, b = req(srv, "GET", "EIO=4&transport=polling")
+    assert st == 503 and json.loads(b)["code"] == 3
+    with pytest.raises(HandshakeError) as e:
+        WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket")
+    assert e.value.status == 503
+    # native clients are not Socket.IO sessions
+    srv.client("native")
