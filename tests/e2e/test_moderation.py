@@ -324,3 +324,30 @@ def test_delete_of_a_message_still_queued_commits_promptly(parley):
     assert alice.ok("delete", room="r", seq=seq, skip=True) == {"room": "r", "seq": seq}
     assert time.monotonic() - t0 < 2.0
     assert next_of_type(alice, "deleted")["seq"] == seq
+
+
+def test_socketio_client_deletes_and_sees_deleted(parley):
+    # Socket.IO events map to the native commands by name: `delete` works there too, and the
+    # `deleted` frame reaches Socket.IO members as a `deleted` event.
+    import json
+    from test_socketio_ws import ack, connect, event
+    srv = parley()
+    native = srv.client("native")
+    native.join("mix")
+    c, _ = connect(srv, auth={"name": "sock"})
+    assert ack(c, 0, "join", {"room": "mix"})["ok"] is True
+    r = ack(c, 1, "publish", {"room": "mix", "data": {"t": "oops"}})
+    seq = r["data"]["seq"]
+    other = publish(native, "mix", "native's")
+    assert ack(c, 2, "delete", {"room": "mix", "seq": other})["error"]["code"] == "forbidden"
+    # The deleted event comes first, then the ack (as the native frame precedes the reply).
+    c.send_text("423" + json.dumps(["delete", {"room": "mix", "seq": seq}]))
+    t = event(c)
+    while not t.startswith('42["deleted"'):
+        t = event(c)
+    assert json.loads(t[2:]) == ["deleted", {"room": "mix", "seq": seq}]
+    t = event(c)
+    while not t.startswith("433"):
+        t = event(c)
+    assert json.loads(t[3:]) == [{"ok": True, "data": {"room": "mix", "seq": seq}}]
+    assert next_of_type(native, "deleted") == {"type": "deleted", "room": "mix", "seq": seq}
