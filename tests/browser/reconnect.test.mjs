@@ -90,8 +90,11 @@ test('a message typed while reconnecting is sent once the connection is back', a
     await pub.join(room);
     const seen = [];
     pub.on('message', (m) => { if (m.seq != null) seen.push(m.data && m.data.text); });
-    // "Retry now" skips the backoff wait.
-    await a.page.click('#retry-now');
+    // "Retry now" skips the backoff wait, unless the page's own backoff timer already
+    // reconnected (then the button is gone): a DOM click, so that race cannot time out.
+    await a.page.evaluate(() => {
+      if (document.body.dataset.conn !== 'connected') document.querySelector('#retry-now')?.click();
+    });
     await a.page.waitForSelector('body[data-conn="connected"]', { timeout: 15000 });
     await a.page.waitForSelector('.msg-text >> text="sent from the tunnel"', { timeout: 10000 });
     await until(() => seen.length >= 1, { timeout: 5000, what: 'the witness to get the message' });
