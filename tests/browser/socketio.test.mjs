@@ -69,6 +69,8 @@ test('a socket.io-client page and the native chat page in one room', async () =>
     await say(chat.page, 'hello from the chat page');
     await until(async () => (await page.evaluate(() => window.got)).includes('hello from the chat page'),
       { what: 'the chat page message on the socket.io page' });
+    // The chat page shows its own message when the server echoes it: wait for that too.
+    await chat.page.waitForSelector('.msg-text >> text="hello from the chat page"', { timeout: 5000 });
     assert.deepEqual(await messageTexts(chat.page), ['hello from socket.io', 'hello from the chat page']);
     await until(async () => (await page.evaluate(() => window.transport())) === 'websocket',
       { what: 'the upgrade to websocket' });
