@@ -10,7 +10,7 @@
   let es = null, retry = null, samples = 0;
 
   const fmt = (n) => n == null ? '-' : n >= 1e9 ? (n / 1e9).toFixed(1) + 'G' : n >= 1e6 ? (n / 1e6).toFixed(1) + 'M' :
-    n >= 1e4 ? (n / 1e3).toFixed(1) + 'k' : String(Math.round(n * 10) / 10);
+    n >= 1e4 ? (n / 1e3).toFixed(1) + 'k' : n >= 100 ? String(Math.round(n)) : String(Math.round(n * 10) / 10);
 
   // ---- the API ----
   async function api(method, path, body) {
@@ -92,6 +92,14 @@
 
   function fillTop(id, rows, cols) {
     const tb = $(id).querySelector('tbody');
+    if (!rows.length) {
+      const tr = document.createElement('tr');
+      const td = document.createElement('td');
+      td.colSpan = 3; td.className = 'empty'; td.textContent = 'no rooms';
+      tr.appendChild(td);
+      tb.replaceChildren(tr);
+      return;
+    }
     tb.replaceChildren(...rows.map((r) => {
       const tr = document.createElement('tr');
       const td = document.createElement('td');
