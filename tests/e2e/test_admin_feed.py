@@ -192,3 +192,19 @@ def test_feed_client_that_does_not_read_is_dropped(parley, tmp_path):
     assert s["feed_clients"] == 1
     good.close()
     lazy.close()
+
+
+def test_feed_open_at_shutdown(parley, tmp_path):
+    """SIGTERM with a feed open: parleyd ends the stream and exits 0 (no leak, no wait for it)."""
+    srv = apihelp.start(parley, tmp_path)
+    a = Api(srv)
+    f = Feed(srv, ticket(a))
+    f.event()
+    a.close()
+    t0 = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - t0 < 5
+    f.s.settimeout(5)
+    while f.s.recv(65536):
+        pass
+    f.close()
