@@ -160,7 +160,9 @@
         const ts = document.createElement('span'); ts.className = 'ts'; ts.textContent = new Date(m.ts).toLocaleTimeString() + ' ';
         const from = document.createElement('span'); from.className = 'from'; from.textContent = m.from + ': ';
         const text = document.createElement('span');
-        text.textContent = typeof m.data === 'string' ? m.data : JSON.stringify(m.data);
+        // the chat page's messages are {"text": ...}; anything else is shown as JSON
+        const d = m.data;
+        text.textContent = typeof d === 'string' ? d : d && typeof d.text === 'string' ? d.text : JSON.stringify(d);
         li.append(ts, from, text);
         return li;
       }));

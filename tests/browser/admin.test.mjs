@@ -126,9 +126,11 @@ test('charts move with traffic; tables, room search, disconnect; no console erro
 
     // screenshots with live data (desktop)
     await sleep(1500);
-    const desk = artifactPath('admin-desktop-1280x800.png');
-    await page.screenshot({ path: desk, fullPage: true });
-    console.log(`# screenshot: ${desk}`);
+    for (const [name, fullPage] of [['admin-desktop-1280x800.png', false], ['admin-desktop-full.png', true]]) {
+      const desk = artifactPath(name);
+      await page.screenshot({ path: desk, fullPage });
+      console.log(`# screenshot: ${desk}`);
+    }
 
     // room search: members and the last messages
     await page.fill('#room', 'busy');
@@ -161,9 +163,16 @@ test('charts move with traffic; tables, room search, disconnect; no console erro
       // nothing wider than the screen
       const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `no horizontal scrolling on a phone (overflow ${overflow}px)`);
-      const ph = artifactPath('admin-phone-390x844.png');
-      await phone.page.screenshot({ path: ph, fullPage: true });
-      console.log(`# screenshot: ${ph}`);
+      await phone.page.evaluate(() => window.scrollTo(0, 0));
+      for (const [name, fullPage] of [['admin-phone-390x844.png', false], ['admin-phone-full.png', true]]) {
+        const ph = artifactPath(name);
+        await phone.page.screenshot({ path: ph, fullPage });
+        console.log(`# screenshot: ${ph}`);
+      }
+      await phone.page.evaluate(() => document.getElementById('room-view').scrollIntoView());
+      const room = artifactPath('admin-phone-room.png');
+      await phone.page.screenshot({ path: room });
+      console.log(`# screenshot: ${room}`);
       assert.deepEqual(phone.page.errors, [], 'no console errors (phone)');
     } finally {
       await phone.close();
