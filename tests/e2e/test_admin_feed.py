@@ -208,3 +208,34 @@ def test_feed_open_at_shutdown(parley, tmp_path):
     while f.s.recv(65536):
         pass
     f.close()
+
+
+def test_ticket_bounds(parley, tmp_path):
+    """At most 16 tickets outstanding: the 17th replaces the one closest to expiry (the first)."""
+    srv = apihelp.start(parley, tmp_path)
+    a = Api(srv)
+    tks = [ticket(a) for _ in range(17)]
+    assert len(set(tks)) == 17
+    f = Feed(srv, tks[0])
+    assert f.status == 401  # replaced by the 17th
+    f.close()
+    for tk in (tks[1], tks[16]):
+        f = Feed(srv, tk)
+        assert f.status == 200
+        f.event()
+        f.close()
+
+
+def test_ticket_expires_after_30s(parley, tmp_path):
+    srv = apihelp.start(parley, tmp_path)
+    a = Api(srv)
+    early, late = ticket(a), ticket(a)
+    t0 = time.monotonic()
+    time.sleep(28.5)
+    f = Feed(srv, early)  # just inside the 30 s
+    assert f.status == 200, time.monotonic() - t0
+    f.close()
+    time.sleep(max(0, 31.0 - (time.monotonic() - t0)))
+    g = Feed(srv, late)  # just past them
+    assert g.status == 401
+    g.close()
