@@ -51,7 +51,9 @@
       const opts = {
         title: c.title, width: chartWidth(card), height: 180,
         series: [{}, ...c.series.map(([label], i) => ({ label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: false }))],
-        axes: [{}, { size: 56, values: (u, vals) => vals.map(fmt) }],
+        // x: wall-clock HH:MM:SS (uPlot's default shows milliseconds over a short window)
+        axes: [{ space: 70, values: (u, vals) => vals.map((v) => new Date(v * 1000).toTimeString().slice(0, 8)) },
+          { size: 56, values: (u, vals) => vals.map(fmt) }],
         scales: { x: { time: true } },
         legend: { live: false },
       };
