@@ -71,6 +71,8 @@ void buf_reserve(struct buf *b, size_t extra)
 
 void buf_append(struct buf *b, const void *d, size_t n)
 {
+    if (!n)
+        return; /* b->p may still be NULL: memcpy must not see it */
     buf_reserve(b, n);
     memcpy(b->p + b->len, d, n);
     b->len += n;
