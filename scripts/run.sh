@@ -9,4 +9,4 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 [ -f build/build.ninja ] || meson setup build -Dtests=false >/dev/null
 ninja -C build server/parleyd bench/parley-bench >/dev/null
-exec build/server/parleyd --port 8080 --data-dir ./data --web-root ./web-client "$@"
+exec build/server/parleyd --port 8080 --data-dir ./data --web-root ./web-client --admin-root ./web-admin "$@"

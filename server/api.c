@@ -38,20 +38,22 @@ static void api_info(struct api_call *call);
 
 /* The route table: method, whole path, body or not, handler. */
 const struct api_route api_routes[] = {
-	{ "POST", "/api/publish", API_BODY, api_publish },
-	{ "POST", "/api/broadcast", API_BODY, api_broadcast },
-	{ "GET", "/api/history", API_NO_BODY, api_history },
-	{ "GET", "/api/presence", API_NO_BODY, api_presence },
-	{ "GET", "/api/rooms", API_NO_BODY, api_rooms },
-	{ "POST", "/api/subscribe", API_BODY, api_subscribe },
-	{ "POST", "/api/unsubscribe", API_BODY, api_unsubscribe },
-	{ "POST", "/api/disconnect", API_BODY, api_disconnect },
-	{ "GET", "/api/info", API_NO_BODY, api_info },
-	{ "POST", "/api/delete", API_BODY, api_mod_delete },
-	{ "POST", "/api/erase", API_BODY, api_mod_erase },
-	{ "POST", "/api/ban", API_BODY, api_mod_ban },
-	{ "DELETE", "/api/ban", API_BODY, api_mod_unban },
-	{ NULL, NULL, API_NO_BODY, NULL }
+	{ "POST", "/api/publish", API_BODY, api_publish, API_BEARER },
+	{ "POST", "/api/broadcast", API_BODY, api_broadcast, API_BEARER },
+	{ "GET", "/api/history", API_NO_BODY, api_history, API_BEARER },
+	{ "GET", "/api/presence", API_NO_BODY, api_presence, API_BEARER },
+	{ "GET", "/api/rooms", API_NO_BODY, api_rooms, API_BEARER },
+	{ "POST", "/api/subscribe", API_BODY, api_subscribe, API_BEARER },
+	{ "POST", "/api/unsubscribe", API_BODY, api_unsubscribe, API_BEARER },
+	{ "POST", "/api/disconnect", API_BODY, api_disconnect, API_BEARER },
+	{ "GET", "/api/info", API_NO_BODY, api_info, API_BEARER },
+	{ "POST", "/api/delete", API_BODY, api_mod_delete, API_BEARER },
+	{ "POST", "/api/erase", API_BODY, api_mod_erase, API_BEARER },
+	{ "POST", "/api/ban", API_BODY, api_mod_ban, API_BEARER },
+	{ "DELETE", "/api/ban", API_BODY, api_mod_unban, API_BEARER },
+	{ "POST", "/api/admin/ticket", API_NO_BODY, feed_ticket, API_BEARER },
+	{ "GET", "/api/admin/feed", API_NO_BODY, feed_open, API_TICKET },
+	{ NULL, NULL, API_NO_BODY, NULL, API_BEARER }
 };
 
 /* Checks the fields a handler needs; answers 400 and returns -1 if one is

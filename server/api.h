@@ -75,15 +75,23 @@ struct api_call {
 	 * body is read and dropped first, then this is the answer */
 	enum proto_err early_err;
 	const char *early_msg;      /* static text or NULL */
+	/* a feed stream (feed.c): open until the client goes */
+	bool streaming;
+	struct pbuf sse;            /* events not yet handed to lws */
+	struct api_call *fnext, *fprev; /* the feed's clients */
 };
 
 enum api_body { API_NO_BODY, API_BODY };
+/* API_TICKET: no bearer key; the handler checks a one-time ticket (feed.c:
+ * EventSource cannot send an Authorization header). */
+enum api_auth { API_BEARER, API_TICKET };
 
 struct api_route {
 	const char *method;         /* "GET", "POST", "DELETE" */
 	const char *path;           /* the whole path, "/api/publish" */
 	enum api_body body;         /* API_BODY: a JSON object is required */
 	void (*handle)(struct api_call *call);
+	enum api_auth auth;         /* API_BEARER unless given */
 };
 
 extern const struct api_route api_routes[];
@@ -119,6 +127,17 @@ const char *api_keys_check(const struct api_keys *k, const char *key, size_t len
 int api_setup(struct server *s);
 int api_reload(struct server *s);
 void api_teardown(struct server *s);
+
+/* ---- the dashboard's live feed (feed.c) ---- */
+void feed_setup(struct server *s);
+void feed_teardown(struct server *s);
+/* The call's connection went (api_http.c's release). */
+void feed_forget(struct api_call *call);
+/* HTTP_WRITEABLE on a streaming call: returns what the callback must. */
+int feed_writeable(struct api_call *call);
+/* The routes: POST /api/admin/ticket, GET /api/admin/feed. */
+void feed_ticket(struct api_call *call);
+void feed_open(struct api_call *call);
 
 /* ---- endpoints whose work outlives the call (api.c) ---- */
 struct store_page;

@@ -198,6 +198,8 @@ static void call_release(struct api_call *call)
 {
 	if (call->srv && call->srv->api)
 		body_unlink(call);
+	if (call->streaming)
+		feed_forget(call);
 	if (call->in_table && call->srv && call->srv->api) {
 		hmap_del(&call->srv->api->calls, hmap_hash_bytes(&call->serial, sizeof(call->serial)),
 			 &call->serial, serial_match);
@@ -408,10 +410,18 @@ static int on_request(struct server *s, struct api_call *call, struct lws *wsi)
 		/* Off unless a key is configured: never open. */
 		return refuse(call, PROTO_ENOT_FOUND, "the API is off: no api_keys_file");
 	}
-	if (!authorized(s, call))
+	const struct api_route *r, *any = NULL;
+	/* A ticket route (the feed) is the one call without a bearer key:
+	 * its handler checks the ticket. Any other path still needs the key
+	 * before it is even told apart from a missing one (401, not 404). */
+	bool ticket_route = false;
+	for (r = api_routes; r->path; r++)
+		if (r->auth == API_TICKET && !strcmp(r->path, call->path) &&
+		    !strcmp(r->method, method_name(call->method)))
+			ticket_route = true;
+	if (!ticket_route && !authorized(s, call))
 		return refuse(call, PROTO_EUNAUTHENTICATED,
 			      "missing or unknown API key (Authorization: Bearer KEY)");
-	const struct api_route *r, *any = NULL;
 	for (r = api_routes; r->path; r++) {
 		if (strcmp(r->path, call->path))
 			continue;
@@ -516,6 +526,8 @@ int api_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		return call ? on_body_done(call) : -1;
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (call && call->srv && call->streaming)
+			return feed_writeable(call);
 		if (call && call->srv && call->answered && !call->sent)
 			return send_response(call, false);
 		return 0;
@@ -543,6 +555,7 @@ int api_setup(struct server *s)
 	ev_timer_init(&s->api->body_w, body_deadline_cb, 0.25, 0.25);
 	s->api->body_w.data = s;
 	ev_timer_start(s->loop, &s->api->body_w);
+	feed_setup(s);
 	if (!s->cfg->api_keys_file)
 		return 0;
 	if (api_keys_load(&s->api->keys, s->cfg->api_keys_file, err, sizeof(err)) < 0) {
@@ -576,6 +589,7 @@ void api_teardown(struct server *s)
 	if (!s->api)
 		return;
 	ev_timer_stop(s->loop, &s->api->body_w);
+	feed_teardown(s);
 	api_keys_free(&s->api->keys);
 	hmap_free(&s->api->calls);
 	free(s->api);

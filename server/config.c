@@ -73,6 +73,8 @@ static const struct opt opts[] = {
 	{ "rate_names", 0, OPT_U32, O(rate_names), 1, 1000000, "N", "name changes per minute per connection (default 10)" },
 	{ "api_keys_file", 0, OPT_STR, O(api_keys_file), 0, 0, "PATH", "HTTP API keys, \"name key\" per line; unset: API off" },
 	{ "api_public", 0, OPT_U32, O(api_public), 0, 1, "0|1", "1: serve /api on the public listener too (default 0)" },
+	{ "admin_root", 0, OPT_STR, O(admin_root), 0, 0, "DIR", "the /admin dashboard's files, served on the admin listener only (default " PARLEY_ADMIN_ROOT ")" },
+	{ "admin_feed_max", 0, OPT_U32, O(admin_feed_max), 1, 1000, "N", "live dashboard feeds (GET /api/admin/feed) open at once (default 8)" },
 	{ "api_max_body", 0, OPT_U32, O(api_max_body), 1024, 64u << 20, "BYTES", "largest API request body (default 1048576)" },
 	{ "api_body_timeout", 0, OPT_U32, O(api_body_timeout), 1, 300, "S", "seconds to send an API request body (default 10)" },
 	{ "sio", 0, OPT_U32, O(sio), 0, 1, "0|1", "1: serve Socket.IO clients at /socket.io/ (default 1)" },
@@ -109,6 +111,8 @@ void config_defaults(struct config *c)
 	c->port = 8080;
 	c->data_dir = xstrndup("/var/lib/parley", 15);
 	c->web_root = xstrndup(PARLEY_WEB_ROOT, strlen(PARLEY_WEB_ROOT));
+	c->admin_root = xstrndup(PARLEY_ADMIN_ROOT, strlen(PARLEY_ADMIN_ROOT));
+	c->admin_feed_max = 8;
 	c->max_message_size = 65536;
 	c->send_queue_messages = 1000;
 	c->send_queue_bytes = 1048576;

@@ -70,6 +70,8 @@ struct config {
 	char *api_keys_file;         /* "name key" lines; NULL: the API is off */
 	uint32_t api_public;         /* 1: also on the public listener */
 	uint32_t api_max_body;       /* bytes of a request body at most */
+	char *admin_root;            /* /admin dashboard files (admin listener only) */
+	uint32_t admin_feed_max;     /* GET /api/admin/feed streams open at once */
 	uint32_t api_body_timeout;   /* seconds to send a whole body */
 
 	/* moderation */

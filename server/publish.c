@@ -139,6 +139,7 @@ enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint6
 		if (seq)
 			room_cache_add(r, seq, f, s->cfg->history_cache);
 		room_fanout(r, f, p->except);
+		r->published++; /* the dashboard's message rate per room (feed.c) */
 	}
 	frame_unref(&f);
 	s->stats.published++;

@@ -45,6 +45,8 @@ struct room {
 	struct member **members;
 	uint32_t nmembers, cap;
 	uint32_t npresence;     /* members with presence on */
+	uint64_t published;     /* messages fanned out here (feed.c's rate) */
+	uint64_t published_mark; /* published at the feed's previous sample */
 
 	/* presence.c: users in the room and the pending batch */
 	struct hmap users;      /* struct ruser *, by name */

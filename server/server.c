@@ -245,6 +245,16 @@ static void build_mounts(struct server *s, const struct config *cfg)
 	if (cfg->api_public)
 		(cfg->public_metrics ? metrics : health)->mount_next = api;
 
+	/* /admin: the dashboard's files, on the admin listener only (never
+	 * under web_root, so the public listener cannot serve them). */
+	struct lws_http_mount *admin_page = &s->mounts[5];
+	admin_page->mountpoint = "/admin";
+	admin_page->mountpoint_len = 6;
+	admin_page->origin = cfg->admin_root;
+	admin_page->def = "index.html";
+	admin_page->origin_protocol = LWSMPRO_FILE;
+	admin_api->mount_next = admin_page;
+
 	root->mount_next = cfg->sio ? sio_edge_mount(health) : health;
 	root->mountpoint = "/";
 	root->mountpoint_len = 1;

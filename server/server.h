@@ -29,6 +29,7 @@
 #include "netaddr.h"
 
 struct api_state;
+struct feed;
 struct token_keys;
 struct conn;
 struct moderation;
@@ -58,7 +59,7 @@ struct server {
 	ev_timer tick_w;
 	lws_retry_bo_t retry;
 	void *foreign[1];           /* the loop, for lws (foreign_loops) */
-	struct lws_http_mount mounts[5]; /* /healthz, /metrics, /, /api, admin /api */
+	struct lws_http_mount mounts[6]; /* /healthz, /metrics, /, /api, admin /api, /admin */
 	struct linger_set linger;   /* closed client sockets draining (linger.h) */
 	uint32_t fds_at_start;      /* descriptors open when serving began */
 	int64_t client_sockets;     /* lws client sockets open (HTTP and WebSocket) */
@@ -90,6 +91,7 @@ struct server {
 
 	struct hmap by_user;        /* struct user_conns *, by name (users.c) */
 	struct api_state *api;      /* the HTTP API (api_http.c) */
+	struct feed *feed;          /* the /admin dashboard's live feed (feed.c) */
 
 	struct store *store;
 	struct moderation *mod;     /* bans and pending moderation (moderation.c) */

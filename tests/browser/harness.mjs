@@ -93,8 +93,12 @@ export async function startServer({ port = 0, dataDir, extraArgs = [] } = {}) {
     proc.on('error', (e) => { clearTimeout(timer); reject(e); });
   });
   const p = await listening;
+  // the admin listener logs first (server.c): its port is in the log by now
+  const am = /msg=admin_listening\b[^\n]*\bport=(\d+)/.exec(stderr);
   const server = {
     proc, port: p, dataDir,
+    adminPort: am ? Number(am[1]) : null,
+    adminUrl: am ? `http://127.0.0.1:${am[1]}` : null,
     url: `${TLS ? 'https' : 'http'}://127.0.0.1:${p}`,
     wsUrl: `${TLS ? 'wss' : 'ws'}://127.0.0.1:${p}/ws`,
     log: () => stderr,
