@@ -29,6 +29,9 @@ test('own messages offer Delete; deleting removes them live and from loaded hist
   try {
     await say(a.page, 'oops wrong room');
     await say(a.page, 'keep this one');
+    // Two pages' messages have no order until the server has seen them: bob speaks after
+    // alice's message reached him.
+    await until(async () => (await messageTexts(b.page)).includes('keep this one'), { what: "alice's message on bob's page" });
     await say(b.page, 'bob was here');
     for (const p of [a.page, b.page]) {
       await until(async () => (await messageTexts(p)).length === 3, { what: 'three messages' });
