@@ -185,8 +185,11 @@ for f in "$src"/web-client/*; do cmp -s "$f" "$root/usr/share/parley/web-client/
 check "/usr/share/parley/web-client holds web-client/ as it is in the tree" test "$webok" = 1
 check "/etc/parley/parley.conf is a conffile" \
   sh -c "chroot '$root' dpkg-query -W -f='\${Conffiles}\n' parley | grep -q '^ /etc/parley/parley.conf '"
-check "/etc/parley/parley.conf is deploy/parley.conf (its web_root comment showing /usr/share)" \
-  sh -c "sed 's|^#web_root = .*|#web_root = /usr/share/parley/web-client|' '$src/deploy/parley.conf' | cmp - '$root/etc/parley/parley.conf'"
+check "/etc/parley/parley.conf is deploy/parley.conf (its web_root and admin_root comments showing /usr/share)" \
+  sh -c "sed -e 's|^#web_root = .*|#web_root = /usr/share/parley/web-client|' \
+             -e 's|^#admin_root = .*|#admin_root = /usr/share/parley/web-admin|' '$src/deploy/parley.conf' |
+         cmp - '$root/etc/parley/parley.conf'"
+check "/usr/share/parley/web-admin holds the dashboard" test -f "$root/usr/share/parley/web-admin/index.html"
 check "parleyd's built-in web_root is the installed web client (--help)" \
   sh -c "chroot '$root' parleyd --help | grep -q '(default /usr/share/parley/web-client)' && test -f '$root/usr/share/parley/web-client/index.html'"
 check "parleyd --version says $version" sh -c "chroot '$root' parleyd --version | grep -qx 'parleyd $version'"
