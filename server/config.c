@@ -15,6 +15,10 @@
 #ifndef PARLEY_WEB_ROOT
 #define PARLEY_WEB_ROOT "/usr/local/share/parley/web-client"
 #endif
+/* meson passes both from the install prefix; builds without it (the fuzzers) get these. */
+#ifndef PARLEY_ADMIN_ROOT
+#define PARLEY_ADMIN_ROOT "/usr/local/share/parley/web-admin"
+#endif
 
 enum opt_type { OPT_STR, OPT_U32, OPT_OCTAL };
 
