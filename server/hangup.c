@@ -2,8 +2,6 @@
 #include "hangup.h"
 
 #include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -17,9 +15,6 @@
  * application, and conn.c's back-pressure uses b0 (the plain bool form). */
 #define HANGUP_RXFLOW (1 << 1)
 
-static FILE *dbg(void) { static FILE *f; static int tried; if (!tried) { tried = 1; const char *p = getenv("HUPDBG"); if (p) { f = fopen(p, "a"); if (f) setvbuf(f, NULL, _IOLBF, 0); } } return f; }
-
-static ev_check dbg_check; static ev_tstamp dbg_prep;
 static void unlink_queued(struct hangup_set *hs, struct conn *c)
 {
 	if (c->hprev)
@@ -77,7 +72,6 @@ static void on_hangups(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	ev_tstamp t0 = ev_time(); uint32_t before = hs->n;
 	do {
 		n = epoll_wait(hs->epfd, ev, 256, 0);
 		if (n < 0 && errno == EINTR)
@@ -91,7 +85,6 @@ static void on_hangups(struct ev_loop *loop, ev_io *w, int revents)
 				defer(hs, c);
 		}
 	} while (n == 256);
-	if (dbg()) fprintf(dbg(), "HUP defer %u in %.2f ms (queued %u)\n", hs->n - before, (ev_time()-t0)*1e3, hs->n);
 }
 
 /* Before each poll: release a batch sized so that the iteration that
@@ -124,16 +117,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 		release(hs, hs->head);
 		k++;
 	}
-	if (dbg()) fprintf(dbg(), "HUP took %.2f ms last %u batch %u queued %u\n", hs->last ? (now-hs->last_at)*1e3 : 0.0, hs->last, k, hs->n);
 	hs->last = k;
 	hs->last_at = now;
-	dbg_prep = ev_time();
-}
-
-static void on_dbg_check(struct ev_loop *loop, ev_check *w, int revents)
-{
-	(void)loop; (void)revents; struct hangup_set *hs = w->data;
-	if (dbg() && (hs->n || hs->last)) fprintf(dbg(), "HUP poll phase %.2f ms\n", (ev_time() - dbg_prep) * 1e3);
 }
 
 /* Only keeps the poll from sleeping while connections are queued. */
@@ -168,7 +153,6 @@ void hangup_init(struct hangup_set *hs, struct server *s, struct ev_loop *loop)
 	ev_prepare_init(&hs->release_w, on_prepare);
 	hs->release_w.data = hs;
 	ev_prepare_start(loop, &hs->release_w);
-	ev_check_init(&dbg_check, on_dbg_check); ev_set_priority(&dbg_check, EV_MAXPRI); dbg_check.data = hs; ev_check_start(loop, &dbg_check);
 	ev_idle_init(&hs->idle_w, on_idle);
 	hs->idle_w.data = hs;
 }
@@ -201,7 +185,7 @@ void hangup_stop(struct hangup_set *hs)
 {
 	if (hs->epfd < 0)
 		return;
-	ev_io_stop(hs->loop, &hs->io_w); ev_check_stop(hs->loop, &dbg_check);
+	ev_io_stop(hs->loop, &hs->io_w);
 	ev_prepare_stop(hs->loop, &hs->release_w);
 	ev_idle_stop(hs->loop, &hs->idle_w);
 	close(hs->epfd);
