@@ -151,7 +151,14 @@ class Probe:
     def finish(self):
         self.stop.set()
         self.writer.join()
-        self.reader.join(30)
+        # Wait for the last answers, not for the reader: it may already be
+        # blocked on a read that nothing will answer (it ends at teardown).
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.sent:
+                    break
+            time.sleep(0.01)
         assert not self.sent, "%d pings never answered" % len(self.sent)
         r = sorted(self.rtts)
         return r[int(len(r) * 0.99) - 1], r[-1], len(r)
