@@ -1,7 +1,6 @@
 /* hangup.c - hung-up clients closed a bounded number per iteration (hangup.h). */
 #include "hangup.h"
 
-#include <errno.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -74,8 +73,8 @@ static void on_hangups(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	do {
 		n = epoll_wait(hs->epfd, ev, 256, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
+		if (n < 0)
+			return; /* EINTR: the set stays readable, the loop calls again */
 		for (int i = 0; i < n; i++) {
 			/* By serial, not pointer: an entry is dropped when its
 			 * connection closes, but a reused descriptor number or a
