@@ -9,9 +9,10 @@ every entry (O(n^2) for a room whose members all left in one presence window); l
 fd tables to the process descriptor limit; and Debian's libwebsockets 4.1.6 (built with _DEBUG) scans
 that whole table and reads every live connection on every close (sanity_assert_no_sockfd_traces), so
 each close costs O(connections), and libev dispatched thousands of hung-up sockets in one iteration:
-the probe waited for all of them (p99 742-906 ms). parleyd now frees presence in one pass, sizes the
+the probe waited for all of them (p99 742-982 ms). parleyd now frees presence in one pass, sizes the
 table to max_connections, and closes hung-up clients a bounded number per loop iteration
-(server/hangup.h): the probe is served between batches (p99 12-34 ms on a shared 2-core machine).
+(server/hangup.h): the probe is served between batches (p99 9-23 ms in most runs on a shared 2-core
+machine at loads of 3-6; see docs/security.md §9 for heavier loads).
 The members are opened by a child process (its own descriptor table) that closes them all at a
 signal.
 
