@@ -11,8 +11,8 @@ that whole table and reads every live connection on every close (sanity_assert_n
 each close costs O(connections), and libev dispatched thousands of hung-up sockets in one iteration:
 the probe waited for all of them (p99 742-982 ms). parleyd now frees presence in one pass, sizes the
 table to max_connections, and closes hung-up clients a bounded number per loop iteration
-(server/hangup.h): the probe is served between batches (p99 9-23 ms in most runs on a shared 2-core
-machine at loads of 3-6; see docs/security.md §9 for heavier loads).
+(server/hangup.h): the probe is served between batches (p99 about 5 ms on a shared 2-core machine at a
+load of 1.7, 9-23 ms in most runs at loads of 3-6; docs/security.md §9 has heavier loads).
 The members are opened by a child process (its own descriptor table) that closes them all at a
 signal.
 
