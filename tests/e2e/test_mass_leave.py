@@ -274,3 +274,48 @@ def test_half_closed_client_still_gets_its_reply(parley):
     d.ok("join", room=ROOM)
     h = d.ok("history", room=ROOM, limit=5, skip=True)
     assert [m["data"]["text"] for m in h["messages"]] == ["last words"]
+
+
+def server_unread(port):
+    """Bytes waiting unread in parleyd's end of an established connection on port (from
+    /proc/net/tcp and tcp6: rx_queue of the entry whose local port is port)."""
+    total = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(name) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local, state, queues = fields[1], fields[3], fields[4]
+                if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                    total += int(queues.split(":")[1], 16)
+    return total
+
+
+def test_hung_up_client_whose_commands_were_paused_is_still_closed(parley):
+    """Two reasons to stop reading at once: parleyd has stopped reading a client's commands because
+    their replies pile up (send_queue_messages), then the client hangs up. The hang-up's own pause is
+    released without touching the other; the client is closed in well under ping_timeout (60 s)."""
+    s = parley("--send-queue-messages", "50")
+    c = s.client("pipeliner", rcvbuf=4096)
+    c.ok("join", room=ROOM)
+    for i in range(2):
+        c.ok("publish", room=ROOM, data={"i": i, "pad": "h" * 1000}, echo=False)
+    # ~2 KB replies, never read: far past 50 queued replies and the socket buffers.
+    c.sock.settimeout(5)
+    sent = 0
+    try:
+        for _ in range(3000):
+            c.send_cmd("history", room=ROOM, limit=2)
+            sent += 1
+    except socket.timeout:
+        pass  # parleyd stopped reading: the commands no longer fit either
+    assert sent > 100
+    # parleyd has stopped reading: commands wait unread in its socket
+    wait_for(lambda: server_unread(s.port) > 0, what="parleyd to stop reading commands")
+    before = metric(s, "parley_hangups_total")
+    c.close_socket()  # unread replies: a reset
+    t0 = time.monotonic()
+    wait_for(lambda: metric(s, "parley_connections") == 0, timeout=10, what="the close")
+    assert time.monotonic() - t0 < 10
+    assert metric(s, "parley_hangups_total") - before == 1
+    assert metric(s, "parley_hangups_queued") == 0
