@@ -239,3 +239,23 @@ def test_http_api_publish_and_broadcast(cluster, tmp_data_root):  # noqa: F811
     assert st == 503 and body["error"]["code"] == "unavailable", body
     st, body, _ = api.request("GET", "/api/history?room=x")
     assert st == 200 and [m["seq"] for m in body["data"]["messages"]] == [1, 2], body
+
+
+def test_socketio_ack_in_cluster(cluster):
+    """A Socket.IO publish is acked after its node applied it (seq from the log); with Redis gone the
+    ack carries unavailable."""
+    from test_socketio_ws import ack, connect
+    redis = cluster.redis()
+    a, b = cluster.nodes(redis, 2)
+    cb = b.client("bob")
+    cb.join("s")
+    c, _ = connect(a)
+    assert ack(c, 1, "join", {"room": "s"})["ok"] is True
+    r = ack(c, 2, "publish", {"room": "s", "data": {"n": 1}, "echo": False})
+    assert r == {"ok": True, "data": {"seq": 1}}, r
+    m = cb.next_json()
+    assert m["seq"] == 1 and m["data"] == {"n": 1}
+    redis.kill9()
+    wait_for(lambda: metric(a, "parley_cluster_redis_connected") == 0, 10, "lost")
+    r = ack(c, 3, "publish", {"room": "s", "data": {"n": 2}, "echo": False})
+    assert r["ok"] is False and r["error"]["code"] == "unavailable", r

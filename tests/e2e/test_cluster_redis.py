@@ -214,3 +214,42 @@ def test_trimmed_position_refuses_then_resync(cluster):
     wait_for(lambda: len(history(h, "t")) == 3011, 15, "b caught up")
     assert [m["data"]["i"] for m in history(h, "t")] == list(range(3011))
     assert [m["seq"] for m in history(h, "t")] == list(range(1, 3012))
+
+
+def test_gap_while_running_fails_closed(cluster):
+    """A running node that finds a gap (it stalled longer than the window) stops applying and
+    publishing, answers /healthz 503, and keeps serving the history it has."""
+    redis = cluster.redis()
+    flags = ("--cluster-log-window", "1000", "--cluster-read-count", "200")
+    a = cluster.node(redis, *flags)
+    b = cluster.node(redis, *flags)
+    ca = a.client("u")
+    ca.join("g")
+    for i in range(5):
+        ca.ok("publish", room="g", data={"i": i}, echo=False)
+    cb = b.client("v")
+    cb.join("g")
+    wait_for(lambda: len(history(cb, "g")) == 5, 10, "b applied 5")
+    os.kill(b.proc.pid, signal.SIGSTOP)
+    try:
+        pending = []
+        for i in range(5, 3005):
+            pending.append(ca.send_cmd("publish", room="g", data={"i": i}, echo=False))
+            if len(pending) >= 200:
+                for cid in pending:
+                    assert ca.wait_reply(cid, skip=True)["ok"]
+                pending = []
+        for cid in pending:
+            assert ca.wait_reply(cid, skip=True)["ok"]
+    finally:
+        os.kill(b.proc.pid, signal.SIGCONT)
+    wait_log(b, "msg=cluster_failed_closed", timeout=20)
+    assert b.running()
+    status, _, body = b.http_get("/healthz")
+    assert status == 503 and b"resynchronise" in body
+    assert metric(b, "parley_cluster_failed") == 1
+    cb.backlog.clear()
+    assert cb.err("publish", room="g", data={"x": 1}, skip=True) == "unavailable"
+    # what it has: a gap-free prefix of the room (it may have applied a few more before the stop)
+    got = [m["data"]["i"] for m in history(cb, "g")]
+    assert 5 <= len(got) < 3005 and got == list(range(len(got)))
