@@ -129,7 +129,6 @@ void cluster__tail_ready(struct rconn *rc, void *ud);
 void cluster__tail_down(struct rconn *rc, void *ud, int was_ready, const char *why);
 void cluster__tail_init(struct cluster *c);
 void cluster__tail_stop(struct cluster *c);
-void cluster__tail_kick(struct cluster *c);
 /* restore.c */
 void cluster__restore_begin(struct cluster *c);
 void cluster__restore_init(struct cluster *c);

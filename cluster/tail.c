@@ -284,9 +284,3 @@ void cluster__tail_stop(struct cluster *c)
 {
 	ev_timer_stop(c->s->loop, &c->tail_w);
 }
-
-/* Lets the tail go on after a restore or a reconnect of the command side. */
-void cluster__tail_kick(struct cluster *c)
-{
-	tail_read(c);
-}
