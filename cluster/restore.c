@@ -246,6 +246,9 @@ static void restore_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	if (c->restore_stage == 1 && !c->restore_thread_live &&
 	    store_queue_depth(c->s->store) == 0) {
 		c->restore_stage = 2;
+		/* A restore cut short by a lost connection starts over: its
+		 * entries are read again (the script skips what went through). */
+		free_rents(c);
 		/* The thread's ranges: a copy, the tail moves sh[] meanwhile. */
 		for (unsigned k = 0; k < c->k; k++)
 			c->restore_to[k] = c->sh[k].applied;
