@@ -20,6 +20,8 @@
 #define PARLEY_ADMIN_ROOT "/usr/local/share/parley/web-admin"
 #endif
 
+#define ADMIN_LISTEN_DEFAULT "127.0.0.1:9180"
+
 enum opt_type { OPT_STR, OPT_U32, OPT_OCTAL };
 
 struct opt {
@@ -63,6 +65,7 @@ static const struct opt opts[] = {
 	{ "trusted_proxies", 0, OPT_STR, O(trusted_proxies), 0, 0, "LIST", "addresses/CIDRs whose X-Forwarded-For is believed" },
 	{ "admin_listen", 0, OPT_STR, O(admin_listen), 0, 0, "ADDR", "admin listener for /metrics and /healthz: HOST:PORT, unix:/PATH or off (default 127.0.0.1:9180)" },
 	{ "public_metrics", 0, OPT_U32, O(public_metrics), 0, 1, "0|1", "1: also serve /metrics on the public listener (default 0)" },
+	{ "reuse_port", 0, OPT_U32, O(reuse_port), 0, 1, "0|1", "1: share the public port with other parleyd (SO_REUSEPORT); each needs its own admin_listen (default 0)" },
 	{ "auth", 0, OPT_STR, O(auth), 0, 0, "MODE", "none or token (HS256 JWT) (default none)" },
 	{ "auth_secret_file", 0, OPT_STR, O(auth_secret_file), 0, 0, "PATH", "file holding the HS256 secret (auth = token)" },
 	{ "auth_timeout", 0, OPT_U32, O(auth_timeout), 1, 300, "S", "seconds a connection has to authenticate (default 5)" },
@@ -151,7 +154,7 @@ void config_defaults(struct config *c)
 	c->sio_max_sessions = 100000;
 	c->sio_recovery = 1;
 	c->sio_recovery_window = 120;
-	c->admin_listen = xstrndup("127.0.0.1:9180", 14);
+	c->admin_listen = xstrndup(ADMIN_LISTEN_DEFAULT, strlen(ADMIN_LISTEN_DEFAULT));
 	c->allow_self_delete = 1;
 	c->erase_step_rows = 2048;
 }
@@ -597,6 +600,16 @@ int config_validate(const struct config *c)
 	char why[128];
 	if (netaddr_parse_listen(c->admin_listen, &la, why, sizeof(why)) < 0) {
 		fprintf(stderr, "parleyd: admin_listen '%s': %s\n", c->admin_listen, why);
+		return -1;
+	}
+	/* Nodes sharing the public port must not share an admin listener:
+	 * the second would fail to bind the default one, or, worse, scrapes
+	 * would reach whichever node answers. Refuse the default outright, on
+	 * every node, rather than let the first start and the second fail. */
+	if (c->reuse_port && !la.off && !la.path[0] && !strcmp(c->admin_listen, ADMIN_LISTEN_DEFAULT)) {
+		fprintf(stderr, "parleyd: reuse_port = 1 needs a per-node admin_listen (its own HOST:PORT, "
+			"unix:/PATH or off), not the default %s that every node would claim\n",
+			ADMIN_LISTEN_DEFAULT);
 		return -1;
 	}
 	if (log_parse_level(c->log_level, &l) < 0) {

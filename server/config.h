@@ -43,6 +43,7 @@ struct config {
 	char *trusted_proxies;       /* comma-separated addresses/CIDRs */
 	char *admin_listen;          /* /metrics, /healthz: HOST:PORT, unix:/PATH or off */
 	uint32_t public_metrics;     /* 1: /metrics on the public listener too */
+	uint32_t reuse_port;         /* 1: SO_REUSEPORT on the public TCP listener */
 
 	/* who may connect, and how much */
 	char *auth;                  /* "none" or "token" */

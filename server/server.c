@@ -21,6 +21,7 @@
 #include "linger.h"
 #include "log.h"
 #include "proto.h"
+#include "reuseport.h"
 #include "sio/sio_edge.h"
 #include "store.h"
 #include "users.h"
@@ -130,6 +131,9 @@ static void begin_drain(struct server *s, const char *why)
 		return;
 	s->draining = true;
 	log_info("draining", "signal=%s connections=%u", why, s->nconns);
+	/* With reuse_port the listener can go at once: the kernel sends new
+	 * connections to the other nodes sharing the port. */
+	reuseport_close(s);
 	/* New connections are dropped as they are accepted (ws.c,
 	 * FILTER_NETWORK_CONNECTION). lws_context_deprecate() would close the
 	 * listening socket, but in lws 4.1 it touches the listener after freeing
@@ -274,14 +278,25 @@ static int listen_tcp(struct server *s, struct lws_context_creation_info *info)
 	/* HTTP/1.1 only: lws 4.1's HTTP/2 crashes on the replies we write
 	 * (ws.c) and we do not offer WebSockets over HTTP/2 (RFC 8441). */
 	t.alpn = "http/1.1";
+	/* reuse_port: the vhost listens on nothing; reuseport.c accepts on
+	 * its own SO_REUSEPORT socket and hands each connection to it. */
+	if (cfg->reuse_port)
+		t.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	s->vhost = lws_create_vhost(s->ctx, &t);
 	if (!s->vhost) {
 		log_error("listen", "host=%s port=%u tls=%d error=\"cannot listen (address in use, or a bad certificate)\"",
 			  cfg->host ? cfg->host : "*", cfg->port, cfg->tls_cert != NULL);
 		return -1;
 	}
+	int port = lws_get_vhost_listen_port(s->vhost);
+	if (cfg->reuse_port) {
+		port = reuseport_listen(s, cfg->host, cfg->port, cfg->tls_cert != NULL);
+		if (port < 0)
+			return -1;
+		log_info("reuse_port", "port=%d pid=%ld", port, (long)getpid());
+	}
 	log_info("listening", "host=%s port=%d tls=%s web_root=%s data_dir=%s version=%s",
-		 cfg->host ? cfg->host : "*", lws_get_vhost_listen_port(s->vhost),
+		 cfg->host ? cfg->host : "*", port,
 		 cfg->tls_cert ? "on" : "off", log_q(cfg->web_root), log_q(cfg->data_dir),
 		 PARLEY_VERSION);
 	return 0;
@@ -577,6 +592,7 @@ static void teardown(struct server *s)
 		store_close(&s->store, &server_store_handlers, s);
 	moderation_teardown(s);
 	linger_stop_all(&s->linger); /* closes from here on do not linger */
+	reuseport_close(s);
 	if (s->ctx) {
 		lws_context_destroy(s->ctx);
 		s->ctx = NULL;

@@ -34,6 +34,7 @@ struct token_keys;
 struct conn;
 struct moderation;
 struct store;
+struct reuseport;
 
 struct server_stats {
 	uint64_t conns_total;
@@ -83,6 +84,7 @@ struct server {
 	struct hmap per_ip;         /* struct ipcount *, by address */
 	struct netlist trusted;     /* trusted_proxies */
 	struct lws_vhost *vhost_unix;
+	struct reuseport *reuseport;    /* reuse_port's own listener; NULL: off */
 	struct lws_vhost *vhost_admin;  /* admin_listen; NULL: off */
 	struct listen_addr admin_addr;  /* parsed admin_listen (lws keeps pointers into it) */
 	struct token_keys *auth;    /* NULL: auth = none */
