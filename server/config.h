@@ -78,6 +78,17 @@ struct config {
 	/* moderation */
 	uint32_t allow_self_delete;  /* 1: users may delete their own messages */
 	uint32_t erase_step_rows;    /* rows an erase step looks at */
+
+	/* cluster through Redis (docs/cluster.md) */
+	char *cluster;               /* redis://... or unix:...; NULL: single node */
+	char *cluster_password_file; /* AUTH password, first line */
+	char *node_id;               /* NULL: HOSTNAME:PORT */
+	uint32_t cluster_shards;     /* K log streams */
+	uint32_t cluster_log_window; /* entries kept per stream */
+	uint32_t cluster_pending_max; /* publishes waiting for their apply */
+	uint32_t cluster_timeout_ms; /* connect, command and publish timeout */
+	uint32_t cluster_read_count; /* XREAD COUNT per shard */
+	uint32_t cluster_hold_ms;    /* publish hold after a Redis restart */
 };
 
 /* Bytes of a history reply frame besides its messages (frame header,
