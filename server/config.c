@@ -104,6 +104,7 @@ static const struct opt opts[] = {
 	{ "cluster_timeout_ms", 0, OPT_U32, O(cluster_timeout_ms), 100, 60000, "MS", "Redis connect and command timeout; a publish unanswered this long fails with unavailable (default 2000)" },
 	{ "cluster_read_count", 0, OPT_U32, O(cluster_read_count), 1, 100000, "N", "log entries read per shard per XREAD (default 512)" },
 	{ "cluster_hold_ms", 0, OPT_U32, O(cluster_hold_ms), 100, 600000, "MS", "after a Redis restart, publishes wait this long (unavailable) while nodes restore what Redis lost (default 3000)" },
+	{ "cluster_presence_ttl", 0, OPT_U32, O(cluster_presence_ttl), 3, 3600, "S", "seconds a node may go unheard before its members leave the rooms on the other nodes (default 15)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -174,6 +175,7 @@ void config_defaults(struct config *c)
 	c->cluster_timeout_ms = 2000;
 	c->cluster_read_count = 512;
 	c->cluster_hold_ms = 3000;
+	c->cluster_presence_ttl = 15;
 }
 
 void config_free(struct config *c)

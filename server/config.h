@@ -89,6 +89,7 @@ struct config {
 	uint32_t cluster_timeout_ms; /* connect, command and publish timeout */
 	uint32_t cluster_read_count; /* XREAD COUNT per shard */
 	uint32_t cluster_hold_ms;    /* publish hold after a Redis restart */
+	uint32_t cluster_presence_ttl; /* s without a heartbeat before a node's members leave */
 };
 
 /* Bytes of a history reply frame besides its messages (frame header,

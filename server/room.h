@@ -100,11 +100,16 @@ struct ruser {
 	char *name;
 	uint32_t name_len;
 	uint32_t conns;         /* the user's connections in the room */
+	uint32_t remote;        /* its connections on other nodes (cluster/presence.c) */
 	bool in_batch;          /* on room->batch */
 	bool was_present;       /* conns > 0 when the batch window opened */
 };
 struct ruser *presence_add(struct room *r, const char *name, size_t len);
 void presence_remove(struct room *r, struct ruser *u);
+/* Sets the user's connections on other nodes (cluster/presence.c); a
+ * change of its cluster-wide presence goes into the window's batch, unless
+ * quiet (seeding a room just created). */
+void presence_remote(struct room *r, const char *name, size_t len, uint32_t remote, bool quiet);
 /* Appends [{"user":..,"conns":N},...] to the server's encoder buffer. */
 void presence_list(struct room *r, struct pbuf *b);
 /* Frees every user entry and cancels the window timer. */

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "proto.h"
 #include "reuseport.h"
+#include "presence.h"   /* cluster/: clp_* */
 #include "sio/sio_edge.h"
 #include "store.h"
 #include "users.h"
@@ -134,6 +135,7 @@ static void begin_drain(struct server *s, const char *why)
 	/* With reuse_port the listener can go at once: the kernel sends new
 	 * connections to the other nodes sharing the port. */
 	reuseport_close(s);
+	clp_drain(s); /* the other nodes drop our members now */
 	/* New connections are dropped as they are accepted (ws.c,
 	 * FILTER_NETWORK_CONNECTION). lws_context_deprecate() would close the
 	 * listening socket, but in lws 4.1 it touches the listener after freeing
@@ -600,6 +602,7 @@ static void teardown(struct server *s)
 	/* after lws (its closes release API calls), before the loop (it
 	 * stops a timer) */
 	api_teardown(s);
+	clp_stop(s); /* before the loop: it stops timers */
 	sio_edge_teardown(s); /* sessions left: after lws, before the rooms */
 	if (s->loop) {
 		ev_prepare_stop(s->loop, &s->flush_w);
@@ -648,7 +651,7 @@ int server_run(struct config *cfg)
 		}
 	}
 	if (authn_setup(s) < 0 || api_setup(s) < 0 || create_context(s, &info) < 0 || open_store(s) < 0 ||
-	    listen_all(s, &info) < 0)
+	    listen_all(s, &info) < 0 || clp_start(s) < 0)
 		goto out;
 	s->fds_at_start = count_fds();
 	start_watchers(s);

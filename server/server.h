@@ -35,6 +35,7 @@ struct conn;
 struct moderation;
 struct store;
 struct reuseport;
+struct clp;
 
 struct server_stats {
 	uint64_t conns_total;
@@ -85,6 +86,7 @@ struct server {
 	struct netlist trusted;     /* trusted_proxies */
 	struct lws_vhost *vhost_unix;
 	struct reuseport *reuseport;    /* reuse_port's own listener; NULL: off */
+	struct clp *clp;                /* cluster presence (cluster/presence.c); NULL: off */
 	struct lws_vhost *vhost_admin;  /* admin_listen; NULL: off */
 	struct listen_addr admin_addr;  /* parsed admin_listen (lws keeps pointers into it) */
 	struct token_keys *auth;    /* NULL: auth = none */
