@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "config.h"
 #include "log.h"
 #include "rconn.h"
@@ -907,7 +908,11 @@ int clp_start(struct server *s)
 	struct clp *p = xcalloc(1, sizeof(*p));
 	p->s = s;
 	p->ttl = cfg->cluster_presence_ttl;
-	if (cfg->node_id) {
+	const struct cluster_stats *st = cluster_stats(s);
+	if (st && st->node_id) {
+		/* the broker's (cluster/node.c): one name per node everywhere */
+		snprintf(p->node_id, sizeof(p->node_id), "%s", st->node_id);
+	} else if (cfg->node_id) {
 		snprintf(p->node_id, sizeof(p->node_id), "%s", cfg->node_id);
 	} else {
 		char host[200] = "localhost";

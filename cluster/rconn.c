@@ -408,6 +408,11 @@ const char *rconn_run_id(const struct rconn *rc)
 	return rc->run_id;
 }
 
+void *rconn_ud(const struct rconn *rc)
+{
+	return rc->ud;
+}
+
 unsigned rconn_inflight(const struct rconn *rc)
 {
 	return rc->inflight;

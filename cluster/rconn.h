@@ -77,6 +77,8 @@ int rconn_ready(const struct rconn *rc);
 /* Redis's run_id from the last handshake ("" before the first). A change
  * between two connects means Redis restarted. */
 const char *rconn_run_id(const struct rconn *rc);
+/* The ud given to rconn_new. */
+void *rconn_ud(const struct rconn *rc);
 /* Commands sent and not yet answered. */
 unsigned rconn_inflight(const struct rconn *rc);
 /* Drops the connection now (e.g. after a protocol surprise) and reconnects

@@ -638,6 +638,13 @@ int config_validate(const struct config *c)
 			ADMIN_LISTEN_DEFAULT);
 		return -1;
 	}
+	/* The default node_id is HOSTNAME:PORT: the same for every node
+	 * sharing the port, and node ids must be unique in a cluster. */
+	if (c->reuse_port && c->cluster && !c->node_id) {
+		fprintf(stderr, "parleyd: reuse_port = 1 in a cluster needs node_id: the default "
+			"HOSTNAME:PORT would be the same on every node sharing the port\n");
+		return -1;
+	}
 	if (log_parse_level(c->log_level, &l) < 0) {
 		fprintf(stderr, "parleyd: log_level '%s' must be debug, info, warn or error\n",
 			c->log_level);

@@ -3,6 +3,7 @@
  * counted (server_stats, store_stats); this file only formats them.
  */
 #include "metrics.h"
+#include "cluster.h"
 
 #include <stdio.h>
 #include <sys/resource.h>
@@ -174,4 +175,5 @@ void metrics_render(struct server *s, struct pbuf *b)
 	       process_fds(s));
 	SIMPLE(b, "process_max_fds", "gauge", "Limit of open file descriptors.", process_max_fds());
 	sio_edge_metrics(b);
+	cluster_metrics(s, b); /* nothing on a single node */
 }

@@ -19,6 +19,7 @@
 #include "cmd.h"
 #include "conn.h"
 #include "linger.h"
+#include "cluster.h"
 #include "log.h"
 #include "proto.h"
 #include "reuseport.h"
@@ -149,6 +150,13 @@ static void begin_drain(struct server *s, const char *why)
 	ev_timer_init(&s->drain_w, drain_tick, 0.02, 0.02);
 	s->drain_w.data = s;
 	ev_timer_start(s->loop, &s->drain_w);
+}
+
+void server_stop(struct server *s, int exit_code, const char *why)
+{
+	if (!s->exit_code)
+		s->exit_code = exit_code;
+	begin_drain(s, why);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -439,6 +447,7 @@ static int open_store(struct server *s)
 	sc.retain_seconds = s->cfg->retain_seconds;
 	sc.key_window_ms = (uint64_t)s->cfg->idempotency_window * 1000;
 	sc.erase_step_rows = s->cfg->erase_step_rows;
+	sc.replica = s->cfg->cluster != NULL; /* seqs come from the cluster log */
 	sc.wake = store_wake;
 	sc.wake_opaque = s->ctx;
 	if (store_open(&sc, &s->store, err, sizeof(err)) < 0) {
@@ -590,6 +599,7 @@ static void start_watchers(struct server *s)
 static void teardown(struct server *s)
 {
 	s->store_closing = true; /* catch-ups issue no more reads */
+	cluster_stop(s); /* its pending publishes fail; before the store closes */
 	if (s->store)
 		store_close(&s->store, &server_store_handlers, s);
 	moderation_teardown(s);
@@ -651,13 +661,13 @@ int server_run(struct config *cfg)
 		}
 	}
 	if (authn_setup(s) < 0 || api_setup(s) < 0 || create_context(s, &info) < 0 || open_store(s) < 0 ||
-	    listen_all(s, &info) < 0 || clp_start(s) < 0)
+	    listen_all(s, &info) < 0 || cluster_start(s) < 0 || clp_start(s) < 0)
 		goto out;
 	s->fds_at_start = count_fds();
 	start_watchers(s);
 
 	ev_run(s->loop, 0);
-	rc = 0;
+	rc = s->exit_code; /* 0, or server_stop's (a cluster node that cannot serve) */
 out:
 	teardown(s);
 	if (rc == 0)

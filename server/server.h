@@ -36,6 +36,7 @@ struct moderation;
 struct store;
 struct reuseport;
 struct clp;
+struct cluster;
 
 struct server_stats {
 	uint64_t conns_total;
@@ -98,6 +99,7 @@ struct server {
 	struct feed *feed;          /* the /admin dashboard's live feed (feed.c) */
 
 	struct store *store;
+	struct cluster *cluster;    /* NULL: a single node (cluster/cluster.h) */
 	struct moderation *mod;     /* bans and pending moderation (moderation.c) */
 	/* Frame encoding scratch, shared by every encoder on the loop: one
 	 * frame at a time. Take it with server_enc_begin() and give it back
@@ -119,6 +121,9 @@ struct server {
 };
 
 int server_run(struct config *cfg);
+/* Shuts down as on SIGTERM (drain, then exit), with exit_code unless one
+ * is set already; why goes to the log. */
+void server_stop(struct server *s, int exit_code, const char *why);
 
 /* The shared encoder, reset (see struct server, enc). Nesting is a bug in
  * the caller that would corrupt a frame silently: abort instead (like

@@ -112,6 +112,17 @@ def test_reuse_port_with_the_default_admin_listener_is_refused():
         assert r.returncode == 0, r.stderr
 
 
+def test_reuse_port_in_a_cluster_needs_a_node_id():
+    exe = parleyd_path()
+    base = [exe, "--check-config", "--reuse-port", "1", "--admin-listen", "127.0.0.1:9181",
+            "--cluster", "redis://127.0.0.1:6379"]
+    r = subprocess.run(base, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=10)
+    assert r.returncode == 2 and b"reuse_port = 1 in a cluster needs node_id" in r.stderr, r.stderr
+    r = subprocess.run(base + ["--node-id", "web1-9181"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=10)
+    assert r.returncode == 0, r.stderr
+
+
 def test_reuse_port_needs_an_address_not_an_interface_name(parley):
     with pytest.raises(AssertionError, match="reuse_port needs host to be an IP address"):
         parley("--reuse-port", "1", "--host", "lo")
