@@ -46,6 +46,12 @@ static bool present(const struct ruser *u)
 	return u->conns || u->remote;
 }
 
+/* Present only through other nodes (counted in room->remote_only). */
+static bool remote_only(const struct ruser *u)
+{
+	return !u->conns && u->remote;
+}
+
 static void user_free(struct room *r, struct ruser *u)
 {
 	struct hmap_name k = { u->name, u->name_len };
@@ -139,6 +145,7 @@ struct ruser *presence_add(struct room *r, const char *name, size_t len)
 	if (u->conns == 0) {
 		batch_add(r, u);
 		r->nusers++;
+		r->remote_only -= remote_only(u);
 	}
 	u->conns++;
 	clp_local_changed(r, u);
@@ -155,6 +162,7 @@ void presence_remove(struct room *r, struct ruser *u)
 	batch_add(r, u); /* before the count changes: it records was_present */
 	u->conns = 0;
 	r->nusers--;
+	r->remote_only += remote_only(u);
 	clp_local_changed(r, u);
 }
 
@@ -174,6 +182,8 @@ void presence_remote(struct room *r, const char *name, size_t len, uint32_t remo
 	}
 	if (u->remote == remote)
 		return;
+	r->remote_only -= remote_only(u);
+	r->remote_only += !u->conns && remote;
 	if (quiet) {
 		/* Seeding a room just created here: its first member must not
 		 * hear the users already present elsewhere as joining. Such an

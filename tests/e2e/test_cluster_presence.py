@@ -131,6 +131,17 @@ def test_presence_lists_members_of_every_node(three):
     b2 = n3.client("bob")
     b2.join("lobby")
     wait_members(a, "lobby", {"alice": 1, "bob": 2, "carol": 1})
+    # the join reply's member count is cluster-wide too (distinct users)
+    d = n1.client("dave")
+    assert d.join("lobby")["members"] == 4
+    # ...and once a node dies, its users no longer count
+    n2.kill9()
+    n3.kill9()
+    deadline = time.monotonic() + TTL + 3
+    while members(a, "lobby") != {"alice": 1, "dave": 1}:
+        assert time.monotonic() < deadline, members(a, "lobby")
+        time.sleep(0.1)
+    assert n1.client("erin").join("lobby")["members"] == 3
 
 
 def test_join_and_leave_events_reach_watchers_on_every_node(three):
