@@ -1040,3 +1040,59 @@ int clp_connected(struct server *s)
 {
 	return s->clp && s->clp->tail_state == T_TAILING;
 }
+
+struct feed_ctx {
+	struct pbuf *b;
+	int n;
+};
+
+static void feed_node(const struct clp_node_info *ni, void *ud)
+{
+	struct feed_ctx *fc = ud;
+	char num[32];
+
+	if (fc->n++)
+		pbuf_addc(fc->b, ',');
+	pbuf_adds(fc->b, "{\"id\":");
+	pbuf_add_jstr(fc->b, ni->id, strlen(ni->id));
+	pbuf_adds(fc->b, fc->n == 1 ? ",\"self\":true" : ",\"self\":false");
+	pbuf_adds(fc->b, ni->alive ? ",\"alive\":true" : ",\"alive\":false");
+	pbuf_adds(fc->b, ",\"members\":");
+	pbuf_add_u64(fc->b, ni->members);
+	snprintf(num, sizeof(num), "%.1f", ni->last_heard_s);
+	pbuf_adds(fc->b, ",\"last_heard_s\":");
+	pbuf_adds(fc->b, num);
+	pbuf_addc(fc->b, '}');
+}
+
+void clp_feed_json(struct server *s, struct pbuf *b)
+{
+	const struct cluster_stats *st = cluster_stats(s);
+	struct feed_ctx fc = { b, 0 };
+	char num[32];
+
+	if (!s->cfg->cluster) {
+		pbuf_adds(b, "null");
+		return;
+	}
+	pbuf_adds(b, "{\"node_id\":");
+	const char *id = st && st->node_id ? st->node_id : s->clp ? s->clp->node_id : "";
+	pbuf_add_jstr(b, id, strlen(id));
+	pbuf_adds(b, st && st->redis_connected ? ",\"redis_connected\":true" : ",\"redis_connected\":false");
+	pbuf_adds(b, st && st->publishing ? ",\"publishing\":true" : ",\"publishing\":false");
+	pbuf_adds(b, clp_connected(s) ? ",\"presence_connected\":true" : ",\"presence_connected\":false");
+	/* the Redis lag: now - the entry's time at its apply, per log shard */
+	snprintf(num, sizeof(num), "%.2f", st ? st->lag_ms_max : 0.0);
+	pbuf_adds(b, ",\"lag_ms_max\":");
+	pbuf_adds(b, num);
+	pbuf_adds(b, ",\"lag_ms\":[");
+	for (unsigned i = 0; st && st->lag_ms && i < st->shards; i++) {
+		if (i)
+			pbuf_addc(b, ',');
+		snprintf(num, sizeof(num), "%.2f", st->lag_ms[i]);
+		pbuf_adds(b, num);
+	}
+	pbuf_adds(b, "],\"nodes\":[");
+	clp_nodes(s, feed_node, &fc);
+	pbuf_adds(b, "]}");
+}

@@ -63,6 +63,12 @@ struct clp_node_info {
 };
 /* Calls fn for this node and every remote node known; returns how many. */
 unsigned clp_nodes(struct server *s, void (*fn)(const struct clp_node_info *ni, void *ud), void *ud);
+/* The dashboard feed's "cluster" value (server/feed.c): null on a single
+ * node, else {"node_id","redis_connected","publishing","presence_connected",
+ * "lag_ms_max","lag_ms":[per shard],"nodes":[{"id","self","alive",
+ * "members","last_heard_s"}]}. */
+struct pbuf;
+void clp_feed_json(struct server *s, struct pbuf *b);
 /* 1 while the presence tail is connected. */
 int clp_connected(struct server *s);
 
