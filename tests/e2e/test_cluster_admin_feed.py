@@ -54,7 +54,8 @@ def test_feed_shows_the_nodes_and_the_redis_lag(cluster, tmp_path):
     assert nodes["beta"]["self"] is False and nodes["beta"]["alive"] is True
     assert 0 <= nodes["beta"]["last_heard_s"] <= TTL
     assert cl["lag_ms"] and all(x >= 0 for x in cl["lag_ms"]) and cl["lag_ms_max"] == max(cl["lag_ms"])
-    assert cl["lag_ms_max"] > 0  # alpha applied beta's publish
+    # alpha applied beta's publish: a lag measured, sane for a local Redis (sub-ms rounds to 0)
+    assert 0 <= cl["lag_ms_max"] < 5000
     # beta dies: within the TTL (+ the sweep) it is dead or gone, and its members with it
     n1.kill9()
     t0 = time.monotonic()
