@@ -617,6 +617,9 @@ static int ps_run_procs(const struct ps_cfg *cfg, struct ps_result *res)
             g_opts.proc_index = w;
             if (w > 0)
                 g_opts.quiet = 1; /* one progress line: worker 0's */
+            /* --ramp and --max-pending stay totals: each worker takes its share */
+            g_opts.ramp /= n;
+            g_opts.max_pending = g_opts.max_pending / n > 0 ? g_opts.max_pending / n : 1;
             struct ps_result wr = {0};
             int k = ps_run(cfg, &wr);
             fflush(NULL);
