@@ -172,19 +172,23 @@ enum proto_err cluster_publish(struct server *s, const struct pub_req *p)
 		ilen = (size_t)snprintf(idem, sizeof(idem), "parley:idem:-");
 	}
 	snprintf(okey, sizeof(okey), "%s", p->persist ? "1" : "0");
-	const char *argv[20] = {
+	char except[24];
+	snprintf(except, sizeof(except), "%llu",
+		 (unsigned long long)(p->waiter ? p->waiter->except : 0));
+	const char *argv[22] = {
 		"EVALSHA", c->sha_pub, "5", "parley:seq", "parley:off", c->stream_keys[k], idem,
 		"parley:hold", p->room, okey, floor, shard, ts, p->from, p->data, c->node_id, pid,
-		maxlen, p->key ? "1" : "0", window,
+		maxlen, p->key ? "1" : "0", window, p->key ? p->key : "", except,
 	};
-	size_t lens[20];
-	for (int i = 0; i < 20; i++)
-		lens[i] = i == 6 || i == 8 || i == 13 || i == 14 ? 0 : strlen(argv[i]);
+	size_t lens[22];
+	for (int i = 0; i < 22; i++)
+		lens[i] = i == 6 || i == 8 || i == 13 || i == 14 || i == 20 ? 0 : strlen(argv[i]);
 	lens[6] = ilen;             /* the key is bytes, not a C string */
 	lens[8] = p->room_len;
 	lens[13] = p->from_len;
 	lens[14] = p->data_len;     /* s->data is not NUL-terminated */
-	if (rconn_command_argv(c->cmd, script_cb, (void *)(uintptr_t)pe->id, 20, argv, lens) < 0) {
+	lens[20] = p->key ? p->key_len : 0;
+	if (rconn_command_argv(c->cmd, script_cb, (void *)(uintptr_t)pe->id, 22, argv, lens) < 0) {
 		free(pe);
 		c->st.unavailable++;
 		return PROTO_EUNAVAILABLE;

@@ -56,6 +56,8 @@ struct rentry {
 	uint64_t offset, seq;
 	int64_t ts;
 	char *room, *from, *data;    /* NULL room: a filler (volatile or deleted) */
+	char *key;                   /* idempotency key, NULL if none */
+	size_t key_len;
 };
 
 struct cluster {
@@ -83,6 +85,7 @@ struct cluster {
 	unsigned npend;
 	unsigned ndup;               /* of which duplicates waiting for an offset */
 	uint64_t next_pid;
+	uint64_t pid_base;           /* this run's first pid - 1: wall ms << 20 at start */
 	ev_timer sweep_w;            /* timeouts */
 
 	/* failed closed */

@@ -171,6 +171,7 @@ int cluster_start(struct server *s)
 	c->s = s;
 	c->k = cfg->cluster_shards;
 	c->started = ev_now(s->loop);
+	c->pid_base = c->next_pid = (uint64_t)util_now_ms() << 20;
 	if (rurl_parse(cfg->cluster, &c->addr, why, sizeof(why)) < 0 ||
 	    rurl_resolve(&c->addr, why, sizeof(why)) < 0) {
 		log_error("cluster", "error=%s", log_q(why));

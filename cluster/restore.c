@@ -73,6 +73,7 @@ static void free_rents(struct cluster *c)
 		free(c->rents[i].room);
 		free(c->rents[i].from);
 		free(c->rents[i].data);
+		free(c->rents[i].key);
 	}
 	free(c->rents);
 	c->rents = NULL;
@@ -107,7 +108,7 @@ static void *restore_main(void *arg)
 	if (sqlite3_open_v2(c->db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_busy_timeout(db, 5000);
-	if (sqlite3_prepare_v2(db, "SELECT r.name, m.seq, m.ts, m.sender, m.data, m.lpos"
+	if (sqlite3_prepare_v2(db, "SELECT r.name, m.seq, m.ts, m.sender, m.data, m.lpos, m.key"
 			       " FROM messages m JOIN rooms r ON r.id = m.room_id"
 			       " WHERE m.lpos > ?1 AND m.lpos <= ?2 ORDER BY m.lpos", -1, &st,
 			       NULL) != SQLITE_OK)
@@ -131,6 +132,11 @@ static void *restore_main(void *arg)
 				e.ts = sqlite3_column_int64(st, 2);
 				e.from = dup_col(st, 3);
 				e.data = dup_col(st, 4);
+				int kl = sqlite3_column_bytes(st, 6);
+				if (kl > 0 && kl <= STORE_KEY_MAX) {
+					e.key = xstrndup(sqlite3_column_blob(st, 6), (size_t)kl);
+					e.key_len = (size_t)kl;
+				}
 			}
 			push(c, &cap, &e);
 			next = off + 1;
@@ -179,7 +185,7 @@ static void entry_cb(struct rconn *rc, redisReply *r, void *priv)
 static void restore_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
 	struct cluster *c = w->data;
-	char shard[16], off[24], seq[24], ts[24], maxlen[16];
+	char shard[16], off[24], seq[24], ts[24], maxlen[16], window[24];
 
 	(void)loop, (void)revents;
 	if (!c->restore_thread_live)
@@ -197,6 +203,8 @@ static void restore_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 	}
 	c->restore_sent = c->restore_acked = 0;
 	snprintf(maxlen, sizeof(maxlen), "%u", c->s->cfg->cluster_log_window);
+	snprintf(window, sizeof(window), "%llu",
+		 (unsigned long long)c->s->cfg->idempotency_window * 1000);
 	for (size_t i = 0; i < c->nrents; i++) {
 		const struct rentry *e = &c->rents[i];
 		snprintf(shard, sizeof(shard), "%u", e->shard);
@@ -207,9 +215,13 @@ static void restore_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 			"EVALSHA", c->sha_restore, "3", "parley:seq", "parley:off",
 			c->stream_keys[e->shard], shard, off, e->room ? e->room : "", seq, ts,
 			e->from ? e->from : "", e->data ? e->data : "", c->node_id,
-			c->sh[e->shard].id, maxlen,
+			c->sh[e->shard].id, maxlen, e->key ? e->key : "", window,
 		};
-		if (rconn_command_argv(c->cmd, entry_cb, NULL, 16, argv, NULL) < 0)
+		size_t lens[18];
+		for (int j = 0; j < 18; j++)
+			lens[j] = strlen(argv[j]);
+		lens[16] = e->key_len;
+		if (rconn_command_argv(c->cmd, entry_cb, NULL, 18, argv, lens) < 0)
 			break;
 		c->restore_sent++;
 	}

@@ -15,7 +15,10 @@
  * ARGV: 1 room, 2 persist (0/1), 3 floor (this node's last applied seq of
  * the room: a seq is never below what the publisher has seen, even if
  * Redis lost its counter), 4 shard, 5 ts, 6 from, 7 data, 8 origin node,
- * 9 pending id, 10 MAXLEN, 11 keyed (0/1), 12 key window ms.
+ * 9 pending id, 10 MAXLEN, 11 keyed (0/1), 12 key window ms, 13 the key ("" if
+ * none: it travels with the entry so every replica stores it, and a restore
+ * can put it back), 14 the connection left out of the fan-out on the origin
+ * node (echo:false; "0": none), which holds even if the publish timed out.
  * Returns {1, seq, offset} for a new entry, {0, seq, offset} for a key seen
  * within the window (nothing appended), or an error "HOLD ..." while the
  * cluster restores after a Redis restart.
@@ -42,7 +45,7 @@ const char cluster__pub_lua[] =
 	"local off = redis.call('HINCRBY', KEYS[2], ARGV[4], 1)\n"
 	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], '*',\n"
 	"  'r', ARGV[1], 's', string.format('%d', seq), 'o', off, 't', ARGV[5],\n"
-	"  'f', ARGV[6], 'd', ARGV[7], 'n', ARGV[8], 'x', ARGV[9])\n"
+	"  'f', ARGV[6], 'd', ARGV[7], 'n', ARGV[8], 'x', ARGV[9], 'k', ARGV[13], 'e', ARGV[14])\n"
 	"if ARGV[11] == '1' then\n"
 	"  redis.call('SET', KEYS[4], string.format('%d:%d', seq, off), 'PX', ARGV[12])\n"
 	"end\n"
@@ -58,7 +61,10 @@ const char cluster__pub_lua[] =
  * apply it. KEYS: 1 parley:seq, 2 parley:off, 3 parley:log:<k>.
  * ARGV: 1 shard, 2 offset, 3 room ("" for a filler), 4 seq (0: filler or
  * volatile), 5 ts, 6 from, 7 data, 8 origin, 9 the node's position id,
- * 10 MAXLEN. Returns 1 appended, 0 skipped, -1 not contiguous.
+ * 10 MAXLEN, 11 the idempotency key ("" if none), 12 key window ms (the
+ * key is put back so that a client's retry after the restart is still
+ * recognised; a key is written outside KEYS, which non-cluster Redis
+ * allows). Returns 1 appended, 0 skipped, -1 not contiguous.
  */
 const char cluster__restore_lua[] =
 	"local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')\n"
@@ -78,8 +84,12 @@ const char cluster__restore_lua[] =
 	"local id = string.format('%d-%d', ms, sq + 1)\n"
 	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], id,\n"
 	"  'r', ARGV[3], 's', ARGV[4], 'o', ARGV[2], 't', ARGV[5],\n"
-	"  'f', ARGV[6], 'd', ARGV[7], 'n', ARGV[8], 'x', '0')\n"
+	"  'f', ARGV[6], 'd', ARGV[7], 'n', ARGV[8], 'x', '0', 'k', ARGV[11])\n"
 	"redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	"if ARGV[11] ~= '' then\n"
+	"  redis.call('SET', 'parley:idem:' .. ARGV[3] .. ':' .. ARGV[11],\n"
+	"    ARGV[4] .. ':' .. ARGV[2], 'PX', ARGV[12], 'NX')\n"
+	"end\n"
 	"local seq = tonumber(ARGV[4])\n"
 	"if seq > 0 then\n"
 	"  local c = tonumber(redis.call('HGET', KEYS[1], ARGV[3]) or '0')\n"

@@ -33,9 +33,9 @@ static void tail_read(struct cluster *c);
 /* The fields of one entry, pointing into hiredis's reply. */
 struct entry {
 	const char *id;
-	const char *room, *from, *data, *node;
-	size_t room_len, from_len, data_len;
-	uint64_t seq, off, pid;
+	const char *room, *from, *data, *node, *key;
+	size_t room_len, from_len, data_len, key_len;
+	uint64_t seq, off, pid, except;
 	int64_t ts;
 	int has_off;
 };
@@ -71,9 +71,13 @@ static int parse_entry(const redisReply *r, struct entry *e)
 		case 'd': e->data = v->str; e->data_len = v->len; break;
 		case 'n': e->node = v->str; break;
 		case 'x': e->pid = num(v); break;
+		case 'e': e->except = num(v); break;
+		case 'k': e->key = v->str; e->key_len = v->len; break;
 		default: break;
 		}
 	}
+	if (e->key_len > STORE_KEY_MAX)
+		return -1;
 	if (!e->has_off || strlen(e->id) > STORE_POS_ID_MAX || e->room_len > 128 ||
 	    (e->seq && (!e->room_len || !e->data_len)))
 		return -1;
@@ -109,12 +113,17 @@ static int apply_entry(struct cluster *c, unsigned k, const struct entry *e)
 		seq = 0;
 	}
 	struct cpend *p = NULL;
-	if (e->pid && !strcmp(e->node, c->node_id))
+	/* Ours, from this run: pids start at a clock-based base each run, so
+	 * an entry a previous run of this node published is not taken for a
+	 * pending publish (or a connection) of this one. */
+	int mine = e->pid > c->pid_base && !strcmp(e->node, c->node_id);
+	if (mine)
 		p = cluster__pend_find(c, e->pid);
 	uint64_t ticket = p && p->w.kind == PUB_W_CONN ? p->w.ticket : 0;
 	struct store_apply_req a = {
 		.room = e->room_len ? e->room : "", .seq = seq, .ts = e->ts,
 		.from = e->from, .data = e->data, .data_len = e->data_len,
+		.key = e->key_len ? e->key : NULL, .key_len = e->key_len,
 		.ticket = seq ? ticket : 0, .shard = k, .offset = e->off, .id = e->id,
 	};
 	if (store_apply(s->store, &a) != STORE_OK) {
@@ -124,7 +133,9 @@ static int apply_entry(struct cluster *c, unsigned k, const struct entry *e)
 	/* A filler (restore of a lost volatile or deleted entry) or a
 	 * repeated seq moves the position only. */
 	if (e->room_len && (seq || !e->seq)) {
-		struct conn *except = p && p->w.except ? conn_by_serial(s, p->w.except) : NULL;
+		/* echo:false holds on the origin node even for a publish that
+		 * timed out (its pending entry is gone, the entry says who) */
+		struct conn *except = mine && e->except ? conn_by_serial(s, e->except) : NULL;
 		cmd_apply_message(s, e->room, e->room_len, seq, e->ts, e->from, e->from_len,
 				  e->data, e->data_len, except);
 	}

@@ -207,3 +207,55 @@ def shard_of(room, k):
         h ^= ch
         h = (h * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
     return h % k
+
+
+def test_http_api_publish_and_broadcast(cluster, tmp_data_root):  # noqa: F811
+    import os
+    from apihelp import KEY1, Api, api_port, write_keys
+    redis = cluster.redis()
+    keys = os.path.join(tmp_data_root, "api.keys")
+    write_keys(keys, (("backend", KEY1),))
+    a = cluster.node(redis, "--api-keys-file", keys)
+    b = cluster.node(redis)
+    a.api_port = api_port(a)
+    cb = b.client("bob")
+    cb.join("x")
+    cb.join("y")
+    api = Api(a)
+    st, body, _ = api.request("POST", "/api/publish", {"room": "x", "data": {"n": 1}, "key": "api-1"})
+    assert st == 200 and body["data"]["seq"] == 1, body
+    # the retry of that key: same seq, nothing new
+    st, body, _ = api.request("POST", "/api/publish", {"room": "x", "data": {"n": 1}, "key": "api-1"})
+    assert st == 200 and body["data"]["seq"] == 1, body
+    st, body, _ = api.request("POST", "/api/broadcast", {"rooms": ["x", "y"], "data": {"n": 2}})
+    assert st == 200, body
+    assert body["data"]["results"] == [{"room": "x", "seq": 2}, {"room": "y", "seq": 1}], body
+    got = [cb.next_json() for _ in range(3)]
+    assert [(m["room"], m["seq"]) for m in got] in ([("x", 1), ("x", 2), ("y", 1)], [("x", 1), ("y", 1), ("x", 2)])
+    # Redis unreachable: 503 unavailable, history still served by the API
+    redis.kill9()
+    wait_for(lambda: metric(a, "parley_cluster_redis_connected") == 0, 10, "lost")
+    st, body, _ = api.request("POST", "/api/publish", {"room": "x", "data": {"n": 3}})
+    assert st == 503 and body["error"]["code"] == "unavailable", body
+    st, body, _ = api.request("GET", "/api/history?room=x")
+    assert st == 200 and [m["seq"] for m in body["data"]["messages"]] == [1, 2], body
+
+
+def test_socketio_ack_in_cluster(cluster):
+    """A Socket.IO publish is acked after its node applied it (seq from the log); with Redis gone the
+    ack carries unavailable."""
+    from test_socketio_ws import ack, connect
+    redis = cluster.redis()
+    a, b = cluster.nodes(redis, 2)
+    cb = b.client("bob")
+    cb.join("s")
+    c, _ = connect(a)
+    assert ack(c, 1, "join", {"room": "s"})["ok"] is True
+    r = ack(c, 2, "publish", {"room": "s", "data": {"n": 1}, "echo": False})
+    assert r == {"ok": True, "data": {"seq": 1}}, r
+    m = cb.next_json()
+    assert m["seq"] == 1 and m["data"] == {"n": 1}
+    redis.kill9()
+    wait_for(lambda: metric(a, "parley_cluster_redis_connected") == 0, 10, "lost")
+    r = ack(c, 3, "publish", {"room": "s", "data": {"n": 2}, "echo": False})
+    assert r["ok"] is False and r["error"]["code"] == "unavailable", r
