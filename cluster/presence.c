@@ -62,6 +62,12 @@ struct dirty {
 	uint32_t count;
 };
 
+struct clp_counters {
+	uint64_t expired;            /* remote nodes dropped for silence */
+	uint64_t left;               /* remote nodes dropped by their D entry */
+	uint64_t writes;             /* XADDs of ours (U and F) */
+};
+
 struct clp {
 	struct server *s;
 	struct rconn *cmd, *tail;
@@ -77,6 +83,7 @@ struct clp {
 	unsigned load_pending;       /* HGETALL/PTTL replies still due */
 	int draining;
 	struct pbuf buf;
+	struct clp_counters n;
 };
 
 static int name_match_node(const void *e, const void *k)
@@ -442,6 +449,7 @@ static void publish_full(struct clp *p)
 	const char *sadd[] = { "SADD", KEY_NODES, p->node_id };
 	rconn_command_argv(p->cmd, cmd_reply_check, "SADD", 3, sadd, NULL);
 	xadd(p, "F", p->buf.data ? p->buf.data : "", p->buf.len);
+	p->n.writes++;
 	argv_free(&hset);
 	list_free(&fields);
 }
@@ -496,6 +504,7 @@ static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (hdel.n > 2)
 		rconn_command_argv(p->cmd, cmd_reply_check, "HDEL", hdel.n, hdel.v, hdel.len);
 	xadd(p, "U", p->buf.data, p->buf.len);
+	p->n.writes++;
 	argv_free(&hset);
 	argv_free(&hdel);
 	list_free(&cnt);
@@ -618,8 +627,10 @@ static void apply_stream_entry(struct clp *p, const redisReply *fields)
 		return; /* ours, or not a presence entry */
 	if (kind[0] == 'D') {
 		struct rnode *n = node_get(p, node, nl, 0);
-		if (n)
+		if (n) {
 			node_drop(p, n, "left");
+			p->n.left++;
+		}
 		return;
 	}
 	struct rnode *n = node_get(p, node, nl, 1);
@@ -862,6 +873,7 @@ static void expire_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			struct rnode *n = p->nodes.slots[i].entry;
 			if (ev_now(loop) > n->deadline) {
 				node_drop(p, n, "expired");
+				p->n.expired++;
 				again = 1;
 				break;
 			}
@@ -1095,4 +1107,49 @@ void clp_feed_json(struct server *s, struct pbuf *b)
 	pbuf_adds(b, "],\"nodes\":[");
 	clp_nodes(s, feed_node, &fc);
 	pbuf_adds(b, "]}");
+}
+
+static void metric(struct pbuf *b, const char *name, const char *type, const char *help, uint64_t v)
+{
+	pbuf_adds(b, "# HELP ");
+	pbuf_adds(b, name);
+	pbuf_addc(b, ' ');
+	pbuf_adds(b, help);
+	pbuf_adds(b, "\n# TYPE ");
+	pbuf_adds(b, name);
+	pbuf_addc(b, ' ');
+	pbuf_adds(b, type);
+	pbuf_addc(b, '\n');
+	pbuf_adds(b, name);
+	pbuf_addc(b, ' ');
+	pbuf_add_u64(b, v);
+	pbuf_addc(b, '\n');
+}
+
+void clp_metrics(struct server *s, struct pbuf *b)
+{
+	struct clp *p = s->clp;
+	uint64_t alive = 0, members = 0;
+
+	if (!p)
+		return;
+	for (uint32_t i = 0; i < p->nodes.cap; i++) {
+		if (!p->nodes.slots[i].hash)
+			continue;
+		const struct rnode *n = p->nodes.slots[i].entry;
+		alive += ev_now(s->loop) <= n->deadline;
+		members += n->members;
+	}
+	metric(b, "parley_cluster_presence_connected", "gauge",
+	       "1 while the presence tail is live (0: remote presence frozen).", clp_connected(s));
+	metric(b, "parley_cluster_presence_nodes", "gauge", "Other nodes heard within cluster_presence_ttl.",
+	       alive);
+	metric(b, "parley_cluster_presence_remote_members", "gauge",
+	       "Room memberships held by the other nodes (their connections x rooms).", members);
+	metric(b, "parley_cluster_presence_expired_total", "counter",
+	       "Other nodes dropped after cluster_presence_ttl without a heartbeat.", p->n.expired);
+	metric(b, "parley_cluster_presence_left_total", "counter",
+	       "Other nodes dropped at once because they shut down cleanly.", p->n.left);
+	metric(b, "parley_cluster_presence_writes_total", "counter",
+	       "Presence change entries this node wrote to Redis.", p->n.writes);
 }

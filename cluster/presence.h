@@ -69,6 +69,8 @@ unsigned clp_nodes(struct server *s, void (*fn)(const struct clp_node_info *ni, 
  * "members","last_heard_s"}]}. */
 struct pbuf;
 void clp_feed_json(struct server *s, struct pbuf *b);
+/* Prometheus lines (server/metrics.c); nothing on a single node. */
+void clp_metrics(struct server *s, struct pbuf *b);
 /* 1 while the presence tail is connected. */
 int clp_connected(struct server *s);
 

@@ -21,6 +21,15 @@ TTL = 3  # cluster_presence_ttl for these tests (the default is 15)
 WINDOW_MS = 200
 
 
+def metric(srv, name):
+    status, _, body = srv.metrics_get()
+    assert status == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise AssertionError("no %s in /metrics" % name)
+
+
 def free_port():
     s = socket.socket()
     s.bind((HOST, 0))
@@ -197,6 +206,11 @@ def test_kill9_node_members_leave_within_the_ttl(three):
     assert TTL / 3 < t1 <= TTL + 1.5 and t3 <= TTL + 1.5, (t1, t3)
     assert members(w1, "crash") == {"w1": 1, "w3": 1}
     assert members(w3, "crash") == {"w1": 1, "w3": 1}
+    # and the metrics say so: one node expired, one other node left alive, its members gone
+    assert metric(n1, "parley_cluster_presence_expired_total") == 1
+    assert metric(n1, "parley_cluster_presence_nodes") == 1
+    assert metric(n1, "parley_cluster_presence_connected") == 1
+    assert metric(n1, "parley_cluster_presence_remote_members") == 1  # w3 in "crash"
 
 
 def test_a_user_on_two_nodes_stays_when_one_dies(three):
@@ -228,6 +242,8 @@ def test_a_node_that_stops_cleanly_loses_its_members_at_once(three):
     presence_events(w, 0.3)
     n3.send_signal(signal.SIGTERM)
     assert wait_event(w, "left", "carol", TTL + 3) < TTL / 2
+    assert metric(n1, "parley_cluster_presence_left_total") == 1
+    assert metric(n1, "parley_cluster_presence_expired_total") == 0
 
 
 def test_a_restarted_node_replaces_its_old_members(parley, redis):
