@@ -9,6 +9,7 @@
  * once a window (presence_window_ms), so a mass leave is one XADD.
  */
 #include "presence.h"
+#include "presfmt.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -278,85 +279,12 @@ static void node_drop(struct clp *p, struct rnode *n, const char *why)
 	free(n);
 }
 
-/* ---- payloads: "<count> <roomlen>:<room><userlen>:<user>" repeated ---- */
+/* ---- payloads and fields: presfmt.c ---- */
 
-static int parse_uint(const char **pp, const char *end, char stop, uint64_t *out)
+static void list_entry(const char *room, size_t rl, const char *user, size_t ul, uint32_t count,
+		       void *ud)
 {
-	const char *q = *pp;
-	uint64_t v = 0;
-
-	if (q == end || *q < '0' || *q > '9')
-		return -1;
-	while (q < end && *q >= '0' && *q <= '9') {
-		v = v * 10 + (uint64_t)(*q - '0');
-		if (v > UINT32_MAX)
-			return -1;
-		q++;
-	}
-	if (q == end || *q != stop)
-		return -1;
-	*pp = q + 1;
-	*out = v;
-	return 0;
-}
-
-/* Appends the entries of payload [p, p+n) to l; -1 if malformed (what was
- * parsed before stays). */
-static int parse_payload(const char *p, size_t n, struct entry_list *l)
-{
-	const char *end = p + n;
-	while (p < end) {
-		uint64_t count, rl, ul;
-		if (parse_uint(&p, end, ' ', &count) || parse_uint(&p, end, ':', &rl) ||
-		    (size_t)(end - p) < rl)
-			return -1;
-		const char *room = p;
-		p += rl;
-		if (parse_uint(&p, end, ':', &ul) || (size_t)(end - p) < ul)
-			return -1;
-		list_add(l, room, rl, p, ul, (uint32_t)count);
-		p += ul;
-	}
-	return 0;
-}
-
-static void add_entry(struct pbuf *b, const char *room, size_t rl, const char *user, size_t ul,
-		      uint32_t count)
-{
-	pbuf_add_u64(b, count);
-	pbuf_addc(b, ' ');
-	pbuf_add_u64(b, rl);
-	pbuf_addc(b, ':');
-	pbuf_add(b, room, rl);
-	pbuf_add_u64(b, ul);
-	pbuf_addc(b, ':');
-	pbuf_add(b, user, ul);
-}
-
-/* The hash field of (room, user): "<roomlen>:<room><user>". */
-static size_t field_of(char *dst, size_t cap, const char *room, size_t rl, const char *user, size_t ul)
-{
-	int h = snprintf(dst, cap, "%zu:", rl);
-	size_t n = (size_t)h + rl + ul;
-	if (h < 0 || n > cap)
-		return 0;
-	memcpy(dst + h, room, rl);
-	memcpy(dst + h + rl, user, ul);
-	return n;
-}
-
-static int split_field(const char *f, size_t n, const char **room, size_t *rl, const char **user,
-		       size_t *ul)
-{
-	const char *end = f + n, *q = f;
-	uint64_t v;
-	if (parse_uint(&q, end, ':', &v) || (size_t)(end - q) < v)
-		return -1;
-	*room = q;
-	*rl = v;
-	*user = q + v;
-	*ul = (size_t)(end - q) - v;
-	return 0;
+	list_add(ud, room, rl, user, ul, count);
 }
 
 /* ---- writing this node's state ---- */
@@ -423,8 +351,8 @@ static void publish_full(struct clp *p)
 			struct ruser *u = r->users.slots[j].entry;
 			if (!u->conns)
 				continue;
-			add_entry(&p->buf, r->name, r->name_len, u->name, u->name_len, u->conns);
-			size_t fl = field_of(tmp, sizeof(tmp), r->name, r->name_len, u->name, u->name_len);
+			presfmt_add(&p->buf, r->name, r->name_len, u->name, u->name_len, u->conns);
+			size_t fl = presfmt_field(tmp, sizeof(tmp), r->name, r->name_len, u->name, u->name_len);
 			snprintf(counts, sizeof(counts), "%u", u->conns);
 			if (fl)
 				list_add(&fields, tmp, fl, counts, strlen(counts), u->conns);
@@ -486,9 +414,9 @@ static void flush_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		struct dirty *d = p->dirty.slots[i].entry;
 		const char *room, *user;
 		size_t rl, ul;
-		if (split_field(d->key, d->key_len, &room, &rl, &user, &ul) < 0)
+		if (presfmt_split(d->key, d->key_len, &room, &rl, &user, &ul) < 0)
 			continue;
-		add_entry(&p->buf, room, rl, user, ul, d->count);
+		presfmt_add(&p->buf, room, rl, user, ul, d->count);
 		if (d->count) {
 			char c[16];
 			snprintf(c, sizeof(c), "%u", d->count);
@@ -518,7 +446,7 @@ void clp_local_changed(struct room *r, struct ruser *u)
 
 	if (!p || p->draining)
 		return;
-	size_t fl = field_of(tmp, sizeof(tmp), r->name, r->name_len, u->name, u->name_len);
+	size_t fl = presfmt_field(tmp, sizeof(tmp), r->name, r->name_len, u->name, u->name_len);
 	if (!fl)
 		return;
 	struct hmap_name k = { tmp, fl };
@@ -639,7 +567,7 @@ static void apply_stream_entry(struct clp *p, const redisReply *fields)
 	if (kind[0] == 'H')
 		return;
 	struct entry_list l = { 0 };
-	if (parse_payload(data, dl, &l) < 0)
+	if (presfmt_parse(data, dl, list_entry, &l) < 0)
 		log_warn("cluster_presence", "node=%s error=\"malformed entry\"", log_q(n->id));
 	if (kind[0] == 'F')
 		node_replace(p, n, &l);
@@ -750,7 +678,7 @@ static void hgetall_reply(struct rconn *rc, redisReply *r, void *priv)
 			if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 				continue;
 			lc->have_hash = 1;
-			if (f->len == 0 || split_field(f->str, f->len, &room, &rl, &user, &ul) < 0)
+			if (f->len == 0 || presfmt_split(f->str, f->len, &room, &rl, &user, &ul) < 0)
 				continue; /* the empty field: the marker */
 			unsigned long c = strtoul(v->str, NULL, 10);
 			if (c > 0 && c <= UINT32_MAX)
