@@ -20,6 +20,12 @@
 void cluster__log_cmd_error(struct cluster *c, const char *what, const redisReply *r)
 {
 	(void)c;
+	/* A Redis that is still loading its AOF answers LOADING: the
+	 * connection is reset and retried with backoff; not an error. */
+	if (r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "LOADING", 7)) {
+		log_info("cluster_redis_loading", "command=%s", what);
+		return;
+	}
 	log_error("cluster_redis_error", "command=%s error=%s", what,
 		  log_q(r && r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply"));
 }
