@@ -53,7 +53,6 @@ struct rnode {
 	uint64_t members;            /* sum of its counts */
 	double deadline;             /* ev_now past which it is dead */
 	double last_heard;
-	int loaded;                  /* seen in the current load */
 };
 
 /* A local change not yet written: the latest count of (room, user). */
@@ -618,23 +617,13 @@ static void xread(struct clp *p)
 	rconn_command_argv(p->tail, xread_reply, p, 8, argv, NULL);
 }
 
-/* All HGETALL/PTTL replies in: nodes not loaded are gone; start tailing. */
+/* All HGETALL/PTTL replies in: start tailing. A node we knew whose hash is
+ * not there is not dropped now: after Redis lost its data, every node's
+ * hash is missing until that node's next heartbeat rewrites it (within a
+ * third of the TTL), and dropping them would show their members leaving
+ * and joining again. Its deadline stands: unheard, it expires as usual. */
 static void load_done(struct clp *p)
 {
-	int again = 1;
-	while (again) {
-		again = 0;
-		for (uint32_t i = 0; i < p->nodes.cap; i++) {
-			if (!p->nodes.slots[i].hash)
-				continue;
-			struct rnode *n = p->nodes.slots[i].entry;
-			if (!n->loaded) {
-				node_drop(p, n, "gone");
-				again = 1; /* the table changed: walk it again */
-				break;
-			}
-		}
-	}
 	p->tail_state = T_TAILING;
 	log_info("cluster_presence", "event=loaded nodes=%u from=%s", p->nodes.len, p->last_id);
 	xread(p);
@@ -696,7 +685,6 @@ static void pttl_reply(struct rconn *rc, redisReply *r, void *priv)
 		long long pttl = r->type == REDIS_REPLY_INTEGER ? r->integer : -2;
 		if (lc->have_hash && pttl > 0) {
 			struct rnode *n = node_get(p, lc->id, lc->len, 1);
-			n->loaded = 1;
 			n->deadline = ev_now(p->s->loop) + (double)pttl / 1000.0;
 			node_replace(p, n, &lc->entries);
 		} else if (!lc->have_hash) {
@@ -716,9 +704,6 @@ static void smembers_reply(struct rconn *rc, redisReply *r, void *priv)
 
 	if (!r || p->tail_state != T_LOADING)
 		return;
-	for (uint32_t i = 0; i < p->nodes.cap; i++)
-		if (p->nodes.slots[i].hash)
-			((struct rnode *)p->nodes.slots[i].entry)->loaded = 0;
 	p->load_pending = 1; /* until every command below is sent */
 	if (r->type == REDIS_REPLY_ARRAY)
 		for (size_t i = 0; i < r->elements; i++) {

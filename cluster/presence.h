@@ -27,7 +27,8 @@
  * remote node whose entries stop for cluster_presence_ttl (no heartbeat) is
  * dead: its members leave, batched as any leave. While our own tail is
  * down, nobody is expired (we cannot hear heartbeats); the reload after it
- * comes back reconciles.
+ * comes back reconciles (it replaces what it loads; nodes it does not find
+ * keep their deadline and expire unless heard).
  *
  * Loop thread only; nothing blocks (rconn).
  */

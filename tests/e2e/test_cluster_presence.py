@@ -263,3 +263,37 @@ def test_a_restarted_node_replaces_its_old_members(parley, redis):
     t = wait_event(w, "left", "bob", TTL + 3)
     assert t < TTL, t
     wait_loaded(n2b)
+
+
+def test_redis_losing_its_data_neither_drops_nor_forgets_members(parley, tmp_data_root):
+    """Redis killed and restarted empty (its AOF removed): each node's heartbeat finds its hash gone
+    and writes it whole again. A watcher sees no one leave, and a node started afterwards sees
+    everyone."""
+    from clusterhelp import Redis
+    r = Redis(tmp_data_root)
+    try:
+        n1, n2 = node(parley, r.url, "n1"), node(parley, r.url, "n2")
+        wait_loaded(n1)
+        wait_loaded(n2)
+        w = n1.client("w")
+        w.join("keep", presence=True)
+        b = n2.client("bob")
+        b.join("keep")
+        wait_members(w, "keep", {"w": 1, "bob": 1})
+        presence_events(w, 0.3)
+        r.kill9()
+        shutil.rmtree(os.path.join(r.dir, "appendonlydir"), ignore_errors=True)
+        r.start()
+        n3 = node(parley, r.url, "n3")
+        wait_loaded(n3)
+        c = n3.client("carol")
+        c.join("keep")
+        # within a heartbeat (TTL/3) plus reconnect backoff, the new node sees all three
+        wait_members(c, "keep", {"w": 1, "bob": 1, "carol": 1}, timeout=TTL + 5)
+        # and the watcher saw carol join, nobody leave, over more than a TTL
+        frames = presence_events(w, TTL + 1)
+        assert all(not f["left"] for f in frames), frames
+        assert any("carol" in f["joined"] for f in frames), frames
+        assert members(w, "keep") == {"w": 1, "bob": 1, "carol": 1}
+    finally:
+        r.kill9()
