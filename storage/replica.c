@@ -156,7 +156,8 @@ int store__replica_write(struct store *s, struct store__item *it)
 
 int store_apply(struct store *s, const struct store_apply_req *a)
 {
-	if (!s || !s->pos || !a->room || !a->room[0] || a->shard >= STORE_SHARDS_MAX ||
+	/* A volatile entry, or a restore's filler, may have no room. */
+	if (!s || !s->pos || !a->room || (a->seq && !a->room[0]) || a->shard >= STORE_SHARDS_MAX ||
 	    !a->id || strlen(a->id) > STORE_POS_ID_MAX || (a->seq && !a->from) ||
 	    a->data_len > INT_MAX || (a->key && (!a->key_len || a->key_len > STORE_KEY_MAX)))
 		return STORE_EINVAL;
