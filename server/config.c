@@ -103,6 +103,7 @@ static const struct opt opts[] = {
 	{ "cluster_pending_max", 0, OPT_U32, O(cluster_pending_max), 1, 1u << 20, "N", "publishes waiting for Redis and their own apply at most; past it: overloaded (default 10000)" },
 	{ "cluster_timeout_ms", 0, OPT_U32, O(cluster_timeout_ms), 100, 60000, "MS", "Redis connect and command timeout; a publish unanswered this long fails with unavailable (default 2000)" },
 	{ "cluster_read_count", 0, OPT_U32, O(cluster_read_count), 1, 100000, "N", "log entries read per shard per XREAD (default 512)" },
+	{ "cluster_read_delay_us", 0, OPT_U32, O(cluster_read_delay_us), 0, 100000, "US", "after an XREAD that brought entries, wait this long before the next one, so one read brings several (adds at most this to delivery latency; 0: read at once) (default 1000)" },
 	{ "cluster_hold_ms", 0, OPT_U32, O(cluster_hold_ms), 100, 600000, "MS", "after a Redis restart, publishes wait this long (unavailable) while nodes restore what Redis lost (default 3000)" },
 	{ "cluster_presence_ttl", 0, OPT_U32, O(cluster_presence_ttl), 3, 3600, "S", "seconds a node may go unheard before its members leave the rooms on the other nodes (default 15)" },
 };
@@ -174,6 +175,7 @@ void config_defaults(struct config *c)
 	c->cluster_pending_max = 10000;
 	c->cluster_timeout_ms = 2000;
 	c->cluster_read_count = 512;
+	c->cluster_read_delay_us = 1000;
 	c->cluster_hold_ms = 3000;
 	c->cluster_presence_ttl = 15;
 }

@@ -88,6 +88,7 @@ struct config {
 	uint32_t cluster_pending_max; /* publishes waiting for their apply */
 	uint32_t cluster_timeout_ms; /* connect, command and publish timeout */
 	uint32_t cluster_read_count; /* XREAD COUNT per shard */
+	uint32_t cluster_read_delay_us; /* pause before the next XREAD after entries */
 	uint32_t cluster_hold_ms;    /* publish hold after a Redis restart */
 	uint32_t cluster_presence_ttl; /* s without a heartbeat before a node's members leave */
 };

@@ -55,6 +55,8 @@ int store__replica_load(struct store *s, char *err, size_t errlen)
 	if (!s->cfg.replica)
 		return 0;
 	s->pos = zalloc(STORE_SHARDS_MAX * sizeof(*s->pos));
+	s->w_pos_it = zalloc(STORE_SHARDS_MAX * sizeof(*s->w_pos_it));
+	s->w_pos_k = zalloc(STORE_SHARDS_MAX * sizeof(*s->w_pos_k));
 	for (unsigned i = 0; i < STORE_SHARDS_MAX; i++)
 		strcpy(s->pos[i].id, "0-0");
 	if (sqlite3_prepare_v2(s->wdb, "SELECT shard, offset, stream_id FROM cluster_pos", -1,
@@ -127,7 +129,11 @@ void store__replica_finalize(struct store *s)
 void store__replica_free(struct store *s)
 {
 	free(s->pos);
+	free(s->w_pos_it);
+	free(s->w_pos_k);
 	s->pos = NULL;
+	s->w_pos_it = NULL;
+	s->w_pos_k = NULL;
 	while (s->meta) {
 		struct store__meta *m = s->meta;
 		s->meta = m->next;
@@ -152,6 +158,42 @@ int store__replica_write(struct store *s, struct store__item *it)
 	int rc = store__step_reset(st);
 	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Remembers it (an entry with a position) as its shard's last in the
+ * batch being written. Entries of a shard are queued in offset order, so
+ * the last one noted is the furthest; its position, written once before
+ * the batch commits (store__replica_write_noted), covers every entry
+ * before it in the same transaction. One upsert per shard per batch
+ * instead of one per entry: at 2,000 entries/s and 50 ms batches that is
+ * 100 upserts less per batch. */
+void store__replica_note(struct store *s, struct store__item *it)
+{
+	unsigned k = it->pos_shard;
+
+	if (!s->w_pos_it[k])
+		s->w_pos_k[s->w_pos_n++] = k;
+	s->w_pos_it[k] = it;
+}
+
+/* Writes the noted positions (writer thread, inside the batch's
+ * transaction) and forgets them. Returns SQLITE_OK or an error code. */
+int store__replica_write_noted(struct store *s)
+{
+	int rc = SQLITE_OK;
+
+	for (unsigned i = 0; i < s->w_pos_n && rc == SQLITE_OK; i++)
+		rc = store__replica_write(s, s->w_pos_it[s->w_pos_k[i]]);
+	store__replica_forget(s);
+	return rc;
+}
+
+/* Forgets the noted positions (after writing them, or a rollback). */
+void store__replica_forget(struct store *s)
+{
+	for (unsigned i = 0; i < s->w_pos_n; i++)
+		s->w_pos_it[s->w_pos_k[i]] = NULL;
+	s->w_pos_n = 0;
 }
 
 int store_apply(struct store *s, const struct store_apply_req *a)

@@ -250,6 +250,11 @@ struct store {
 	struct store__meta *meta;     /* cluster_meta rows */
 	int unpositioned;             /* messages, no position (at open) */
 	sqlite3_stmt *st_pos_set, *st_meta_put; /* writer thread */
+	/* writer thread, during one batch: each shard's last entry in it
+	 * (w_pos_it[shard], NULL if none) and which shards are set, so the
+	 * position row is written once per shard per batch, not per entry */
+	struct store__item **w_pos_it; /* [STORE_SHARDS_MAX] */
+	unsigned *w_pos_k, w_pos_n;
 
 	/* ---- loop-only counters ---- */
 	uint64_t appended, overloaded, refused_failing;
@@ -294,6 +299,9 @@ void store__replica_finalize(struct store *s);
 void store__replica_free(struct store *s);
 /* Inside the batch: writes item it's position and meta rows. */
 int store__replica_write(struct store *s, struct store__item *it);
+void store__replica_note(struct store *s, struct store__item *it);
+int store__replica_write_noted(struct store *s);
+void store__replica_forget(struct store *s);
 
 /* roommap.c */
 struct store__room *store__map_get(struct store__map *m, const char *name);

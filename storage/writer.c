@@ -134,10 +134,15 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 		if (it->marker)
 			continue;
 		if (it->kind == STORE__K_META || (it->kind == STORE__K_MESSAGE && it->pos_set)) {
-			/* a replica's position (or meta row), same transaction */
-			if ((rc = store__replica_write(s, it)) != SQLITE_OK)
-				goto fail;
-			if (it->kind == STORE__K_META || !it->seq)
+			/* a replica's meta row now; its position once per shard,
+			 * before the commit (store__replica_write_noted) */
+			if (it->kind == STORE__K_META) {
+				if ((rc = store__replica_write(s, it)) != SQLITE_OK)
+					goto fail;
+				continue;
+			}
+			store__replica_note(s, it);
+			if (!it->seq)
 				continue; /* a volatile entry moves the position only */
 		} else if (it->kind != STORE__K_MESSAGE) { /* delete, ban, erase: moderate.c */
 			if ((rc = store__mod_apply(s, it)) != SQLITE_OK)
@@ -177,6 +182,8 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 	 * current when messages are pruned (retention.c) and, for readers of
 	 * the file, after a clean shutdown (store__writer_sync_seqs). That
 	 * halves the writes of a batch spread over many rooms. */
+	if (s->w_pos_n && (rc = store__replica_write_noted(s)) != SQLITE_OK)
+		goto fail;
 	if (reserved && (rc = store__reserve_write(s, reserved, committed)) != SQLITE_OK)
 		goto fail;
 	if (__atomic_load_n(&s->debug_fail, __ATOMIC_RELAXED)) {
@@ -212,6 +219,8 @@ fail:
 	/* Some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves. */
 	if (!sqlite3_get_autocommit(s->wdb))
 		store__step_reset(s->st_rollback);
+	if (s->w_pos_it)
+		store__replica_forget(s);
 	for (r = touched; r; r = r->w_tnext) {
 		r->w_batch_seq = 0;
 		if (r->w_new_id) /* the row was rolled back with the batch */

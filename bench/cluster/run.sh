@@ -9,7 +9,9 @@
 #     SCENARIO  fanout | chat | connect ...; the options go to parley-bench as they are
 #
 # Prints parley-bench's JSON (with --server-pid of every node, so CPU is summed over the nodes and
-# given per node). BUILD=build by default; REDIS_PORT/BASE_PORT to move the ports.
+# given per node). BUILD=build by default; REDIS_PORT/BASE_PORT to move the ports. WRAP0="valgrind
+# --tool=callgrind ..." runs node 0 under that command (instruction counts per message; the bench's
+# CPU figures are then not comparable).
 set -eu
 nodes=$1 mode=$2 scen=$3
 shift 3
@@ -42,8 +44,10 @@ while [ $n -lt "$nodes" ]; do
     extra=""
     [ "$nodes" -gt 1 ] && extra="--cluster redis://127.0.0.1:$rport --node-id bench$n"
     [ "$mode" = reuseport ] && extra="$extra --reuse-port 1"
-    # shellcheck disable=SC2086 # word splitting of $extra is intended
-    "$build/server/parleyd" --host 127.0.0.1 --port "$port" --admin-listen "127.0.0.1:$((base + 100 + n))" \
+    wrap=""
+    [ $n -eq 0 ] && wrap=${WRAP0:-}
+    # shellcheck disable=SC2086 # word splitting of $extra and $wrap is intended
+    $wrap "$build/server/parleyd" --host 127.0.0.1 --port "$port" --admin-listen "127.0.0.1:$((base + 100 + n))" \
         --data-dir "$tmp/node$n" --log-level warn --max-connections 30000 \
         --rate-messages 1000000 --rate-burst 1000000 --rate-joins 1000000 $extra 2>"$tmp/node$n.log" &
     pids="$pids $!"
@@ -57,7 +61,7 @@ n=0
 while [ $n -lt "$nodes" ]; do
     i=0
     while ! curl -sf "http://127.0.0.1:$((base + 100 + n))/healthz" >/dev/null 2>&1; do
-        i=$((i + 1)); [ $i -lt 100 ] || { echo "node $n did not start" >&2; cat "$tmp/node$n.log" >&2; exit 1; }
+        i=$((i + 1)); [ $i -lt 600 ] || { echo "node $n did not start" >&2; cat "$tmp/node$n.log" >&2; exit 1; }
         sleep 0.1
     done
     n=$((n + 1))
