@@ -11,7 +11,7 @@
 # Prints parley-bench's JSON (with --server-pid of every node, so CPU is summed over the nodes and
 # given per node). BUILD=build by default; REDIS_PORT/BASE_PORT to move the ports. WRAP0="valgrind
 # --tool=callgrind ..." runs node 0 under that command (instruction counts per message; the bench's
-# CPU figures are then not comparable).
+# CPU figures are then not comparable). NODE_ARGS="--cluster-read-delay-us 0 ..." go to every parleyd.
 set -eu
 nodes=$1 mode=$2 scen=$3
 shift 3
@@ -44,6 +44,7 @@ while [ $n -lt "$nodes" ]; do
     extra=""
     [ "$nodes" -gt 1 ] && extra="--cluster redis://127.0.0.1:$rport --node-id bench$n"
     [ "$mode" = reuseport ] && extra="$extra --reuse-port 1"
+    extra="$extra ${NODE_ARGS:-}"
     wrap=""
     [ $n -eq 0 ] && wrap=${WRAP0:-}
     # shellcheck disable=SC2086 # word splitting of $extra and $wrap is intended
