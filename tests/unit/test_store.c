@@ -995,6 +995,46 @@ START_TEST(replica_positions_with_messages)
 }
 END_TEST
 
+/* The position row is written once per shard per batch (the batch's last
+ * entry of that shard), still in the batch's transaction: after a batch of
+ * interleaved shards, and after that batch failed twice and was retried,
+ * each shard's row is its last entry and every message is there once. */
+START_TEST(replica_positions_once_per_batch)
+{
+	struct store_config cfg = cfg_default();
+	cfg.replica = 1;
+	cfg.flush_interval_ms = 10000;
+	cfg.batch_max = 9; /* the 9th apply starts the batch */
+	struct store *s = open_ok(&cfg);
+	store__debug_fail_writes(s, 2);
+	uint64_t seq = 0;
+	for (uint64_t off = 1; off <= 3; off++) {
+		apply1(s, 0, off, "a", ++seq, 0);
+		apply1(s, 7, off, "b", seq, 0);
+		apply1(s, 1023, off, off == 2 ? "" : "c", off == 2 ? 0 : seq, 0); /* a volatile one */
+	}
+	ck_assert(WAIT_UNTIL(s, stats(s).committed == 8, 10000));
+	ck_assert_uint_eq(stats(s).write_errors, 2);
+	/* one more batch moves only shard 7's row */
+	apply1(s, 7, 4, "b", 4, 5);
+	ck_assert(WAIT_UNTIL(s, C.nt == 1, 5000));
+	store_close(&s, &H, &C);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_pos"), 3);
+	ck_assert_int_eq(file_int("SELECT offset FROM cluster_pos WHERE shard = 0"), 3);
+	ck_assert_int_eq(file_int("SELECT offset FROM cluster_pos WHERE shard = 7"), 4);
+	ck_assert_int_eq(file_int("SELECT offset FROM cluster_pos WHERE shard = 1023"), 3);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_pos WHERE stream_id ="
+				  " '1000-' || offset"), 3);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM messages"), 9);
+	s = open_ok(&cfg);
+	struct store_pos pos;
+	store_position(s, 1023, &pos);
+	ck_assert_uint_eq(pos.offset, 3);
+	ck_assert_str_eq(pos.id, "1000-3");
+	store_close(&s, &H, &C);
+}
+END_TEST
+
 START_TEST(seq_not_reused_after_two_crashes)
 {
 	/* The second run crashes before committing anything at all. */
@@ -1243,6 +1283,7 @@ static Suite *store_suite(void)
 		{ "keys", key_bound_per_room_forgets_oldest },
 		{ "keys", key_of_refused_append_is_not_remembered },
 		{ "replica", replica_positions_with_messages },
+		{ "replica_batch", replica_positions_once_per_batch },
 	};
 	TCase *tc = NULL;
 	const char *cur = NULL;
