@@ -603,6 +603,16 @@ START_TEST(cluster_settings)
 	ck_assert_int_eq(run_parleyd("--check-config", "-c", both), 2);
 	const char *alone = write_file("c8.conf", "cluster_password_file = /etc/parley/redis.pass\n");
 	ck_assert_int_eq(run_parleyd("--check-config", "-c", alone), 2);
+	/* the tail's read pause: 0 (off) and 100000 at the edges, one past refused */
+	const char *d0 = write_file("c9.conf", "cluster = redis://127.0.0.1:6379\n"
+				    "cluster_read_delay_us = 0\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", d0), 0);
+	const char *dmax = write_file("c10.conf", "cluster = redis://127.0.0.1:6379\n"
+				      "cluster_read_delay_us = 100000\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", dmax), 0);
+	const char *dover = write_file("c11.conf", "cluster = redis://127.0.0.1:6379\n"
+				       "cluster_read_delay_us = 100001\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", dover), 2);
 }
 END_TEST
 #endif
