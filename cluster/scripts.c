@@ -96,3 +96,26 @@ const char cluster__restore_lua[] =
 	"  if seq > c then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end\n"
 	"end\n"
 	"return 1\n";
+
+/*
+ * moderate: appends a moderation entry (docs/cluster.md, "Moderation")
+ * to shard k: a delete goes to its room's shard, so it is ordered after
+ * the message it deletes; ban, unban and erase go to shard 0. No seq is
+ * taken: the entry only takes the shard's next offset, like a volatile
+ * message, and carries no 'r' field, so a node that does not know 'm'
+ * would treat it as a filler. KEYS: 1 parley:off, 2 parley:log:<k>,
+ * 3 parley:hold. ARGV: 1 shard, 2 ts, 3 origin node, 4 pending id,
+ * 5 MAXLEN, 6 kind (d delete, e erase, b ban, u unban), 7 room (delete),
+ * 8 seq (delete), 9 user (the target; for a delete: only_sender, "" for
+ * none), 10 until ms (ban), 11 reason (ban).
+ * Returns {1, 0, offset}, or the HOLD error like publish.
+ */
+const char cluster__mod_lua[] =
+	"if redis.call('EXISTS', KEYS[3]) == 1 then\n"
+	"  return redis.error_reply('HOLD restoring after a Redis restart')\n"
+	"end\n"
+	"local off = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
+	"redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',\n"
+	"  'm', ARGV[6], 'o', off, 't', ARGV[2], 'n', ARGV[3], 'x', ARGV[4],\n"
+	"  'a', ARGV[7], 'q', ARGV[8], 'u', ARGV[9], 'w', ARGV[10], 'y', ARGV[11])\n"
+	"return {1, 0, off}\n";
