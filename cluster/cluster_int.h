@@ -61,6 +61,8 @@ struct rentry {
 	char *room, *from, *data;    /* NULL room: a filler (volatile or deleted) */
 	char *key;                   /* idempotency key, NULL if none */
 	size_t key_len;
+	char *mod;                   /* a moderation entry's fields (tail.c), NULL if none */
+	size_t mod_len;
 };
 
 struct cluster {

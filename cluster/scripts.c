@@ -64,7 +64,9 @@ const char cluster__pub_lua[] =
  * 10 MAXLEN, 11 the idempotency key ("" if none), 12 key window ms (the
  * key is put back so that a client's retry after the restart is still
  * recognised; a key is written outside KEYS, which non-cluster Redis
- * allows). Returns 1 appended, 0 skipped, -1 not contiguous.
+ * allows), 13..18 a moderation entry's kind, room, seq, user, until,
+ * reason (kind "": not one), re-appended with its 'm' fields.
+ * Returns 1 appended, 0 skipped, -1 not contiguous.
  */
 const char cluster__restore_lua[] =
 	"local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')\n"
@@ -82,6 +84,13 @@ const char cluster__restore_lua[] =
 	"  if t1 > ms or (t1 == ms and t2 > sq) then ms, sq = t1, t2 end\n"
 	"end\n"
 	"local id = string.format('%d-%d', ms, sq + 1)\n"
+	"if ARGV[13] ~= '' then\n"
+	"  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], id,\n"
+	"    'm', ARGV[13], 'o', ARGV[2], 't', ARGV[5], 'n', ARGV[8], 'x', '0',\n"
+	"    'a', ARGV[14], 'q', ARGV[15], 'u', ARGV[16], 'w', ARGV[17], 'y', ARGV[18])\n"
+	"  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	"  return 1\n"
+	"end\n"
 	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], id,\n"
 	"  'r', ARGV[3], 's', ARGV[4], 'o', ARGV[2], 't', ARGV[5],\n"
 	"  'f', ARGV[6], 'd', ARGV[7], 'n', ARGV[8], 'x', '0', 'k', ARGV[11])\n"

@@ -132,18 +132,39 @@ static int apply_mod(struct cluster *c, unsigned k, const struct entry *e)
 		p = cluster__pend_find(c, e->pid);
 	if (p && !p->mod)
 		p = NULL; /* cannot happen: ids are unique within a run */
-	if (moderation_apply(s, &cm, p ? &p->mc : NULL) < 0) {
+	store_mod_unbounded(s->store, 1); /* bounded by the tail's back-pressure */
+	int rc = moderation_apply(s, &cm, p ? &p->mc : NULL);
+	store_mod_unbounded(s->store, 0);
+	if (rc < 0) {
 		cluster__fail_closed(c, "the store refused a moderation entry (queue full or "
 				     "disk failing)");
 		return -1;
 	}
 	if (p)
 		cluster__pend_take_mod(c, p); /* moderation_apply copied its caller */
+	/* Its fields go with the position (cluster_mods), for a restore:
+	 * kind, room, seq, user, until, reason, each ended by NUL (none holds
+	 * a NUL: names and rooms are checked, a reason is used as a C string). */
+	struct pbuf b = { 0 };
+	pbuf_addc(&b, e->mkind);
+	pbuf_addc(&b, '\0');
+	pbuf_add(&b, cm.room, cm.room_len);
+	pbuf_addc(&b, '\0');
+	pbuf_add_u64(&b, e->mseq);
+	pbuf_addc(&b, '\0');
+	pbuf_adds(&b, e->muser ? e->muser : "");
+	pbuf_addc(&b, '\0');
+	pbuf_add_i64(&b, e->muntil);
+	pbuf_addc(&b, '\0');
+	pbuf_adds(&b, e->mreason ? e->mreason : "");
+	pbuf_addc(&b, '\0');
 	struct store_apply_req a = {
 		.room = "", .ts = e->ts, .from = "", .data = "", .shard = k, .offset = e->off,
-		.id = e->id,
+		.id = e->id, .mod = b.data, .mod_len = b.len,
 	};
-	if (store_apply(s->store, &a) != STORE_OK) {
+	rc = store_apply(s->store, &a);
+	pbuf_free(&b);
+	if (rc != STORE_OK) {
 		cluster__fail_closed(c, "store_apply refused an entry");
 		return -1;
 	}

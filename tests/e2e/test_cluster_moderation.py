@@ -180,3 +180,68 @@ def test_node_killed_before_the_entries_applies_them_after_restart(cluster):
     x = c2.client()
     assert x.err("hello", name="mallory") == "forbidden"
     assert closed_with(x, 4003).reason == "gone"
+
+
+def test_moderation_entries_lost_by_redis_are_restored(cluster):
+    """Redis comes back without the last entries (an AOF from before them): the nodes that applied
+    the moderation entries re-append them (restore, from cluster_mods), so a node that had not seen
+    them applies them when it comes back."""
+    redis = cluster.redis()
+    a, b, c = api_nodes(cluster, redis, 3)
+    alice = a.client("alice")
+    alice.join("r")
+    s1 = publish(alice, "r", "one")
+    s2 = publish(alice, "r", "two")
+    wait_for(lambda: len(hist(c, "r")) == 2, 10, "C has both")
+    c.kill9()
+    redis.snapshot()
+    api = apihelp.Api(a)
+    api.ok("POST", "/api/delete", {"room": "r", "seq": s1})
+    api.ok("POST", "/api/ban", {"user": "mallory", "seconds": 60, "reason": "gone"})
+    api.close()
+    wait_for(lambda: tombstoned(b, "r", s1), 10, "B applied the delete")
+    redis.crash_to_snapshot()
+    redis.start()
+    # the snapshot has no moderation entry; the restore puts both back
+    for n in (a, b):
+        wait_for(lambda: "msg=cluster_restored" in n.log(), 20, "the restore")
+
+    def mod_kinds():
+        out = []
+        for k in range(16):
+            for _id, fields in redis.cmd("XRANGE", "parley:log:%d" % k, "-", "+"):
+                f = dict(zip(fields[::2], fields[1::2]))
+                if "m" in f:
+                    out.append(f["m"])
+        return sorted(out)
+
+    wait_for(lambda: mod_kinds() == ["b", "d"], 10, "both entries back in the log")
+    c2 = cluster.node(redis, "--api-keys-file", os.path.join(cluster.root, "api.keys"),
+                      data_dir=c.data_dir, name="node2")
+    wait_for(lambda: tombstoned(c2, "r", s1), 15, "C applied the restored delete")
+    assert [m["seq"] for m in hist(c2, "r")] == [s1, s2]
+    x = c2.client()
+    assert x.err("hello", name="mallory") == "forbidden"
+    assert closed_with(x, 4003).reason == "gone"
+    # and moderation goes on after the restore: lifted everywhere
+    c2.api_port = apihelp.api_port(c2)
+    api = apihelp.Api(b)
+
+    def unban():
+        # the hold (cluster_hold_ms) outlives the restore: unavailable until it ends, like a publish
+        st, obj, _ = api.request("DELETE", "/api/ban", {"user": "mallory"})
+        if st == 503:
+            assert obj["error"]["code"] == "unavailable", obj
+            return None
+        assert st == 200, (st, obj)
+        return obj["data"]
+
+    assert wait_for(unban, 15, "the unban accepted") == {"user": "mallory", "lifted": True}
+    api.close()
+    for n in (a, b, c2):
+        def back(n=n):
+            cl = n.client()
+            r = cl.request("hello", name="mallory")
+            cl.close_socket()
+            return r.get("ok") is True
+        wait_for(back, 10, "the unban on every node")
