@@ -21,6 +21,8 @@
 #define PARLEY_ADMIN_ROOT "/usr/local/share/parley/web-admin"
 #endif
 
+#define ADMIN_LISTEN_DEFAULT "127.0.0.1:9180"
+
 enum opt_type { OPT_STR, OPT_U32, OPT_OCTAL };
 
 struct opt {
@@ -64,6 +66,7 @@ static const struct opt opts[] = {
 	{ "trusted_proxies", 0, OPT_STR, O(trusted_proxies), 0, 0, "LIST", "addresses/CIDRs whose X-Forwarded-For is believed" },
 	{ "admin_listen", 0, OPT_STR, O(admin_listen), 0, 0, "ADDR", "admin listener for /metrics and /healthz: HOST:PORT, unix:/PATH or off (default 127.0.0.1:9180)" },
 	{ "public_metrics", 0, OPT_U32, O(public_metrics), 0, 1, "0|1", "1: also serve /metrics on the public listener (default 0)" },
+	{ "reuse_port", 0, OPT_U32, O(reuse_port), 0, 1, "0|1", "1: share the public port with other parleyd (SO_REUSEPORT); each needs its own admin_listen (default 0)" },
 	{ "auth", 0, OPT_STR, O(auth), 0, 0, "MODE", "none or token (HS256 JWT) (default none)" },
 	{ "auth_secret_file", 0, OPT_STR, O(auth_secret_file), 0, 0, "PATH", "file holding the HS256 secret (auth = token)" },
 	{ "auth_timeout", 0, OPT_U32, O(auth_timeout), 1, 300, "S", "seconds a connection has to authenticate (default 5)" },
@@ -101,6 +104,7 @@ static const struct opt opts[] = {
 	{ "cluster_timeout_ms", 0, OPT_U32, O(cluster_timeout_ms), 100, 60000, "MS", "Redis connect and command timeout; a publish unanswered this long fails with unavailable (default 2000)" },
 	{ "cluster_read_count", 0, OPT_U32, O(cluster_read_count), 1, 100000, "N", "log entries read per shard per XREAD (default 512)" },
 	{ "cluster_hold_ms", 0, OPT_U32, O(cluster_hold_ms), 100, 600000, "MS", "after a Redis restart, publishes wait this long (unavailable) while nodes restore what Redis lost (default 3000)" },
+	{ "cluster_presence_ttl", 0, OPT_U32, O(cluster_presence_ttl), 3, 3600, "S", "seconds a node may go unheard before its members leave the rooms on the other nodes (default 15)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -162,7 +166,7 @@ void config_defaults(struct config *c)
 	c->sio_max_sessions = 100000;
 	c->sio_recovery = 1;
 	c->sio_recovery_window = 120;
-	c->admin_listen = xstrndup("127.0.0.1:9180", 14);
+	c->admin_listen = xstrndup(ADMIN_LISTEN_DEFAULT, strlen(ADMIN_LISTEN_DEFAULT));
 	c->allow_self_delete = 1;
 	c->erase_step_rows = 2048;
 	c->cluster_shards = 16;
@@ -171,6 +175,7 @@ void config_defaults(struct config *c)
 	c->cluster_timeout_ms = 2000;
 	c->cluster_read_count = 512;
 	c->cluster_hold_ms = 3000;
+	c->cluster_presence_ttl = 15;
 }
 
 void config_free(struct config *c)
@@ -621,6 +626,23 @@ int config_validate(const struct config *c)
 	char why[128];
 	if (netaddr_parse_listen(c->admin_listen, &la, why, sizeof(why)) < 0) {
 		fprintf(stderr, "parleyd: admin_listen '%s': %s\n", c->admin_listen, why);
+		return -1;
+	}
+	/* Nodes sharing the public port must not share an admin listener:
+	 * the second would fail to bind the default one, or, worse, scrapes
+	 * would reach whichever node answers. Refuse the default outright, on
+	 * every node, rather than let the first start and the second fail. */
+	if (c->reuse_port && !la.off && !la.path[0] && !strcmp(c->admin_listen, ADMIN_LISTEN_DEFAULT)) {
+		fprintf(stderr, "parleyd: reuse_port = 1 needs a per-node admin_listen (its own HOST:PORT, "
+			"unix:/PATH or off), not the default %s that every node would claim\n",
+			ADMIN_LISTEN_DEFAULT);
+		return -1;
+	}
+	/* The default node_id is HOSTNAME:PORT: the same for every node
+	 * sharing the port, and node ids must be unique in a cluster. */
+	if (c->reuse_port && c->cluster && !c->node_id) {
+		fprintf(stderr, "parleyd: reuse_port = 1 in a cluster needs node_id: the default "
+			"HOSTNAME:PORT would be the same on every node sharing the port\n");
 		return -1;
 	}
 	if (log_parse_level(c->log_level, &l) < 0) {

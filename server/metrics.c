@@ -13,6 +13,7 @@
 #include "api.h"
 #include "proto.h"
 #include "server.h"
+#include "presence.h"   /* cluster/: clp_metrics */
 #include "sio/sio_edge.h"
 #include "store.h"
 #include "moderation.h"
@@ -181,4 +182,5 @@ void metrics_render(struct server *s, struct pbuf *b)
 	SIMPLE(b, "process_max_fds", "gauge", "Limit of open file descriptors.", process_max_fds());
 	sio_edge_metrics(b);
 	cluster_metrics(s, b); /* nothing on a single node */
+	clp_metrics(s, b);    /* cluster presence; nothing on a single node */
 }

@@ -35,6 +35,8 @@ struct token_keys;
 struct conn;
 struct moderation;
 struct store;
+struct reuseport;
+struct clp;
 struct cluster;
 
 struct server_stats {
@@ -86,6 +88,8 @@ struct server {
 	struct hmap per_ip;         /* struct ipcount *, by address */
 	struct netlist trusted;     /* trusted_proxies */
 	struct lws_vhost *vhost_unix;
+	struct reuseport *reuseport;    /* reuse_port's own listener; NULL: off */
+	struct clp *clp;                /* cluster presence (cluster/presence.c); NULL: off */
 	struct lws_vhost *vhost_admin;  /* admin_listen; NULL: off */
 	struct listen_addr admin_addr;  /* parsed admin_listen (lws keeps pointers into it) */
 	struct token_keys *auth;    /* NULL: auth = none */
