@@ -1,7 +1,7 @@
 #!/bin/sh
 # callgrind.sh - instructions per delivery of parleyd in a steady fan-out.
 #
-#   bench/callgrind.sh PARLEYD [BENCH]          (env: MEMBERS RATE WINDOW PROTOCOL OUT EXTRA)
+#   bench/callgrind.sh PARLEYD [BENCH]   (env: SCENARIO MEMBERS ROOMS RATE WINDOW PROTOCOL OUT EXTRA)
 #
 # Starts PARLEYD under `valgrind --tool=callgrind`, connects MEMBERS (1000)
 # clients to one room with parley-bench fanout (one publisher, RATE 10/s,
@@ -12,14 +12,18 @@
 # delivery at this rate: a member never has two frames queued). CPU time
 # on a shared machine moves with the load; instruction counts do not, so
 # this is how two builds are compared. PROTOCOL=socketio measures
-# /socket.io/. EXTRA: more parleyd options. The dump stays in OUT
-# (/tmp/cg.PID) for callgrind_annotate.
+# /socket.io/. SCENARIO=chat runs parley-bench chat instead: ROOMS (200)
+# rooms of 5, every member publishing (stored), RATE (200) messages/s in
+# all, 40-byte payloads; there a send() is a delivery or a reply.
+# EXTRA: more parleyd options. The dump stays in OUT (/tmp/cg.PID) for
+# callgrind_annotate.
 set -eu
 
 PARLEYD=${1:?usage: callgrind.sh PARLEYD [BENCH]}
 BENCH=${2:-$(dirname "$0")/../build/bench/parley-bench}
+SCENARIO=${SCENARIO:-fanout}
 MEMBERS=${MEMBERS:-1000}
-RATE=${RATE:-10}
+ROOMS=${ROOMS:-200}
 WINDOW=${WINDOW:-8}
 PROTOCOL=${PROTOCOL:-parley}
 OUT=${OUT:-/tmp/cg.$$}
@@ -42,16 +46,24 @@ done
 [ -n "$port" ] || { echo "parleyd did not start" >&2; cat "$OUT/server.log" >&2; exit 1; }
 
 dur=$((WINDOW + 6))
-"$BENCH" fanout --rooms 1 --members "$MEMBERS" --publishers 1 --rate "$RATE" --size 100 \
-	--duration "$dur" --drain 1 --ramp 2000 --protocol "$PROTOCOL" \
+if [ "$SCENARIO" = chat ]; then
+	RATE=${RATE:-200}
+	conns=$((ROOMS * 5))
+	set -- chat --rooms "$ROOMS" --members 5 --rate "$RATE" --size 40
+else
+	RATE=${RATE:-10}
+	conns=$MEMBERS
+	set -- fanout --rooms 1 --members "$MEMBERS" --publishers 1 --rate "$RATE" --size 100
+fi
+"$BENCH" "$@" --duration "$dur" --drain 1 --ramp 2000 --protocol "$PROTOCOL" \
 	--url "ws://127.0.0.1:$port/ws" --series "$OUT/series.csv" --json --quiet \
 	>"$OUT/bench.json" 2>"$OUT/bench.err" &
 BP=$!
 
-# Every client joined: the series' ready column reaches MEMBERS.
+# Every client joined: the series' ready column reaches the connections.
 for _ in $(seq 1200); do
 	r=$(tail -n 1 "$OUT/series.csv" 2>/dev/null | cut -d, -f2)
-	[ "${r:-0}" = "$MEMBERS" ] && break
+	[ "${r:-0}" = "$conns" ] && break
 	sleep 0.1
 done
 sleep 1
@@ -72,6 +84,6 @@ sends=$(awk '
 	/^cfn=/ { id = $1; sub(/^cfn=/, "", id); tgt = name[id] }
 	/^calls=/ { if (tgt == "send" || tgt == "__libc_send" || tgt == "__send" || tgt == "syscall") { split($1, a, "="); s += a[2] } }
 	END { print s + 0 }' "$dump")
-echo "dump=$dump members=$MEMBERS rate=$RATE window=${WINDOW}s protocol=$PROTOCOL"
+echo "dump=$dump scenario=$SCENARIO connections=$conns rate=$RATE window=${WINDOW}s protocol=$PROTOCOL"
 echo "instructions=$total sends=$sends"
-[ "$sends" -gt 0 ] && echo "instructions_per_delivery=$((total / sends))"
+[ "$sends" -gt 0 ] && echo "instructions_per_send=$((total / sends))"

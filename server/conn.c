@@ -278,7 +278,7 @@ void conn_close_later(struct conn *c, uint16_t code)
 	lws_callback_on_writable(c->wsi);
 }
 
-int conn_live_fits(const struct conn *c, size_t len)
+static inline int live_fits(const struct conn *c, size_t len)
 {
 	const struct config *cfg = c->srv->cfg;
 
@@ -286,10 +286,13 @@ int conn_live_fits(const struct conn *c, size_t len)
 	       sendq_live_bytes(&c->q) + c->held_bytes + len <= cfg->send_queue_bytes;
 }
 
+int conn_live_fits(const struct conn *c, size_t len)
+{
+	return live_fits(c, len);
+}
+
 void conn_send(struct conn *c, struct frame *f)
 {
-	struct server *s = c->srv;
-
 	if (c->close_code)
 		return;
 	if (c->kind == CONN_SIO) {
@@ -297,26 +300,38 @@ void conn_send(struct conn *c, struct frame *f)
 		sio_conn_send(c, f, false);
 		return;
 	}
-	if (!conn_live_fits(c, f->len)) {
+	conn_queue_live(c, f);
+}
+
+void conn_queue_live(struct conn *c, struct frame *f)
+{
+	/* inlined, not conn_live_fits(): this runs once per member of a
+	 * fan-out */
+	if (!live_fits(c, f->len)) {
 		conn_close_later(c, CLOSE_SLOW_CONSUMER);
 		return;
 	}
 	sendq_push(&c->q, f, 0);
 	if (!c->pending)
-		server_want_flush(s, c);
+		server_want_flush(c->srv, c);
 }
 
 void conn_send_reply(struct conn *c, struct frame *f)
 {
-	struct server *s = c->srv;
-	const struct config *cfg = s->cfg;
-
 	if (c->close_code)
 		return;
 	if (c->kind == CONN_SIO) {
 		sio_conn_send(c, f, true);
 		return;
 	}
+	conn_queue_reply(c, f);
+}
+
+void conn_queue_reply(struct conn *c, struct frame *f)
+{
+	struct server *s = c->srv;
+	const struct config *cfg = s->cfg;
+
 	sendq_push(&c->q, f, 1);
 	if (!c->rx_paused &&
 	    (c->q.rcount > cfg->send_queue_messages || c->q.rbytes > cfg->send_queue_bytes)) {

@@ -33,6 +33,7 @@ static struct frame *frame_new_op(const void *payload, size_t len, unsigned char
 	f->refs = 1;
 	f->seq = 0;
 	f->sio = NULL;
+	f->sio_room = 0;
 	return f;
 }
 

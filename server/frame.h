@@ -21,6 +21,10 @@ struct frame {
 	struct frame *sio;     /* its Socket.IO rendition (server/sio), built on
 				* first need and shared by every Socket.IO
 				* member; released with this frame */
+	uint64_t sio_room;     /* in a rendition of a room message with a seq
+				* (which seq then also holds): the room's key
+				* in a session's recovery ring, so that each
+				* member's mark is not parsed again */
 	unsigned char *wire;   /* the header's first byte, inside buf */
 	unsigned char buf[];   /* FRAME_HEADROOM + payload */
 };

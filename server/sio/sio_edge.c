@@ -258,23 +258,14 @@ static void frame_release(void *ref)
 static void emit_as(struct sio_conn *sc, struct frame *f, bool reply)
 {
 	struct conn *c = sc->c;
-	const struct config *cfg = sc->s->cfg;
 
 	if (sc->dead || c->close_code)
 		return;
 	if (sc->eio.transport == EIO_T_WEBSOCKET && c->wsi) {
-		if (!reply && !conn_live_fits(c, f->len)) {
-			conn_close_later(c, CLOSE_SLOW_CONSUMER);
-			return;
-		}
-		sendq_push(&c->q, f, reply);
-		if (reply && !c->rx_paused &&
-		    (c->q.rcount > cfg->send_queue_messages || c->q.rbytes > cfg->send_queue_bytes)) {
-			c->rx_paused = true; /* conn_flush resumes */
-			lws_rx_flow_control(c->wsi, 0);
-		}
-		if (!c->pending)
-			server_want_flush(sc->s, c);
+		if (reply)
+			conn_queue_reply(c, f);
+		else
+			conn_queue_live(c, f);
 		return;
 	}
 	size_t n;
@@ -512,7 +503,7 @@ static struct frame *render(const char *p, size_t n)
 	struct sio_att att[SIO_ATTACH_MAX_DEF];
 	enum sio_type type = SIO_EVENT;
 	bool has_id = false;
-	uint64_t id = 0;
+	uint64_t id = 0, mark_seq = 0, mark_room = 0;
 
 	if (n < hl + 2 || memcmp(p, head, hl) || p[n - 1] != '}')
 		return NULL;
@@ -559,6 +550,8 @@ static struct frame *render(const char *p, size_t n)
 		else
 			pbuf_addc(&rjson, '}');
 		if (recovery && message_pos(p, n, &room, &room_n, &seq)) {
+			mark_seq = seq;
+			mark_room = room_hash(room, room_n);
 			/* The offset a recovering client sends back: "seq:room". */
 			pbuf_adds(&rjson, ",\"");
 			pbuf_add_u64(&rjson, seq);
@@ -574,6 +567,8 @@ static struct frame *render(const char *p, size_t n)
 	size_t na = sio_encode_auto(&out, type, "/", 1, has_id, id, rjson.data, rjson.len, &bytes,
 				    att, SIO_ATTACH_MAX_DEF);
 	struct frame *f = frame_new_text(out.data, out.len);
+	f->seq = mark_seq; /* the recovery mark, for every member */
+	f->sio_room = mark_room;
 	struct frame **link = &f->sio;
 	for (size_t i = 0; i < na; i++) {
 		*link = frame_new_binary(att[i].p, att[i].n);
@@ -810,9 +805,14 @@ static void finish_connect(struct sio_conn *sc)
 	conn_send_welcome(c);
 }
 
-void sio_conn_send(struct conn *c, struct frame *f, bool reply)
+/*
+ * What sio_conn_send does before it can emit: a session not connected yet,
+ * an answer to a recovery join, a frame with no rendition yet. Returns 1
+ * when the frame was taken here. Not inlined: it holds render() and the
+ * CONNECT path, whose stack frame every member of a fan-out would set up.
+ */
+static __attribute__((noinline)) int send_prepare(struct sio_conn *sc, struct frame *f)
 {
-	struct sio_conn *sc = c->sio;
 	size_t n;
 	const char *p = frame_payload(f, &n);
 
@@ -822,19 +822,28 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 		if (sc->connecting && !sc->connect_error_sent && n > 16 &&
 		    !memcmp(p, "{\"type\":\"error\"", 15))
 			connect_error_from(sc, p, n);
-		return;
+		return 1;
 	}
 	if (sc->recovering && n > 16 && !memcmp(p, "{\"type\":\"reply\",", 16)) {
 		recovery_reply(sc, p, n); /* a recovery join's answer: ours */
-		return;
+		return 1;
 	}
 	if (!f->sio)
 		f->sio = render(p, n);
-	const char *room;
-	size_t room_n;
-	uint64_t seq;
-	if (sc->pid[0] && message_pos(p, n, &room, &room_n, &seq))
-		ring_add(&sc->ring, room_hash(room, room_n), seq);
+	return 0;
+}
+
+void sio_conn_send(struct conn *c, struct frame *f, bool reply)
+{
+	struct sio_conn *sc = c->sio;
+
+	/* one test for the usual case: a member of a fan-out whose frame is
+	 * rendered already */
+	if ((!sc->connected || sc->recovering || !f->sio) && send_prepare(sc, f))
+		return;
+	/* its mark, found once by render() */
+	if (sc->pid[0] && f->sio && f->sio->seq)
+		ring_add(&sc->ring, f->sio->sio_room, f->sio->seq);
 	/* the text, then its attachments (chained on it) */
 	for (struct frame *g = f->sio; g && !c->close_code && !sc->dead; g = g->sio)
 		emit_as(sc, g, reply);
