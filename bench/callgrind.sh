@@ -15,7 +15,7 @@
 # /socket.io/. SCENARIO=chat runs parley-bench chat instead: ROOMS (200)
 # rooms of 5, every member publishing (stored), RATE (200) messages/s in
 # all, 40-byte payloads; there a send() is a delivery or a reply.
-# EXTRA: more parleyd options. The dump stays in OUT (/tmp/cg.PID) for
+# EXTRA: more parleyd options, VGOPTS more valgrind options (--cache-sim=yes). The dump stays in OUT (/tmp/cg.PID) for
 # callgrind_annotate.
 set -eu
 
@@ -28,10 +28,11 @@ WINDOW=${WINDOW:-8}
 PROTOCOL=${PROTOCOL:-parley}
 OUT=${OUT:-/tmp/cg.$$}
 EXTRA=${EXTRA:-}
+VGOPTS=${VGOPTS:-}
 
 mkdir -p "$OUT"
 rm -rf "$OUT/data" && mkdir "$OUT/data"
-valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" \
+valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.out" $VGOPTS \
 	"$PARLEYD" --host 127.0.0.1 --port 0 --data-dir "$OUT/data" --log-level info \
 	--rate-messages 1000000 --rate-burst 1000000 $EXTRA 2>"$OUT/server.log" &
 VG=$!

@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
 # ab.sh - side-by-side CPU per delivery of parleyd variants in one run, alternating.
 #
-#   bench/compare/ab.sh LABEL=PARLEYD[:PROTOCOL] ...   (env: ROUNDS MEMBERS RATE DURATION OUT EXTRA)
+#   bench/compare/ab.sh LABEL=SERVER[:PROTOCOL] ...
+#         (env: SCENARIO ROUNDS MEMBERS RATE DURATION OUT EXTRA)
 #
 # Each round runs every variant once, in the order given, each with a fresh
-# parleyd pinned to SERVER_CPU (0) and parley-bench on BENCH_CPU (1), the
-# fan-out of run.sh (1 room x MEMBERS 5000, one publisher at RATE 10/s,
-# 100-byte payloads, DURATION 10 s). PROTOCOL is parley (default) or
-# socketio (parleyd's /socket.io/). Alternating puts every variant under the
-# same drift of a shared machine; the medians of ROUNDS (3) runs are printed
-# with each run. CPU per delivery comes from /proc ticks (4 ms here), so it
-# is a sample: user time is a few hundred ticks of a mostly-kernel workload.
-#   e.g. bench/compare/ab.sh native=build/server/parleyd sio=build/server/parleyd:socketio
+# server pinned to SERVER_CPU (0) and parley-bench on BENCH_CPU (1). SERVER
+# is a parleyd binary, or node-socketio / node-ws (the Node peers of
+# run.sh). PROTOCOL is parley (default) or socketio (parleyd's /socket.io/).
+# SCENARIO=fanout (default) is run.sh's fan-out: 1 room x MEMBERS 5000, one
+# publisher at RATE 10/s, 100-byte payloads; SCENARIO=chat is run.sh's chat
+# (2,000 rooms x 5, 2,000 msg/s, 40 bytes, stored by parleyd). DURATION
+# 10 s. Alternating puts every variant under the same drift of a shared
+# machine; each run and the medians of ROUNDS (3) are printed. CPU per
+# delivery comes from /proc ticks, sampled at the kernel's tick (250 Hz
+# here): user time is a small share of a mostly-kernel workload, so a
+# 10 s run holds only about a hundred user ticks; use longer runs and
+# more rounds for ratios near 1.
+#   e.g. bench/compare/ab.sh native=build/server/parleyd sio=build/server/parleyd:socketio \
+#        node=node-socketio
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 BENCH=${BENCH:-$repo/build/bench/parley-bench}
 ROUNDS=${ROUNDS:-3}
+SCENARIO=${SCENARIO:-fanout}
 MEMBERS=${MEMBERS:-5000}
-RATE=${RATE:-10}
 DURATION=${DURATION:-10}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
@@ -47,14 +54,23 @@ for r in $(seq "$ROUNDS"); do
 		[ "$rest" != "$bin" ] && proto=${rest#*:}
 		tag="$label.$r"
 		data=$(mktemp -d "$OUT/data.XXXXXX")
-		# No admin listener where there is one (another parleyd may hold 9180).
-		admin=
-		"$bin" --help 2>/dev/null | grep -q -- --admin-listen && admin="--admin-listen off"
-		# shellcheck disable=SC2086
-		taskset -c "$SERVER_CPU" "$bin" --host 127.0.0.1 --port 0 --data-dir "$data" \
-			--log-level info $admin --ping-interval 300 --ping-timeout 600 \
-			--rate-messages 1000000 --rate-burst 1000000 --rate-joins 1000000 $EXTRA \
-			2>"$OUT/$tag.server.log" &
+		path=/ws
+		case $bin in
+		node-socketio)
+			cmd=(node "$here/socketio-server.js" --host 127.0.0.1 --port 0)
+			proto=socketio; path="/socket.io/?EIO=4&transport=websocket" ;;
+		node-ws)
+			cmd=(node "$here/ws-server.js" --host 127.0.0.1 --port 0) ;;
+		*)
+			cmd=("$bin" --host 127.0.0.1 --port 0 --data-dir "$data" --log-level info
+			     --ping-interval 300 --ping-timeout 600 --rate-messages 1000000
+			     --rate-burst 1000000 --rate-joins 1000000)
+			# No admin listener where there is one (another parleyd may hold 9180).
+			"$bin" --help 2>/dev/null | grep -q -- --admin-listen && cmd+=(--admin-listen off)
+			# shellcheck disable=SC2206
+			cmd+=($EXTRA) ;;
+		esac
+		taskset -c "$SERVER_CPU" "${cmd[@]}" 2>"$OUT/$tag.server.log" &
 		pid=$!
 		port=
 		for _ in $(seq 100); do
@@ -63,13 +79,17 @@ for r in $(seq "$ROUNDS"); do
 			sleep 0.1
 		done
 		[ -n "$port" ] || { cat "$OUT/$tag.server.log" >&2; exit 1; }
-		taskset -c "$BENCH_CPU" "$BENCH" fanout --rooms 1 --members "$MEMBERS" --publishers 1 \
-			--rate "$RATE" --size 100 --duration "$DURATION" --ramp 4000 --protocol "$proto" \
-			--url "ws://127.0.0.1:$port/ws" --server-pid "$pid" --json --quiet \
+		if [ "$SCENARIO" = chat ]; then
+			args=(chat --rooms 2000 --members 5 --rate "${RATE:-2000}" --size 40)
+		else
+			args=(fanout --rooms 1 --members "$MEMBERS" --publishers 1 --rate "${RATE:-10}" --size 100)
+		fi
+		taskset -c "$BENCH_CPU" "$BENCH" "${args[@]}" --duration "$DURATION" --ramp 4000 --protocol "$proto" \
+			--url "ws://127.0.0.1:$port$path" --server-pid "$pid" --json --quiet \
 			>"$OUT/$tag.json" 2>"$OUT/$tag.err" || true
 		stop
 		rm -rf "$data"
-		jq -r --arg t "$tag" '"\($t) user_us=\(.server_user_us_per_delivery) total_us=\(.server_total_us_per_delivery) p99_ms=\(.latency_p99_ms) delivered=\(.delivered_ratio)"' "$OUT/$tag.json"
+		jq -r --arg t "$tag" '"\($t) user_us=\(.server_user_us_per_delivery) total_us=\(.server_total_us_per_delivery) p99_ms=\(.latency_p99_ms) delivered=\(.delivered_ratio)"' "$OUT/$tag.json" || true
 	done
 done
 echo "$(date -u '+%Y-%m-%d %H:%M:%S UTC') end; $(uptime)" | tee -a "$OUT/run.txt"

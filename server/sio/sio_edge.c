@@ -46,14 +46,18 @@ struct sio_ring {
 /* One Engine.IO session and its Socket.IO state. */
 struct sio_conn {
 	struct conn conn;           /* the core's client (kind CONN_SIO) */
+	/* What every frame of a fan-out reads (sio_conn_send, emit_as)
+	 * follows conn directly: with eio's transport, one cache line. */
+	bool dead;                  /* closed: freed once no port refers to it */
+	bool connected;             /* CONNECT to "/" was accepted */
+	uint32_t recovering;        /* recovery joins still to answer */
+	struct eio_session eio;
 	struct conn *c;             /* &conn */
 	struct server *s;
 	struct sio_conn *next, *prev; /* every session, for teardown */
 	ev_timer timer;             /* eio_session_deadline, connect deadline, free */
 	bool timer_on;
 	bool registered;            /* in the sid map */
-	bool dead;                  /* closed: freed once no port refers to it */
-	bool connected;             /* CONNECT to "/" was accepted */
 	bool connecting;            /* inside CONNECT: errors become CONNECT_ERROR */
 	bool connect_error_sent;
 	bool probe_reply;           /* "3probe" to write on the probe */
@@ -62,12 +66,10 @@ struct sio_conn {
 	/* connection state recovery (see "recovery" below) */
 	char pid[17];               /* "": recovery off, or not connected */
 	bool client_disconnect;     /* the client left (41): nothing to recover */
-	uint32_t recovering;        /* recovery joins still to answer */
 	bool recovery_failed;       /* one of them could not recover */
 	char old_pid[17];
 	struct sio_ring ring;
 	uint8_t nsps;               /* conformance: 1 "/", 2 "/custom" connected */
-	struct eio_session eio;
 	struct sio_decoder dec;
 	/* the requests and WebSockets serving the session, and their ports */
 	struct lws *ws_wsi, *poll_wsi, *post_wsi, *probe_wsi;
@@ -257,7 +259,7 @@ static void frame_release(void *ref)
  */
 static void emit_as(struct sio_conn *sc, struct frame *f, bool reply)
 {
-	struct conn *c = sc->c;
+	struct conn *c = &sc->conn; /* (sc->c, without loading it) */
 
 	if (sc->dead || c->close_code)
 		return;
@@ -842,7 +844,7 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 	if ((!sc->connected || sc->recovering || !f->sio) && send_prepare(sc, f))
 		return;
 	/* its mark, found once by render() */
-	if (sc->pid[0] && f->sio && f->sio->seq)
+	if (f->sio && f->sio->seq && sc->pid[0])
 		ring_add(&sc->ring, f->sio->sio_room, f->sio->seq);
 	/* the text, then its attachments (chained on it) */
 	for (struct frame *g = f->sio; g && !c->close_code && !sc->dead; g = g->sio)
