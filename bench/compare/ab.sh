@@ -10,7 +10,8 @@
 # run.sh). PROTOCOL is parley (default) or socketio (parleyd's /socket.io/).
 # SCENARIO=fanout (default) is run.sh's fan-out: 1 room x MEMBERS 5000, one
 # publisher at RATE 10/s, 100-byte payloads; SCENARIO=chat is run.sh's chat
-# (2,000 rooms x 5, 2,000 msg/s, 40 bytes, stored by parleyd). DURATION
+# (2,000 rooms x 5, 2,000 msg/s, 40 bytes, stored by parleyd; VOLATILE=1:
+# not stored, so parleyd's loop is compared without its SQLite writer). DURATION
 # 10 s. Alternating puts every variant under the same drift of a shared
 # machine; each run and the medians of ROUNDS (3) are printed. CPU per
 # delivery comes from /proc ticks, sampled at the kernel's tick (250 Hz
@@ -81,6 +82,7 @@ for r in $(seq "$ROUNDS"); do
 		[ -n "$port" ] || { cat "$OUT/$tag.server.log" >&2; exit 1; }
 		if [ "$SCENARIO" = chat ]; then
 			args=(chat --rooms 2000 --members 5 --rate "${RATE:-2000}" --size 40)
+			[ -n "${VOLATILE:-}" ] && args+=(--volatile)
 		else
 			args=(fanout --rooms 1 --members "$MEMBERS" --publishers 1 --rate "${RATE:-10}" --size 100)
 		fi
