@@ -47,7 +47,8 @@ struct sio_ring {
 struct sio_conn {
 	struct conn conn;           /* the core's client (kind CONN_SIO) */
 	/* What every frame of a fan-out reads (sio_conn_send, emit_as)
-	 * follows conn directly: with eio's transport, one cache line. */
+	 * follows conn directly, eio's transport included: one or two cache
+	 * lines, next to conn's last one, instead of four spread apart. */
 	bool dead;                  /* closed: freed once no port refers to it */
 	bool connected;             /* CONNECT to "/" was accepted */
 	uint32_t recovering;        /* recovery joins still to answer */
