@@ -12,6 +12,7 @@
 
 #include <ev.h>
 
+#include "catchup.h"
 #include "cmd.h"
 #include "authn.h"
 #include "cmd_int.h"
@@ -840,6 +841,19 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 		emit_as(sc, g, reply);
 }
 
+int sio_catchup_room(const struct conn *c, bool release)
+{
+	const struct sio_conn *sc = c->sio;
+	const struct eio_session *e = &sc->eio;
+
+	if (e->transport == EIO_T_WEBSOCKET && c->wsi)
+		return -1;
+	if (release)
+		return e->q_packets == 0;
+	return e->q_packets == 0 ||
+	       (e->q_packets * 2 < ecfg.queue_max_packets && e->q_bytes * 2 < ecfg.queue_max_bytes);
+}
+
 void sio_conn_closing(struct conn *c, uint16_t code)
 {
 	struct sio_conn *sc = c->sio;
@@ -1584,6 +1598,10 @@ static int poll_answer(struct sio_conn *sc, struct lws *wsi, struct conn *port)
 	if (body.cap > 65536)
 		pbuf_free(&body);
 	apply(sc, act);
+	/* The client took what was queued: a replay (catchup.c) waiting for
+	 * room refills the queue for its next GET. */
+	if (r == 0 && sc->c->cu_head && !sc->dead)
+		catchup_pump(sc->c);
 	return r;
 }
 
