@@ -64,6 +64,7 @@ struct sio_conn {
 	char pid[17];               /* "": recovery off, or not connected */
 	bool client_disconnect;     /* the client left (41): nothing to recover */
 	uint32_t recovering;        /* recovery joins still to answer */
+	bool connect_due;           /* they have: the timer answers CONNECT */
 	bool recovery_failed;       /* one of them could not recover */
 	char old_pid[17];
 	struct sio_ring ring;
@@ -773,13 +774,18 @@ static int restore(struct sio_conn *sc, struct sio_saved *e, const char *offset,
 	return 0;
 }
 
-/* The answer to a recovery join: it recovered, or it did not. */
+/* The answer to a recovery join: it recovered, or it did not. The last
+ * one may come from inside the core's reply encoder (a catch-up that read
+ * from disk finishes from catchup.c), where finish_connect cannot encode
+ * the welcome: the session's timer answers CONNECT (connect_due). */
 static void recovery_reply(struct sio_conn *sc, const char *p, size_t n)
 {
 	if (!memmem(p, n, "\"ok\":true", 9) || memmem(p, n, "\"recovered\":false", 17))
 		sc->recovery_failed = true;
-	if (--sc->recovering == 0)
-		finish_connect(sc);
+	if (--sc->recovering == 0) {
+		sc->connect_due = true;
+		timer_arm(sc);
+	}
 }
 
 /* CONNECT's answer: 40{"sid":…[,"pid":…]}, then welcome. */
@@ -898,6 +904,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			sess_free(sc);
 		return;
 	}
+	if (sc->connect_due && !c->close_code) {
+		sc->connect_due = false;
+		finish_connect(sc);
+	}
 	if (!sc->connected && sc->connect_deadline && now >= sc->connect_deadline &&
 	    !c->close_code) {
 		/* The reference server's connectTimeout. */
@@ -915,7 +925,7 @@ static void timer_arm(struct sio_conn *sc)
 	struct ev_loop *loop = sc->s->loop;
 	uint64_t at = eio_session_deadline(&sc->eio), now = now_ms();
 
-	if (sc->dead)
+	if (sc->dead || sc->connect_due)
 		at = now;
 	else if (!sc->connected && sc->connect_deadline && sc->connect_deadline < at)
 		at = sc->connect_deadline;
@@ -1599,8 +1609,9 @@ static int poll_answer(struct sio_conn *sc, struct lws *wsi, struct conn *port)
 		pbuf_free(&body);
 	apply(sc, act);
 	/* The client took what was queued: a replay (catchup.c) waiting for
-	 * room refills the queue for its next GET. */
-	if (r == 0 && sc->c->cu_head && !sc->dead)
+	 * room refills the queue for its next GET (whatever becomes of this
+	 * HTTP connection: r < 0 only closes it, not the session). */
+	if (sc->c->cu_head && !sc->dead)
 		catchup_pump(sc->c);
 	return r;
 }
