@@ -835,13 +835,27 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 		recovery_reply(sc, p, n); /* a recovery join's answer: ours */
 		return;
 	}
-	if (!f->sio)
-		f->sio = render(p, n);
-	const char *room;
-	size_t room_n;
-	uint64_t seq;
-	if (sc->pid[0] && message_pos(p, n, &room, &room_n, &seq))
-		ring_add(&sc->ring, room_hash(room, room_n), seq);
+	/* A fan-out hands the same frame to every member: its rendition and
+	 * its recovery mark (room hash, seq) are worked out for the first
+	 * and kept for the others. The mark's cache is valid while mark_f is
+	 * f: a frame renders once, so a new frame at a freed one's address
+	 * comes through the render branch and replaces it. */
+	static const struct frame *mark_f;
+	static struct sio_mark mark;
+	if (!f->sio || mark_f != f) {
+		if (!f->sio)
+			f->sio = render(p, n);
+		const char *room;
+		size_t room_n;
+		mark.seq = 0;
+		if (recovery && message_pos(p, n, &room, &room_n, &mark.seq))
+			mark.room = room_hash(room, room_n);
+		else
+			mark.seq = 0;
+		mark_f = f;
+	}
+	if (sc->pid[0] && mark.seq)
+		ring_add(&sc->ring, mark.room, mark.seq);
 	/* the text, then its attachments (chained on it) */
 	for (struct frame *g = f->sio; g && !c->close_code && !sc->dead; g = g->sio)
 		emit_as(sc, g, reply);
@@ -1184,7 +1198,7 @@ static void on_event(struct sio_conn *sc, const struct sio_packet *p)
 		a = wrap.data;
 		an = wrap.len;
 	}
-	size_t items = sio_array_items(a, an, it, 2);
+	size_t items = sio_array_first(a, an, it, 2);
 	const struct jval *arg = items >= 2 ? &it[1] : NULL;
 
 	if (it[0].type != JT_STRING) {
