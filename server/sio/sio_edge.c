@@ -1172,8 +1172,18 @@ static int own_keys(const char *a, size_t n)
 	size_t pos;
 	const char *why;
 
-	if (!memmem(a, n, "\"type\"", 6) && !memmem(a, n, "\"id\"", 4))
-		return 0; /* the usual case: no scan */
+	/* The usual case, neither "type" nor "id" anywhere: no scan. One
+	 * pass over the quotes looks for both. */
+	const char *q = a, *e = a + n;
+	bool maybe = false;
+	while (!maybe && (q = memchr(q, '"', (size_t)(e - q))) != NULL) {
+		size_t left = (size_t)(e - q);
+		maybe = (left >= 6 && q[1] == 't' && !memcmp(q, "\"type\"", 6)) ||
+			(left >= 4 && q[1] == 'i' && !memcmp(q, "\"id\"", 4));
+		q++;
+	}
+	if (!maybe)
+		return 0;
 	if (jscan_object(a, n, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why) != JSCAN_OK)
 		return 0; /* cmd_handle reports it */
 	return jscan_get(&top, "type") || jscan_get(&top, "id");
