@@ -132,20 +132,9 @@ enum proto_err api_req_body(const char *buf, size_t len, struct api_req *req)
 	int r;
 
 	api_req_init(req);
-	switch (jscan_object(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why)) {
-	case JSCAN_OK:
-		break;
-	case JSCAN_DEPTH:
-		return fail(req, PROTO_EBAD_REQUEST, "JSON nested deeper than %d levels", PROTO_DEPTH_MAX);
-	case JSCAN_KEYS:
-		return fail(req, PROTO_EBAD_REQUEST, "more than %d keys in one body", PROTO_KEYS_MAX);
-	case JSCAN_TOP:
-		return fail(req, PROTO_EBAD_REQUEST, "more than %d fields in one body", JSCAN_TOP_MAX);
-	case JSCAN_NOT_OBJECT:
-		return fail(req, PROTO_EBAD_JSON, "the body must be a JSON object");
-	default:
-		return fail(req, PROTO_EBAD_JSON, "invalid JSON at byte %zu: %s", pos, why);
-	}
+	enum jscan_err je = jscan_object(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why);
+	if (je != JSCAN_OK)
+		return proto_scan_error(je, pos, why, "body", req->errmsg, sizeof(req->errmsg));
 
 	v = jscan_get(&top, "room");
 	if (v && v->type != JT_STRING)

@@ -46,6 +46,28 @@ static enum proto_err fail(struct proto_cmd *cmd, enum proto_err e, const char *
 	return e;
 }
 
+enum proto_err proto_scan_error(int je, size_t pos, const char *why, const char *unit,
+			       char *msg, size_t msglen)
+{
+	switch ((enum jscan_err)je) {
+	case JSCAN_DEPTH:
+		snprintf(msg, msglen, "JSON nested deeper than %d levels", PROTO_DEPTH_MAX);
+		return PROTO_EBAD_REQUEST;
+	case JSCAN_KEYS:
+		snprintf(msg, msglen, "more than %d keys in one %s", PROTO_KEYS_MAX, unit);
+		return PROTO_EBAD_REQUEST;
+	case JSCAN_TOP:
+		snprintf(msg, msglen, "more than %d fields in one %s", JSCAN_TOP_MAX, unit);
+		return PROTO_EBAD_REQUEST;
+	case JSCAN_NOT_OBJECT:
+		snprintf(msg, msglen, "the %s must be a JSON object", unit);
+		return PROTO_EBAD_JSON;
+	default:
+		snprintf(msg, msglen, "invalid JSON at byte %zu: %s", pos, why);
+		return PROTO_EBAD_JSON;
+	}
+}
+
 /* Optional boolean: absent leaves *out. Returns 0, or -1 if the wrong type. */
 static int get_bool(const struct jtop *top, const char *key, bool *out)
 {
@@ -260,20 +282,8 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 		if (v && jscan_uint(v, &id) == 0 && id >= 1 && id <= PROTO_ID_MAX)
 			cmd->id = id;
 	}
-	switch (je) {
-	case JSCAN_OK:
-		break;
-	case JSCAN_DEPTH:
-		return fail(cmd, PROTO_EBAD_REQUEST, "JSON nested deeper than %d levels", PROTO_DEPTH_MAX);
-	case JSCAN_KEYS:
-		return fail(cmd, PROTO_EBAD_REQUEST, "more than %d keys in one frame", PROTO_KEYS_MAX);
-	case JSCAN_TOP:
-		return fail(cmd, PROTO_EBAD_REQUEST, "more than %d fields in one command", JSCAN_TOP_MAX);
-	case JSCAN_NOT_OBJECT:
-		return fail(cmd, PROTO_EBAD_JSON, "a frame must be a JSON object");
-	default:
-		return fail(cmd, PROTO_EBAD_JSON, "invalid JSON at byte %zu: %s", pos, why);
-	}
+	if (je != JSCAN_OK)
+		return proto_scan_error(je, pos, why, "frame", cmd->errmsg, sizeof(cmd->errmsg));
 
 	v = jscan_get(&top, "id");
 	if (v) {

@@ -75,6 +75,13 @@ struct proto_cmd {
  * carried a valid id. proto_cmd_clear() releases nothing today but keeps
  * callers independent of that. */
 enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd);
+/* The error a failed jscan_object() (je, an enum jscan_err; pos and why as it
+ * gave them) means for a JSON object of the protocol: bad_request when it is
+ * valid but too big, bad_json otherwise, with the message written to msg.
+ * unit names the object in the message ("frame", "body"). Shared by the
+ * frame decoder and the HTTP API's body decoder, so both say the same. */
+enum proto_err proto_scan_error(int je, size_t pos, const char *why, const char *unit,
+			       char *msg, size_t msglen);
 void proto_cmd_clear(struct proto_cmd *cmd);
 
 /* Appends the publish command's data as compact JSON text. */

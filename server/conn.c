@@ -103,6 +103,7 @@ int conn_reason_of(uint16_t code)
 void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer)
 {
 	conn_open_kind(c, s, wsi, peer, CONN_NATIVE);
+	hangup_watch(&s->hangup, c);
 	conn_send_welcome(c);
 }
 
@@ -151,6 +152,7 @@ void conn_release(struct conn *c)
 	sendq_clear(&c->q);
 	pbuf_free(&c->rx);
 	server_unlink_flush(s, c);
+	hangup_forget(&s->hangup, c);
 	hmap_del(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)),
 		 &c->serial, serial_match);
 

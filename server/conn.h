@@ -92,6 +92,10 @@ struct conn {
 	struct user_conns *user_entry;  /* users.c: the entry of its name */
 	uint32_t user_idx;             /* in user_entry->v */
 	char *close_msg;               /* owned reason for close_code, or NULL */
+	/* hangup.c: the peer hung up and its close waits for its turn */
+	uint8_t hangup;                /* HANGUP_NONE, _QUEUED, _RELEASED */
+	int hangup_fd;                 /* fd + 1 in hangup's epoll set; 0: not in it */
+	struct conn *hnext, *hprev;    /* server->hangup's queue */
 };
 
 /* peer: the client address (netaddr_client). */

@@ -21,8 +21,9 @@ struct lingering {
 };
 
 /* The loop's epoll descriptor. libev does not export it; it is the one
- * descriptor of the process that is an epoll instance (parleyd creates
- * no other). -1 if not found: then nothing lingers. */
+ * descriptor of the process that is an epoll instance when this runs
+ * (hangup.c creates its own set after). -1 if not found: then nothing
+ * lingers. */
 static int find_epoll_fd(void)
 {
 	DIR *d = opendir("/proc/self/fd");

@@ -169,6 +169,11 @@ void metrics_render(struct server *s, struct pbuf *b)
 	       "Closed connections whose input is still read and discarded.", s->linger.n);
 	SIMPLE(b, "parley_lingering_closes_total", "counter",
 	       "Closed connections that lingered (input left after the close frame).", s->linger.total);
+	SIMPLE(b, "parley_hangups_queued", "gauge",
+	       "Clients that hung up, waiting for their turn to be closed (a mass disconnect).",
+	       s->hangup.n);
+	SIMPLE(b, "parley_hangups_total", "counter",
+	       "Clients seen hanging up (FIN or reset) before lws read it.", s->hangup.total);
 	SIMPLE(b, "process_open_fds", "gauge",
 	       "Open file descriptors: at start, plus client sockets and lingering ones.",
 	       process_fds(s));

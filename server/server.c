@@ -79,6 +79,8 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 			conn_leave_all(c);
 			continue;
 		}
+		if (c->hangup == HANGUP_QUEUED)
+			continue; /* its peer is gone: hangup.c releases it */
 		if (conn_flush(c) < 0) {
 			/* The socket failed: let lws close it from its own
 			 * callback. */
@@ -548,6 +550,7 @@ static int create_context(struct server *s, struct lws_context_creation_info *in
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
 		max = (uint32_t)(rl.rlim_cur / 4 > 64 ? rl.rlim_cur / 4 : 64);
 	linger_init(&s->linger, s->loop, max);
+	hangup_init(&s->hangup, s, s->loop); /* after: its epoll set is the second */
 	return 0;
 }
 
@@ -585,6 +588,7 @@ static void teardown(struct server *s)
 	 * stops a timer) */
 	api_teardown(s);
 	sio_edge_teardown(s); /* sessions left: after lws, before the rooms */
+	hangup_stop(&s->hangup); /* after lws: every connection is gone */
 	if (s->loop) {
 		ev_prepare_stop(s->loop, &s->flush_w);
 		ev_signal_stop(s->loop, &s->sigterm_w);
@@ -621,6 +625,7 @@ int server_run(struct config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 	linger_init(&s->linger, NULL, 0);
+	hangup_init(&s->hangup, s, NULL);
 
 	if (start_loop(s) < 0)
 		goto out;

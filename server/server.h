@@ -24,6 +24,7 @@
 #include "config.h"
 #include "errors.h"
 #include "hmap.h"
+#include "hangup.h"
 #include "linger.h"
 #include "metrics.h"
 #include "netaddr.h"
@@ -61,6 +62,7 @@ struct server {
 	void *foreign[1];           /* the loop, for lws (foreign_loops) */
 	struct lws_http_mount mounts[6]; /* /healthz, /metrics, /, /api, admin /api, /admin */
 	struct linger_set linger;   /* closed client sockets draining (linger.h) */
+	struct hangup_set hangup;   /* hung-up clients waiting to be closed (hangup.h) */
 	uint32_t fds_at_start;      /* descriptors open when serving began */
 	int64_t client_sockets;     /* lws client sockets open (HTTP and WebSocket) */
 

@@ -100,6 +100,8 @@ static int on_receive(struct conn *c, struct lws *wsi, const char *in, size_t le
 
 static int on_writeable(struct conn *c, struct lws *wsi)
 {
+	if (c->hangup == HANGUP_QUEUED)
+		return 0; /* its peer is gone: hangup.c releases it, then we write */
 	if (conn_flush(c) < 0)
 		return -1;
 	if (c->close_code) {
