@@ -38,13 +38,26 @@ void buf_free(struct buf *b);
 
 /* ---- options shared by all scenarios ---- */
 enum proto { PROTO_PARLEY, PROTO_SOCKETIO };
-struct opts {
+#define BENCH_MAX_TARGETS 16
+#define BENCH_MAX_PIDS 16
+struct target {            /* one --url */
     char host[64];
     int port;
+    char path[256];
+};
+struct opts {
+    char host[64];         /* the first --url (scenarios with one target use these) */
+    int port;
     char path[256];        /* request path, e.g. /ws */
+    struct target targets[BENCH_MAX_TARGETS]; /* every --url; connections round-robin */
+    int ntargets;          /* 0 until a --url is given: then targets[0] is the default */
     enum proto proto;
     int json;
-    int server_pid;        /* 0 = none */
+    int server_pid;        /* 0 = none; the first of server_pids */
+    int server_pids[BENCH_MAX_PIDS];
+    int nserver_pids;
+    int procs;             /* --procs: worker processes (1 = this one) */
+    int proc_index;        /* in a worker: its index 0..procs-1 (global conn = idx*procs+index) */
     int sources;           /* loopback source addresses 127.0.0.2 .. */
     double ramp;           /* new connections per second */
     int max_pending;       /* connects in flight at most */
@@ -99,6 +112,11 @@ void loop_close(struct conn *c, const char *why);
 void loop_mark_dirty(struct conn *c);  /* c->out grew: write it at the end of this turn */
 void loop_conn_ready(struct conn *c);  /* protocol greeting done: counts it, calls on_ready */
 extern uint64_t g_loop_start;
+/* Set before forking --procs workers: every worker's g_loop_start, so times carried in
+ * payloads mean the same in every process (CLOCK_MONOTONIC is system-wide). */
+extern uint64_t g_epoch;
+/* The target of local connection idx: round-robin over --url by global index. */
+const struct target *loop_target(uint32_t idx);
 extern uint32_t g_ready, g_closed, g_started, g_failed;
 
 /* ---- WebSocket client (wsc.c) ---- */
@@ -156,6 +174,11 @@ uint64_t hist_count(const struct hist *h);
 uint64_t hist_pct(const struct hist *h, double pct);   /* ns */
 uint64_t hist_max(const struct hist *h);
 double hist_mean(const struct hist *h);
+/* A histogram as bytes (to send from a --procs worker), and merging one into another:
+ * bucket counts add up, so percentiles of the merge are those of all samples together. */
+size_t hist_blob_size(void);
+void hist_to_blob(const struct hist *h, void *blob);
+void hist_merge_blob(struct hist *dst, const void *blob);
 
 /* ---- per-second time series, --series FILE.csv (series.c) ---- */
 int  series_open(const char *path);     /* 0, or -1 with a message */
@@ -168,6 +191,9 @@ void series_close(void);                /* writes the last partial second, close
 /* ---- server process stats (procstat.c) ---- */
 long ps_rss_kib(int pid);                        /* VmRSS, -1 on error */
 int  ps_cpu(int pid, double *user_s, double *sys_s); /* 0 or -1 */
+/* Sums over every --server-pid (-1 / -1 when none could be read). */
+long ps_rss_all_kib(void);
+int  ps_cpu_all(double *user_s, double *sys_s);
 
 /* ---- results (main.c) ---- */
 void res_num(const char *key, double v, const char *unit);
@@ -201,8 +227,11 @@ int  opts_parse(int argc, char **argv, const struct option *lo, opts_own_fn own,
     {"json", no_argument, 0, 1003}, {"server-pid", required_argument, 0, 1004}, \
     {"sources", required_argument, 0, 1005}, {"ramp", required_argument, 0, 1006}, \
     {"duration", required_argument, 0, 1007}, {"quiet", no_argument, 0, 1008}, \
-    {"max-pending", required_argument, 0, 1009}, {"series", required_argument, 0, 1010}
+    {"max-pending", required_argument, 0, 1009}, {"series", required_argument, 0, 1010}, \
+    {"procs", required_argument, 0, 1011}
 extern const char *COMMON_HELP;
+/* 0, or 2 after a message when --procs > 1 was given to a scenario that runs in one process. */
+int  opts_no_procs(const char *scenario);
 void raise_nofile(uint32_t need);
 void fill_payload(char *dst, size_t n); /* printable filler */
 

@@ -7,6 +7,7 @@
 #include "bench.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define SUB 64
 #define NBUCKETS (128 + (64 - 7) * SUB)
@@ -75,4 +76,20 @@ uint64_t hist_pct(const struct hist *h, double pct)
         }
     }
     return h->max;
+}
+
+size_t hist_blob_size(void) { return sizeof(struct hist); }
+
+void hist_to_blob(const struct hist *h, void *blob) { memcpy(blob, h, sizeof *h); }
+
+void hist_merge_blob(struct hist *dst, const void *blob)
+{
+    struct hist src;
+    memcpy(&src, blob, sizeof src);
+    for (unsigned i = 0; i < NBUCKETS; i++)
+        dst->b[i] += src.b[i];
+    dst->n += src.n;
+    dst->sum += src.sum;
+    if (src.max > dst->max)
+        dst->max = src.max;
 }

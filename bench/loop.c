@@ -32,6 +32,7 @@
 
 const struct scen_ops *g_ops;
 uint64_t g_loop_start;
+uint64_t g_epoch;
 uint32_t g_ready, g_closed, g_started, g_failed;
 
 static struct conn *g_conns;
@@ -42,8 +43,9 @@ static uint32_t g_ndirty;
 static uint32_t g_pending; /* started, not yet ready or closed */
 static uint64_t g_ramp_t0;
 static uint32_t g_ramp_base; /* connections before it are not part of the current ramp */
-static struct sockaddr_in g_dst;
-static bool g_loopback;
+static struct sockaddr_in g_dst[BENCH_MAX_TARGETS];
+static bool g_loopback[BENCH_MAX_TARGETS];
+static int g_ndst;
 static char *g_rbuf;
 
 int loop_init(uint32_t nconns, const struct scen_ops *ops)
@@ -64,16 +66,27 @@ int loop_init(uint32_t nconns, const struct scen_ops *ops)
     if (g_ep < 0)
         return -1;
 
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
-    if (getaddrinfo(g_opts.host, NULL, &hints, &ai) != 0 || !ai) {
-        fprintf(stderr, "parley-bench: cannot resolve %s (IPv4 only)\n", g_opts.host);
-        return -1;
+    if (g_opts.ntargets == 0) { /* no --url: the defaults */
+        struct target *t = &g_opts.targets[0];
+        memcpy(t->host, g_opts.host, sizeof t->host);
+        t->port = g_opts.port;
+        memcpy(t->path, g_opts.path, sizeof t->path);
+        g_opts.ntargets = 1;
     }
-    memcpy(&g_dst, ai->ai_addr, sizeof g_dst);
-    g_dst.sin_port = htons((uint16_t)g_opts.port);
-    freeaddrinfo(ai);
-    g_loopback = (ntohl(g_dst.sin_addr.s_addr) >> 24) == 127;
-    g_loop_start = now_ns();
+    g_ndst = g_opts.ntargets;
+    for (int k = 0; k < g_ndst; k++) {
+        const struct target *t = &g_opts.targets[k];
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
+        if (getaddrinfo(t->host, NULL, &hints, &ai) != 0 || !ai) {
+            fprintf(stderr, "parley-bench: cannot resolve %s (IPv4 only)\n", t->host);
+            return -1;
+        }
+        memcpy(&g_dst[k], ai->ai_addr, sizeof g_dst[k]);
+        g_dst[k].sin_port = htons((uint16_t)t->port);
+        freeaddrinfo(ai);
+        g_loopback[k] = (ntohl(g_dst[k].sin_addr.s_addr) >> 24) == 127;
+    }
+    g_loop_start = g_epoch ? g_epoch : now_ns();
     return 0;
 }
 
@@ -99,6 +112,14 @@ void loop_free(void)
 }
 
 struct conn *loop_conn(uint32_t i) { return &g_conns[i]; }
+
+static int target_index(uint32_t idx)
+{
+    uint64_t global = (uint64_t)idx * (uint64_t)g_opts.procs + (uint64_t)g_opts.proc_index;
+    return g_ndst > 1 ? (int)(global % (uint64_t)g_ndst) : 0;
+}
+
+const struct target *loop_target(uint32_t idx) { return &g_opts.targets[target_index(idx)]; }
 uint32_t loop_nconns(void) { return g_n; }
 
 void loop_mark_dirty(struct conn *c)
@@ -148,7 +169,8 @@ static int conn_start(struct conn *c)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (g_loopback && g_opts.sources > 0) {
+    int k = target_index(c->idx);
+    if (g_loopback[k] && g_opts.sources > 0) {
         setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
         struct sockaddr_in src = {.sin_family = AF_INET};
         src.sin_addr.s_addr = htonl(0x7f000002u + (c->idx % (uint32_t)g_opts.sources));
@@ -157,7 +179,7 @@ static int conn_start(struct conn *c)
             return -1;
         }
     }
-    if (connect(fd, (struct sockaddr *)&g_dst, sizeof g_dst) != 0 && errno != EINPROGRESS) {
+    if (connect(fd, (struct sockaddr *)&g_dst[k], sizeof g_dst[k]) != 0 && errno != EINPROGRESS) {
         close(fd);
         return -1;
     }

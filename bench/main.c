@@ -16,15 +16,22 @@
 
 struct opts g_opts = {
     .host = "127.0.0.1", .port = 8080, .path = "/ws", .proto = PROTO_PARLEY,
-    .sources = 4, .ramp = 5000, .max_pending = 256, .duration = 10,
+    .sources = 4, .ramp = 5000, .max_pending = 256, .duration = 10, .procs = 1,
 };
 
 const char *COMMON_HELP =
     "Common options:\n"
     "  --url ws://HOST:PORT/PATH   target (default ws://127.0.0.1:8080/ws; for socketio the\n"
-    "                              path is replaced by /socket.io/?EIO=4&transport=websocket)\n"
+    "                              path is replaced by /socket.io/?EIO=4&transport=websocket).\n"
+    "                              Repeat it, or give a comma list, for several targets (nodes):\n"
+    "                              connection i goes to target i %% N (every scenario but api)\n"
     "  --protocol parley|socketio  wire protocol (default parley)\n"
-    "  --server-pid PID            sample the server's RSS and CPU from /proc/PID\n"
+    "  --server-pid PID            sample the server's RSS and CPU from /proc/PID; repeat it or\n"
+    "                              give a comma list for several nodes (CPU and RSS are summed,\n"
+    "                              and reported per pid too)\n"
+    "  --procs N                   fanout, chat: N worker processes, each with every Nth\n"
+    "                              connection (the descriptor limit is per process); counts and\n"
+    "                              latency histograms are merged (default 1)\n"
     "  --sources N                 loopback source addresses 127.0.0.2.. to spread ports (default 4;\n"
     "                              0 = let the kernel choose, only for non-loopback targets)\n"
     "  --ramp N                    new connections per second (default 5000)\n"
@@ -93,7 +100,7 @@ void buf_free(struct buf *b)
 
 /* ---------------- results ---------------- */
 
-#define RES_MAX 96
+#define RES_MAX 160
 static struct res {
     char key[48];
     char unit[16];
@@ -186,9 +193,17 @@ static void res_print(void)
 
 /* ---------------- common flags ---------------- */
 
-static int parse_url(const char *url)
+/* Parses one ws://HOST:PORT/PATH into t. */
+static int parse_one_url(const char *url, size_t n, struct target *t)
 {
-    const char *p = url;
+    char u[512];
+    if (n >= sizeof u) {
+        fprintf(stderr, "parley-bench: --url too long\n");
+        return -1;
+    }
+    memcpy(u, url, n);
+    u[n] = 0;
+    const char *p = u;
     if (strncmp(p, "ws://", 5) != 0) {
         fprintf(stderr, "parley-bench: --url must start with ws:// (no TLS)\n");
         return -1;
@@ -199,19 +214,70 @@ static int parse_url(const char *url)
     if (!slash)
         slash = p + strlen(p);
     const char *hend = (colon && colon < slash) ? colon : slash;
-    if ((size_t)(hend - p) >= sizeof g_opts.host || hend == p) {
+    if ((size_t)(hend - p) >= sizeof t->host || hend == p) {
         fprintf(stderr, "parley-bench: bad host in --url\n");
         return -1;
     }
-    memcpy(g_opts.host, p, (size_t)(hend - p));
-    g_opts.host[hend - p] = 0;
-    g_opts.port = (colon && colon < slash) ? atoi(colon + 1) : 80;
-    snprintf(g_opts.path, sizeof g_opts.path, "%s", *slash ? slash : "/");
-    if (g_opts.port <= 0 || g_opts.port > 65535) {
+    memcpy(t->host, p, (size_t)(hend - p));
+    t->host[hend - p] = 0;
+    t->port = (colon && colon < slash) ? atoi(colon + 1) : 80;
+    snprintf(t->path, sizeof t->path, "%s", *slash ? slash : "/");
+    if (t->port <= 0 || t->port > 65535) {
         fprintf(stderr, "parley-bench: bad port in --url\n");
         return -1;
     }
     return 0;
+}
+
+/* --url, repeated or a comma list: appends to g_opts.targets; the first also fills
+ * g_opts.host/port/path, which the single-target scenarios use. */
+static int parse_url(const char *arg)
+{
+    for (const char *p = arg;;) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (g_opts.ntargets == BENCH_MAX_TARGETS) {
+            fprintf(stderr, "parley-bench: at most %d --url\n", BENCH_MAX_TARGETS);
+            return -1;
+        }
+        struct target *t = &g_opts.targets[g_opts.ntargets];
+        if (parse_one_url(p, n, t) != 0)
+            return -1;
+        if (g_opts.ntargets++ == 0) {
+            memcpy(g_opts.host, t->host, sizeof g_opts.host);
+            g_opts.port = t->port;
+            memcpy(g_opts.path, t->path, sizeof g_opts.path);
+        }
+        if (!end)
+            return 0;
+        p = end + 1;
+    }
+}
+
+/* --server-pid, repeated or a comma list. */
+static int parse_pids(const char *arg)
+{
+    for (const char *p = arg;;) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p || pid <= 0 || pid > 0x7fffffff || (*end && *end != ',')) {
+            fprintf(stderr, "parley-bench: --server-pid takes PID[,PID...]\n");
+            return -1;
+        }
+        if (g_opts.nserver_pids == BENCH_MAX_PIDS) {
+            fprintf(stderr, "parley-bench: at most %d server pids\n", BENCH_MAX_PIDS);
+            return -1;
+        }
+        bool dup = false; /* the same pid twice would count its CPU twice */
+        for (int i = 0; i < g_opts.nserver_pids; i++)
+            dup |= g_opts.server_pids[i] == (int)pid;
+        if (!dup)
+            g_opts.server_pids[g_opts.nserver_pids++] = (int)pid;
+        g_opts.server_pid = g_opts.server_pids[0];
+        if (!*end)
+            return 0;
+        p = end + 1;
+    }
 }
 
 int opts_common(int c, const char *arg)
@@ -224,13 +290,20 @@ int opts_common(int c, const char *arg)
         else { fprintf(stderr, "parley-bench: --protocol parley|socketio\n"); return -1; }
         return 1;
     case 1003: g_opts.json = 1; return 1;
-    case 1004: g_opts.server_pid = atoi(arg); return 1;
+    case 1004: return parse_pids(arg) ? -1 : 1;
     case 1005: g_opts.sources = atoi(arg); return 1;
     case 1006: g_opts.ramp = atof(arg); return g_opts.ramp > 0 ? 1 : -1;
     case 1007: g_opts.duration = atof(arg); return g_opts.duration > 0 ? 1 : -1;
     case 1008: g_opts.quiet = 1; return 1;
     case 1009: g_opts.max_pending = atoi(arg); return g_opts.max_pending > 0 ? 1 : -1;
     case 1010: return series_open(arg) ? -1 : 1;
+    case 1011:
+        g_opts.procs = atoi(arg);
+        if (g_opts.procs < 1 || g_opts.procs > 64) {
+            fprintf(stderr, "parley-bench: --procs 1..64\n");
+            return -1;
+        }
+        return 1;
     }
     return 0;
 }
@@ -256,6 +329,14 @@ int opts_parse(int argc, char **argv, const struct option *lo, opts_own_fn own, 
         }
     }
     return 0;
+}
+
+int opts_no_procs(const char *scenario)
+{
+    if (g_opts.procs <= 1)
+        return 0;
+    fprintf(stderr, "parley-bench %s: --procs is for fanout and chat\n", scenario);
+    return 2;
 }
 
 /* Raises RLIMIT_NOFILE toward need (+ slack) within the hard limit. */

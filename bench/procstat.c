@@ -49,3 +49,33 @@ int ps_cpu(int pid, double *user_s, double *sys_s)
     *sys_s = (double)st / hz;
     return 0;
 }
+
+long ps_rss_all_kib(void)
+{
+    long sum = 0;
+    for (int i = 0; i < g_opts.nserver_pids; i++) {
+        long k = ps_rss_kib(g_opts.server_pids[i]);
+        if (k < 0)
+            return -1;
+        sum += k;
+    }
+    return g_opts.nserver_pids ? sum : -1;
+}
+
+int ps_cpu_all(double *user_s, double *sys_s)
+{
+    double u = 0, s = 0;
+    *user_s = *sys_s = -1;
+    for (int i = 0; i < g_opts.nserver_pids; i++) {
+        double pu, psys;
+        if (ps_cpu(g_opts.server_pids[i], &pu, &psys) != 0)
+            return -1;
+        u += pu;
+        s += psys;
+    }
+    if (!g_opts.nserver_pids)
+        return -1;
+    *user_s = u;
+    *sys_s = s;
+    return 0;
+}

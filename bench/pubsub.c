@@ -10,16 +10,34 @@
  * start); publisher and receivers share this process, so receive time - t is the full
  * publish -> deliver path including both kernels' loopback hops.
  *
+ * --procs N: the parent forks N workers before connecting. Worker w owns the global
+ * connections w, w+N, w+2N... (its local connection j is global j*N+w), so rooms, targets
+ * and publishers are laid out exactly as in one process. Publishing is open loop only: each
+ * worker publishes from the publishers it owns at its share of --rate. The workers meet the
+ * parent three times over pipes: R (connected and joined) -> G (publish now), S (what each
+ * published, per room) -> T (the totals, from which each worker knows how many deliveries
+ * its members must see), then F (its counters, histograms and per-room highest seq), which
+ * the parent merges: counts add up, histograms add bucket by bucket (percentiles of the
+ * merge are those of all samples, never an average of percentiles), times take the max.
+ * Latency stays exact across processes: every worker's clock origin is the parent's
+ * g_epoch (CLOCK_MONOTONIC is one clock for the whole machine).
+ *
  * Rate: open loop at --rate msg/s (publishes are due at fixed times whatever the server
  * does), or with --rate 0 closed loop: at most --window messages not yet fully delivered,
  * which finds the saturation throughput without piling up unbounded server queues.
  */
+#define _GNU_SOURCE /* pipe2 */
 #include "pubsub.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define ACK_RING (1u << 20)
 
@@ -33,6 +51,19 @@ static size_t g_fill_at;  /* where the "t" digits go */
 static uint64_t *g_ack_t; /* send time by id % ACK_RING */
 static int64_t *g_maxseq; /* per room */
 static uint32_t g_next_id = 2;
+/* --procs: this process's place (1 and 0 without it), its publishers and rate share */
+static uint32_t g_np = 1, g_w;
+static uint32_t g_pubs;       /* publishers among this process's connections */
+static double g_rate;         /* this process's share of --rate */
+static uint64_t *g_sent_room; /* --procs: publishes per room by this worker */
+static uint32_t *g_local_members; /* --procs: this worker's connections per room */
+static int g_up = -1, g_down = -1; /* --procs worker: pipes to and from the parent */
+
+/* Room of local connection idx: by its global index, as in one process. */
+static uint32_t conn_room(uint32_t idx)
+{
+    return (uint32_t)(((uint64_t)idx * g_np + g_w) % C->rooms);
+}
 
 static void room_name(char *dst, size_t n, uint32_t room)
 {
@@ -42,7 +73,7 @@ static void room_name(char *dst, size_t n, uint32_t room)
 static void on_ready(struct conn *c)
 {
     char room[64];
-    c->user = c->idx % C->rooms;
+    c->user = conn_room(c->idx);
     room_name(room, sizeof room, c->user);
     wire_join(c, room, 1);
 }
@@ -110,8 +141,10 @@ static void on_close(struct conn *c, const char *why)
 
 static void publish_one(uint64_t now)
 {
-    uint32_t pubs = C->publishers ? C->publishers : g_nconn;
+    uint32_t pubs = g_pubs;
     struct conn *c = NULL;
+    if (!pubs)
+        return; /* --procs: this worker owns no publisher */
     /* Skip publishers that are gone; give up after one lap. */
     for (uint32_t tries = 0; tries < pubs; tries++) {
         uint32_t k = (uint32_t)((R->sent + R->skipped + tries) % pubs);
@@ -145,6 +178,8 @@ static void publish_one(uint64_t now)
     }
     wire_publish(c, room, g_data, g_fill_at, id, C->persist);
     R->sent++;
+    if (g_sent_room)
+        g_sent_room[c->user]++;
 }
 
 static void tick(uint64_t now)
@@ -153,7 +188,7 @@ static void tick(uint64_t now)
     if (!g_publishing)
         return;
     if (C->rate > 0) {
-        uint64_t due = (uint64_t)(C->rate * (double)(now - g_t0) / 1e9);
+        uint64_t due = (uint64_t)(g_rate * (double)(now - g_t0) / 1e9);
         for (int burst = 0; R->sent < due && burst < 20000; burst++)
             publish_one(now);
     } else {
@@ -194,9 +229,129 @@ static void sample(struct ps_sample *s)
     s->self_cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
                   ru.ru_stime.tv_usec / 1e6;
     if (g_opts.server_pid > 0) {
-        s->rss_kib = ps_rss_kib(g_opts.server_pid);
-        ps_cpu(g_opts.server_pid, &s->user, &s->sys);
+        s->rss_kib = ps_rss_all_kib();
+        ps_cpu_all(&s->user, &s->sys);
+        for (int i = 0; i < g_opts.nserver_pids; i++) {
+            s->pid_rss_kib[i] = ps_rss_kib(g_opts.server_pids[i]);
+            ps_cpu(g_opts.server_pids[i], &s->pid_user[i], &s->pid_sys[i]);
+        }
     }
+}
+
+/* ---------------- --procs: messages between the parent and its workers ----------------
+ * One message: a tag byte, a 32-bit length, the payload. The parent reads blocking; a
+ * worker reads without blocking from inside its loop (deliveries keep arriving meanwhile). */
+
+static int write_full(int fd, const void *p, size_t n)
+{
+    const char *q = p;
+    while (n) {
+        ssize_t w = write(fd, q, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        q += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_full(int fd, void *p, size_t n)
+{
+    char *q = p;
+    while (n) {
+        ssize_t r = read(fd, q, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        q += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int msg_send(int fd, char tag, const void *p, uint32_t n)
+{
+    char h[5];
+    h[0] = tag;
+    memcpy(h + 1, &n, 4);
+    return write_full(fd, h, 5) || (n && write_full(fd, p, n)) ? -1 : 0;
+}
+
+/* Parent side: the next message from fd must be tag with exactly n bytes. */
+static int msg_recv(int fd, char tag, void *p, uint32_t n)
+{
+    char h[5];
+    uint32_t len;
+    if (read_full(fd, h, 5) != 0)
+        return -1;
+    memcpy(&len, h + 1, 4);
+    if (h[0] != tag || len != n)
+        return -1;
+    return n ? read_full(fd, p, n) : 0;
+}
+
+/* Worker side: what the parent sent so far; msg_poll takes a whole message off it. */
+static struct buf g_rx;
+static char g_want_tag;
+static void *g_want_p;
+static uint32_t g_want_n;
+static bool g_parent_gone;
+
+static bool msg_poll(void)
+{
+    char tmp[4096];
+    for (;;) {
+        ssize_t r = read(g_down, tmp, sizeof tmp);
+        if (r > 0) {
+            buf_append(&g_rx, tmp, (size_t)r);
+            continue;
+        }
+        if (r == 0)
+            g_parent_gone = true;
+        break;
+    }
+    size_t have = g_rx.len - g_rx.off;
+    if (have < 5)
+        return g_parent_gone;
+    uint32_t len;
+    memcpy(&len, g_rx.p + g_rx.off + 1, 4);
+    if (have < 5 + (size_t)len)
+        return g_parent_gone;
+    if (g_rx.p[g_rx.off] != g_want_tag || len != g_want_n) {
+        g_parent_gone = true; /* out of step: give up on the parent */
+        return true;
+    }
+    if (len)
+        memcpy(g_want_p, g_rx.p + g_rx.off + 5, len);
+    buf_consume(&g_rx, 5 + (size_t)len);
+    return true;
+}
+
+/* Worker: runs the loop until the parent's message tag (n bytes into p) arrives. */
+static int worker_wait(char tag, void *p, uint32_t n)
+{
+    g_want_tag = tag;
+    g_want_p = p;
+    g_want_n = n;
+    loop_run(msg_poll, now_ns() + 3600ull * 1000000000ull);
+    return g_parent_gone ? -1 : 0;
+}
+
+/* What a worker sends at the end (F), before its histograms and per-room seqs. */
+struct ps_wire {
+    uint64_t joined, join_err, sent, skipped, delivered, expected, expected_now;
+    uint64_t pub_ok, pub_err, pub_seq, errors;
+    uint32_t closed, failed;
+    double setup_s, pub_s, deliver_s, self_cpu;
+    char first_error[128], first_close[96];
+};
+
+static size_t final_size(const struct ps_cfg *cfg)
+{
+    return sizeof(struct ps_wire) + 2 * hist_blob_size() + (size_t)cfg->rooms * sizeof(int64_t);
 }
 
 int ps_opt(int ch, const char *arg, struct ps_cfg *cfg)
@@ -219,7 +374,25 @@ int ps_run(const struct ps_cfg *cfg, struct ps_result *res)
     };
     C = cfg;
     R = res;
-    g_nconn = cfg->rooms * cfg->members;
+    uint32_t ntotal = cfg->rooms * cfg->members;
+    g_np = (uint32_t)(g_opts.procs > 1 ? g_opts.procs : 1);
+    g_w = (uint32_t)g_opts.proc_index;
+    g_nconn = ntotal > g_w ? (ntotal - g_w + g_np - 1) / g_np : 0;
+    /* Fanout: publishers are the global connections 0..P-1, so this process's are its
+     * first ones. Chat: every connection. The rate is shared in that proportion. */
+    if (cfg->publishers)
+        g_pubs = cfg->publishers > g_w ? (cfg->publishers - g_w + g_np - 1) / g_np : 0;
+    else
+        g_pubs = g_nconn;
+    g_rate = cfg->rate * (double)g_pubs / (double)(cfg->publishers ? cfg->publishers : ntotal);
+    if (g_np > 1) {
+        g_sent_room = calloc(cfg->rooms, sizeof *g_sent_room);
+        g_local_members = calloc(cfg->rooms, sizeof *g_local_members);
+        if (!g_sent_room || !g_local_members)
+            return -1;
+        for (uint32_t j = 0; j < g_nconn; j++)
+            g_local_members[conn_room(j)]++;
+    }
     R->lat = hist_new();
     R->ack = hist_new();
     g_ack_t = calloc(ACK_RING, sizeof *g_ack_t);
@@ -243,6 +416,11 @@ int ps_run(const struct ps_cfg *cfg, struct ps_result *res)
         fprintf(stderr, "parley-bench: setup timed out (%llu of %u joined)\n",
                 (unsigned long long)R->joined, g_nconn);
     R->setup_s = (now_ns() - t_setup) / 1e9;
+    if (g_np > 1) {
+        /* Everyone joined before anyone publishes: the parent says when. */
+        if (msg_send(g_up, 'R', NULL, 0) != 0 || worker_wait('G', NULL, 0) != 0)
+            return -1;
+    }
 
     sample(&R->s_start);
     g_t0 = R->s_start.t;
@@ -250,6 +428,16 @@ int ps_run(const struct ps_cfg *cfg, struct ps_result *res)
     loop_run(NULL, g_t0 + (uint64_t)(cfg->duration * 1e9));
     g_publishing = false;
     R->expected_now = R->sent * cfg->members;
+    if (g_np > 1) {
+        /* Deliveries due here: every worker's publishes to a room, times this worker's
+         * members of it. */
+        uint32_t n = cfg->rooms * (uint32_t)sizeof(uint64_t);
+        if (msg_send(g_up, 'S', g_sent_room, n) != 0 || worker_wait('T', g_sent_room, n) != 0)
+            return -1;
+        R->expected_now = 0;
+        for (uint32_t r = 0; r < cfg->rooms; r++)
+            R->expected_now += g_sent_room[r] * g_local_members[r];
+    }
     R->expected = R->expected_now;
     uint64_t t_pub_end = now_ns();
     loop_run(drained, t_pub_end + (uint64_t)(cfg->drain * 1e9));
@@ -262,10 +450,38 @@ int ps_run(const struct ps_cfg *cfg, struct ps_result *res)
             R->seq_sum += (uint64_t)g_maxseq[r];
     R->closed = g_closed;
     R->failed = g_failed;
+    if (g_np > 1) {
+        size_t n = final_size(cfg);
+        char *f = calloc(1, n);
+        if (!f)
+            return -1;
+        struct ps_wire *pw = (struct ps_wire *)f;
+        pw->joined = R->joined, pw->join_err = R->join_err, pw->sent = R->sent;
+        pw->skipped = R->skipped, pw->delivered = R->delivered, pw->expected = R->expected;
+        pw->expected_now = R->expected_now, pw->pub_ok = R->pub_ok, pw->pub_err = R->pub_err;
+        pw->pub_seq = R->pub_seq, pw->errors = R->errors, pw->closed = R->closed;
+        pw->failed = R->failed, pw->setup_s = R->setup_s, pw->pub_s = R->pub_s;
+        pw->deliver_s = R->deliver_s;
+        pw->self_cpu = R->s_end.self_cpu - R->s_start.self_cpu;
+        memcpy(pw->first_error, R->first_error, sizeof pw->first_error);
+        memcpy(pw->first_close, R->first_close, sizeof pw->first_close);
+        char *q = f + sizeof *pw;
+        hist_to_blob(R->lat, q);
+        hist_to_blob(R->ack, q + hist_blob_size());
+        memcpy(q + 2 * hist_blob_size(), g_maxseq, (size_t)cfg->rooms * sizeof(int64_t));
+        int rc = msg_send(g_up, 'F', f, (uint32_t)n);
+        free(f);
+        if (rc != 0)
+            return -1;
+    }
     loop_free();
     free(g_ack_t);
     free(g_maxseq);
     free(g_data);
+    free(g_sent_room);
+    free(g_local_members);
+    g_sent_room = NULL;
+    g_local_members = NULL;
     return 0;
 }
 
@@ -298,7 +514,21 @@ void ps_report(const struct ps_cfg *cfg, const struct ps_result *r)
                 r->delivered ? (du + ds) * 1e6 / r->delivered : 0, "us");
         res_num("server_rss_kib_before", (double)r->s_before_conn.rss_kib, "KiB");
         res_num("server_rss_kib_end", (double)r->s_end.rss_kib, "KiB");
+        res_num("server_pids", g_opts.nserver_pids, "");
+        if (g_opts.nserver_pids > 1)
+            for (int i = 0; i < g_opts.nserver_pids; i++) {
+                char key[48];
+                snprintf(key, sizeof key, "server%d_pid", i + 1);
+                res_num(key, g_opts.server_pids[i], "");
+                snprintf(key, sizeof key, "server%d_cpu_s", i + 1);
+                res_num(key, r->s_end.pid_user[i] + r->s_end.pid_sys[i] -
+                        r->s_start.pid_user[i] - r->s_start.pid_sys[i], "s");
+                snprintf(key, sizeof key, "server%d_rss_kib_end", i + 1);
+                res_num(key, (double)r->s_end.pid_rss_kib[i], "KiB");
+            }
     }
+    res_num("procs", g_opts.procs, "");
+    res_num("urls", g_opts.ntargets ? g_opts.ntargets : 1, "");
     /* If the bench itself was near 100% of a CPU, the server was not the bottleneck. */
     double wall = (r->s_end.t - r->s_start.t) / 1e9;
     res_num("bench_cpu_pct", wall > 0 ? 100 * (r->s_end.self_cpu - r->s_start.self_cpu) / wall : 0, "%");
@@ -309,9 +539,169 @@ void ps_report(const struct ps_cfg *cfg, const struct ps_result *r)
         res_str("first_close", r->first_close);
 }
 
+/* Adds worker result f (an F message) into res; maxseq keeps the per-room highest seq. */
+static void merge_final(const struct ps_cfg *cfg, struct ps_result *res, const char *f,
+                        int64_t *maxseq, double *cpu)
+{
+    struct ps_wire pw;
+    memcpy(&pw, f, sizeof pw);
+    res->joined += pw.joined, res->join_err += pw.join_err, res->sent += pw.sent;
+    res->skipped += pw.skipped, res->delivered += pw.delivered, res->expected += pw.expected;
+    res->expected_now += pw.expected_now, res->pub_ok += pw.pub_ok, res->pub_err += pw.pub_err;
+    res->pub_seq += pw.pub_seq, res->errors += pw.errors;
+    res->closed += pw.closed, res->failed += pw.failed;
+    if (pw.setup_s > res->setup_s) res->setup_s = pw.setup_s;
+    if (pw.pub_s > res->pub_s) res->pub_s = pw.pub_s;
+    if (pw.deliver_s > res->deliver_s) res->deliver_s = pw.deliver_s;
+    *cpu += pw.self_cpu;
+    if (!res->first_error[0] && pw.first_error[0])
+        memcpy(res->first_error, pw.first_error, sizeof res->first_error);
+    if (!res->first_close[0] && pw.first_close[0])
+        memcpy(res->first_close, pw.first_close, sizeof res->first_close);
+    const char *q = f + sizeof pw;
+    hist_merge_blob(res->lat, q);
+    hist_merge_blob(res->ack, q + hist_blob_size());
+    q += 2 * hist_blob_size();
+    for (uint32_t r = 0; r < cfg->rooms; r++) {
+        int64_t v;
+        memcpy(&v, q + (size_t)r * sizeof v, sizeof v);
+        if (v > maxseq[r])
+            maxseq[r] = v;
+    }
+}
+
+/* --procs N: forks the workers, paces them (R -> G, S -> T), merges their F results into
+ * res. Server CPU and RSS are sampled here, around the workers' publishing. Returns 0, or
+ * -1 when a worker failed (the others are killed). */
+static int ps_run_procs(const struct ps_cfg *cfg, struct ps_result *res)
+{
+    int n = g_opts.procs;
+    pid_t pids[64];
+    int up[64], down[64];
+    int rc = -1, started = 0;
+    uint32_t rbytes = cfg->rooms * (uint32_t)sizeof(uint64_t);
+    size_t fsize = final_size(cfg);
+    uint64_t *tot = calloc(cfg->rooms, sizeof *tot), *part = calloc(cfg->rooms, sizeof *part);
+    int64_t *maxseq = calloc(cfg->rooms, sizeof *maxseq);
+    char *f = malloc(fsize);
+    double cpu = 0;
+
+    if (!tot || !part || !maxseq || !f)
+        goto out;
+    res->lat = hist_new();
+    res->ack = hist_new();
+    g_epoch = now_ns();
+    sample(&res->s_before_conn);
+    fflush(NULL); /* nothing buffered twice */
+    for (int w = 0; w < n; w++) {
+        int u[2], d[2];
+        if (pipe2(u, O_CLOEXEC) != 0 || pipe2(d, O_CLOEXEC) != 0) {
+            perror("parley-bench: pipe");
+            goto out;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("parley-bench: fork");
+            goto out;
+        }
+        if (pid == 0) {
+            for (int j = 0; j < w; j++) {
+                close(up[j]);
+                close(down[j]);
+            }
+            close(u[0]);
+            close(d[1]);
+            g_up = u[1];
+            g_down = d[0];
+            fcntl(g_down, F_SETFL, O_NONBLOCK);
+            g_opts.proc_index = w;
+            if (w > 0)
+                g_opts.quiet = 1; /* one progress line: worker 0's */
+            /* --ramp and --max-pending stay totals: each worker takes its share */
+            g_opts.ramp /= n;
+            g_opts.max_pending = g_opts.max_pending / n > 0 ? g_opts.max_pending / n : 1;
+            struct ps_result wr = {0};
+            int k = ps_run(cfg, &wr);
+            fflush(NULL);
+            _exit(k == 0 ? 0 : 1);
+        }
+        close(u[1]);
+        close(d[0]);
+        pids[w] = pid;
+        up[w] = u[0];
+        down[w] = d[1];
+        started++;
+    }
+    for (int w = 0; w < n; w++)
+        if (msg_recv(up[w], 'R', NULL, 0) != 0) {
+            fprintf(stderr, "parley-bench: worker %d failed during setup\n", w);
+            goto out;
+        }
+    sample(&res->s_start);
+    for (int w = 0; w < n; w++)
+        msg_send(down[w], 'G', NULL, 0);
+    for (int w = 0; w < n; w++) {
+        if (msg_recv(up[w], 'S', part, rbytes) != 0) {
+            fprintf(stderr, "parley-bench: worker %d failed while publishing\n", w);
+            goto out;
+        }
+        for (uint32_t r = 0; r < cfg->rooms; r++)
+            tot[r] += part[r];
+    }
+    for (int w = 0; w < n; w++)
+        msg_send(down[w], 'T', tot, rbytes);
+    for (int w = 0; w < n; w++) {
+        if (msg_recv(up[w], 'F', f, (uint32_t)fsize) != 0) {
+            fprintf(stderr, "parley-bench: worker %d failed while draining\n", w);
+            goto out;
+        }
+        merge_final(cfg, res, f, maxseq, &cpu);
+    }
+    sample(&res->s_end);
+    /* The bench's own CPU: all workers' (bench_cpu_pct may exceed 100 with --procs). */
+    res->s_start.self_cpu = 0;
+    res->s_end.self_cpu = cpu;
+    for (uint32_t r = 0; r < cfg->rooms; r++)
+        if (maxseq[r] > 0)
+            res->seq_sum += (uint64_t)maxseq[r];
+    rc = 0;
+out:
+    for (int w = 0; w < started; w++) {
+        if (rc != 0)
+            kill(pids[w], SIGKILL);
+        close(up[w]);
+        close(down[w]);
+    }
+    for (int w = 0; w < started; w++) {
+        int st;
+        while (waitpid(pids[w], &st, 0) < 0 && errno == EINTR)
+            ;
+    }
+    free(tot);
+    free(part);
+    free(maxseq);
+    free(f);
+    return rc;
+}
+
 int ps_run_report(const char *name, const struct ps_cfg *cfg, struct ps_result *res)
 {
-    if (ps_run(cfg, res) != 0)
+    if (g_opts.procs > 1) {
+        if (cfg->rate <= 0) {
+            fprintf(stderr, "parley-bench %s: --procs needs an open-loop --rate (> 0)\n", name);
+            return -2;
+        }
+        if (series_on()) {
+            fprintf(stderr, "parley-bench %s: --series is not available with --procs\n", name);
+            return -2;
+        }
+        if ((uint64_t)cfg->rooms * cfg->members < (uint64_t)g_opts.procs) {
+            fprintf(stderr, "parley-bench %s: fewer connections than --procs\n", name);
+            return -2;
+        }
+        if (ps_run_procs(cfg, res) != 0)
+            return -1;
+    } else if (ps_run(cfg, res) != 0)
         return -1;
     res_str("scenario", name);
     ps_report(cfg, res);

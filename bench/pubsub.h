@@ -18,9 +18,11 @@ struct ps_cfg {
 
 struct ps_sample {
     uint64_t t;
-    double user, sys;   /* server */
-    double self_cpu;    /* this process, user + system */
+    double user, sys;   /* server: every --server-pid together */
+    double self_cpu;    /* this process (with --procs: every worker), user + system */
     long rss_kib;
+    double pid_user[BENCH_MAX_PIDS], pid_sys[BENCH_MAX_PIDS]; /* each --server-pid */
+    long pid_rss_kib[BENCH_MAX_PIDS];
 };
 
 struct ps_result {

@@ -292,6 +292,8 @@ int scen_api(int argc, char **argv)
     int rc = opts_parse(argc, argv, lo, api_opt, NULL, help);
     if (rc != 0)
         return rc;
+    if (opts_no_procs("api"))
+        return 2;
     if (g_listen_only)
         g_nconns = 0;
     if ((!g_key[0] && !g_listen_only) || (!g_nconns && !g_listen_only) || g_size < 1 ||
@@ -328,7 +330,7 @@ int scen_api(int argc, char **argv)
 
     double cpu_u0 = 0, cpu_s0 = 0, cpu_u1 = 0, cpu_s1 = 0;
     if (g_opts.server_pid)
-        ps_cpu(g_opts.server_pid, &cpu_u0, &cpu_s0);
+        ps_cpu_all(&cpu_u0, &cpu_s0);
     uint64_t start = now_ns(), end = start + (uint64_t)(g_opts.duration * 1e9);
     uint64_t scheduled = 0, last_progress = start;
     struct epoll_event evs[256];
@@ -392,7 +394,7 @@ int scen_api(int argc, char **argv)
     }
     double secs = (double)(now_ns() - start) / 1e9;
     if (g_opts.server_pid)
-        ps_cpu(g_opts.server_pid, &cpu_u1, &cpu_s1);
+        ps_cpu_all(&cpu_u1, &cpu_s1);
     /* stragglers: deliveries of the last publishes */
     uint64_t drain_end = now_ns() + 1000000000ull;
     while (g_members && !g_listen_only && now_ns() < drain_end && g_delivered < g_sent * g_members) {

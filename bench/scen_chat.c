@@ -49,8 +49,9 @@ int scen_chat(int argc, char **argv)
         return 2;
     }
     struct ps_result res = {0};
-    if (ps_run_report("chat", &cfg, &res) != 0)
-        return 1;
+    int k = ps_run_report("chat", &cfg, &res);
+    if (k != 0)
+        return k == -2 ? 2 : 1;
     res_num("publish_ok", (double)res.pub_ok, "");
     res_num("publish_err", (double)res.pub_err, "");
     res_num("replies_with_seq", (double)res.pub_seq, "");

@@ -85,6 +85,8 @@ int scen_connect(int argc, char **argv)
     int rc = opts_parse(argc, argv, lo, connect_opt, NULL, help);
     if (rc != 0)
         return rc;
+    if (opts_no_procs("connect"))
+        return 2;
     if (!g_n || !g_rooms || !g_per || g_per > g_rooms) {
         fprintf(stderr, "parley-bench connect: bad sizes (see --help)\n");
         return 2;
@@ -93,15 +95,15 @@ int scen_connect(int argc, char **argv)
         .on_ready = on_ready, .on_msg = on_msg, .on_close = on_close,
         .tick = tick, .progress = progress,
     };
-    long rss0 = g_opts.server_pid > 0 ? ps_rss_kib(g_opts.server_pid) : -1;
+    long rss0 = g_opts.server_pid > 0 ? ps_rss_all_kib() : -1;
     if (loop_init(g_n, &ops) != 0)
         return 1;
     uint64_t t0 = now_ns();
     int to = loop_run(all_joined, t0 + (uint64_t)((g_n / g_opts.ramp + 60) * 1e9));
     uint64_t t1 = now_ns();
-    long rss_joined = g_opts.server_pid > 0 ? ps_rss_kib(g_opts.server_pid) : -1;
+    long rss_joined = g_opts.server_pid > 0 ? ps_rss_all_kib() : -1;
     loop_run(NULL, t1 + (uint64_t)(g_opts.duration * 1e9));
-    long rss1 = g_opts.server_pid > 0 ? ps_rss_kib(g_opts.server_pid) : -1;
+    long rss1 = g_opts.server_pid > 0 ? ps_rss_all_kib() : -1;
     uint32_t open_now = g_ready - (g_closed - g_failed);
 
     res_str("scenario", "connect");

@@ -53,8 +53,9 @@ int scen_fanout(int argc, char **argv)
         return 2;
     }
     struct ps_result res = {0};
-    if (ps_run_report("fanout", &cfg, &res) != 0)
-        return 1;
+    int k = ps_run_report("fanout", &cfg, &res);
+    if (k != 0)
+        return k == -2 ? 2 : 1;
     ps_result_free(&res);
     return res.delivered == res.expected ? 0 : 1;
 }

@@ -171,6 +171,8 @@ int scen_history(int argc, char **argv)
     int rc = opts_parse(argc, argv, lo, history_opt, NULL, help);
     if (rc != 0)
         return rc;
+    if (opts_no_procs("history"))
+        return 2;
     if (g_opts.proto != PROTO_PARLEY || !g_nrooms || g_clients < g_nrooms || !g_limit ||
         g_limit > 100) {
         fprintf(stderr, "parley-bench history: parley protocol, C >= R >= 1, 1 <= L <= 100\n");
@@ -200,7 +202,7 @@ int scen_history(int argc, char **argv)
     g_phase = 3;
     double u0 = 0, s0 = 0, u1 = 0, s1 = 0;
     if (g_opts.server_pid > 0)
-        ps_cpu(g_opts.server_pid, &u0, &s0);
+        ps_cpu_all(&u0, &s0);
     uint64_t t0 = now_ns();
     for (uint32_t i = 0; i < g_clients; i++)
         if (loop_conn(i)->state == CS_READY)
@@ -210,7 +212,7 @@ int scen_history(int argc, char **argv)
     uint64_t t1 = now_ns();
     loop_run(idle, t1 + 5000000000ull);
     if (g_opts.server_pid > 0)
-        ps_cpu(g_opts.server_pid, &u1, &s1);
+        ps_cpu_all(&u1, &s1);
 
     res_str("scenario", "history");
     res_num("rooms", g_nrooms, "");

@@ -267,6 +267,8 @@ int scen_reconnect(int argc, char **argv)
     int rc = opts_parse(argc, argv, lo, reconnect_opt, NULL, help);
     if (rc != 0)
         return rc;
+    if (opts_no_procs("reconnect"))
+        return 2;
     if (g_opts.proto != PROTO_PARLEY || !g_nrooms || g_clients < g_nrooms || !g_missed ||
         g_window <= 0) {
         fprintf(stderr, "parley-bench reconnect: parley protocol, N >= R >= 1, M >= 1, S > 0\n");
@@ -328,7 +330,7 @@ int scen_reconnect(int argc, char **argv)
     g_phase = 3;
     double u0 = 0, s0 = 0, u1 = 0, s1 = 0;
     if (g_opts.server_pid > 0)
-        ps_cpu(g_opts.server_pid, &u0, &s0);
+        ps_cpu_all(&u0, &s0);
     g_opts.ramp = g_clients / g_window;
     if (g_opts.max_pending < 1024)
         g_opts.max_pending = 1024;
@@ -341,7 +343,7 @@ int scen_reconnect(int argc, char **argv)
     if (t_end - g_t0 < 1000000000ull)
         loop_run(NULL, g_t0 + 1000000000ull);
     if (g_opts.server_pid > 0)
-        ps_cpu(g_opts.server_pid, &u1, &s1);
+        ps_cpu_all(&u1, &s1);
     g_phase = 4;
 
     double probe_p99 = hist_count(g_probe_lat) ? hist_pct(g_probe_lat, 99) / 1e6 : -1;

@@ -3,6 +3,7 @@
 #include "bench.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int g_fail;
@@ -60,10 +61,52 @@ static void test_hist(void)
     hist_free(h);
 }
 
+/* --procs merges workers' histograms: the merge must be the histogram of all samples
+ * together (same percentiles, count, max, mean), not an average of each one's percentiles. */
+static void test_hist_merge(void)
+{
+    struct hist *a = hist_new(), *b = hist_new(), *all = hist_new(), *m = hist_new();
+    /* a: 9,900 fast samples (1 ms); b: 100 slow ones (200 ms). Together p99 is 1 ms and
+     * p99.9 is 200 ms; averaging the two p99s would give about 100 ms. */
+    for (int i = 0; i < 9900; i++) {
+        hist_add(a, 1000000);
+        hist_add(all, 1000000);
+    }
+    for (int i = 0; i < 100; i++) {
+        hist_add(b, 200000000);
+        hist_add(all, 200000000);
+    }
+    char *blob = malloc(hist_blob_size());
+    CHECK(blob != NULL);
+    hist_to_blob(a, blob);
+    hist_merge_blob(m, blob);
+    hist_to_blob(b, blob);
+    hist_merge_blob(m, blob);
+    CHECK(hist_count(m) == 10000 && hist_count(m) == hist_count(all));
+    CHECK(hist_max(m) == hist_max(all));
+    CHECK(hist_mean(m) == hist_mean(all));
+    static const double pcts[] = {1, 50, 90, 99, 99.5, 99.9, 100};
+    for (size_t i = 0; i < sizeof pcts / sizeof pcts[0]; i++)
+        CHECK(hist_pct(m, pcts[i]) == hist_pct(all, pcts[i]));
+    CHECK(hist_pct(m, 99) < 2000000 && hist_pct(m, 99.9) > 190000000);
+    /* merging an empty one changes nothing */
+    struct hist *e = hist_new();
+    hist_to_blob(e, blob);
+    hist_merge_blob(m, blob);
+    CHECK(hist_count(m) == 10000 && hist_pct(m, 50) == hist_pct(all, 50));
+    free(blob);
+    hist_free(a);
+    hist_free(b);
+    hist_free(all);
+    hist_free(m);
+    hist_free(e);
+}
+
 int main(void)
 {
     test_jscan();
     test_hist();
+    test_hist_merge();
     if (g_fail)
         fprintf(stderr, "%d check(s) failed\n", g_fail);
     else

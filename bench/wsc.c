@@ -35,7 +35,8 @@ void wsc_request(struct conn *c)
     key[22] = '=';
     key[23] = '=';
     key[24] = 0;
-    const char *path = g_opts.path;
+    const struct target *t = loop_target(c->idx);
+    const char *path = t->path;
     if (g_opts.proto == PROTO_SOCKETIO && strncmp(path, "/socket.io", 10) != 0)
         path = "/socket.io/?EIO=4&transport=websocket";
     char req[512];
@@ -43,7 +44,7 @@ void wsc_request(struct conn *c)
                      "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\nUser-Agent: parley-bench\r\n\r\n",
-                     path, g_opts.host, g_opts.port, key);
+                     path, t->host, t->port, key);
     buf_append(&c->out, req, (size_t)n);
 }
 

@@ -26,7 +26,8 @@
 	X(UNAUTHENTICATED, "unauthenticated", "authenticate with hello and a token first") \
 	X(FORBIDDEN, "forbidden", "your token does not allow this room")       \
 	X(NOT_FOUND, "not_found", "no such endpoint, user or room")            \
-	X(METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that HTTP method")
+	X(METHOD_NOT_ALLOWED, "method_not_allowed", "this endpoint does not take that HTTP method") \
+	X(UNAVAILABLE, "unavailable", "the cluster's Redis is unreachable: retry with the same key")
 
 enum proto_err {
 	PROTO_OK = 0,

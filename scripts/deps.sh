@@ -4,7 +4,8 @@
 #   scripts/deps.sh --test   also what the test suites need (check, pytest,
 #                            nginx, openssl, clang (fuzzers), chromium, Node.js
 #                            for the browser tests, libfaketime and strace for
-#                            tests/e2e/test_edges.py)
+#                            tests/e2e/test_edges.py, redis-server for the
+#                            cluster tests)
 #   scripts/deps.sh --package   also what scripts/package.sh needs (debhelper,
 #                            lintian, debootstrap, python3, systemd-analyze)
 # Installs nothing when everything is already there.
@@ -12,10 +13,11 @@ set -euo pipefail
 
 pkgs=(build-essential pkg-config meson ninja-build
       libwebsockets-dev libwebsockets-evlib-ev libev-dev
-      libssl-dev libjansson-dev libsqlite3-dev sqlite3 curl ca-certificates)
+      libssl-dev libjansson-dev libsqlite3-dev sqlite3 curl ca-certificates
+      libhiredis-dev)
 if [ "${1:-}" = "--test" ]; then
   pkgs+=(check python3 python3-pytest chromium nodejs nginx openssl systemd clang
-             gnuplot-nox jq libfaketime strace)
+             gnuplot-nox jq libfaketime strace redis-server)
 fi
 if [ "${1:-}" = "--package" ]; then
   pkgs+=(debhelper dpkg-dev fakeroot lintian debootstrap python3 systemd)

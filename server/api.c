@@ -80,7 +80,7 @@ static int query(struct api_call *call, unsigned limit_max)
 
 /* Publishes the call's data to one room; PROTO_OK with *seq or an error. */
 static enum proto_err publish_one(struct api_call *call, const char *room, size_t room_len,
-				  uint64_t *seq)
+				  uint64_t *seq, const struct pub_waiter *w)
 {
 	struct server *s = call->srv;
 	const struct api_req *q = &call->req;
@@ -90,6 +90,7 @@ static enum proto_err publish_one(struct api_call *call, const char *room, size_
 		.persist = q->persist,
 		.key = q->has & API_F_KEY ? q->key : NULL,
 		.key_len = q->has & API_F_KEY ? q->key_len : 0,
+		.waiter = w,
 	};
 	bool dup;
 
@@ -118,11 +119,17 @@ static void api_publish(struct api_call *call)
 	}
 	pbuf_reset(&s->data);
 	pbuf_add_json_compact(&s->data, q->data_raw, q->data_raw_len);
-	enum proto_err e = publish_one(call, q->room, q->room_len, &seq);
+	/* In a cluster the answer comes once this node applied the entry. */
+	struct pub_waiter w = { .kind = PUB_W_API };
+	if (s->cluster)
+		w.serial = api_defer(call);
+	enum proto_err e = publish_one(call, q->room, q->room_len, &seq, &w);
 	if (e != PROTO_OK) {
 		api_fail(call, e, NULL);
 		return;
 	}
+	if (seq == CMD_PENDING)
+		return; /* cmd_publish_done answers */
 	struct pbuf *b = api_reply_begin(call);
 	if (seq) {
 		pbuf_adds(b, "{\"seq\":");
@@ -149,11 +156,25 @@ static void api_broadcast(struct api_call *call)
 	}
 	pbuf_reset(&s->data);
 	pbuf_add_json_compact(&s->data, q->data_raw, q->data_raw_len);
+	if (s->cluster) {
+		/* Each room's publish completes on its own; the answer goes out
+		 * with the last (cmd_bcast_finish). */
+		struct pub_bcast *bc = cmd_bcast_new(api_defer(call), q->nrooms);
+		for (size_t i = 0; i < q->nrooms; i++) {
+			struct pub_waiter w = { .kind = PUB_W_BCAST, .bcast = bc, .idx = i };
+			uint64_t seq = 0;
+			enum proto_err e = publish_one(call, q->rooms[i].name, q->rooms[i].len, &seq, &w);
+			cmd_bcast_set(bc, i, q->rooms[i].name, q->rooms[i].len, e,
+				      seq == CMD_PENDING ? 0 : seq, e == PROTO_OK && seq == CMD_PENDING);
+		}
+		cmd_bcast_finish(s, bc);
+		return;
+	}
 	struct pbuf *b = api_reply_begin(call);
 	pbuf_adds(b, "{\"results\":[");
 	for (size_t i = 0; i < q->nrooms; i++) {
 		uint64_t seq;
-		enum proto_err e = publish_one(call, q->rooms[i].name, q->rooms[i].len, &seq);
+		enum proto_err e = publish_one(call, q->rooms[i].name, q->rooms[i].len, &seq, NULL);
 		if (i)
 			pbuf_addc(b, ',');
 		pbuf_adds(b, "{\"room\":");

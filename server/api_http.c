@@ -74,7 +74,7 @@ unsigned api_status(enum proto_err e)
 	case PROTO_EMETHOD_NOT_ALLOWED: return 405;
 	case PROTO_ETOO_LARGE: return 413;
 	case PROTO_ERATE_LIMITED: return 429;
-	case PROTO_EOVERLOADED: case PROTO_ESTORAGE_FAILED: return 503;
+	case PROTO_EOVERLOADED: case PROTO_ESTORAGE_FAILED: case PROTO_EUNAVAILABLE: return 503;
 	case PROTO_EINTERNAL: return 500;
 	default: return 400;
 	}

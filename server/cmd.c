@@ -129,7 +129,7 @@ void cmd__join_reply(struct conn *c, uint64_t id, struct room *r, uint64_t seq,
 	pbuf_adds(b, ",\"seq\":");
 	pbuf_add_u64(b, seq);
 	pbuf_adds(b, ",\"members\":");
-	pbuf_add_u64(b, r->nusers);
+	pbuf_add_u64(b, presence_users(r)); /* in a cluster: on every node */
 	if (recovered >= 0)
 		pbuf_adds(b, recovered ? ",\"recovered\":true" : ",\"recovered\":false");
 	pbuf_addc(b, '}');

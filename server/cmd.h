@@ -26,7 +26,41 @@ struct pub_req {
 	const char *key;         /* idempotency key (persisted only), or NULL */
 	size_t key_len;
 	struct conn *except;     /* left out of the fan-out (echo:false), or NULL */
+	/* Cluster mode (docs/cluster.md): who gets the result when the
+	 * publish completes later; a single node ignores it. */
+	const struct pub_waiter *waiter;
 };
+
+/* The caller of a publish that completes later (in a cluster, once this
+ * node applied the log entry): what cmd_publish_done needs to answer. */
+enum pub_waiter_kind { PUB_W_CONN = 1, PUB_W_API, PUB_W_BCAST };
+struct pub_waiter {
+	enum pub_waiter_kind kind;
+	uint64_t serial;         /* CONN: the connection; API/BCAST: the deferred call */
+	uint64_t id;             /* CONN: the command's id */
+	uint64_t ticket;         /* CONN: durable */
+	uint64_t except;         /* serial left out of the fan-out (echo:false), 0: none */
+	struct pub_bcast *bcast; /* BCAST: the broadcast's results */
+	size_t idx;              /* BCAST: this room's index */
+	char room[132];          /* CONN: the member's room */
+};
+/* A publish result: called by the cluster broker on completion (or
+ * failure: e != PROTO_OK) of a publish cmd_publish_core left pending. */
+void cmd_publish_done(struct server *s, const struct pub_waiter *w, enum proto_err e,
+		      uint64_t seq, bool duplicate);
+/* An HTTP API broadcast's results in a cluster: made with one slot per
+ * room, filled now (pending false) or by cmd_publish_done; _finish answers
+ * the call (api_find(call)) once all are in, and frees it. */
+struct pub_bcast *cmd_bcast_new(uint64_t call, size_t n);
+void cmd_bcast_set(struct pub_bcast *b, size_t i, const char *room, size_t len,
+		   enum proto_err e, uint64_t seq, bool pending);
+int cmd_bcast_finish(struct server *s, struct pub_bcast *b);
+void cmd_bcast_release(struct pub_bcast *b);
+/* The apply step (cache, fan-out) of a message the cluster log delivered:
+ * the same as a single node's publish after its store append. */
+void cmd_apply_message(struct server *s, const char *room, size_t room_len, uint64_t seq,
+		       int64_t ts, const char *from, size_t from_len, const char *data,
+		       size_t data_len, struct conn *except);
 /* Encodes, stores (persist), caches and fans out one message. Returns
  * PROTO_OK with *seq (0 for a volatile message; *duplicate set when the key
  * was seen before: nothing published again, *seq is the first one's), or
@@ -35,6 +69,9 @@ struct pub_req {
  * Uses the server's encoder buffer (s->enc), not s->data. */
 enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint64_t *seq,
 				bool *duplicate);
+/* In a cluster cmd_publish_core answers PROTO_OK with *seq = CMD_PENDING:
+ * the result comes later through cmd_publish_done(p->waiter). */
+#define CMD_PENDING UINT64_MAX
 
 struct pbuf;
 /* A history page of any room, for callers without a connection (the HTTP

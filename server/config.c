@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "rurl.h"
 #include "util.h"
 
 #ifndef PARLEY_WEB_ROOT
@@ -19,6 +20,8 @@
 #ifndef PARLEY_ADMIN_ROOT
 #define PARLEY_ADMIN_ROOT "/usr/local/share/parley/web-admin"
 #endif
+
+#define ADMIN_LISTEN_DEFAULT "127.0.0.1:9180"
 
 enum opt_type { OPT_STR, OPT_U32, OPT_OCTAL };
 
@@ -63,6 +66,7 @@ static const struct opt opts[] = {
 	{ "trusted_proxies", 0, OPT_STR, O(trusted_proxies), 0, 0, "LIST", "addresses/CIDRs whose X-Forwarded-For is believed" },
 	{ "admin_listen", 0, OPT_STR, O(admin_listen), 0, 0, "ADDR", "admin listener for /metrics and /healthz: HOST:PORT, unix:/PATH or off (default 127.0.0.1:9180)" },
 	{ "public_metrics", 0, OPT_U32, O(public_metrics), 0, 1, "0|1", "1: also serve /metrics on the public listener (default 0)" },
+	{ "reuse_port", 0, OPT_U32, O(reuse_port), 0, 1, "0|1", "1: share the public port with other parleyd (SO_REUSEPORT); each needs its own admin_listen (default 0)" },
 	{ "auth", 0, OPT_STR, O(auth), 0, 0, "MODE", "none or token (HS256 JWT) (default none)" },
 	{ "auth_secret_file", 0, OPT_STR, O(auth_secret_file), 0, 0, "PATH", "file holding the HS256 secret (auth = token)" },
 	{ "auth_timeout", 0, OPT_U32, O(auth_timeout), 1, 300, "S", "seconds a connection has to authenticate (default 5)" },
@@ -91,6 +95,16 @@ static const struct opt opts[] = {
 	{ "sio_recovery_window", 0, OPT_U32, O(sio_recovery_window), 1, 86400, "S", "Socket.IO: seconds a dropped session stays recoverable (default 120)" },
 	{ "allow_self_delete", 0, OPT_U32, O(allow_self_delete), 0, 1, "0|1", "1: users may delete their own stored messages (default 1)" },
 	{ "erase_step_rows", 0, OPT_U32, O(erase_step_rows), 1, 100000, "N", "rows an erase job looks at per transaction (default 2048)" },
+	{ "cluster", 0, OPT_STR, O(cluster), 0, 0, "URL", "Redis of the cluster: redis://HOST:PORT[/DB] or unix:/PATH[?db=N]; unset: single node (docs/cluster.md)" },
+	{ "cluster_password_file", 0, OPT_STR, O(cluster_password_file), 0, 0, "PATH", "file holding Redis's AUTH password (a password in --cluster is refused on the command line)" },
+	{ "node_id", 0, OPT_STR, O(node_id), 0, 0, "ID", "this node's name in the cluster, unique (default HOSTNAME:PORT)" },
+	{ "cluster_shards", 0, OPT_U32, O(cluster_shards), 1, 1024, "K", "log streams rooms are spread over; the same on every node, fixed for the cluster's life (default 16)" },
+	{ "cluster_log_window", 0, OPT_U32, O(cluster_log_window), 1000, UINT32_MAX, "N", "entries kept per shard stream (XADD MAXLEN ~) (default 100000)" },
+	{ "cluster_pending_max", 0, OPT_U32, O(cluster_pending_max), 1, 1u << 20, "N", "publishes waiting for Redis and their own apply at most; past it: overloaded (default 10000)" },
+	{ "cluster_timeout_ms", 0, OPT_U32, O(cluster_timeout_ms), 100, 60000, "MS", "Redis connect and command timeout; a publish unanswered this long fails with unavailable (default 2000)" },
+	{ "cluster_read_count", 0, OPT_U32, O(cluster_read_count), 1, 100000, "N", "log entries read per shard per XREAD (default 512)" },
+	{ "cluster_hold_ms", 0, OPT_U32, O(cluster_hold_ms), 100, 600000, "MS", "after a Redis restart, publishes wait this long (unavailable) while nodes restore what Redis lost (default 3000)" },
+	{ "cluster_presence_ttl", 0, OPT_U32, O(cluster_presence_ttl), 3, 3600, "S", "seconds a node may go unheard before its members leave the rooms on the other nodes (default 15)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -107,6 +121,7 @@ static const struct {
 	{ "api_keys_file", "HTTP API for backends" },
 	{ "sio", "Socket.IO clients" },
 	{ "allow_self_delete", "Moderation" },
+	{ "cluster", "Cluster through Redis" },
 };
 
 void config_defaults(struct config *c)
@@ -151,9 +166,16 @@ void config_defaults(struct config *c)
 	c->sio_max_sessions = 100000;
 	c->sio_recovery = 1;
 	c->sio_recovery_window = 120;
-	c->admin_listen = xstrndup("127.0.0.1:9180", 14);
+	c->admin_listen = xstrndup(ADMIN_LISTEN_DEFAULT, strlen(ADMIN_LISTEN_DEFAULT));
 	c->allow_self_delete = 1;
 	c->erase_step_rows = 2048;
+	c->cluster_shards = 16;
+	c->cluster_log_window = 100000;
+	c->cluster_pending_max = 10000;
+	c->cluster_timeout_ms = 2000;
+	c->cluster_read_count = 512;
+	c->cluster_hold_ms = 3000;
+	c->cluster_presence_ttl = 15;
 }
 
 void config_free(struct config *c)
@@ -552,6 +574,13 @@ int config_parse_args(struct config *c, int argc, char **argv)
 			}
 			val = argv[++i];
 		}
+		/* A password in argv is visible to every local user (ps, /proc):
+		 * the command line takes it from a file only. */
+		if (!strcmp(o->key, "cluster") && strchr(val, '@')) {
+			fprintf(stderr, "parleyd: option '%s': a password on the command line is visible "
+				"in ps; put it in cluster_password_file (or in the configuration file)\n", a);
+			return -1;
+		}
 		if (opt_set(c, o, val, why, sizeof(why)) < 0) {
 			fprintf(stderr, "parleyd: option '%s': value '%s' %s\n", a,
 				show(val, strlen(val), s), why);
@@ -599,6 +628,23 @@ int config_validate(const struct config *c)
 		fprintf(stderr, "parleyd: admin_listen '%s': %s\n", c->admin_listen, why);
 		return -1;
 	}
+	/* Nodes sharing the public port must not share an admin listener:
+	 * the second would fail to bind the default one, or, worse, scrapes
+	 * would reach whichever node answers. Refuse the default outright, on
+	 * every node, rather than let the first start and the second fail. */
+	if (c->reuse_port && !la.off && !la.path[0] && !strcmp(c->admin_listen, ADMIN_LISTEN_DEFAULT)) {
+		fprintf(stderr, "parleyd: reuse_port = 1 needs a per-node admin_listen (its own HOST:PORT, "
+			"unix:/PATH or off), not the default %s that every node would claim\n",
+			ADMIN_LISTEN_DEFAULT);
+		return -1;
+	}
+	/* The default node_id is HOSTNAME:PORT: the same for every node
+	 * sharing the port, and node ids must be unique in a cluster. */
+	if (c->reuse_port && c->cluster && !c->node_id) {
+		fprintf(stderr, "parleyd: reuse_port = 1 in a cluster needs node_id: the default "
+			"HOSTNAME:PORT would be the same on every node sharing the port\n");
+		return -1;
+	}
 	if (log_parse_level(c->log_level, &l) < 0) {
 		fprintf(stderr, "parleyd: log_level '%s' must be debug, info, warn or error\n",
 			c->log_level);
@@ -611,6 +657,40 @@ int config_validate(const struct config *c)
 		fprintf(stderr, "parleyd: send_queue_bytes (%u) must be at least max_message_size (%u) + %d: "
 			"one largest message, or a history page holding it, would close its reader with 4008\n",
 			c->send_queue_bytes, c->max_message_size, REPLY_PAGE_OVERHEAD);
+		return -1;
+	}
+	if (c->cluster) {
+		struct rurl_addr ra;
+		if (rurl_parse(c->cluster, &ra, why, sizeof(why)) < 0) {
+			fprintf(stderr, "parleyd: cluster '%s': %s\n", ra.password[0] ? "(hidden)" : c->cluster, why);
+			return -1;
+		}
+		if (ra.password[0] && c->cluster_password_file) {
+			fprintf(stderr, "parleyd: cluster has a password and cluster_password_file is set: give one\n");
+			return -1;
+		}
+		/* Every pending publish becomes a store append when it is applied:
+		 * more of them than the store queue holds would overflow it. */
+		if (c->cluster_pending_max > c->store_queue_messages) {
+			fprintf(stderr, "parleyd: cluster_pending_max (%u) must not exceed store_queue_messages (%u)\n",
+				c->cluster_pending_max, c->store_queue_messages);
+			return -1;
+		}
+		/* A node reads up to K x count entries per XREAD; the window must
+		 * keep far more than one read's worth or a short stall trims away
+		 * what a node has not read yet. */
+		if ((uint64_t)c->cluster_log_window < 4ull * c->cluster_read_count) {
+			fprintf(stderr, "parleyd: cluster_log_window (%u) must be at least 4 x cluster_read_count (%u)\n",
+				c->cluster_log_window, 4 * c->cluster_read_count);
+			return -1;
+		}
+		if (c->cluster_hold_ms < c->cluster_timeout_ms) {
+			fprintf(stderr, "parleyd: cluster_hold_ms (%u) must be at least cluster_timeout_ms (%u): "
+				"nodes need one timeout to notice the restart\n", c->cluster_hold_ms, c->cluster_timeout_ms);
+			return -1;
+		}
+	} else if (c->cluster_password_file) {
+		fprintf(stderr, "parleyd: cluster_password_file is set without cluster\n");
 		return -1;
 	}
 	/* Rate limits that make a reconnect fail: a client in max_rooms rooms

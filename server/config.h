@@ -43,6 +43,7 @@ struct config {
 	char *trusted_proxies;       /* comma-separated addresses/CIDRs */
 	char *admin_listen;          /* /metrics, /healthz: HOST:PORT, unix:/PATH or off */
 	uint32_t public_metrics;     /* 1: /metrics on the public listener too */
+	uint32_t reuse_port;         /* 1: SO_REUSEPORT on the public TCP listener */
 
 	/* who may connect, and how much */
 	char *auth;                  /* "none" or "token" */
@@ -77,6 +78,18 @@ struct config {
 	/* moderation */
 	uint32_t allow_self_delete;  /* 1: users may delete their own messages */
 	uint32_t erase_step_rows;    /* rows an erase step looks at */
+
+	/* cluster through Redis (docs/cluster.md) */
+	char *cluster;               /* redis://... or unix:...; NULL: single node */
+	char *cluster_password_file; /* AUTH password, first line */
+	char *node_id;               /* NULL: HOSTNAME:PORT */
+	uint32_t cluster_shards;     /* K log streams */
+	uint32_t cluster_log_window; /* entries kept per stream */
+	uint32_t cluster_pending_max; /* publishes waiting for their apply */
+	uint32_t cluster_timeout_ms; /* connect, command and publish timeout */
+	uint32_t cluster_read_count; /* XREAD COUNT per shard */
+	uint32_t cluster_hold_ms;    /* publish hold after a Redis restart */
+	uint32_t cluster_presence_ttl; /* s without a heartbeat before a node's members leave */
 };
 
 /* Bytes of a history reply frame besides its messages (frame header,

@@ -36,6 +36,7 @@
 #include "api.h"
 #include "conn.h"
 #include "log.h"
+#include "presence.h"   /* cluster/: clp_feed_json */
 #include "room.h"
 #include "server.h"
 #include "store.h"
@@ -280,7 +281,9 @@ static void sample(struct feed *f, struct pbuf *b)
 		pbuf_adds(b, num);
 		pbuf_addc(b, '}');
 	}
-	pbuf_adds(b, "]}");
+	pbuf_adds(b, "],\"cluster\":");
+	clp_feed_json(s, b); /* null on a single node */
+	pbuf_addc(b, '}');
 
 	f->prev_t_us = now_us;
 	f->prev_in = st->msgs_in;

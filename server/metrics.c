@@ -3,6 +3,7 @@
  * counted (server_stats, store_stats); this file only formats them.
  */
 #include "metrics.h"
+#include "cluster.h"
 
 #include <stdio.h>
 #include <sys/resource.h>
@@ -12,6 +13,7 @@
 #include "api.h"
 #include "proto.h"
 #include "server.h"
+#include "presence.h"   /* cluster/: clp_metrics */
 #include "sio/sio_edge.h"
 #include "store.h"
 #include "moderation.h"
@@ -179,4 +181,6 @@ void metrics_render(struct server *s, struct pbuf *b)
 	       process_fds(s));
 	SIMPLE(b, "process_max_fds", "gauge", "Limit of open file descriptors.", process_max_fds());
 	sio_edge_metrics(b);
+	cluster_metrics(s, b); /* nothing on a single node */
+	clp_metrics(s, b);    /* cluster presence; nothing on a single node */
 }

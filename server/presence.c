@@ -17,11 +17,17 @@
  * Entries whose count is 0 stay until the batch is sent, then are freed.
  * Only connections that joined with presence:true get the frame, so a
  * broadcast room of 10,000 listeners pays nothing for join/leave churn.
+ *
+ * In a cluster (cluster/presence.c) a user is present when it has
+ * connections here or on another node (ruser.remote, the other nodes'
+ * connections together): the same window and table then cover changes
+ * from both, and every local change is handed to clp_local_changed.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
+#include "presence.h"   /* cluster/: clp_local_changed */
 #include "frame.h"
 #include "proto.h"
 #include "room.h"
@@ -32,6 +38,18 @@ static int user_match(const void *entry, const void *key)
 {
 	const struct ruser *u = entry;
 	return hmap_name_eq(key, u->name, u->name_len);
+}
+
+/* Present in the room on any node. */
+static bool present(const struct ruser *u)
+{
+	return u->conns || u->remote;
+}
+
+/* Present only through other nodes (counted in room->remote_only). */
+static bool remote_only(const struct ruser *u)
+{
+	return !u->conns && u->remote;
 }
 
 static void user_free(struct room *r, struct ruser *u)
@@ -53,7 +71,7 @@ static void presence_flush(struct ev_loop *loop, ev_timer *w, int revents)
 	pbuf_adds(b, ",\"joined\":[");
 	for (uint32_t i = 0; i < r->nbatch; i++) {
 		struct ruser *u = r->batch[i];
-		if (u->conns && !u->was_present) {
+		if (present(u) && !u->was_present) {
 			if (njoined++)
 				pbuf_addc(b, ',');
 			pbuf_add_jstr(b, u->name, u->name_len);
@@ -62,7 +80,7 @@ static void presence_flush(struct ev_loop *loop, ev_timer *w, int revents)
 	pbuf_adds(b, "],\"left\":[");
 	for (uint32_t i = 0; i < r->nbatch; i++) {
 		struct ruser *u = r->batch[i];
-		if (!u->conns && u->was_present) {
+		if (!present(u) && u->was_present) {
 			if (nleft++)
 				pbuf_addc(b, ',');
 			pbuf_add_jstr(b, u->name, u->name_len);
@@ -83,7 +101,7 @@ static void presence_flush(struct ev_loop *loop, ev_timer *w, int revents)
 	for (uint32_t i = 0; i < r->nbatch; i++) {
 		struct ruser *u = r->batch[i];
 		u->in_batch = false;
-		if (!u->conns)
+		if (!present(u))
 			user_free(r, u);
 	}
 	r->nbatch = 0;
@@ -95,7 +113,7 @@ static void batch_add(struct room *r, struct ruser *u)
 	if (u->in_batch)
 		return;
 	u->in_batch = true;
-	u->was_present = u->conns > 0;
+	u->was_present = present(u);
 	if (r->nbatch == r->batch_cap) {
 		r->batch_cap = r->batch_cap ? r->batch_cap * 2 : 8;
 		r->batch = xrealloc(r->batch, r->batch_cap * sizeof(*r->batch));
@@ -127,8 +145,10 @@ struct ruser *presence_add(struct room *r, const char *name, size_t len)
 	if (u->conns == 0) {
 		batch_add(r, u);
 		r->nusers++;
+		r->remote_only -= remote_only(u);
 	}
 	u->conns++;
+	clp_local_changed(r, u);
 	return u;
 }
 
@@ -136,11 +156,43 @@ void presence_remove(struct room *r, struct ruser *u)
 {
 	if (u->conns > 1) {
 		u->conns--;
+		clp_local_changed(r, u);
 		return;
 	}
 	batch_add(r, u); /* before the count changes: it records was_present */
 	u->conns = 0;
 	r->nusers--;
+	r->remote_only += remote_only(u);
+	clp_local_changed(r, u);
+}
+
+void presence_remote(struct room *r, const char *name, size_t len, uint32_t remote, bool quiet)
+{
+	struct hmap_name k = { name, len };
+	uint64_t h = hmap_hash_bytes(name, len);
+	struct ruser *u = hmap_get(&r->users, h, &k, user_match);
+
+	if (!u) {
+		if (!remote)
+			return;
+		u = xcalloc(1, sizeof(*u));
+		u->name = xstrndup(name, len);
+		u->name_len = (uint32_t)len;
+		hmap_put(&r->users, h, u);
+	}
+	if (u->remote == remote)
+		return;
+	r->remote_only -= remote_only(u);
+	r->remote_only += !u->conns && remote;
+	if (quiet) {
+		/* Seeding a room just created here: its first member must not
+		 * hear the users already present elsewhere as joining. Such an
+		 * entry is freed with the room (or by a later batch). */
+		u->remote = remote;
+		return;
+	}
+	batch_add(r, u); /* records was_present; frees u at the flush if gone */
+	u->remote = remote;
 }
 
 void presence_list(struct room *r, struct pbuf *b)
@@ -150,14 +202,14 @@ void presence_list(struct room *r, struct pbuf *b)
 	pbuf_adds(b, "{\"members\":[");
 	for (uint32_t i = 0; i < r->users.cap; i++) {
 		struct ruser *u = r->users.slots[i].entry;
-		if (!r->users.slots[i].hash || !u->conns)
+		if (!r->users.slots[i].hash || !present(u))
 			continue;
 		if (n++)
 			pbuf_addc(b, ',');
 		pbuf_adds(b, "{\"user\":");
 		pbuf_add_jstr(b, u->name, u->name_len);
 		pbuf_adds(b, ",\"conns\":");
-		pbuf_add_u64(b, u->conns);
+		pbuf_add_u64(b, (uint64_t)u->conns + u->remote);
 		pbuf_addc(b, '}');
 	}
 	pbuf_adds(b, "]}");

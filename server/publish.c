@@ -8,6 +8,8 @@
 #include "token.h"
 #include "cmd.h"
 #include "cmd_int.h"
+#include "api.h"
+#include "cluster.h"
 #include "conn.h"
 #include "frame.h"
 #include "log.h"
@@ -77,6 +79,23 @@ static void publish_reply(struct conn *c, struct member *m, uint64_t id, uint64_
 	reply_end_member(c, m, id);
 }
 
+/* The apply step every published message ends in, on one node or in a
+ * cluster (cmd_apply_message): cache and fan out. A room nobody is in has
+ * no cache and no fan-out: the message is only stored (an API publish to
+ * a room before anyone joins). */
+static void apply_frame(struct server *s, struct room *r, uint64_t seq, struct frame *f,
+			struct conn *except)
+{
+	if (r) {
+		f->seq = seq;
+		if (seq)
+			room_cache_add(r, seq, f, s->cfg->history_cache);
+		room_fanout(r, f, except);
+		r->published++; /* the dashboard's message rate per room (feed.c) */
+	}
+	s->stats.published++;
+}
+
 /*
  * The publish core, shared by the protocol's publish and the HTTP API:
  * encode once, persist, cache, fan out. It knows no connection but the
@@ -94,6 +113,14 @@ enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint6
 		/* A key is remembered with its stored message (and across a
 		 * restart); a volatile message has neither. */
 		return PROTO_EBAD_REQUEST;
+	}
+	if (s->cluster) {
+		/* The broker seam: the Redis log takes the seq; the result comes
+		 * back through cmd_publish_done once this node applied it. */
+		enum proto_err e = cluster_publish(s, p);
+		if (e == PROTO_OK)
+			*seq_out = CMD_PENDING;
+		return e;
 	}
 	/* Encode first, with the seq the store will assign (this loop is the
 	 * only appender), so an oversized message is refused before a seq is
@@ -132,19 +159,24 @@ enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint6
 	}
 	struct frame *f = frame_new_text(enc->data, enc->len);
 	server_enc_end(s);
-	/* A room nobody is in has no cache and no fan-out: the message is
-	 * only stored (an API publish to a room before anyone joins). */
-	if (r) {
-		f->seq = seq;
-		if (seq)
-			room_cache_add(r, seq, f, s->cfg->history_cache);
-		room_fanout(r, f, p->except);
-		r->published++; /* the dashboard's message rate per room (feed.c) */
-	}
+	apply_frame(s, r, seq, f, p->except);
 	frame_unref(&f);
-	s->stats.published++;
 	*seq_out = seq;
 	return PROTO_OK;
+}
+
+void cmd_apply_message(struct server *s, const char *room, size_t room_len, uint64_t seq,
+		       int64_t ts, const char *from, size_t from_len, const char *data,
+		       size_t data_len, struct conn *except)
+{
+	struct room *r = room_find(s, room, room_len);
+	struct pbuf *enc = server_enc_begin(s);
+
+	proto_enc_message(enc, room, room_len, seq, ts, from, from_len, data, data_len);
+	struct frame *f = frame_new_text(enc->data, enc->len);
+	server_enc_end(s);
+	apply_frame(s, r, seq, f, except);
+	frame_unref(&f);
 }
 
 void cmd__publish(struct conn *c, struct proto_cmd *cmd)
@@ -184,12 +216,164 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		.key = cmd->key, .key_len = cmd->key_len,
 		.except = cmd->echo ? NULL : c,
 	};
+	struct pub_waiter w = { .kind = PUB_W_CONN, .serial = c->serial, .id = cmd->id,
+				.ticket = ticket, .except = cmd->echo ? 0 : c->serial };
+	memcpy(w.room, r->name, r->name_len + 1);
+	pr.waiter = &w;
 	enum proto_err e = cmd_publish_core(s, &pr, &seq, &dup);
 	if (e != PROTO_OK) {
 		cmd__fail(c, cmd->id, e, NULL);
 		return;
 	}
+	if (seq == CMD_PENDING)
+		return; /* cmd_publish_done answers */
 	publish_reply(c, m, cmd->id, seq, ticket);
+}
+
+/* ---- results of publishes that completed later (cluster) ---- */
+
+/* A broadcast's results, room by room, until the last one is in. */
+struct pub_bcast {
+	uint64_t call;           /* the deferred API call */
+	size_t n, left;
+	struct { enum proto_err e; uint64_t seq; } *res;
+	char **rooms;
+};
+
+void cmd_bcast_release(struct pub_bcast *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->rooms[i]);
+	free(b->rooms);
+	free(b->res);
+	free(b);
+}
+
+struct pub_bcast *cmd_bcast_new(uint64_t call, size_t n)
+{
+	struct pub_bcast *b = xcalloc(1, sizeof(*b));
+
+	b->call = call;
+	b->n = n;
+	b->left = n;
+	b->res = xcalloc(n ? n : 1, sizeof(*b->res));
+	b->rooms = xcalloc(n ? n : 1, sizeof(*b->rooms));
+	return b;
+}
+
+void cmd_bcast_set(struct pub_bcast *b, size_t i, const char *room, size_t len,
+		   enum proto_err e, uint64_t seq, bool pending)
+{
+	b->rooms[i] = xstrndup(room, len);
+	b->res[i].e = e;
+	b->res[i].seq = seq;
+	if (!pending)
+		b->left--;
+}
+
+/* Answers the broadcast's call once every room has its result; frees b
+ * then. Returns 1 if it was answered. */
+int cmd_bcast_finish(struct server *s, struct pub_bcast *b)
+{
+	if (b->left)
+		return 0;
+	struct api_call *call = api_find(s, b->call);
+	if (call) {
+		struct pbuf *out = api_reply_begin(call);
+		pbuf_adds(out, "{\"results\":[");
+		for (size_t i = 0; i < b->n; i++) {
+			if (i)
+				pbuf_addc(out, ',');
+			pbuf_adds(out, "{\"room\":");
+			pbuf_add_jstr(out, b->rooms[i], strlen(b->rooms[i]));
+			enum proto_err e = b->res[i].e;
+			if (e != PROTO_OK) {
+				s->stats.errors[e]++;
+				pbuf_adds(out, ",\"error\":{\"code\":\"");
+				pbuf_adds(out, proto_err_code(e));
+				pbuf_adds(out, "\",\"message\":");
+				pbuf_add_jstr(out, proto_err_message(e), strlen(proto_err_message(e)));
+				pbuf_adds(out, "}}");
+			} else if (b->res[i].seq) {
+				pbuf_adds(out, ",\"seq\":");
+				pbuf_add_u64(out, b->res[i].seq);
+				pbuf_addc(out, '}');
+			} else {
+				pbuf_addc(out, '}');
+			}
+		}
+		pbuf_adds(out, "]}");
+		api_reply_end(call);
+	}
+	cmd_bcast_release(b);
+	return 1;
+}
+
+void cmd_publish_done(struct server *s, const struct pub_waiter *w, enum proto_err e,
+		      uint64_t seq, bool duplicate)
+{
+	if (w->kind == PUB_W_BCAST) {
+		w->bcast->res[w->idx].e = e;
+		w->bcast->res[w->idx].seq = seq;
+		w->bcast->left--;
+		cmd_bcast_finish(s, w->bcast);
+		return;
+	}
+	if (w->kind == PUB_W_API) {
+		struct api_call *call = api_find(s, w->serial);
+		if (!call)
+			return; /* the client went away meanwhile */
+		if (e != PROTO_OK) {
+			api_fail(call, e, NULL);
+			return;
+		}
+		struct pbuf *b = api_reply_begin(call);
+		if (seq) {
+			pbuf_adds(b, "{\"seq\":");
+			pbuf_add_u64(b, seq);
+			pbuf_addc(b, '}');
+		} else {
+			pbuf_adds(b, "{}");
+		}
+		api_reply_end(call);
+		return;
+	}
+	struct conn *c = conn_by_serial(s, w->serial);
+	if (!c || c->close_code)
+		return;
+	if (e != PROTO_OK) {
+		cmd__fail(c, w->id, e, NULL);
+		return;
+	}
+	struct room *r = room_find(s, w->room, strlen(w->room));
+	struct member *m = r ? room_member(c, r) : NULL;
+	uint64_t ticket = w->ticket;
+	if (ticket && duplicate) {
+		/* A retry of a durable publish applied before: answer once
+		 * everything applied so far is committed with an fsync. */
+		store_sync_ticket(s->store, ticket);
+	}
+	if (!m) {
+		/* left the room meanwhile: a plain reply, no member hold */
+		if (ticket) {
+			struct durable *d = xmalloc(sizeof(*d));
+			*d = (struct durable){ ticket, c->serial, w->id, seq, { 0 } };
+			memcpy(d->room, w->room, strlen(w->room) + 1);
+			hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
+			return;
+		}
+		struct pbuf *b = cmd__reply_begin(c, w->id);
+		if (seq) {
+			pbuf_adds(b, "{\"seq\":");
+			pbuf_add_u64(b, seq);
+			pbuf_addc(b, '}');
+		} else {
+			pbuf_adds(b, "{}");
+		}
+		cmd__reply_end(c, w->id);
+		return;
+	}
+	publish_reply(c, m, w->id, seq, ticket);
 }
 
 

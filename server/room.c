@@ -1,5 +1,6 @@
 /* room.c - rooms, two-way membership index, fan-out, history cache (room.h). */
 #include "room.h"
+#include "presence.h"   /* cluster/: clp_room_created */
 
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,7 @@ static struct room *room_create(struct server *s, const char *name, size_t len)
 	r->name_len = len;
 	r->hash = hmap_hash_bytes(name, len);
 	hmap_put(&s->rooms, r->hash, r);
+	clp_room_created(r); /* cluster: the users present on other nodes */
 	return r;
 }
 

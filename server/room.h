@@ -51,6 +51,7 @@ struct room {
 	/* presence.c: users in the room and the pending batch */
 	struct hmap users;      /* struct ruser *, by name */
 	uint32_t nusers;        /* users with at least one connection */
+	uint32_t remote_only;   /* users present only on other nodes (cluster) */
 	struct ruser **batch;
 	uint32_t nbatch, batch_cap;
 	ev_timer presence_timer;   /* closes the batch window */
@@ -100,13 +101,23 @@ struct ruser {
 	char *name;
 	uint32_t name_len;
 	uint32_t conns;         /* the user's connections in the room */
+	uint32_t remote;        /* its connections on other nodes (cluster/presence.c) */
 	bool in_batch;          /* on room->batch */
 	bool was_present;       /* conns > 0 when the batch window opened */
 };
 struct ruser *presence_add(struct room *r, const char *name, size_t len);
 void presence_remove(struct room *r, struct ruser *u);
+/* Sets the user's connections on other nodes (cluster/presence.c); a
+ * change of its cluster-wide presence goes into the window's batch, unless
+ * quiet (seeding a room just created). */
+void presence_remote(struct room *r, const char *name, size_t len, uint32_t remote, bool quiet);
 /* Appends [{"user":..,"conns":N},...] to the server's encoder buffer. */
 void presence_list(struct room *r, struct pbuf *b);
+/* Distinct users present in the room, here or on other nodes. */
+static inline uint32_t presence_users(const struct room *r)
+{
+	return r->nusers + r->remote_only;
+}
 /* Frees every user entry and cancels the window timer. */
 void presence_free(struct room *r);
 

@@ -19,8 +19,11 @@
 #include "cmd.h"
 #include "conn.h"
 #include "linger.h"
+#include "cluster.h"
 #include "log.h"
 #include "proto.h"
+#include "reuseport.h"
+#include "presence.h"   /* cluster/: clp_* */
 #include "sio/sio_edge.h"
 #include "store.h"
 #include "users.h"
@@ -132,6 +135,10 @@ static void begin_drain(struct server *s, const char *why)
 		return;
 	s->draining = true;
 	log_info("draining", "signal=%s connections=%u", why, s->nconns);
+	/* With reuse_port the listener can go at once: the kernel sends new
+	 * connections to the other nodes sharing the port. */
+	reuseport_close(s);
+	clp_drain(s); /* the other nodes drop our members now */
 	/* New connections are dropped as they are accepted (ws.c,
 	 * FILTER_NETWORK_CONNECTION). lws_context_deprecate() would close the
 	 * listening socket, but in lws 4.1 it touches the listener after freeing
@@ -145,6 +152,13 @@ static void begin_drain(struct server *s, const char *why)
 	ev_timer_init(&s->drain_w, drain_tick, 0.02, 0.02);
 	s->drain_w.data = s;
 	ev_timer_start(s->loop, &s->drain_w);
+}
+
+void server_stop(struct server *s, int exit_code, const char *why)
+{
+	if (!s->exit_code)
+		s->exit_code = exit_code;
+	begin_drain(s, why);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -276,14 +290,25 @@ static int listen_tcp(struct server *s, struct lws_context_creation_info *info)
 	/* HTTP/1.1 only: lws 4.1's HTTP/2 crashes on the replies we write
 	 * (ws.c) and we do not offer WebSockets over HTTP/2 (RFC 8441). */
 	t.alpn = "http/1.1";
+	/* reuse_port: the vhost listens on nothing; reuseport.c accepts on
+	 * its own SO_REUSEPORT socket and hands each connection to it. */
+	if (cfg->reuse_port)
+		t.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	s->vhost = lws_create_vhost(s->ctx, &t);
 	if (!s->vhost) {
 		log_error("listen", "host=%s port=%u tls=%d error=\"cannot listen (address in use, or a bad certificate)\"",
 			  cfg->host ? cfg->host : "*", cfg->port, cfg->tls_cert != NULL);
 		return -1;
 	}
+	int port = lws_get_vhost_listen_port(s->vhost);
+	if (cfg->reuse_port) {
+		port = reuseport_listen(s, cfg->host, cfg->port, cfg->tls_cert != NULL);
+		if (port < 0)
+			return -1;
+		log_info("reuse_port", "port=%d pid=%ld", port, (long)getpid());
+	}
 	log_info("listening", "host=%s port=%d tls=%s web_root=%s data_dir=%s version=%s",
-		 cfg->host ? cfg->host : "*", lws_get_vhost_listen_port(s->vhost),
+		 cfg->host ? cfg->host : "*", port,
 		 cfg->tls_cert ? "on" : "off", log_q(cfg->web_root), log_q(cfg->data_dir),
 		 PARLEY_VERSION);
 	return 0;
@@ -424,6 +449,7 @@ static int open_store(struct server *s)
 	sc.retain_seconds = s->cfg->retain_seconds;
 	sc.key_window_ms = (uint64_t)s->cfg->idempotency_window * 1000;
 	sc.erase_step_rows = s->cfg->erase_step_rows;
+	sc.replica = s->cfg->cluster != NULL; /* seqs come from the cluster log */
 	sc.wake = store_wake;
 	sc.wake_opaque = s->ctx;
 	if (store_open(&sc, &s->store, err, sizeof(err)) < 0) {
@@ -576,10 +602,12 @@ static void start_watchers(struct server *s)
 static void teardown(struct server *s)
 {
 	s->store_closing = true; /* catch-ups issue no more reads */
+	cluster_stop(s); /* its pending publishes fail; before the store closes */
 	if (s->store)
 		store_close(&s->store, &server_store_handlers, s);
 	moderation_teardown(s);
 	linger_stop_all(&s->linger); /* closes from here on do not linger */
+	reuseport_close(s);
 	if (s->ctx) {
 		lws_context_destroy(s->ctx);
 		s->ctx = NULL;
@@ -587,6 +615,7 @@ static void teardown(struct server *s)
 	/* after lws (its closes release API calls), before the loop (it
 	 * stops a timer) */
 	api_teardown(s);
+	clp_stop(s); /* before the loop: it stops timers */
 	sio_edge_teardown(s); /* sessions left: after lws, before the rooms */
 	hangup_stop(&s->hangup); /* after lws: every connection is gone */
 	if (s->loop) {
@@ -637,13 +666,13 @@ int server_run(struct config *cfg)
 		}
 	}
 	if (authn_setup(s) < 0 || api_setup(s) < 0 || create_context(s, &info) < 0 || open_store(s) < 0 ||
-	    listen_all(s, &info) < 0)
+	    listen_all(s, &info) < 0 || cluster_start(s) < 0 || clp_start(s) < 0)
 		goto out;
 	s->fds_at_start = count_fds();
 	start_watchers(s);
 
 	ev_run(s->loop, 0);
-	rc = 0;
+	rc = s->exit_code; /* 0, or server_stop's (a cluster node that cannot serve) */
 out:
 	teardown(s);
 	if (rc == 0)

@@ -35,6 +35,9 @@ struct token_keys;
 struct conn;
 struct moderation;
 struct store;
+struct reuseport;
+struct clp;
+struct cluster;
 
 struct server_stats {
 	uint64_t conns_total;
@@ -85,6 +88,8 @@ struct server {
 	struct hmap per_ip;         /* struct ipcount *, by address */
 	struct netlist trusted;     /* trusted_proxies */
 	struct lws_vhost *vhost_unix;
+	struct reuseport *reuseport;    /* reuse_port's own listener; NULL: off */
+	struct clp *clp;                /* cluster presence (cluster/presence.c); NULL: off */
 	struct lws_vhost *vhost_admin;  /* admin_listen; NULL: off */
 	struct listen_addr admin_addr;  /* parsed admin_listen (lws keeps pointers into it) */
 	struct token_keys *auth;    /* NULL: auth = none */
@@ -96,6 +101,7 @@ struct server {
 	struct feed *feed;          /* the /admin dashboard's live feed (feed.c) */
 
 	struct store *store;
+	struct cluster *cluster;    /* NULL: a single node (cluster/cluster.h) */
 	struct moderation *mod;     /* bans and pending moderation (moderation.c) */
 	/* Frame encoding scratch, shared by every encoder on the loop: one
 	 * frame at a time. Take it with server_enc_begin() and give it back
@@ -117,6 +123,9 @@ struct server {
 };
 
 int server_run(struct config *cfg);
+/* Shuts down as on SIGTERM (drain, then exit), with exit_code unless one
+ * is set already; why goes to the log. */
+void server_stop(struct server *s, int exit_code, const char *why);
 
 /* The shared encoder, reset (see struct server, enc). Nesting is a bug in
  * the caller that would corrupt a frame silently: abort instead (like

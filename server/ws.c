@@ -30,6 +30,7 @@
 #include "authn.h"
 #include "cmd.h"
 #include "conn.h"
+#include "cluster.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -246,6 +247,9 @@ static const char *endpoint(struct server *s, struct lws *wsi, const char *uri,
 		if (st.failing)
 			return "storage failing\n";
 	}
+	const char *why = cluster_unhealthy(s);
+	if (why)
+		return why;
 	*status = HTTP_STATUS_OK;
 	return "ok\n";
 }

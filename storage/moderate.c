@@ -412,12 +412,12 @@ void store__mod_report(struct store *s, struct store__item *batch, int ok)
 	uint64_t deleted = 0;
 
 	for (struct store__item *it = batch; it; it = it->next)
-		n += it->kind != STORE__K_MESSAGE;
+		n += it->kind != STORE__K_MESSAGE && it->kind != STORE__K_META;
 	if (!n)
 		return;
 	struct store__ticket *t = xmalloc0(n * sizeof(*t));
 	for (struct store__item *it = batch; it; it = it->next) {
-		if (it->kind == STORE__K_MESSAGE)
+		if (it->kind == STORE__K_MESSAGE || it->kind == STORE__K_META)
 			continue;
 		int status = ok ? it->status : STORE_MOD_FAILED;
 		t[i++] = (struct store__ticket){ it->cookie, status };

@@ -82,7 +82,9 @@ int store__reserve_start(struct store *s, char *err, size_t errlen)
 	sqlite3_exec(db, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
 	if ((rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK)
 		goto fail;
-	if (!clean) {
+	/* A replica's seqs come from the cluster log, never from here: a
+	 * jump would make it skip real entries as duplicates (replica.c). */
+	if (!clean && !s->cfg.replica) {
 		/* rooms.last_seq first takes in the messages (it is not
 		 * written per batch), then every room jumps. */
 		if ((rc = sqlite3_exec(db,

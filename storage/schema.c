@@ -32,6 +32,14 @@
  *     migrated from version 1 is treated as not cleanly shut down (version
  *     1 did not record it), so its first start skips 65,536 seqs per room.
  *
+ * Version 4 (replica.c, cluster replicas):
+ *   messages.lpos: (shard << 40) | offset of the log entry the message came
+ *     from (NULL on a single node), indexed where set, so a restore after
+ *     a Redis restart finds the entries Redis lost by position.
+ *   cluster_pos(shard, offset, stream_id): each shard's last applied entry,
+ *     written in the same transaction as its messages.
+ *   cluster_meta(name, value): the cluster's shard count, Redis's run_id.
+ *
  * Version 3 (moderate.c):
  *   bans(user, until_ms, reason), erase_jobs(id, user, room_id, seq,
  *   started_ms). Its SQL is idempotent and also runs at every open, so it
@@ -72,6 +80,18 @@ static const char *const migrations[STORE__SCHEMA_VERSION] = {
 	"  ('clean', 0), ('seq_window', 65536), ('seq_base', 0);",
 	/* 2 -> 3 */
 	store__mod_sql,
+	/* 3 -> 4 */
+	"ALTER TABLE messages ADD COLUMN lpos INTEGER;"
+	"CREATE INDEX messages_lpos ON messages (lpos) WHERE lpos IS NOT NULL;"
+	"CREATE TABLE cluster_pos ("
+	"  shard     INTEGER PRIMARY KEY,"
+	"  offset    INTEGER NOT NULL,"
+	"  stream_id TEXT NOT NULL"
+	");"
+	"CREATE TABLE cluster_meta ("
+	"  name  TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	") WITHOUT ROWID;",
 };
 
 static int user_version(sqlite3 *db, int *v)

@@ -56,6 +56,7 @@ static void destroy(struct store *s)
 		sqlite3_close_v2(s->rdb);
 	store__writer_finalize(s);
 	store__mod_finalize(s);
+	store__replica_finalize(s);
 	if (s->wdb)
 		sqlite3_close_v2(s->wdb);
 	while (s->q_head) { /* only if the writer never ran */
@@ -71,6 +72,7 @@ static void destroy(struct store *s)
 	store__keys_free(s);
 	store__map_free(&s->map);
 	store__mod_free(s);
+	store__replica_free(s);
 	free(s->c_tickets);
 	pthread_mutex_destroy(&s->wlock);
 	pthread_cond_destroy(&s->wcond);
@@ -130,7 +132,9 @@ static int open_writer(struct store *s, char *err, size_t errlen)
 	    store__keys_load(s, sub, sizeof(sub)) < 0 ||
 	    store__mod_load(s, sub, sizeof(sub)) < 0 ||
 	    store__writer_prepare(s, sub, sizeof(sub)) < 0 ||
-	    store__mod_prepare(s, sub, sizeof(sub)) < 0) {
+	    store__mod_prepare(s, sub, sizeof(sub)) < 0 ||
+	    store__replica_load(s, sub, sizeof(sub)) < 0 ||
+	    store__replica_prepare(s, sub, sizeof(sub)) < 0) {
 		snprintf(err, errlen, "database %s: %s", path, sub);
 		return -1;
 	}
@@ -378,6 +382,7 @@ int store_append_key(struct store *s, const char *room, int64_t ts, const char *
 	it->room = r;
 	it->marker = 0;
 	it->kind = STORE__K_MESSAGE;
+	it->pos_set = 0;
 	it->status = 0;
 	it->cookie = 0;
 	it->job = 0;

@@ -47,6 +47,11 @@ struct store_config {
 	unsigned read_queue_max;     /* store_read requests waiting (0: 1024) */
 	uint64_t key_window_ms;      /* idempotency keys are remembered this long (0: 300 s) */
 	unsigned erase_step_rows;    /* rows an erase step looks at (0: 2048) */
+	/* 1: a cluster replica (storage/replica.c): seqs come from the
+	 * cluster's log through store_apply, so the unclean-start seq jump of
+	 * reserve.c does not apply (a replica resumes from its applied log
+	 * positions instead). */
+	int replica;
 };
 
 /* One stored message, as returned by a history read. Strings are
@@ -216,5 +221,53 @@ int store_unban(struct store *s, const char *user, uint64_t cookie);
 void store_bans_each(struct store *s, void (*fn)(void *opaque, const char *user,
 			int64_t until_ms, const char *reason), void *opaque);
 void store_get_stats(struct store *s, struct store_stats *st);
+
+/* ---- cluster replica (replica.c) ----
+ * A replica stores the cluster log's entries with the seqs the log gave
+ * them, and each shard's applied log position in the same transaction as
+ * the messages, so a restart resumes exactly after the last committed
+ * entry (docs/cluster.md). Loop thread only, like the rest. */
+#define STORE_POS_ID_MAX 47           /* a Redis stream id "ms-seq" */
+struct store_pos {
+	uint64_t offset;              /* the shard's last applied entry, 0: none */
+	char id[STORE_POS_ID_MAX + 1]; /* its stream id, "0-0": none */
+};
+/* One log entry to apply. seq 0: a volatile message (no row; only the
+ * position moves). */
+struct store_apply_req {
+	const char *room;
+	uint64_t seq;
+	int64_t ts;
+	const char *from;
+	const char *data;
+	size_t data_len;
+	const void *key;              /* NULL: none */
+	size_t key_len;
+	uint64_t ticket;              /* != 0: durable_done(ticket) after an fsynced commit */
+	unsigned shard;
+	uint64_t offset;
+	const char *id;               /* stream id */
+};
+/* Queues an entry. Not bounded by queue_max (the log tail stops reading
+ * while the queue is deep: that is the bound), and accepted while the disk
+ * fails (the writer retries it; nothing applied later is committed before
+ * it). Updates the room's last seq. Returns 0 or STORE_EINVAL. */
+int store_apply(struct store *s, const struct store_apply_req *a);
+/* The shard's applied position as loaded at open and moved by store_apply
+ * (applied, not necessarily committed yet). shard < STORE_SHARDS_MAX. */
+#define STORE_SHARDS_MAX 1024
+void store_position(struct store *s, unsigned shard, struct store_pos *out);
+/* A cluster_meta value loaded at open or set since ("" if none), and
+ * setting one (committed with the next batch). name and value < 128 bytes. */
+const char *store_meta_get(struct store *s, const char *name);
+int store_meta_set(struct store *s, const char *name, const char *value);
+/* Reports durable_done(ticket) once everything queued before is committed
+ * with an fsync. Returns 0 or STORE_EOVERLOADED. */
+int store_sync_ticket(struct store *s, uint64_t ticket);
+/* 1 when the database holds messages but no applied position: history
+ * from a single node, which a replica cannot continue. */
+int store_has_unpositioned_history(struct store *s);
+/* Messages the queue holds now (committed ones are gone). */
+uint64_t store_queue_depth(struct store *s);
 
 #endif

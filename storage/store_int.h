@@ -46,7 +46,7 @@
 #define STORE__PRUNE_CHUNK        4096    /* rows per retention transaction */
 #define STORE__PRUNE_ROOMS_STEP   256     /* rooms per retention step at most */
 #define STORE__SWEEP_MS           1000    /* retention sweep cadence */
-#define STORE__SCHEMA_VERSION     3
+#define STORE__SCHEMA_VERSION     4
 #define STORE__KEYS_PER_ROOM      10000   /* idempotency keys kept per room */
 #define STORE__KEYS_TOTAL         200000  /* and in all rooms together */
 #define STORE__KEY_WINDOW_MS      300000  /* default idempotency window */
@@ -115,6 +115,11 @@ struct store__item {
 	int status;                   /* enum store_mod_status, set by the writer */
 	uint64_t cookie;              /* for mod_done */
 	int64_t job;                  /* ERASE: the job row's id */
+	/* replica.c: a log entry's position (pos_set), written with the batch */
+	int pos_set;
+	unsigned pos_shard;
+	uint64_t pos_off;
+	char pos_id[STORE_POS_ID_MAX + 1];
 	char buf[];
 };
 
@@ -124,6 +129,7 @@ enum store__kind {
 	STORE__K_ERASE,               /* from: the user */
 	STORE__K_BAN,                 /* from: user, ts: until, data: reason */
 	STORE__K_UNBAN,               /* from: user */
+	STORE__K_META,                /* replica.c: cluster_meta from = data */
 };
 
 /* An erase job, writer-owned (moderate.c). */
@@ -239,6 +245,12 @@ struct store {
 
 	struct store__ban *bans;      /* loaded at open, taken by store_bans_each */
 
+	/* ---- replica (replica.c), loop thread ---- */
+	struct store_pos *pos;        /* [STORE_SHARDS_MAX], NULL unless replica */
+	struct store__meta *meta;     /* cluster_meta rows */
+	int unpositioned;             /* messages, no position (at open) */
+	sqlite3_stmt *st_pos_set, *st_meta_put; /* writer thread */
+
 	/* ---- loop-only counters ---- */
 	uint64_t appended, overloaded, refused_failing;
 
@@ -269,6 +281,19 @@ void store__cond_init(pthread_cond_t *c);
 void store__thread_background(void);
 void store__log(const char *level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+struct store__meta {
+	struct store__meta *next;
+	char name[128], value[128];
+};
+
+/* replica.c */
+int store__replica_load(struct store *s, char *err, size_t errlen);
+int store__replica_prepare(struct store *s, char *err, size_t errlen);
+void store__replica_finalize(struct store *s);
+void store__replica_free(struct store *s);
+/* Inside the batch: writes item it's position and meta rows. */
+int store__replica_write(struct store *s, struct store__item *it);
 
 /* roommap.c */
 struct store__room *store__map_get(struct store__map *m, const char *name);

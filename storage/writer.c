@@ -44,8 +44,8 @@ static const struct {
 	/* OR IGNORE: a duplicate (room_id, seq) can only come from a second
 	 * process writing the same file; retrying it could never succeed and
 	 * would stall every later message behind it. */
-	S(st_insert, "INSERT OR IGNORE INTO messages (room_id, seq, ts, sender, data, key)"
-		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+	S(st_insert, "INSERT OR IGNORE INTO messages (room_id, seq, ts, sender, data, key, lpos)"
+		     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
 	S(st_room_ins, "INSERT INTO rooms (name) VALUES (?1) ON CONFLICT (name) DO NOTHING"),
 	S(st_room_get, "SELECT id FROM rooms WHERE name = ?1"),
 	S(st_room_seq, "UPDATE rooms SET last_seq = max(last_seq, ?2) WHERE id = ?1"),
@@ -133,7 +133,13 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 	for (struct store__item *it = batch; it; it = it->next) {
 		if (it->marker)
 			continue;
-		if (it->kind != STORE__K_MESSAGE) { /* delete, ban, erase: moderate.c */
+		if (it->kind == STORE__K_META || (it->kind == STORE__K_MESSAGE && it->pos_set)) {
+			/* a replica's position (or meta row), same transaction */
+			if ((rc = store__replica_write(s, it)) != SQLITE_OK)
+				goto fail;
+			if (it->kind == STORE__K_META || !it->seq)
+				continue; /* a volatile entry moves the position only */
+		} else if (it->kind != STORE__K_MESSAGE) { /* delete, ban, erase: moderate.c */
 			if ((rc = store__mod_apply(s, it)) != SQLITE_OK)
 				goto fail;
 			continue;
@@ -157,6 +163,11 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 			sqlite3_bind_blob(st, 6, it->key, (int)it->key_len, SQLITE_STATIC);
 		else
 			sqlite3_bind_null(st, 6);
+		if (it->pos_set)
+			sqlite3_bind_int64(st, 7, (sqlite3_int64)(((uint64_t)it->pos_shard << 40) |
+								  it->pos_off));
+		else
+			sqlite3_bind_null(st, 7);
 		rc = store__step_reset(st);
 		if (rc != SQLITE_DONE)
 			goto fail;
@@ -227,7 +238,7 @@ static void report_tickets(struct store *s, struct store__item *batch, int ok)
 		abort();
 	for (struct store__item *it = batch; it; it = it->next) {
 		if (it->ticket) {
-			int done = ok || (it->marker && it->seq <= it->room->w_last_seq);
+			int done = ok || (it->marker && it->room && it->seq <= it->room->w_last_seq);
 			t[i++] = (struct store__ticket){ it->ticket, done };
 			it->ticket = 0;
 		}
@@ -428,7 +439,8 @@ void *store__writer_main(void *arg)
 		for (struct store__item *it = batch; it && n < s->cfg.batch_max; it = it->next) {
 			last = it;
 			n++;
-			rows += !it->marker && it->kind == STORE__K_MESSAGE; /* message rows only */
+			rows += !it->marker && it->kind == STORE__K_MESSAGE &&
+				(it->seq || !it->pos_set); /* message rows only */
 			bytes += it->from_len + it->data_len;
 			durable |= it->ticket != 0;
 		}

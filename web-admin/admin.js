@@ -35,6 +35,10 @@
     { id: 'trouble', title: 'Slow-consumer closes, rate-limited, refused upgrades (/s)', series: [['slow closes', (s) => s.slow_closes_s], ['rate-limited', (s) => s.rate_limited_s], ['refused upgrades', (s) => s.refused_upgrades_s]] },
     { id: 'storage', title: 'Storage writer: queue depth, commit ms', series: [['queue', (s) => s.storage.queue_depth], ['commit ms', (s) => s.storage.commit_ms]] },
     { id: 'cache', title: 'History cache bytes', series: [['bytes', (s) => s.cache_bytes]] },
+    // in a cluster only (the card stays hidden on a single node)
+    { id: 'cluster', title: 'Cluster: Redis lag (ms, worst shard) and nodes alive', cluster: true,
+      series: [['lag ms', (s) => (s.cluster ? s.cluster.lag_ms_max : null)],
+        ['nodes alive', (s) => (s.cluster ? s.cluster.nodes.filter((n) => n.alive).length : null)]] },
   ];
   const charts = {};
 
@@ -46,6 +50,7 @@
       const card = document.createElement('div');
       card.className = 'card';
       card.dataset.chart = c.id;
+      if (c.cluster) card.hidden = true;
       box.appendChild(card);
       const data = [[], ...c.series.map(() => [])];
       const opts = {
@@ -82,7 +87,32 @@
     $('t-cache').textContent = fmt(s.cache_bytes);
     fillTop('top-members', s.top_members, (r) => [r.members, r.connections]);
     fillTop('top-rate', s.top_rate, (r) => [r.msgs_s]);
+    fillCluster(s.cluster);
     window.parleyAdmin = { samples, last: s };
+  }
+
+  // The nodes of a cluster and this node's Redis state; hidden on a single node.
+  function fillCluster(cl) {
+    $('cluster').hidden = !cl;
+    if (charts.cluster && charts.cluster.card.hidden === !!cl) {
+      charts.cluster.card.hidden = !cl;
+      charts.cluster.plot.setSize({ width: chartWidth(charts.cluster.card), height: 180 });
+    }
+    if (!cl) return;
+    $('cluster-self').textContent = '(this node: ' + cl.node_id + ')';
+    $('cluster-status').textContent = 'Redis ' + (cl.redis_connected ? 'connected' : 'unreachable') +
+      ', publishing ' + (cl.publishing ? 'on' : 'off') + ', presence ' + (cl.presence_connected ? 'live' : 'frozen') +
+      ', lag ' + fmt(cl.lag_ms_max) + ' ms';
+    $('cluster-nodes').querySelector('tbody').replaceChildren(...cl.nodes.map((n) => {
+      const tr = document.createElement('tr');
+      tr.dataset.node = n.id;
+      tr.className = n.alive ? '' : 'dead';
+      for (const v of [n.id + (n.self ? ' (this node)' : ''), n.alive ? 'yes' : 'no', fmt(n.members),
+        n.self ? '-' : n.last_heard_s.toFixed(1) + ' s']) {
+        const td = document.createElement('td'); td.textContent = v; tr.appendChild(td);
+      }
+      return tr;
+    }));
   }
 
   function roomLink(name) {

@@ -516,7 +516,23 @@ export class Parley {
   _dispatch(q) {
     clearTimeout(q.timer);
     const left = Math.max(1, q.deadline - Date.now());
-    this._send(q.cmd, this._ws, left).then(q.resolve, q.reject);
+    this._send(q.cmd, this._ws, left).then(q.resolve, (e) => {
+      // A cluster whose Redis is unreachable or restoring (docs/cluster.md) answers
+      // `unavailable`: a keyed publish is sent again, with the same key, until its deadline
+      // (100 ms doubling to 2 s, with jitter); the key makes it stored at most once.
+      if (e.code === 'unavailable' && q.cmd.type === 'publish' && q.cmd.key != null) {
+        q.tries = (q.tries || 0) + 1;
+        const delay = Math.min(2000, 100 * 2 ** (q.tries - 1)) * (0.75 + Math.random() / 2);
+        if (Date.now() + delay < q.deadline) {
+          q.timer = setTimeout(() => {
+            if (this._ready) this._dispatch(q);
+            else this._queue.push(q);
+          }, delay);
+          return;
+        }
+      }
+      q.reject(e);
+    });
   }
 
   _failInFlight(code, message, resend = false) {

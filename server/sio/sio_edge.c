@@ -666,9 +666,19 @@ static void saved_expire(uint64_t now)
 static void save_session(struct sio_conn *sc)
 {
 	struct conn *c = sc->c;
-	struct sio_saved *e = xcalloc(1, sizeof(*e));
+	struct sio_saved *e, *old;
 	uint64_t now = now_ms();
 
+	/* One saved state per pid. A polling session closed by the drain
+	 * comes here twice (sio_saved is logged twice): a second entry under
+	 * the same key made saved_unlink() delete the other one's slot, and
+	 * the teardown then read a freed entry (ASan, test_nginx_nodes). */
+	old = hmap_get(&saved_by_pid, hmap_hash_bytes(sc->pid, strlen(sc->pid)), sc->pid, pid_match);
+	if (old) {
+		saved_unlink(old);
+		saved_free(old);
+	}
+	e = xcalloc(1, sizeof(*e));
 	memcpy(e->pid, sc->pid, sizeof(e->pid));
 	e->expires = now + recovery_window_ms;
 	e->user = xstrndup(c->name, c->name_len);

@@ -90,6 +90,9 @@ test('charts move with traffic; tables, room search, disconnect; no console erro
     await page.waitForSelector('#dash:not([hidden])');
     await until(async () => (await page.textContent('#status')) === 'live', { what: 'the feed to be live' });
     await until(() => page.evaluate(() => (window.parleyAdmin?.samples || 0) >= 2), { what: 'two samples' });
+    // a single node: no cluster panel, no lag chart (admin-cluster.test.mjs: a cluster)
+    assert.equal(await page.isHidden('#cluster'), true, 'the cluster panel is hidden');
+    assert.equal(await page.isHidden('[data-chart=cluster]'), true, 'the lag chart is hidden');
 
     // traffic: three users in "busy", one publishing several messages a second
     for (const name of ['alice', 'bob', 'carol']) {

@@ -11,7 +11,7 @@ from apihelp import KEY1, Api
 
 FIELDS = {"t", "connections", "users", "rooms", "msgs_in_s", "deliveries_out_s", "bytes_out_s",
           "slow_closes_s", "rate_limited_s", "refused_upgrades_s", "totals", "sendq_depth",
-          "storage", "cache_bytes", "feed_clients", "top_members", "top_rate"}
+          "storage", "cache_bytes", "feed_clients", "top_members", "top_rate", "cluster"}
 
 
 def ticket(a):
@@ -107,6 +107,7 @@ def test_feed_one_sample_a_second(parley, tmp_path):
     assert {"queue_depth", "commit_ms", "failing"} <= set(first["storage"])
     assert {"slow_closes", "rate_limited", "refused_upgrades"} == set(first["totals"])
     assert first["top_members"][0] == {"room": "busy", "members": 2, "connections": 2}
+    assert first["cluster"] is None  # a single node (test_cluster_admin_feed.py: a cluster)
     # traffic: persisted publishes to "busy"
     for i in range(20):
         a.ok("POST", "/api/publish", {"room": "busy", "data": i})

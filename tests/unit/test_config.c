@@ -570,6 +570,41 @@ START_TEST(check_config_exit_status)
 	ck_assert_int_eq(run_parleyd("--check-config", "-c", "/nonexistent/parley.conf"), 2);
 }
 END_TEST
+
+/* The cluster keys (docs/cluster.md): the address is checked, a password
+ * on the command line is refused (the file may hold it), and the limits
+ * that must fit together are checked, at and one past the edge. */
+START_TEST(cluster_settings)
+{
+	const char *ok = write_file("c1.conf", "cluster = redis://127.0.0.1:6379/2\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", ok), 0);
+	const char *pw = write_file("c2.conf", "cluster = redis://:secret@127.0.0.1:6379\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", pw), 0);
+	ck_assert_int_eq(run_parleyd("--check-config", "--cluster",
+				     "redis://:secret@127.0.0.1:6379"), 2);
+	ck_assert_int_eq(run_parleyd("--check-config", "--cluster", "unix:/run/redis.sock?db=3"), 0);
+	ck_assert_int_eq(run_parleyd("--check-config", "--cluster", "rediss://127.0.0.1:6379"), 2);
+	ck_assert_int_eq(run_parleyd("--check-config", "--cluster", "redis://127.0.0.1"), 2);
+	const char *edge = write_file("c3.conf", "cluster = redis://127.0.0.1:6379\n"
+				      "store_queue_messages = 1000\ncluster_pending_max = 1000\n"
+				      "cluster_read_count = 250\ncluster_log_window = 1000\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", edge), 0);
+	const char *over = write_file("c4.conf", "cluster = redis://127.0.0.1:6379\n"
+				      "store_queue_messages = 1000\ncluster_pending_max = 1001\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", over), 2);
+	const char *win = write_file("c5.conf", "cluster = redis://127.0.0.1:6379\n"
+				     "cluster_read_count = 251\ncluster_log_window = 1000\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", win), 2);
+	const char *hold = write_file("c6.conf", "cluster = redis://127.0.0.1:6379\n"
+				      "cluster_timeout_ms = 3001\ncluster_hold_ms = 3000\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", hold), 2);
+	const char *both = write_file("c7.conf", "cluster = redis://:x@127.0.0.1:6379\n"
+				      "cluster_password_file = /etc/parley/redis.pass\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", both), 2);
+	const char *alone = write_file("c8.conf", "cluster_password_file = /etc/parley/redis.pass\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", alone), 2);
+}
+END_TEST
 #endif
 
 /* ---- accessors and deploy/parley.conf ---- */
@@ -678,6 +713,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, check_config_fails);
 #ifdef PARLEYD
 	tcase_add_test(tc, check_config_exit_status);
+	tcase_add_test(tc, cluster_settings);
 #endif
 	suite_add_tcase(s, tc);
 	tc = tcase_create("deploy");

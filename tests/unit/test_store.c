@@ -921,6 +921,80 @@ START_TEST(seq_not_reused_after_crash)
 }
 END_TEST
 
+/* ---- replica (replica.c): log entries with their seqs and positions ---- */
+
+static void apply1(struct store *s, unsigned shard, uint64_t off, const char *room, uint64_t seq,
+		   uint64_t ticket)
+{
+	char id[32];
+	snprintf(id, sizeof(id), "1000-%llu", (unsigned long long)off);
+	struct store_apply_req a = { .room = room, .seq = seq, .ts = wall_ms(), .from = "bob",
+				     .data = "{}", .data_len = 2, .ticket = ticket, .shard = shard,
+				     .offset = off, .id = id };
+	ck_assert_int_eq(store_apply(s, &a), STORE_OK);
+}
+
+/* A child applies entry 4 of shard 3 with a long flush interval and
+ * exits without closing (a crash before the commit). Returns its status. */
+static int fork_and_crash_after_apply(const struct store_config *cfg0)
+{
+	struct store_config cfg = *cfg0;
+	cfg.flush_interval_ms = 60000;
+	pid_t pid = fork();
+	ck_assert(pid >= 0);
+	if (pid == 0) {
+		struct store *s = open_ok(&cfg);
+		apply1(s, 3, 4, "r", 7, 0);
+		_exit(store_last_seq(s, "r") == 7 ? 0 : 1);
+	}
+	int st;
+	ck_assert(waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+START_TEST(replica_positions_with_messages)
+{
+	struct store_config cfg = cfg_default();
+	cfg.replica = 1;
+	struct store *s = open_ok(&cfg);
+	struct store_pos pos;
+	store_position(s, 3, &pos);
+	ck_assert_uint_eq(pos.offset, 0);
+	ck_assert_str_eq(pos.id, "0-0");
+	ck_assert_int_eq(store_has_unpositioned_history(s), 0);
+	apply1(s, 3, 1, "r", 5, 0);          /* seqs come from the log, not from 1 */
+	apply1(s, 3, 2, "", 0, 0);           /* a volatile entry: the position only */
+	apply1(s, 3, 3, "r", 6, 77);         /* durable */
+	ck_assert_uint_eq(store_last_seq(s, "r"), 6);
+	ck_assert(WAIT_UNTIL(s, C.nt == 1, 5000));
+	ck_assert_uint_eq(C.tickets[0], 77);
+	ck_assert_int_eq(C.oks[0], 1);
+	/* the position is committed with (not before, not after) its message */
+	ck_assert_int_eq(file_int("SELECT offset FROM cluster_pos WHERE shard = 3"), 3);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM messages"), 2);
+	ck_assert_int_eq(file_int("SELECT lpos FROM messages WHERE seq = 6"), (3LL << 40) | 3);
+	ck_assert_int_eq(store_meta_set(s, "run_id", "abc"), STORE_OK);
+	store_close(&s, &H, &C);
+
+	/* a crash after more applies: the database holds a prefix, positions included */
+	ck_assert(fork_and_crash_after_apply(&cfg) == 0);
+	s = open_ok(&cfg);
+	store_position(s, 3, &pos);
+	ck_assert_uint_eq(pos.offset, 3);      /* the uncommitted 4th entry is not there */
+	ck_assert_str_eq(pos.id, "1000-3");
+	ck_assert_str_eq(store_meta_get(s, "run_id"), "abc");
+	/* a replica never jumps seqs after an unclean start */
+	ck_assert_uint_eq(store_last_seq(s, "r"), 6);
+	store_close(&s, &H, &C);
+
+	/* single-node history without positions is recognised */
+	ck_assert_int_eq(file_int("DELETE FROM cluster_pos RETURNING 0"), 0);
+	s = open_ok(&cfg);
+	ck_assert_int_eq(store_has_unpositioned_history(s), 1);
+	store_close(&s, &H, &C);
+}
+END_TEST
+
 START_TEST(seq_not_reused_after_two_crashes)
 {
 	/* The second run crashes before committing anything at all. */
@@ -1168,6 +1242,7 @@ static Suite *store_suite(void)
 		{ "keys", key_survives_restart_and_crash },
 		{ "keys", key_bound_per_room_forgets_oldest },
 		{ "keys", key_of_refused_append_is_not_remembered },
+		{ "replica", replica_positions_with_messages },
 	};
 	TCase *tc = NULL;
 	const char *cur = NULL;

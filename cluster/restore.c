@@ -1,0 +1,353 @@
+/*
+ * restore.c - after a Redis restart: no seq a client has seen is reused,
+ * and every node ends with the same log.
+ *
+ * Redis with AOF `everysec` may come back without its last second of
+ * writes: entries that nodes had applied (and clients had seen) are gone,
+ * and the counters are behind, so the next publish would hand out an
+ * offset and a seq that already mean another message. Every node notices
+ * the restart on its own (Redis's run_id differs from the one its
+ * positions belong to) and then:
+ *
+ *  1. begin script (atomic): the first node records, per shard, the
+ *     offsets Redis came back with (parley:restored:<run_id>) and sets
+ *     parley:hold for cluster_hold_ms: publishes fail with unavailable
+ *     while it exists. Every restoring node extends it while it works.
+ *  2. waits for its store queue to drain, then a thread reads from its own
+ *     SQLite the entries it applied past those offsets (messages.lpos),
+ *     with fillers for the offsets it has no row for (volatile or deleted
+ *     messages: their content is gone with Redis).
+ *  3. re-appends them in offset order with the restore script
+ *     (scripts.c), which skips an offset Redis has already (another node
+ *     restored it first: every node applied the same entry at an offset,
+ *     so it does not matter whose copy wins) and raises the room's seq
+ *     counter.
+ *  4. records the new run_id as its own and accepts publishes again.
+ *
+ * A node that comes back after the hold ended (it was down during the
+ * whole restore) and holds entries past the recorded offsets cannot know
+ * whether someone else restored them or new publishes took their offsets:
+ * it fails closed and must be resynchronised. docs/cluster.md states what
+ * survives under which persistence setting.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "cluster_int.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+/* KEYS: 1 parley:restored:<run_id>, 2 parley:off, 3 parley:hold.
+ * ARGV: 1 now ms, 2 hold ms, 3 run_id. Returns {late, [field, value, ...]}. */
+static const char begin_lua[] =
+	"local first = redis.call('HSETNX', KEYS[1], 'at', ARGV[1])\n"
+	"if first == 1 then\n"
+	"  local offs = redis.call('HGETALL', KEYS[2])\n"
+	"  for i = 1, #offs, 2 do redis.call('HSET', KEYS[1], 'o' .. offs[i], offs[i + 1]) end\n"
+	"  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[2])\n"
+	"end\n"
+	"local late = 0\n"
+	"if redis.call('EXISTS', KEYS[3]) == 0 then late = 1 end\n"
+	"return {late, redis.call('HGETALL', KEYS[1])}\n";
+
+static void finish(struct cluster *c)
+{
+	snprintf(c->known_run_id, sizeof(c->known_run_id), "%s", c->restore_run_id);
+	store_meta_set(c->s->store, "run_id", c->known_run_id);
+	c->restoring = 0;
+	c->st.restoring = false;
+	c->st.restores++;
+	ev_timer_stop(c->s->loop, &c->restore_w);
+	log_info("cluster_restored", "redis_run_id=%s entries=%zu", c->known_run_id, c->nrents);
+	if (rconn_ready(c->cmd))
+		cluster__cmd_usable(c);
+}
+
+static void free_rents(struct cluster *c)
+{
+	for (size_t i = 0; i < c->nrents; i++) {
+		free(c->rents[i].room);
+		free(c->rents[i].from);
+		free(c->rents[i].data);
+		free(c->rents[i].key);
+	}
+	free(c->rents);
+	c->rents = NULL;
+	c->nrents = 0;
+}
+
+/* ---- the thread: reads what this node applied past Redis's offsets ---- */
+
+static void push(struct cluster *c, size_t *cap, const struct rentry *e)
+{
+	if (c->nrents == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		c->rents = xrealloc(c->rents, *cap * sizeof(*c->rents));
+	}
+	c->rents[c->nrents++] = *e;
+}
+
+static char *dup_col(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	return xstrndup(t ? t : "", t ? strlen(t) : 0);
+}
+
+static void *restore_main(void *arg)
+{
+	struct cluster *c = arg;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+
+	c->restore_err = 1;
+	if (sqlite3_open_v2(c->db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_busy_timeout(db, 5000);
+	if (sqlite3_prepare_v2(db, "SELECT r.name, m.seq, m.ts, m.sender, m.data, m.lpos, m.key"
+			       " FROM messages m JOIN rooms r ON r.id = m.room_id"
+			       " WHERE m.lpos > ?1 AND m.lpos <= ?2 ORDER BY m.lpos", -1, &st,
+			       NULL) != SQLITE_OK)
+		goto out;
+	for (unsigned k = 0; k < c->k; k++) {
+		uint64_t from = c->redis_off[k], to = c->restore_to[k], next = from + 1;
+		if (to <= from)
+			continue;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)(((uint64_t)k << 40) | from));
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(((uint64_t)k << 40) | to));
+		int rc;
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			uint64_t off = (uint64_t)sqlite3_column_int64(st, 5) & ((1ull << 40) - 1);
+			for (; next < off; next++) /* no row: a filler keeps offsets contiguous */
+				push(c, &cap, &(struct rentry){ .shard = k, .offset = next });
+			struct rentry e = { .shard = k, .offset = off };
+			const char *data = (const char *)sqlite3_column_text(st, 4);
+			if (data && data[0]) { /* a tombstone's content is gone: a filler */
+				e.room = dup_col(st, 0);
+				e.seq = (uint64_t)sqlite3_column_int64(st, 1);
+				e.ts = sqlite3_column_int64(st, 2);
+				e.from = dup_col(st, 3);
+				e.data = dup_col(st, 4);
+				int kl = sqlite3_column_bytes(st, 6);
+				if (kl > 0 && kl <= STORE_KEY_MAX) {
+					e.key = xstrndup(sqlite3_column_blob(st, 6), (size_t)kl);
+					e.key_len = (size_t)kl;
+				}
+			}
+			push(c, &cap, &e);
+			next = off + 1;
+		}
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			goto out;
+		for (; next <= to; next++)
+			push(c, &cap, &(struct rentry){ .shard = k, .offset = next });
+	}
+	c->restore_err = 0;
+out:
+	sqlite3_finalize(st);
+	if (db)
+		sqlite3_close(db);
+	ev_async_send(c->s->loop, &c->restore_async); /* thread-safe: wakes the loop */
+	return NULL;
+}
+
+/* ---- the loop side ---- */
+
+static void entry_cb(struct rconn *rc, redisReply *r, void *priv)
+{
+	struct cluster *c = rconn_ud(rc);
+
+	(void)priv;
+	if (!r || !c->restoring)
+		return; /* lost: the next ready restarts the restore */
+	if (r->type != REDIS_REPLY_INTEGER) {
+		cluster__log_cmd_error(c, "restore", r);
+		rconn_reset(rc, "restore");
+		return;
+	}
+	if (r->integer == 1)
+		c->st.restored_entries++;
+	else if (r->integer < 0)
+		log_error("cluster_restore_gap", "%s", "note=\"an entry could not be re-appended "
+			  "contiguously; nodes that lack it will fail closed\"");
+	if (++c->restore_acked == c->restore_sent) {
+		free_rents(c);
+		finish(c);
+	}
+}
+
+/* The thread is done: re-append its entries, in order, pipelined. */
+static void restore_async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct cluster *c = w->data;
+	char shard[16], off[24], seq[24], ts[24], maxlen[16], window[24];
+
+	(void)loop, (void)revents;
+	if (!c->restore_thread_live)
+		return;
+	pthread_join(c->restore_thread, NULL);
+	c->restore_thread_live = 0;
+	if (c->restore_err) {
+		free_rents(c);
+		cluster__fail_closed(c, "cannot read this node's database to restore after a Redis restart");
+		return;
+	}
+	if (!rconn_ready(c->cmd)) {
+		free_rents(c);
+		return; /* the next ready begins again */
+	}
+	c->restore_sent = c->restore_acked = 0;
+	snprintf(maxlen, sizeof(maxlen), "%u", c->s->cfg->cluster_log_window);
+	snprintf(window, sizeof(window), "%llu",
+		 (unsigned long long)c->s->cfg->idempotency_window * 1000);
+	for (size_t i = 0; i < c->nrents; i++) {
+		const struct rentry *e = &c->rents[i];
+		snprintf(shard, sizeof(shard), "%u", e->shard);
+		snprintf(off, sizeof(off), "%llu", (unsigned long long)e->offset);
+		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)e->seq);
+		snprintf(ts, sizeof(ts), "%lld", (long long)e->ts);
+		const char *argv[] = {
+			"EVALSHA", c->sha_restore, "3", "parley:seq", "parley:off",
+			c->stream_keys[e->shard], shard, off, e->room ? e->room : "", seq, ts,
+			e->from ? e->from : "", e->data ? e->data : "", c->node_id,
+			c->sh[e->shard].id, maxlen, e->key ? e->key : "", window,
+		};
+		size_t lens[18];
+		for (int j = 0; j < 18; j++)
+			lens[j] = strlen(argv[j]);
+		lens[16] = e->key_len;
+		if (rconn_command_argv(c->cmd, entry_cb, NULL, 18, argv, lens) < 0)
+			break;
+		c->restore_sent++;
+	}
+	if (c->restore_sent == 0) {
+		free_rents(c);
+		finish(c);
+	}
+}
+
+/* While restoring: keeps the hold up, and starts the thread once the
+ * store's queue has drained (everything applied is then on disk). */
+static void restore_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cluster *c = w->data;
+	char ms[24];
+
+	(void)loop, (void)revents;
+	if (!c->restoring || !rconn_ready(c->cmd))
+		return;
+	snprintf(ms, sizeof(ms), "%u", c->s->cfg->cluster_hold_ms);
+	rconn_command(c->cmd, NULL, NULL, "SET parley:hold %s PX %s", c->restore_run_id, ms);
+	if (c->restore_stage == 1 && !c->restore_thread_live &&
+	    store_queue_depth(c->s->store) == 0) {
+		c->restore_stage = 2;
+		/* A restore cut short by a lost connection starts over: its
+		 * entries are read again (the script skips what went through). */
+		free_rents(c);
+		/* The thread's ranges: a copy, the tail moves sh[] meanwhile. */
+		for (unsigned k = 0; k < c->k; k++)
+			c->restore_to[k] = c->sh[k].applied;
+		if (pthread_create(&c->restore_thread, NULL, restore_main, c) == 0)
+			c->restore_thread_live = 1;
+		else
+			cluster__fail_closed(c, "cannot start the restore thread");
+	}
+}
+
+static void begin_cb(struct rconn *rc, redisReply *r, void *priv)
+{
+	struct cluster *c = rconn_ud(rc);
+
+	(void)priv;
+	if (!r || !c->restoring)
+		return;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY) {
+		cluster__log_cmd_error(c, "restore begin", r);
+		rconn_reset(rc, "restore begin");
+		return;
+	}
+	int late = r->element[0]->integer != 0;
+	const redisReply *h = r->element[1];
+	memset(c->redis_off, 0, c->k * sizeof(*c->redis_off));
+	for (size_t i = 0; i + 1 < h->elements; i += 2) {
+		const redisReply *f = h->element[i], *v = h->element[i + 1];
+		if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || f->str[0] != 'o')
+			continue;
+		unsigned long k = strtoul(f->str + 1, NULL, 10);
+		if (k < c->k)
+			c->redis_off[k] = strtoull(v->str, NULL, 10);
+	}
+	int ahead = 0;
+	for (unsigned k = 0; k < c->k; k++)
+		ahead |= c->sh[k].applied > c->redis_off[k];
+	log_warn("cluster_redis_restarted", "old_run_id=%s new_run_id=%s late=%d has_lost_entries=%d",
+		 c->known_run_id, c->restore_run_id, late, ahead);
+	if (!ahead) {
+		finish(c);
+		return;
+	}
+	if (late) {
+		cluster__fail_closed(c, "Redis restarted and lost entries this node holds, and this node "
+				     "came back after the restore window");
+		return;
+	}
+	c->restore_stage = 1;
+	restore_tick(c->s->loop, &c->restore_w, 0);
+}
+
+void cluster__restore_begin(struct cluster *c)
+{
+	char now[24], hold[24], key[96];
+	const char *run_id = rconn_run_id(c->cmd);
+
+	if (c->restore_thread_live)
+		return; /* the one in progress goes on; its async restarts sending */
+	c->restoring = 1;
+	c->st.restoring = true;
+	c->st.publishing = false;
+	c->restore_stage = 0;
+	snprintf(c->restore_run_id, sizeof(c->restore_run_id), "%s", run_id);
+	snprintf(now, sizeof(now), "%lld", (long long)util_now_ms());
+	snprintf(hold, sizeof(hold), "%u", c->s->cfg->cluster_hold_ms);
+	snprintf(key, sizeof(key), "parley:restored:%s", run_id);
+	const char *argv[] = { "EVAL", begin_lua, "3", key, "parley:off", "parley:hold", now, hold,
+			       run_id };
+	if (rconn_command_argv(c->cmd, begin_cb, NULL, 9, argv, NULL) < 0)
+		return;
+	if (!ev_is_active(&c->restore_w)) {
+		double t = c->s->cfg->cluster_hold_ms / 3000.0;
+		ev_timer_set(&c->restore_w, t < 0.02 ? 0.02 : t, t < 0.02 ? 0.02 : t);
+		ev_timer_start(c->s->loop, &c->restore_w);
+	}
+}
+
+void cluster__restore_init(struct cluster *c)
+{
+	c->redis_off = xcalloc(c->k, sizeof(*c->redis_off));
+	c->restore_to = xcalloc(c->k, sizeof(*c->restore_to));
+	ev_async_init(&c->restore_async, restore_async_cb);
+	c->restore_async.data = c;
+	ev_async_start(c->s->loop, &c->restore_async);
+	ev_timer_init(&c->restore_w, restore_tick, 0, 0);
+	c->restore_w.data = c;
+}
+
+void cluster__restore_stop(struct cluster *c)
+{
+	if (c->restore_thread_live) {
+		pthread_join(c->restore_thread, NULL);
+		c->restore_thread_live = 0;
+	}
+	free_rents(c);
+	ev_async_stop(c->s->loop, &c->restore_async);
+	ev_timer_stop(c->s->loop, &c->restore_w);
+	free(c->redis_off);
+	free(c->restore_to);
+	c->redis_off = c->restore_to = NULL;
+}

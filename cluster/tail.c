@@ -1,0 +1,286 @@
+/*
+ * tail.c - the log tail and the apply step of a cluster node.
+ *
+ * Its own connection loops XREAD BLOCK 1000 COUNT n over every shard's
+ * stream, from this node's applied positions. Each entry is applied in
+ * stream order: its shard offset must be the last applied + 1. One that is
+ * not is either a re-append of an entry this node already has (offset <=
+ * last: a restore after a Redis restart; skipped) or a gap: the entries in
+ * between were trimmed away (this node was away longer than the log
+ * window) or Redis lost them. A gap is never papered over: the node fails
+ * closed (cluster__fail_closed) and must be resynchronised.
+ *
+ * Applying is store_apply (the message with the log's seq, and the
+ * position, in one transaction), then the same cache and fan-out as a
+ * single node (cmd_apply_message), then the answer to this node's own
+ * publisher, which therefore never overtakes its own copy.
+ *
+ * Back-pressure: a new XREAD is sent only while the store's queue is less
+ * than half full, so a slow disk slows the tail instead of growing memory.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster_int.h"
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+static void tail_read(struct cluster *c);
+
+/* The fields of one entry, pointing into hiredis's reply. */
+struct entry {
+	const char *id;
+	const char *room, *from, *data, *node, *key;
+	size_t room_len, from_len, data_len, key_len;
+	uint64_t seq, off, pid, except;
+	int64_t ts;
+	int has_off;
+};
+
+static uint64_t num(const redisReply *v)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < v->len && v->str[i] >= '0' && v->str[i] <= '9'; i++)
+		n = n * 10 + (uint64_t)(v->str[i] - '0');
+	return n;
+}
+
+/* Reads entry e from [id, [f, v, ...]]. Returns 0, or -1 if malformed. */
+static int parse_entry(const redisReply *r, struct entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
+		return -1;
+	e->id = r->element[0]->str;
+	const redisReply *f = r->element[1];
+	e->room = e->from = e->data = e->node = "";
+	for (size_t i = 0; i + 1 < f->elements; i += 2) {
+		const redisReply *k = f->element[i], *v = f->element[i + 1];
+		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
+			return -1;
+		switch (k->str[0]) {
+		case 'r': e->room = v->str; e->room_len = v->len; break;
+		case 's': e->seq = num(v); break;
+		case 'o': e->off = num(v); e->has_off = 1; break;
+		case 't': e->ts = (int64_t)num(v); break;
+		case 'f': e->from = v->str; e->from_len = v->len; break;
+		case 'd': e->data = v->str; e->data_len = v->len; break;
+		case 'n': e->node = v->str; break;
+		case 'x': e->pid = num(v); break;
+		case 'e': e->except = num(v); break;
+		case 'k': e->key = v->str; e->key_len = v->len; break;
+		default: break;
+		}
+	}
+	if (e->key_len > STORE_KEY_MAX)
+		return -1;
+	if (!e->has_off || strlen(e->id) > STORE_POS_ID_MAX || e->room_len > 128 ||
+	    (e->seq && (!e->room_len || !e->data_len)))
+		return -1;
+	return 0;
+}
+
+/* Applies one entry of shard k. Returns 0, or -1 after failing closed. */
+static int apply_entry(struct cluster *c, unsigned k, const struct entry *e)
+{
+	struct server *s = c->s;
+	struct cshard *sh = &c->sh[k];
+
+	if (e->off <= sh->applied) {
+		/* Already applied: a restore re-appended it. Move the read
+		 * position past it (not stored: re-reading it is harmless). */
+		snprintf(sh->id, sizeof(sh->id), "%s", e->id);
+		c->st.skipped++;
+		return 0;
+	}
+	if (e->off != sh->applied + 1) {
+		char why[200];
+		snprintf(why, sizeof(why), "shard %u: next entry has offset %llu, last applied %llu",
+			 k, (unsigned long long)e->off, (unsigned long long)sh->applied);
+		cluster__fail_closed(c, why);
+		return -1;
+	}
+	uint64_t seq = e->seq;
+	if (seq && e->room_len && seq <= store_last_seq(s->store, e->room)) {
+		/* The log can only repeat a seq if it was given two messages
+		 * under one seq; never deliver a second one. */
+		log_error("cluster_seq_repeat", "room=%s seq=%llu", log_q(e->room),
+			  (unsigned long long)seq);
+		seq = 0;
+	}
+	struct cpend *p = NULL;
+	/* Ours, from this run: pids start at a clock-based base each run, so
+	 * an entry a previous run of this node published is not taken for a
+	 * pending publish (or a connection) of this one. */
+	int mine = e->pid > c->pid_base && !strcmp(e->node, c->node_id);
+	if (mine)
+		p = cluster__pend_find(c, e->pid);
+	uint64_t ticket = p && p->w.kind == PUB_W_CONN ? p->w.ticket : 0;
+	struct store_apply_req a = {
+		.room = e->room_len ? e->room : "", .seq = seq, .ts = e->ts,
+		.from = e->from, .data = e->data, .data_len = e->data_len,
+		.key = e->key_len ? e->key : NULL, .key_len = e->key_len,
+		.ticket = seq ? ticket : 0, .shard = k, .offset = e->off, .id = e->id,
+	};
+	if (store_apply(s->store, &a) != STORE_OK) {
+		cluster__fail_closed(c, "store_apply refused an entry");
+		return -1;
+	}
+	/* A filler (restore of a lost volatile or deleted entry) or a
+	 * repeated seq moves the position only. */
+	if (e->room_len && (seq || !e->seq)) {
+		/* echo:false holds on the origin node even for a publish that
+		 * timed out (its pending entry is gone, the entry says who) */
+		struct conn *except = mine && e->except ? conn_by_serial(s, e->except) : NULL;
+		cmd_apply_message(s, e->room, e->room_len, seq, e->ts, e->from, e->from_len,
+				  e->data, e->data_len, except);
+	}
+	sh->applied = e->off;
+	snprintf(sh->id, sizeof(sh->id), "%s", e->id);
+	sh->lag_ms = (double)(util_now_ms() - e->ts);
+	c->lag[k] = sh->lag_ms;
+	c->st.applied++;
+	c->applied_this_run++;
+	if (p)
+		cluster__pend_finish(c, p, PROTO_OK, seq, false);
+	return 0;
+}
+
+/* Shard number of "parley:log:<k>", or -1. */
+static int stream_shard(const struct cluster *c, const redisReply *name)
+{
+	if (name->type != REDIS_REPLY_STRING || name->len < 12 ||
+	    memcmp(name->str, "parley:log:", 11))
+		return -1;
+	uint64_t k = 0;
+	for (size_t i = 11; i < name->len; i++) {
+		if (name->str[i] < '0' || name->str[i] > '9')
+			return -1;
+		k = k * 10 + (uint64_t)(name->str[i] - '0');
+	}
+	return k < c->k ? (int)k : -1;
+}
+
+static void read_cb(struct rconn *rc, redisReply *r, void *priv)
+{
+	struct cluster *c = rconn_ud(rc);
+
+	(void)priv;
+	c->reading = 0;
+	if (!r)
+		return; /* lost: tail_ready resumes */
+	if (r->type == REDIS_REPLY_ERROR) {
+		cluster__log_cmd_error(c, "XREAD", r);
+		rconn_reset(rc, "XREAD error");
+		return;
+	}
+	if (r->type == REDIS_REPLY_ARRAY) {
+		double lag = 0;
+		for (size_t i = 0; i < r->elements && !c->failed; i++) {
+			const redisReply *st = r->element[i];
+			if (st->type != REDIS_REPLY_ARRAY || st->elements != 2)
+				continue;
+			int k = stream_shard(c, st->element[0]);
+			const redisReply *ents = st->element[1];
+			if (k < 0 || ents->type != REDIS_REPLY_ARRAY)
+				continue;
+			for (size_t j = 0; j < ents->elements && !c->failed; j++) {
+				struct entry e;
+				if (parse_entry(ents->element[j], &e) < 0) {
+					cluster__fail_closed(c, "malformed log entry");
+					break;
+				}
+				if (apply_entry(c, (unsigned)k, &e) < 0)
+					break;
+			}
+			cluster__pending_offsets(c, (unsigned)k);
+		}
+		for (unsigned k = 0; k < c->k; k++)
+			if (c->lag[k] > lag)
+				lag = c->lag[k];
+		c->st.lag_ms_max = lag;
+	}
+	/* NIL: BLOCK timed out with nothing new */
+	tail_read(c);
+}
+
+static void tail_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop, (void)revents;
+	tail_read(w->data);
+}
+
+/* Sends the next XREAD, unless one is in flight, the store is behind (then
+ * in 20 ms), or the node failed closed. */
+static void tail_read(struct cluster *c)
+{
+	struct server *s = c->s;
+
+	if (c->reading || c->failed || !c->tail || !rconn_ready(c->tail))
+		return;
+	if (store_queue_depth(s->store) > s->cfg->store_queue_messages / 2) {
+		if (!ev_is_active(&c->tail_w)) {
+			ev_timer_set(&c->tail_w, 0.02, 0);
+			ev_timer_start(s->loop, &c->tail_w);
+		}
+		return;
+	}
+	unsigned n = 6 + 2 * c->k;
+	const char **argv = xcalloc(n, sizeof(*argv));
+	char count[16];
+	snprintf(count, sizeof(count), "%u", s->cfg->cluster_read_count);
+	argv[0] = "XREAD";
+	argv[1] = "COUNT";
+	argv[2] = count;
+	argv[3] = "BLOCK";
+	argv[4] = "1000";
+	argv[5] = "STREAMS";
+	for (unsigned k = 0; k < c->k; k++) {
+		argv[6 + k] = c->stream_keys[k];
+		argv[6 + c->k + k] = c->sh[k].id;
+	}
+	if (rconn_command_argv(c->tail, read_cb, NULL, (int)n, argv, NULL) == 0)
+		c->reading = 1;
+	free(argv);
+}
+
+void cluster__tail_ready(struct rconn *rc, void *ud)
+{
+	struct cluster *c = ud;
+
+	(void)rc;
+	c->st.tail_connected = true;
+	tail_read(c);
+}
+
+void cluster__tail_down(struct rconn *rc, void *ud, int was_ready, const char *why)
+{
+	struct cluster *c = ud;
+
+	(void)rc;
+	c->reading = 0;
+	c->st.tail_connected = false;
+	if (was_ready)
+		log_warn("cluster_tail_lost", "error=%s", log_q(why));
+}
+
+void cluster__tail_init(struct cluster *c)
+{
+	ev_timer_init(&c->tail_w, tail_timer_cb, 0, 0);
+	c->tail_w.data = c;
+	for (unsigned k = 0; k < c->k; k++) {
+		struct store_pos pos;
+		store_position(c->s->store, k, &pos);
+		c->sh[k].applied = pos.offset;
+		snprintf(c->sh[k].id, sizeof(c->sh[k].id), "%s", pos.id);
+	}
+}
+
+void cluster__tail_stop(struct cluster *c)
+{
+	ev_timer_stop(c->s->loop, &c->tail_w);
+}

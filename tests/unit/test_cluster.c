@@ -1,0 +1,371 @@
+/* test_cluster.c - the cluster's Redis address parser and shard hash
+ * (cluster/rurl.c), and the self-reconnecting async connection
+ * (cluster/rconn.c) against a real redis-server this test starts on a free
+ * port: handshake and run_id, AUTH, a lost server (down, then ready again
+ * with a new run_id), a connect refused, and a server that stops answering
+ * (command timeout). */
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rconn.h"
+#include "rurl.h"
+
+/* ---- rurl ---- */
+
+START_TEST(url_tcp)
+{
+	struct rurl_addr a;
+	char why[128];
+
+	ck_assert_int_eq(rurl_parse("redis://127.0.0.1:6379", &a, why, sizeof(why)), 0);
+	ck_assert_str_eq(a.host, "127.0.0.1");
+	ck_assert_int_eq(a.port, 6379);
+	ck_assert_uint_eq(a.db, 0);
+	ck_assert_str_eq(a.password, "");
+	ck_assert_int_eq(rurl_parse("redis://:s3cr@t@10.0.0.1:7000/3", &a, why, sizeof(why)), 0);
+	ck_assert_str_eq(a.password, "s3cr@t");
+	ck_assert_str_eq(a.host, "10.0.0.1");
+	ck_assert_int_eq(a.port, 7000);
+	ck_assert_uint_eq(a.db, 3);
+	ck_assert_int_eq(rurl_parse("redis://[::1]:6380/15", &a, why, sizeof(why)), 0);
+	ck_assert_str_eq(a.host, "::1");
+	ck_assert_int_eq(a.port, 6380);
+	ck_assert_uint_eq(a.db, 15);
+	ck_assert_int_eq(rurl_parse("redis://localhost:1", &a, why, sizeof(why)), 0);
+	ck_assert_int_eq(rurl_resolve(&a, why, sizeof(why)), 0);
+	ck_assert_msg(!strcmp(a.ip, "127.0.0.1") || !strcmp(a.ip, "::1"), "%s", a.ip);
+	ck_assert_int_eq(rurl_parse("redis://localhost:65535", &a, why, sizeof(why)), 0);
+}
+END_TEST
+
+START_TEST(url_unix)
+{
+	struct rurl_addr a;
+	char why[128];
+
+	ck_assert_int_eq(rurl_parse("unix:/run/redis.sock", &a, why, sizeof(why)), 0);
+	ck_assert(a.is_unix);
+	ck_assert_str_eq(a.path, "/run/redis.sock");
+	ck_assert_uint_eq(a.db, 0);
+	ck_assert_int_eq(rurl_parse("unix:/run/redis.sock?db=2", &a, why, sizeof(why)), 0);
+	ck_assert_uint_eq(a.db, 2);
+}
+END_TEST
+
+START_TEST(url_bad)
+{
+	static const char *bad[] = {
+		"", "redis://", "redis://host", "redis://host:", "redis://host:0",
+		"redis://host:65536", "redis://host:12x", "redis://:@host:1", "redis://user:pw@host:1",
+		"redis://host:1/", "redis://host:1/x", "redis://host:1/65536", "rediss://host:6379",
+		"http://host:1", "unix:", "unix:relative", "unix:/p?db=", "unix:/p?x=1",
+		"redis://::1:6379", "redis://[::1]6379", "redis://:1",
+	};
+	struct rurl_addr a;
+	char why[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		ck_assert_msg(rurl_parse(bad[i], &a, why, sizeof(why)) == -1, "accepted '%s'", bad[i]);
+		ck_assert_msg(why[0], "no reason for '%s'", bad[i]);
+	}
+	ck_assert_int_eq(rurl_parse("rediss://h:1", &a, why, sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "TLS"));
+}
+END_TEST
+
+START_TEST(shard_hash)
+{
+	/* FNV-1a 64 published values: "" -> cbf29ce484222325, "a" ->
+	 * af63dc4c8601ec8c, "foobar" -> 85944171f73967e8. */
+	ck_assert_uint_eq(rurl_shard("", 0, 1u << 31), (unsigned)(0xcbf29ce484222325ULL % (1u << 31)));
+	ck_assert_uint_eq(rurl_shard("a", 1, 1000003), (unsigned)(0xaf63dc4c8601ec8cULL % 1000003));
+	ck_assert_uint_eq(rurl_shard("foobar", 6, 16), (unsigned)(0x85944171f73967e8ULL % 16));
+	ck_assert_uint_eq(rurl_shard("anything", 8, 1), 0);
+	/* rooms spread: 16 shards, 1600 names, each shard gets 50-150 */
+	unsigned n[16] = { 0 };
+	char name[32];
+	for (int i = 0; i < 1600; i++) {
+		int l = snprintf(name, sizeof(name), "room-%d", i);
+		unsigned s = rurl_shard(name, (size_t)l, 16);
+		ck_assert_uint_lt(s, 16);
+		n[s]++;
+	}
+	for (int i = 0; i < 16; i++)
+		ck_assert_msg(n[i] >= 50 && n[i] <= 150, "shard %d got %u", i, n[i]);
+}
+END_TEST
+
+/* ---- rconn against a real redis-server ---- */
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static pid_t redis_start(int port, const char *pass)
+{
+	char p[16];
+	pid_t pid;
+
+	snprintf(p, sizeof(p), "%d", port);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (pass)
+			execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1",
+			       "--save", "", "--appendonly", "no", "--requirepass", pass,
+			       "--loglevel", "warning", "--dir", "/tmp", (char *)NULL);
+		else
+			execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1",
+			       "--save", "", "--appendonly", "no", "--loglevel", "warning",
+			       "--dir", "/tmp", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void redis_stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+struct probe {
+	int ready, down, down_was_ready, replies, nulls;
+	char why[160], run_id[48], got[64];
+	struct ev_loop *loop;
+	int stop_on;                 /* 1: ready, 2: down, 3: a reply */
+};
+
+static void p_ready(struct rconn *rc, void *ud)
+{
+	struct probe *p = ud;
+
+	p->ready++;
+	snprintf(p->run_id, sizeof(p->run_id), "%s", rconn_run_id(rc));
+	if (p->stop_on == 1)
+		ev_break(p->loop, EVBREAK_ALL);
+}
+
+static void p_down(struct rconn *rc, void *ud, int was_ready, const char *why)
+{
+	struct probe *p = ud;
+
+	(void)rc;
+	p->down++;
+	p->down_was_ready += was_ready;
+	snprintf(p->why, sizeof(p->why), "%s", why);
+	if (p->stop_on == 2)
+		ev_break(p->loop, EVBREAK_ALL);
+}
+
+static void p_reply(struct rconn *rc, redisReply *r, void *priv)
+{
+	struct probe *p = priv;
+
+	(void)rc;
+	if (!r)
+		p->nulls++;
+	else {
+		p->replies++;
+		if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+			snprintf(p->got, sizeof(p->got), "%s", r->str);
+	}
+	if (p->stop_on == 3)
+		ev_break(p->loop, EVBREAK_ALL);
+}
+
+static void watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)w, (void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Runs the loop until the probe's stop condition or `secs`. */
+static void run_for(struct probe *p, int stop_on, double secs)
+{
+	ev_timer t;
+
+	p->stop_on = stop_on;
+	ev_timer_init(&t, watchdog, secs, 0);
+	ev_timer_start(p->loop, &t);
+	ev_run(p->loop, 0);
+	ev_timer_stop(p->loop, &t);
+}
+
+static struct rconn *open_rc(struct probe *p, int port, const char *pass, double cmd_timeout)
+{
+	static const struct rconn_cbs cbs = { p_ready, p_down };
+	struct rconn_opts o = { .connect_timeout = 1, .cmd_timeout = cmd_timeout,
+				.backoff_min = 0.05, .backoff_max = 0.2 };
+	struct rurl_addr a;
+	char url[64], why[128];
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/1", port);
+	ck_assert_int_eq(rurl_parse(url, &a, why, sizeof(why)), 0);
+	ck_assert_int_eq(rurl_resolve(&a, why, sizeof(why)), 0);
+	p->loop = ev_loop_new(EVFLAG_AUTO);
+	return rconn_new(p->loop, &a, pass, "test node/1", &o, &cbs, p);
+}
+
+START_TEST(rconn_lifecycle)
+{
+	int port = free_port();
+	pid_t rp = redis_start(port, NULL);
+	struct probe p = { 0 };
+	struct rconn *rc = open_rc(&p, port, NULL, 1);
+
+	/* redis may take a moment to listen: refused attempts are retried */
+	run_for(&p, 1, 10);
+	ck_assert_int_eq(p.ready, 1);
+	ck_assert(rconn_ready(rc));
+	ck_assert_uint_eq(strlen(p.run_id), 40);
+	char first[48];
+	strcpy(first, p.run_id);
+
+	ck_assert_int_eq(rconn_command(rc, p_reply, &p, "SET k %s", "v1"), 0);
+	ck_assert_int_eq(rconn_command(rc, p_reply, &p, "GET k"), 0);
+	ck_assert_uint_eq(rconn_inflight(rc), 2);
+	while (p.replies < 2)
+		run_for(&p, 3, 5);
+	ck_assert_str_eq(p.got, "v1");
+	/* SELECT 1 was sent: the key is in db 1 */
+	ck_assert_int_eq(rconn_command(rc, p_reply, &p, "CLIENT GETNAME"), 0);
+	run_for(&p, 3, 5);
+	ck_assert_str_eq(p.got, "test_node_1");
+
+	/* Redis dies with a command in flight: NULL reply, down(was_ready), then
+	 * refused reconnects (down again, not ready) until it is back */
+	ck_assert_int_eq(rconn_command(rc, p_reply, &p, "BLPOP nothing 5"), 0);
+	redis_stop(rp);
+	run_for(&p, 2, 5);
+	ck_assert_int_eq(p.nulls, 1);
+	ck_assert_int_eq(p.down_was_ready, 1);
+	ck_assert(!rconn_ready(rc));
+	ck_assert_int_eq(rconn_command(rc, p_reply, &p, "PING"), -1);
+	run_for(&p, 2, 5);
+	ck_assert_int_ge(p.down, 2);
+	ck_assert_int_eq(p.down_was_ready, 1);
+
+	rp = redis_start(port, NULL);
+	run_for(&p, 1, 10);
+	ck_assert_int_eq(p.ready, 2);
+	ck_assert_str_ne(p.run_id, first);      /* a restart shows as a new run_id */
+
+	/* a Redis that stops answering: the command timeout drops the connection */
+	kill(rp, SIGSTOP);
+	int downs = p.down;
+	ck_assert_int_eq(rconn_command(rc, p_reply, &p, "PING"), 0);
+	run_for(&p, 2, 5);
+	ck_assert_int_eq(p.down, downs + 1);
+	ck_assert_str_eq(p.why, "command timeout");
+	ck_assert_int_eq(p.nulls, 2);
+	kill(rp, SIGCONT);
+	run_for(&p, 1, 10);
+	ck_assert_int_eq(p.ready, 3);
+
+	/* free with a command in flight: its callback gets NULL */
+	ck_assert_int_eq(rconn_command(rc, p_reply, &p, "BLPOP nothing 5"), 0);
+	struct ev_loop *loop = p.loop;
+	rconn_free(&rc);
+	ck_assert_ptr_null(rc);
+	ck_assert_int_eq(p.nulls, 3);
+	ev_loop_destroy(loop);
+	redis_stop(rp);
+}
+END_TEST
+
+START_TEST(rconn_auth)
+{
+	int port = free_port();
+	pid_t rp = redis_start(port, "right-password");
+	struct probe p = { 0 };
+	struct rconn *rc = open_rc(&p, port, "wrong", 1);
+
+	/* wait for the server, then a refused AUTH keeps it from being ready */
+	for (int i = 0; i < 50 && !strstr(p.why, "AUTH"); i++)
+		run_for(&p, 2, 1);
+	ck_assert_msg(strstr(p.why, "AUTH") != NULL, "why: %s", p.why);
+	ck_assert_int_eq(p.ready, 0);
+	rconn_free(&rc);
+	ev_loop_destroy(p.loop);
+
+	struct probe q = { 0 };
+	rc = open_rc(&q, port, "right-password", 1);
+	run_for(&q, 1, 10);
+	ck_assert_int_eq(q.ready, 1);
+	rconn_free(&rc);
+	ev_loop_destroy(q.loop);
+	redis_stop(rp);
+}
+END_TEST
+
+START_TEST(rconn_connect_timeout)
+{
+	/* a listening socket that never accepts: the TCP connect completes
+	 * (backlog) but no handshake reply ever comes */
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t l = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 16), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
+	struct probe p = { 0 };
+	struct rconn *rc = open_rc(&p, ntohs(sa.sin_port), NULL, 5);
+
+	run_for(&p, 2, 5);
+	ck_assert_int_eq(p.down, 1);
+	ck_assert_str_eq(p.why, "connect timeout");
+	ck_assert_int_eq(p.down_was_ready, 0);
+	rconn_free(&rc);
+	ev_loop_destroy(p.loop);
+	close(fd);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("cluster");
+	TCase *t = tcase_create("rurl");
+
+	tcase_add_test(t, url_tcp);
+	tcase_add_test(t, url_unix);
+	tcase_add_test(t, url_bad);
+	tcase_add_test(t, shard_hash);
+	suite_add_tcase(s, t);
+	t = tcase_create("rconn");
+	tcase_set_timeout(t, 60);
+	tcase_add_test(t, rconn_lifecycle);
+	tcase_add_test(t, rconn_auth);
+	tcase_add_test(t, rconn_connect_timeout);
+	suite_add_tcase(s, t);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
