@@ -11,6 +11,7 @@
 #                                 parleyd-sio is parleyd driven with --protocol socketio)
 #   DURATION=10                   seconds of each measured phase
 #   CONNS=5000                    members of the fan-out room and idle connections
+#   POLL_SESSIONS=2000            idle Engine.IO polling sessions (parleyd only, idle_polling.py)
 #   OUT=dir                       where results go (default: a new mktemp dir)
 #   SERVER_CPU=0 BENCH_CPU=1      CPU pinning (taskset)
 #   SWEEP="1000 5000 10000 19000" connection counts of the saturated fan-out sweep (the
@@ -30,6 +31,7 @@ BENCH=${BENCH:-$build/bench/parley-bench}
 SERVERS=${SERVERS:-"parleyd parleyd-sio ws socketio"}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-5000}
+POLL_SESSIONS=${POLL_SESSIONS:-2000}
 SWEEP=${SWEEP-"1000 5000 10000 19000"}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
@@ -134,6 +136,16 @@ for s in $SERVERS; do
   run_case "$s" chat    chat --rooms 2000 --members 5 --rate 2000 --size 40 --duration "$DURATION" --ramp 4000
   # History paging exists only in Parley's protocol.
   [ "$s" = parleyd ] && run_case "$s" history history --rooms 10 --clients 50 --prefill 2000 --limit 50 --duration 5
+  # Idle Engine.IO long-polling sessions (parleyd's /socket.io/; the Node server here is
+  # websocket-only): RSS per session, one GET held each, as socket.io-client leaves them.
+  if [ "$s" = parleyd ] && "$PARLEYD" --help 2>/dev/null | grep -q -- --sio-max-sessions; then
+    start_server parleyd idlepoll.parleyd
+    echo "== parleyd: idlepoll (idle_polling.py --sessions $POLL_SESSIONS)" >&2
+    python3 "$here/idle_polling.py" --port "$SERVER_PORT" --pid "$SERVER_PID" --sessions "$POLL_SESSIONS" \
+      >"$OUT/idlepoll.parleyd.json" 2>"$OUT/idlepoll.parleyd.err" || echo '{}' >"$OUT/idlepoll.parleyd.json"
+    stop_server
+    jq -c . "$OUT/idlepoll.parleyd.json" >&2 || true
+  fi
   # The curve: saturated fan-out at growing room sizes (deliveries/s and p99 per size).
   for n in $SWEEP; do
     run_case "$s" "sweep$n" fanout --rooms 1 --members "$n" --publishers 1 --rate 0 --window 32 --size 100 \
@@ -186,6 +198,7 @@ row "saturation 1x$CONNS: total us/delivery"        satur  server_total_us_per_d
 row "saturation 1x$CONNS: p99 latency ms"           satur  latency_p99_ms
 row "idle: server RSS bytes/conn ($CONNS conns)"    idle   server_rss_bytes_per_conn
 row "idle: connect rate conn/s"                     idle   connect_rate
+row "idle: server RSS bytes/polling session ($POLL_SESSIONS)" idlepoll server_rss_bytes_per_session
 row "chat 2000x5 @2000/s: p99 latency ms"           chat   latency_p99_ms
 row "chat 2000x5 @2000/s: p99 reply ms"             chat   ack_p99_ms
 row "chat 2000x5 @2000/s: delivered ratio"          chat   delivered_ratio

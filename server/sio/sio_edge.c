@@ -12,6 +12,7 @@
 
 #include <ev.h>
 
+#include "catchup.h"
 #include "cmd.h"
 #include "authn.h"
 #include "cmd_int.h"
@@ -67,6 +68,7 @@ struct sio_conn {
 	/* connection state recovery (see "recovery" below) */
 	char pid[17];               /* "": recovery off, or not connected */
 	bool client_disconnect;     /* the client left (41): nothing to recover */
+	bool connect_due;           /* they have: the timer answers CONNECT */
 	bool recovery_failed;       /* one of them could not recover */
 	char old_pid[17];
 	struct sio_ring ring;
@@ -780,13 +782,18 @@ static int restore(struct sio_conn *sc, struct sio_saved *e, const char *offset,
 	return 0;
 }
 
-/* The answer to a recovery join: it recovered, or it did not. */
+/* The answer to a recovery join: it recovered, or it did not. The last
+ * one may come from inside the core's reply encoder (a catch-up that read
+ * from disk finishes from catchup.c), where finish_connect cannot encode
+ * the welcome: the session's timer answers CONNECT (connect_due). */
 static void recovery_reply(struct sio_conn *sc, const char *p, size_t n)
 {
 	if (!memmem(p, n, "\"ok\":true", 9) || memmem(p, n, "\"recovered\":false", 17))
 		sc->recovery_failed = true;
-	if (--sc->recovering == 0)
-		finish_connect(sc);
+	if (--sc->recovering == 0) {
+		sc->connect_due = true;
+		timer_arm(sc);
+	}
 }
 
 /* CONNECT's answer: 40{"sid":…[,"pid":…]}, then welcome. */
@@ -862,6 +869,19 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 		emit_as(sc, g, reply);
 }
 
+int sio_catchup_room(const struct conn *c, bool release)
+{
+	const struct sio_conn *sc = c->sio;
+	const struct eio_session *e = &sc->eio;
+
+	if (e->transport == EIO_T_WEBSOCKET && c->wsi)
+		return -1;
+	if (release)
+		return e->q_packets == 0;
+	return e->q_packets == 0 ||
+	       (e->q_packets * 2 < ecfg.queue_max_packets && e->q_bytes * 2 < ecfg.queue_max_bytes);
+}
+
 void sio_conn_closing(struct conn *c, uint16_t code)
 {
 	struct sio_conn *sc = c->sio;
@@ -906,6 +926,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			sess_free(sc);
 		return;
 	}
+	if (sc->connect_due && !c->close_code) {
+		sc->connect_due = false;
+		finish_connect(sc);
+	}
 	if (!sc->connected && sc->connect_deadline && now >= sc->connect_deadline &&
 	    !c->close_code) {
 		/* The reference server's connectTimeout. */
@@ -923,7 +947,7 @@ static void timer_arm(struct sio_conn *sc)
 	struct ev_loop *loop = sc->s->loop;
 	uint64_t at = eio_session_deadline(&sc->eio), now = now_ms();
 
-	if (sc->dead)
+	if (sc->dead || sc->connect_due)
 		at = now;
 	else if (!sc->connected && sc->connect_deadline && sc->connect_deadline < at)
 		at = sc->connect_deadline;
@@ -1156,8 +1180,18 @@ static int own_keys(const char *a, size_t n)
 	size_t pos;
 	const char *why;
 
-	if (!memmem(a, n, "\"type\"", 6) && !memmem(a, n, "\"id\"", 4))
-		return 0; /* the usual case: no scan */
+	/* The usual case, neither "type" nor "id" anywhere: no scan. One
+	 * pass over the quotes looks for both. */
+	const char *q = a, *e = a + n;
+	bool maybe = false;
+	while (!maybe && (q = memchr(q, '"', (size_t)(e - q))) != NULL) {
+		size_t left = (size_t)(e - q);
+		maybe = (left >= 6 && q[1] == 't' && !memcmp(q, "\"type\"", 6)) ||
+			(left >= 4 && q[1] == 'i' && !memcmp(q, "\"id\"", 4));
+		q++;
+	}
+	if (!maybe)
+		return 0;
 	if (jscan_object(a, n, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why) != JSCAN_OK)
 		return 0; /* cmd_handle reports it */
 	return jscan_get(&top, "type") || jscan_get(&top, "id");
@@ -1182,7 +1216,7 @@ static void on_event(struct sio_conn *sc, const struct sio_packet *p)
 		a = wrap.data;
 		an = wrap.len;
 	}
-	size_t items = sio_array_items(a, an, it, 2);
+	size_t items = sio_array_first(a, an, it, 2);
 	const struct jval *arg = items >= 2 ? &it[1] : NULL;
 
 	if (it[0].type != JT_STRING) {
@@ -1606,6 +1640,11 @@ static int poll_answer(struct sio_conn *sc, struct lws *wsi, struct conn *port)
 	if (body.cap > 65536)
 		pbuf_free(&body);
 	apply(sc, act);
+	/* The client took what was queued: a replay (catchup.c) waiting for
+	 * room refills the queue for its next GET (whatever becomes of this
+	 * HTTP connection: r < 0 only closes it, not the session). */
+	if (sc->c->cu_head && !sc->dead)
+		catchup_pump(sc->c);
 	return r;
 }
 
