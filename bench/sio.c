@@ -103,6 +103,7 @@ void sio_message(struct conn *c, const char *p, size_t n)
                 mi.room_n = vn - 2;
             }
             js_find(arg, argn, "data", &mi.data, &mi.data_n);
+            js_int(arg, argn, "seq", &mi.seq); /* parleyd's: the stored message's seq */
         }
         break;
     }
@@ -115,8 +116,16 @@ void sio_message(struct conn *c, const char *p, size_t n)
             size_t evn;
             mi.ok = !(mi.data && js_find(mi.data, mi.data_n, "error", &ev, &evn));
         }
-        if (mi.data)
-            js_int(mi.data, mi.data_n, "seq", &mi.seq);
+        if (mi.data) {
+            /* parleyd acks with the native reply, {ok, data:{room, seq}}; the
+             * Node server with {} or a flat object */
+            const char *d;
+            size_t dn;
+            if (js_find(mi.data, mi.data_n, "data", &d, &dn) && dn && d[0] == '{')
+                js_int(d, dn, "seq", &mi.seq);
+            else
+                js_int(mi.data, mi.data_n, "seq", &mi.seq);
+        }
         break;
     case '4': /* CONNECT_ERROR */
         loop_close(c, "socket.io connect error");

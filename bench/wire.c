@@ -95,7 +95,11 @@ void wire_publish(struct conn *c, const char *room, const char *data, size_t dn,
 {
     int n;
     if (g_opts.proto == PROTO_SOCKETIO) {
-        n = snprintf(g_scratch, SCRATCH, "{\"room\":\"%s\",\"data\":", room);
+        /* parleyd's /socket.io/ stores by default, like its native
+         * publish: say volatile the same way, so both protocols do the
+         * same work (the Node peer ignores the field). */
+        n = snprintf(g_scratch, SCRATCH, "{\"room\":\"%s\",%s\"data\":", room,
+                     persist ? "" : "\"persist\":false,");
         if ((size_t)n + dn + 2 > SCRATCH)
             return;
         memcpy(g_scratch + n, data, dn);

@@ -11,6 +11,7 @@
 #include "proto.h"
 #include "room.h"
 #include "server.h"
+#include "sio/sio_edge.h"
 #include "store.h"
 #include "util.h"
 
@@ -143,11 +144,18 @@ static void send_row(struct conn *c, struct room *r, const struct store_msg *row
 }
 
 /* 1 while the replies waiting in c's queue are below half the send queue
- * limits (always room for one when none waits). */
+ * limits (always room for one when none waits). A Socket.IO session that
+ * polls has no socket of its own: its Engine.IO queue is what the client
+ * drains, one GET at a time (sio_catchup_room). */
 static int has_room(const struct conn *c)
 {
 	const struct config *cfg = c->srv->cfg;
 
+	if (c->kind == CONN_SIO) {
+		int r = sio_catchup_room(c, false);
+		if (r >= 0)
+			return r;
+	}
 	return c->q.rcount == 0 ||
 	       ((uint64_t)c->q.rcount * 2 < cfg->send_queue_messages &&
 		(uint64_t)c->q.rbytes * 2 < cfg->send_queue_bytes);
@@ -193,6 +201,13 @@ int catchup_pump(struct conn *c)
 	while ((cu = c->cu_head) && !c->close_code && !cu->cookie && !c->read_waiting &&
 	       has_room(c)) {
 		if (!cu->m || cu->failed || cu->next_seq > cu->last) {
+			/* Over polling the held live frames go into the
+			 * Engine.IO queue at once: wait until the client has
+			 * taken the replay, so that they fit its bounds. */
+			struct member *m = cu->m;
+			if (c->kind == CONN_SIO && m && m->ncatchup == 1 && m->hold &&
+			    m->hold->count && !sio_catchup_room(c, true))
+				break;
 			finish(c, cu);
 			queued = 1;
 			continue;

@@ -128,6 +128,12 @@ int conn_live_fits(const struct conn *c, size_t len);
  * close the connection; when more than the send queue limits of them
  * wait, the connection stops reading commands until half have gone out. */
 void conn_send_reply(struct conn *c, struct frame *f);
+/* The queueing half of conn_send and conn_send_reply, for a frame already
+ * in the connection's own wire form (a Socket.IO session's WebSocket
+ * queues its renditions with these): the same limits and actions. The
+ * caller has checked that the connection is not closing. */
+void conn_queue_live(struct conn *c, struct frame *f);
+void conn_queue_reply(struct conn *c, struct frame *f);
 /* Queues a copy of the JSON text, as a reply. */
 void conn_send_text(struct conn *c, const char *text, size_t len);
 /* Writes queued frames until the queue is empty or the socket is full.

@@ -33,6 +33,7 @@ static struct frame *frame_new_op(const void *payload, size_t len, unsigned char
 	f->refs = 1;
 	f->seq = 0;
 	f->sio = NULL;
+	f->sio_room = 0;
 	return f;
 }
 
@@ -57,33 +58,20 @@ void frame_unref(struct frame **fp)
 	}
 }
 
-const char *frame_payload(const struct frame *f, size_t *len)
-{
-	size_t hlen = (size_t)(f->buf + FRAME_HEADROOM - f->wire);
-	*len = f->len - hlen;
-	return (const char *)f->buf + FRAME_HEADROOM;
-}
-
 void sendq_push(struct sendq *q, struct frame *f, int reply)
 {
 	if (q->count == q->cap) {
 		uint32_t ncap = q->cap ? q->cap * 2 : 4;
-		struct frame **r = xmalloc(ncap * sizeof(*r));
-		uint8_t *k = xmalloc(ncap);
-		for (uint32_t i = 0; i < q->count; i++) {
-			r[i] = sendq_peek(q, i);
-			k[i] = (uint8_t)sendq_is_reply(q, i);
-		}
+		uintptr_t *r = xmalloc(ncap * sizeof(*r));
+		for (uint32_t i = 0; i < q->count; i++)
+			r[i] = q->ring[(q->head + i) & (q->cap - 1)];
 		free(q->ring);
-		free(q->reply);
 		q->ring = r;
-		q->reply = k;
 		q->cap = ncap;
 		q->head = 0;
 	}
-	uint32_t slot = (q->head + q->count) & (q->cap - 1);
-	q->ring[slot] = frame_ref(f);
-	q->reply[slot] = reply ? 1 : 0;
+	q->ring[(q->head + q->count) & (q->cap - 1)] =
+		(uintptr_t)frame_ref(f) | (reply ? SENDQ_REPLY : 0);
 	q->count++;
 	q->bytes += f->len;
 	if (reply) {
@@ -95,34 +83,32 @@ void sendq_push(struct sendq *q, struct frame *f, int reply)
 void sendq_drop(struct sendq *q, uint32_t n)
 {
 	while (n-- && q->count) {
-		struct frame **slot = &q->ring[q->head];
-		q->bytes -= (*slot)->len;
-		if (q->reply[q->head]) {
+		uintptr_t e = q->ring[q->head];
+		struct frame *f = (struct frame *)(e & ~SENDQ_REPLY);
+		q->bytes -= f->len;
+		if (e & SENDQ_REPLY) {
 			q->rcount--;
-			q->rbytes -= (*slot)->len;
+			q->rbytes -= f->len;
 		}
-		frame_unref(slot);
+		frame_unref(&f);
 		q->head = (q->head + 1) & (q->cap - 1);
 		q->count--;
 	}
-	if (q->count == 0 && q->cap > 64) {
-		/* A burst grew the ring; an idle connection gives it back. */
-		free(q->ring);
-		free(q->reply);
-		q->ring = NULL;
-		q->reply = NULL;
-		q->cap = 0;
-	}
-	if (q->count == 0)
+	if (q->count == 0) {
 		q->head = 0;
+		if (q->cap > 64) {
+			/* A burst grew the ring; an idle connection gives it back. */
+			free(q->ring);
+			q->ring = NULL;
+			q->cap = 0;
+		}
+	}
 }
 
 void sendq_clear(struct sendq *q)
 {
 	sendq_drop(q, q->count);
 	free(q->ring);
-	free(q->reply);
 	q->ring = NULL;
-	q->reply = NULL;
 	q->cap = q->head = 0;
 }

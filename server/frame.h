@@ -21,9 +21,15 @@ struct frame {
 	struct frame *sio;     /* its Socket.IO rendition (server/sio), built on
 				* first need and shared by every Socket.IO
 				* member; released with this frame */
+	uint64_t sio_room;     /* in a rendition of a room message with a seq
+				* (which seq then also holds): the room's key
+				* in a session's recovery ring, so that each
+				* member's mark is not parsed again */
 	unsigned char *wire;   /* the header's first byte, inside buf */
 	unsigned char buf[];   /* FRAME_HEADROOM + payload */
 };
+/* struct sendq tags its entries in bit 0 of the frame's address. */
+_Static_assert(_Alignof(struct frame) >= 2, "sendq tags frame pointers in bit 0");
 
 /* A text frame holding a copy of payload, with one reference (the
  * caller's). */
@@ -41,7 +47,12 @@ static inline struct frame *frame_ref(struct frame *f)
 void frame_unref(struct frame **fp);
 
 /* The payload (JSON text) of a frame built by frame_new_text. */
-const char *frame_payload(const struct frame *f, size_t *len);
+static inline const char *frame_payload(const struct frame *f, size_t *len)
+{
+	size_t hlen = (size_t)(f->buf + FRAME_HEADROOM - f->wire);
+	*len = f->len - hlen;
+	return (const char *)f->buf + FRAME_HEADROOM;
+}
 
 /*
  * A FIFO of frame references. Each entry is either live (a room's message
@@ -53,8 +64,10 @@ const char *frame_payload(const struct frame *f, size_t *len);
  * reading commands, the catch-up stops reading the store).
  */
 struct sendq {
-	struct frame **ring;
-	uint8_t *reply;        /* per slot: 1 if the entry is a reply */
+	/* frame pointers, bit 0 set on a reply: malloc'd frames are at
+	 * least 8-aligned, and a tag in the entry itself keeps push, peek
+	 * and drop on one cache line per entry (no second array) */
+	uintptr_t *ring;
 	uint32_t cap;          /* 0 or a power of two */
 	uint32_t head;
 	uint32_t count;        /* entries, both kinds */
@@ -63,17 +76,19 @@ struct sendq {
 	size_t rbytes;
 };
 
+#define SENDQ_REPLY ((uintptr_t)1)
+
 /* Appends a new reference to f (the queue takes one); reply: counts it as
  * a reply. Never refuses: the caller checks its limits first. */
 void sendq_push(struct sendq *q, struct frame *f, int reply);
 static inline struct frame *sendq_peek(const struct sendq *q, uint32_t i)
 {
-	return q->ring[(q->head + i) & (q->cap - 1)];
+	return (struct frame *)(q->ring[(q->head + i) & (q->cap - 1)] & ~SENDQ_REPLY);
 }
 /* 1 if the i-th entry is a reply. */
 static inline int sendq_is_reply(const struct sendq *q, uint32_t i)
 {
-	return q->reply[(q->head + i) & (q->cap - 1)];
+	return (int)(q->ring[(q->head + i) & (q->cap - 1)] & SENDQ_REPLY);
 }
 /* Live entries and their bytes. */
 static inline uint32_t sendq_live(const struct sendq *q)

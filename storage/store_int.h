@@ -255,6 +255,8 @@ struct store {
 	 * position row is written once per shard per batch, not per entry */
 	struct store__item **w_pos_it; /* [STORE_SHARDS_MAX] */
 	unsigned *w_pos_k, w_pos_n;
+	sqlite3_stmt *st_cmod_ins, *st_cmod_prune; /* writer thread */
+	int mod_unbounded;            /* loop: see store_mod_unbounded */
 
 	/* ---- loop-only counters ---- */
 	uint64_t appended, overloaded, refused_failing;
@@ -299,6 +301,7 @@ void store__replica_finalize(struct store *s);
 void store__replica_free(struct store *s);
 /* Inside the batch: writes item it's position and meta rows. */
 int store__replica_write(struct store *s, struct store__item *it);
+int store__replica_mod_write(struct store *s, struct store__item *it);
 void store__replica_note(struct store *s, struct store__item *it);
 int store__replica_write_noted(struct store *s);
 void store__replica_forget(struct store *s);

@@ -142,8 +142,13 @@ static int write_batch(struct store *s, struct store__item *batch, int durable,
 				continue;
 			}
 			store__replica_note(s, it);
-			if (!it->seq)
-				continue; /* a volatile entry moves the position only */
+			if (!it->seq) {
+				/* a volatile entry moves the position only; a
+				 * moderation entry (data) also keeps its row */
+				if (it->data_len && (rc = store__replica_mod_write(s, it)) != SQLITE_OK)
+					goto fail;
+				continue;
+			}
 		} else if (it->kind != STORE__K_MESSAGE) { /* delete, ban, erase: moderate.c */
 			if ((rc = store__mod_apply(s, it)) != SQLITE_OK)
 				goto fail;

@@ -3,6 +3,7 @@
 # gnuplot-nox). Reads OUT/*.json (and OUT/*.csv time series, OUT/sweep*.json), writes PNG
 # and SVG files to OUT/charts/ (or CHARTS=dir):
 #   cpu          server CPU per delivery (user and total), fan-out and chat, per server
+#                (servers: parleyd, parleyd-sio = parleyd's /socket.io/, ws, socketio)
 #   latency      p50 and p99 delivery latency, fan-out and chat, per server
 #   memory       idle server RSS per connection, per server
 #   sweep        saturated fan-out: deliveries/s and p99 against the number of connections
@@ -21,11 +22,12 @@ mkdir -p "$CHARTS"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-SERVERS="parleyd ws socketio"
-LABEL_parleyd="Parley"; LABEL_ws="ws (Node)"; LABEL_socketio="Socket.IO (Node)"
-COLOR_parleyd="#2e7d32"; COLOR_ws="#1565c0"; COLOR_socketio="#ef6c00"
-label() { local v="LABEL_$1"; echo "${!v}"; }
-color() { local v="COLOR_$1"; echo "${!v}"; }
+SERVERS="parleyd parleyd-sio ws socketio"
+LABEL_parleyd="Parley"; LABEL_parleyd_sio="Parley /socket.io/"; LABEL_ws="ws (Node)"
+LABEL_socketio="Socket.IO (Node)"
+COLOR_parleyd="#2e7d32"; COLOR_parleyd_sio="#6a1b9a"; COLOR_ws="#1565c0"; COLOR_socketio="#ef6c00"
+label() { local v="LABEL_${1//-/_}"; echo "${!v}"; }
+color() { local v="COLOR_${1//-/_}"; echo "${!v}"; }
 
 # val TAG SERVER FIELD -> number, or NaN (gnuplot leaves a gap) when absent or -1
 val() {
@@ -44,9 +46,9 @@ set key top left
 set xtics nomirror
 set ytics nomirror
 set linetype 1 lc rgb "#2e7d32"
-set linetype 2 lc rgb "#1565c0"
-set linetype 3 lc rgb "#ef6c00"
-set linetype 4 lc rgb "#6a1b9a"'
+set linetype 2 lc rgb "#6a1b9a"
+set linetype 3 lc rgb "#1565c0"
+set linetype 4 lc rgb "#ef6c00"'
 sub=${TITLE:+\\n{/*0.8 $TITLE\}}
 
 # render NAME GNUPLOT-BODY: the body is drawn once as PNG and once as SVG.
@@ -66,20 +68,41 @@ EOF
 
 have() { ls "$OUT"/$1 >/dev/null 2>&1; }
 
+# The servers with a fanout or chat result (gnuplot refuses a histogram
+# column with no valid point), and the clustered bars' plot clause for them.
+present=()
+for s in $SERVERS; do
+  if [ -s "$OUT/fanout.$s.json" ] || [ -s "$OUT/chat.$s.json" ]; then present+=("$s"); fi
+done
+bars() { # bars DATFILE -> "file" using 2:xtic(1) title "A", '' using 3 title "B", ...
+  local i=2 out="\"$1\" using 2:xtic(1)"
+  for s in "${present[@]}"; do
+    [ $i = 2 ] && out+=" title \"$(label "$s")\"" || out+=", '' using $i title \"$(label "$s")\""
+    i=$((i + 1))
+  done
+  echo "$out"
+}
+# row NAME TAG FIELD -> one line of a bars data file
+datrow() {
+  local line=$1 s
+  for s in "${present[@]}"; do line+=" $(val "$2" "$s" "$3")"; done
+  echo "$line"
+}
+
 # ---- cpu: µs of server CPU per delivery ----
 if have 'fanout.*.json' || have 'chat.*.json'; then
   {
     for m in "\"fan-out user\":fanout:server_user_us_per_delivery" "\"fan-out total\":fanout:server_total_us_per_delivery" \
              "\"chat user\":chat:server_user_us_per_delivery" "\"chat total\":chat:server_total_us_per_delivery"; do
       IFS=: read -r name tag field <<<"$m"
-      echo "$name $(val "$tag" parleyd "$field") $(val "$tag" ws "$field") $(val "$tag" socketio "$field")"
+      datrow "$name" "$tag" "$field"
     done
   } >"$tmp/cpu.dat"
   render cpu "set title \"Server CPU per delivered message (lower is better)$sub\"
 set ylabel \"µs per delivery (log scale)\"
 set logscale y
 set yrange [0.05:*]
-plot \"$tmp/cpu.dat\" using 2:xtic(1) title \"$(label parleyd)\", '' using 3 title \"$(label ws)\", '' using 4 title \"$(label socketio)\""
+plot $(bars "$tmp/cpu.dat")"
 else
   echo "charts.sh: no fanout/chat results: cpu skipped" >&2
 fi
@@ -90,21 +113,21 @@ if have 'fanout.*.json' || have 'chat.*.json'; then
     for m in "\"fan-out p50\":fanout:latency_p50_ms" "\"fan-out p99\":fanout:latency_p99_ms" \
              "\"chat p50\":chat:latency_p50_ms" "\"chat p99\":chat:latency_p99_ms"; do
       IFS=: read -r name tag field <<<"$m"
-      echo "$name $(val "$tag" parleyd "$field") $(val "$tag" ws "$field") $(val "$tag" socketio "$field")"
+      datrow "$name" "$tag" "$field"
     done
   } >"$tmp/lat.dat"
   render latency "set title \"Delivery latency (lower is better)$sub\"
 set ylabel \"ms (log scale)\"
 set logscale y
 set yrange [0.05:*]
-plot \"$tmp/lat.dat\" using 2:xtic(1) title \"$(label parleyd)\", '' using 3 title \"$(label ws)\", '' using 4 title \"$(label socketio)\""
+plot $(bars "$tmp/lat.dat")"
 fi
 
 # ---- memory: idle bytes per connection ----
 if have 'idle.*.json'; then
   {
     for s in $SERVERS; do
-      echo "\"$(label "$s")\" $(val idle "$s" server_rss_bytes_per_conn)"
+      if [ -s "$OUT/idle.$s.json" ]; then echo "\"$(label "$s")\" $(val idle "$s" server_rss_bytes_per_conn)"; fi
     done
   } >"$tmp/mem.dat"
   render memory "set title \"Idle server memory per connection (lower is better)$sub\"

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: parleyd vs the ws 8 peer vs the Socket.IO 4 peer, same scenarios,
+# Side-by-side benchmark: parleyd (native protocol and its /socket.io/ endpoint) vs the ws 8
+# peer vs the Socket.IO 4 peer, same scenarios,
 # one server at a time, a fresh server per run, server on CPU 0 and parley-bench on CPU 1,
 # everything on loopback. Prints one table (and leaves every raw JSON result in $OUT).
 #
 # Usage: bench/compare/run.sh [BUILD_DIR]        (default BUILD_DIR: <repo>/build)
 # Environment:
 #   PARLEYD=path  BENCH=path      binaries (default: BUILD_DIR/server/parleyd, BUILD_DIR/bench/parley-bench)
-#   SERVERS="parleyd ws socketio" which servers to run (default all three)
+#   SERVERS="parleyd parleyd-sio ws socketio"  which servers to run (default all four;
+#                                 parleyd-sio is parleyd driven with --protocol socketio)
 #   DURATION=10                   seconds of each measured phase
 #   CONNS=5000                    members of the fan-out room and idle connections
+#   POLL_SESSIONS=2000            idle Engine.IO polling sessions (parleyd only, idle_polling.py)
 #   OUT=dir                       where results go (default: a new mktemp dir)
 #   SERVER_CPU=0 BENCH_CPU=1      CPU pinning (taskset)
 #   SWEEP="1000 5000 10000 19000" connection counts of the saturated fan-out sweep (the
@@ -25,9 +28,10 @@ repo=$(cd "$here/../.." && pwd)
 build=${1:-$repo/build}
 PARLEYD=${PARLEYD:-$build/server/parleyd}
 BENCH=${BENCH:-$build/bench/parley-bench}
-SERVERS=${SERVERS:-"parleyd ws socketio"}
+SERVERS=${SERVERS:-"parleyd parleyd-sio ws socketio"}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-5000}
+POLL_SESSIONS=${POLL_SESSIONS:-2000}
 SWEEP=${SWEEP-"1000 5000 10000 19000"}
 SERVER_CPU=${SERVER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
@@ -48,7 +52,7 @@ if [ "$ncpu" -lt 2 ]; then SERVER_CPU=0; BENCH_CPU=0; fi
 # Node peers: install exactly what the lock file says, once.
 need_node=0
 [ -n "${TABLE_ONLY:-}" ] && SERVERS=parleyd
-for s in $SERVERS; do [ "$s" != parleyd ] && need_node=1; done
+for s in $SERVERS; do case $s in parleyd|parleyd-sio) ;; *) need_node=1 ;; esac; done
 if [ $need_node = 1 ]; then
   command -v node >/dev/null || die "node is required for the peers"
   if [ ! -d "$here/node_modules/ws" ] || [ ! -d "$here/node_modules/socket.io" ] ||
@@ -64,7 +68,7 @@ SERVER_PORT=
 start_server() {
   local name=$1 log="$OUT/$2.server.log" cmd
   case $name in
-    parleyd)
+    parleyd|parleyd-sio)
       [ -x "$PARLEYD" ] || die "no parleyd at $PARLEYD"
       local data; data=$(mktemp -d "$OUT/data.XXXXXX")
       # Large queue limits so the saturation run measures throughput, not 4008 closes.
@@ -106,11 +110,11 @@ trap stop_server EXIT
 
 url_for() {
   case $1 in
-    parleyd|ws) echo "ws://127.0.0.1:$SERVER_PORT/ws" ;;
+    parleyd|parleyd-sio|ws) echo "ws://127.0.0.1:$SERVER_PORT/ws" ;;
     socketio)   echo "ws://127.0.0.1:$SERVER_PORT/socket.io/?EIO=4&transport=websocket" ;;
   esac
 }
-proto_for() { [ "$1" = socketio ] && echo socketio || echo parley; }
+proto_for() { case $1 in socketio|parleyd-sio) echo socketio ;; *) echo parley ;; esac; }
 
 # run_case SERVER TAG SCENARIO ARGS...: fresh server, one bench run, JSON to $OUT/TAG.SERVER.json
 run_case() {
@@ -132,6 +136,16 @@ for s in $SERVERS; do
   run_case "$s" chat    chat --rooms 2000 --members 5 --rate 2000 --size 40 --duration "$DURATION" --ramp 4000
   # History paging exists only in Parley's protocol.
   [ "$s" = parleyd ] && run_case "$s" history history --rooms 10 --clients 50 --prefill 2000 --limit 50 --duration 5
+  # Idle Engine.IO long-polling sessions (parleyd's /socket.io/; the Node server here is
+  # websocket-only): RSS per session, one GET held each, as socket.io-client leaves them.
+  if [ "$s" = parleyd ] && "$PARLEYD" --help 2>/dev/null | grep -q -- --sio-max-sessions; then
+    start_server parleyd idlepoll.parleyd
+    echo "== parleyd: idlepoll (idle_polling.py --sessions $POLL_SESSIONS)" >&2
+    python3 "$here/idle_polling.py" --port "$SERVER_PORT" --pid "$SERVER_PID" --sessions "$POLL_SESSIONS" \
+      >"$OUT/idlepoll.parleyd.json" 2>"$OUT/idlepoll.parleyd.err" || echo '{}' >"$OUT/idlepoll.parleyd.json"
+    stop_server
+    jq -c . "$OUT/idlepoll.parleyd.json" >&2 || true
+  fi
   # The curve: saturated fan-out at growing room sizes (deliveries/s and p99 per size).
   for n in $SWEEP; do
     run_case "$s" "sweep$n" fanout --rooms 1 --members "$n" --publishers 1 --rate 0 --window 32 --size 100 \
@@ -159,17 +173,22 @@ fmt() { # 3 significant digits, no exponent
 ratio() { if [ "$1" = - ] || [ "$2" = - ]; then echo -; else awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; fi; }
 
 row() { # row LABEL TAG FIELD [FLOORFIELD]
-  local label=$1 tag=$2 field=$3 ff=${4:-} p w s fl=-
-  p=$(get "$tag" parleyd "$field"); w=$(get "$tag" ws "$field"); s=$(get "$tag" socketio "$field")
+  local label=$1 tag=$2 field=$3 ff=${4:-} p ps w s fl=-
+  p=$(get "$tag" parleyd "$field"); ps=$(get "$tag" parleyd-sio "$field")
+  w=$(get "$tag" ws "$field"); s=$(get "$tag" socketio "$field")
   [ -n "$ff" ] && fl=$(jq -r --arg k "$ff" '.[$k] // "-"' "$OUT/floor.json")
-  printf '| %-44s | %10s | %10s | %10s | %10s | %9s | %9s |\n' "$label" "$(fmt "$p")" "$(fmt "$w")" \
-    "$(fmt "$s")" "$(fmt "$fl")" "$(ratio "$p" "$w")" "$(ratio "$p" "$s")"
+  printf '| %-44s | %10s | %11s | %10s | %10s | %10s | %9s | %9s | %9s | %9s |\n' "$label" "$(fmt "$p")" \
+    "$(fmt "$ps")" "$(fmt "$w")" "$(fmt "$s")" "$(fmt "$fl")" "$(ratio "$p" "$w")" "$(ratio "$p" "$s")" \
+    "$(ratio "$ps" "$p")" "$(ratio "$ps" "$s")"
 }
 
 echo
 echo "Results in $OUT  (server CPU $SERVER_CPU, bench CPU $BENCH_CPU, $CONNS conns, ${DURATION}s phases)"
-printf '| %-44s | %10s | %10s | %10s | %10s | %9s | %9s |\n' metric parleyd ws socketio floor "P/ws" "P/sio"
-printf '|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "------------" "------------" "------------" "------------" "-----------" "-----------"
+echo "(parleyd-sio: parleyd's /socket.io/ endpoint; Ps/P = parleyd-sio / parleyd, Ps/sio = parleyd-sio / socketio)"
+printf '| %-44s | %10s | %11s | %10s | %10s | %10s | %9s | %9s | %9s | %9s |\n' metric parleyd parleyd-sio ws socketio floor \
+  "P/ws" "P/sio" "Ps/P" "Ps/sio"
+printf '|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..46})" "------------" "-------------" "------------" \
+  "------------" "------------" "-----------" "-----------" "-----------" "-----------"
 row "fan-out 1x$CONNS @10/s: user us/delivery"      fanout server_user_us_per_delivery  user_us_per_send
 row "fan-out 1x$CONNS @10/s: total us/delivery"     fanout server_total_us_per_delivery total_us_per_send
 row "fan-out 1x$CONNS @10/s: p99 latency ms"        fanout latency_p99_ms
@@ -179,6 +198,7 @@ row "saturation 1x$CONNS: total us/delivery"        satur  server_total_us_per_d
 row "saturation 1x$CONNS: p99 latency ms"           satur  latency_p99_ms
 row "idle: server RSS bytes/conn ($CONNS conns)"    idle   server_rss_bytes_per_conn
 row "idle: connect rate conn/s"                     idle   connect_rate
+row "idle: server RSS bytes/polling session ($POLL_SESSIONS)" idlepoll server_rss_bytes_per_session
 row "chat 2000x5 @2000/s: p99 latency ms"           chat   latency_p99_ms
 row "chat 2000x5 @2000/s: p99 reply ms"             chat   ack_p99_ms
 row "chat 2000x5 @2000/s: delivered ratio"          chat   delivered_ratio

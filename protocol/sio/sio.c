@@ -94,11 +94,13 @@ static enum jtype type_of(char c)
 	}
 }
 
-size_t sio_array_items(const char *a, size_t n, struct jval *out, size_t max)
+static size_t array_items(const char *a, size_t n, struct jval *out, size_t max, bool all)
 {
 	size_t i = 1, count = 0;
 
 	for (;;) {
+		if (!all && count == max)
+			return count;
 		skip_ws(a, n, &i);
 		if (i >= n || a[i] == ']')
 			return count;
@@ -115,6 +117,16 @@ size_t sio_array_items(const char *a, size_t n, struct jval *out, size_t max)
 		}
 		count++;
 	}
+}
+
+size_t sio_array_items(const char *a, size_t n, struct jval *out, size_t max)
+{
+	return array_items(a, n, out, max, true);
+}
+
+size_t sio_array_first(const char *a, size_t n, struct jval *out, size_t max)
+{
+	return array_items(a, n, out, max, false);
 }
 
 /* A key's unescaped text, or "" when it is longer than any key we look for. */
@@ -266,7 +278,7 @@ static enum sio_err check_payload(struct sio_packet *pk, const struct sio_limits
 		if (v.type != JT_ARRAY)
 			return SIO_E_PAYLOAD;
 		struct jval first;
-		if (sio_array_items(v.p, v.n, &first, 1) == 0)
+		if (sio_array_first(v.p, v.n, &first, 1) == 0)
 			return SIO_E_PAYLOAD;
 		if (first.type == JT_STRING) {
 			char name[16];

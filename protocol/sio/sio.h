@@ -156,6 +156,9 @@ enum sio_err sio_parse(const char *s, size_t n, const struct sio_limits *lim,
 /* Splits the JSON array text a[0..n) (already validated) into its
  * elements' spans: at most max go to out; returns the element count. */
 size_t sio_array_items(const char *a, size_t n, struct jval *out, size_t max);
+/* The same, but stops after the first max items (returns at most max):
+ * what an EVENT's name and argument need, without scanning past them. */
+size_t sio_array_first(const char *a, size_t n, struct jval *out, size_t max);
 
 /* ---- encoding: each appends one packet's text to b ---- */
 

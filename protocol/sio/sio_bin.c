@@ -338,6 +338,20 @@ long sio_bin_unwrap(struct pbuf *out, const char *json, size_t n, struct pbuf *b
 
 /* ---- whole packets ---- */
 
+/* 1 if "$base64" (quoted) occurs in p: memchr for the rare '$' (most
+ * messages have none), then a look at each. */
+static int has_wrapper_key(const char *p, size_t n)
+{
+	const char *e = p + n, *d = p + 1;
+
+	while (d < e && (d = memchr(d, '$', (size_t)(e - d))) != NULL) {
+		if ((size_t)(e - d) >= 8 && d[-1] == '"' && !memcmp(d, "$base64\"", 8))
+			return 1;
+		d++;
+	}
+	return 0;
+}
+
 size_t sio_encode_auto(struct pbuf *b, enum sio_type type, const char *nsp, size_t nsp_len,
 		       bool has_id, uint64_t id, const char *data, size_t data_len,
 		       struct pbuf *bytes, struct sio_att *att, size_t max_att)
@@ -345,7 +359,7 @@ size_t sio_encode_auto(struct pbuf *b, enum sio_type type, const char *nsp, size
 	/* Cheap test first: most messages hold no wrapper at all. (A wrapper
 	 * whose key is written with escapes, "\u0024base64", is missed here
 	 * and goes as plain JSON: nothing is lost.) */
-	if (data_len >= 10 && memmem(data, data_len, "\"$base64\"", 9)) {
+	if (data_len >= 10 && has_wrapper_key(data, data_len)) {
 		struct pbuf tmp = { 0 };
 		size_t keep = bytes->len;
 		long k = sio_bin_unwrap(&tmp, data, data_len, bytes, att, max_att);

@@ -12,6 +12,7 @@
 
 #include <ev.h>
 
+#include "catchup.h"
 #include "cmd.h"
 #include "authn.h"
 #include "cmd_int.h"
@@ -46,14 +47,19 @@ struct sio_ring {
 /* One Engine.IO session and its Socket.IO state. */
 struct sio_conn {
 	struct conn conn;           /* the core's client (kind CONN_SIO) */
+	/* What every frame of a fan-out reads (sio_conn_send, emit_as)
+	 * follows conn directly, eio's transport included: one or two cache
+	 * lines, next to conn's last one, instead of four spread apart. */
+	bool dead;                  /* closed: freed once no port refers to it */
+	bool connected;             /* CONNECT to "/" was accepted */
+	uint32_t recovering;        /* recovery joins still to answer */
+	struct eio_session eio;
 	struct conn *c;             /* &conn */
 	struct server *s;
 	struct sio_conn *next, *prev; /* every session, for teardown */
 	ev_timer timer;             /* eio_session_deadline, connect deadline, free */
 	bool timer_on;
 	bool registered;            /* in the sid map */
-	bool dead;                  /* closed: freed once no port refers to it */
-	bool connected;             /* CONNECT to "/" was accepted */
 	bool connecting;            /* inside CONNECT: errors become CONNECT_ERROR */
 	bool connect_error_sent;
 	bool probe_reply;           /* "3probe" to write on the probe */
@@ -62,12 +68,11 @@ struct sio_conn {
 	/* connection state recovery (see "recovery" below) */
 	char pid[17];               /* "": recovery off, or not connected */
 	bool client_disconnect;     /* the client left (41): nothing to recover */
-	uint32_t recovering;        /* recovery joins still to answer */
+	bool connect_due;           /* they have: the timer answers CONNECT */
 	bool recovery_failed;       /* one of them could not recover */
 	char old_pid[17];
 	struct sio_ring ring;
 	uint8_t nsps;               /* conformance: 1 "/", 2 "/custom" connected */
-	struct eio_session eio;
 	struct sio_decoder dec;
 	/* the requests and WebSockets serving the session, and their ports */
 	struct lws *ws_wsi, *poll_wsi, *post_wsi, *probe_wsi;
@@ -257,24 +262,15 @@ static void frame_release(void *ref)
  */
 static void emit_as(struct sio_conn *sc, struct frame *f, bool reply)
 {
-	struct conn *c = sc->c;
-	const struct config *cfg = sc->s->cfg;
+	struct conn *c = &sc->conn; /* (sc->c, without loading it) */
 
 	if (sc->dead || c->close_code)
 		return;
 	if (sc->eio.transport == EIO_T_WEBSOCKET && c->wsi) {
-		if (!reply && !conn_live_fits(c, f->len)) {
-			conn_close_later(c, CLOSE_SLOW_CONSUMER);
-			return;
-		}
-		sendq_push(&c->q, f, reply);
-		if (reply && !c->rx_paused &&
-		    (c->q.rcount > cfg->send_queue_messages || c->q.rbytes > cfg->send_queue_bytes)) {
-			c->rx_paused = true; /* conn_flush resumes */
-			lws_rx_flow_control(c->wsi, 0);
-		}
-		if (!c->pending)
-			server_want_flush(sc->s, c);
+		if (reply)
+			conn_queue_reply(c, f);
+		else
+			conn_queue_live(c, f);
 		return;
 	}
 	size_t n;
@@ -512,7 +508,7 @@ static struct frame *render(const char *p, size_t n)
 	struct sio_att att[SIO_ATTACH_MAX_DEF];
 	enum sio_type type = SIO_EVENT;
 	bool has_id = false;
-	uint64_t id = 0;
+	uint64_t id = 0, mark_seq = 0, mark_room = 0;
 
 	if (n < hl + 2 || memcmp(p, head, hl) || p[n - 1] != '}')
 		return NULL;
@@ -559,6 +555,8 @@ static struct frame *render(const char *p, size_t n)
 		else
 			pbuf_addc(&rjson, '}');
 		if (recovery && message_pos(p, n, &room, &room_n, &seq)) {
+			mark_seq = seq;
+			mark_room = room_hash(room, room_n);
 			/* The offset a recovering client sends back: "seq:room". */
 			pbuf_adds(&rjson, ",\"");
 			pbuf_add_u64(&rjson, seq);
@@ -574,6 +572,8 @@ static struct frame *render(const char *p, size_t n)
 	size_t na = sio_encode_auto(&out, type, "/", 1, has_id, id, rjson.data, rjson.len, &bytes,
 				    att, SIO_ATTACH_MAX_DEF);
 	struct frame *f = frame_new_text(out.data, out.len);
+	f->seq = mark_seq; /* the recovery mark, for every member */
+	f->sio_room = mark_room;
 	struct frame **link = &f->sio;
 	for (size_t i = 0; i < na; i++) {
 		*link = frame_new_binary(att[i].p, att[i].n);
@@ -782,13 +782,18 @@ static int restore(struct sio_conn *sc, struct sio_saved *e, const char *offset,
 	return 0;
 }
 
-/* The answer to a recovery join: it recovered, or it did not. */
+/* The answer to a recovery join: it recovered, or it did not. The last
+ * one may come from inside the core's reply encoder (a catch-up that read
+ * from disk finishes from catchup.c), where finish_connect cannot encode
+ * the welcome: the session's timer answers CONNECT (connect_due). */
 static void recovery_reply(struct sio_conn *sc, const char *p, size_t n)
 {
 	if (!memmem(p, n, "\"ok\":true", 9) || memmem(p, n, "\"recovered\":false", 17))
 		sc->recovery_failed = true;
-	if (--sc->recovering == 0)
-		finish_connect(sc);
+	if (--sc->recovering == 0) {
+		sc->connect_due = true;
+		timer_arm(sc);
+	}
 }
 
 /* CONNECT's answer: 40{"sid":…[,"pid":…]}, then welcome. */
@@ -820,9 +825,14 @@ static void finish_connect(struct sio_conn *sc)
 	conn_send_welcome(c);
 }
 
-void sio_conn_send(struct conn *c, struct frame *f, bool reply)
+/*
+ * What sio_conn_send does before it can emit: a session not connected yet,
+ * an answer to a recovery join, a frame with no rendition yet. Returns 1
+ * when the frame was taken here. Not inlined: it holds render() and the
+ * CONNECT path, whose stack frame every member of a fan-out would set up.
+ */
+static __attribute__((noinline)) int send_prepare(struct sio_conn *sc, struct frame *f)
 {
-	struct sio_conn *sc = c->sio;
 	size_t n;
 	const char *p = frame_payload(f, &n);
 
@@ -832,22 +842,44 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 		if (sc->connecting && !sc->connect_error_sent && n > 16 &&
 		    !memcmp(p, "{\"type\":\"error\"", 15))
 			connect_error_from(sc, p, n);
-		return;
+		return 1;
 	}
 	if (sc->recovering && n > 16 && !memcmp(p, "{\"type\":\"reply\",", 16)) {
 		recovery_reply(sc, p, n); /* a recovery join's answer: ours */
-		return;
+		return 1;
 	}
 	if (!f->sio)
 		f->sio = render(p, n);
-	const char *room;
-	size_t room_n;
-	uint64_t seq;
-	if (sc->pid[0] && message_pos(p, n, &room, &room_n, &seq))
-		ring_add(&sc->ring, room_hash(room, room_n), seq);
+	return 0;
+}
+
+void sio_conn_send(struct conn *c, struct frame *f, bool reply)
+{
+	struct sio_conn *sc = c->sio;
+
+	/* one test for the usual case: a member of a fan-out whose frame is
+	 * rendered already */
+	if ((!sc->connected || sc->recovering || !f->sio) && send_prepare(sc, f))
+		return;
+	/* its mark, found once by render() */
+	if (f->sio && f->sio->seq && sc->pid[0])
+		ring_add(&sc->ring, f->sio->sio_room, f->sio->seq);
 	/* the text, then its attachments (chained on it) */
 	for (struct frame *g = f->sio; g && !c->close_code && !sc->dead; g = g->sio)
 		emit_as(sc, g, reply);
+}
+
+int sio_catchup_room(const struct conn *c, bool release)
+{
+	const struct sio_conn *sc = c->sio;
+	const struct eio_session *e = &sc->eio;
+
+	if (e->transport == EIO_T_WEBSOCKET && c->wsi)
+		return -1;
+	if (release)
+		return e->q_packets == 0;
+	return e->q_packets == 0 ||
+	       (e->q_packets * 2 < ecfg.queue_max_packets && e->q_bytes * 2 < ecfg.queue_max_bytes);
 }
 
 void sio_conn_closing(struct conn *c, uint16_t code)
@@ -894,6 +926,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			sess_free(sc);
 		return;
 	}
+	if (sc->connect_due && !c->close_code) {
+		sc->connect_due = false;
+		finish_connect(sc);
+	}
 	if (!sc->connected && sc->connect_deadline && now >= sc->connect_deadline &&
 	    !c->close_code) {
 		/* The reference server's connectTimeout. */
@@ -911,7 +947,7 @@ static void timer_arm(struct sio_conn *sc)
 	struct ev_loop *loop = sc->s->loop;
 	uint64_t at = eio_session_deadline(&sc->eio), now = now_ms();
 
-	if (sc->dead)
+	if (sc->dead || sc->connect_due)
 		at = now;
 	else if (!sc->connected && sc->connect_deadline && sc->connect_deadline < at)
 		at = sc->connect_deadline;
@@ -1144,8 +1180,18 @@ static int own_keys(const char *a, size_t n)
 	size_t pos;
 	const char *why;
 
-	if (!memmem(a, n, "\"type\"", 6) && !memmem(a, n, "\"id\"", 4))
-		return 0; /* the usual case: no scan */
+	/* The usual case, neither "type" nor "id" anywhere: no scan. One
+	 * pass over the quotes looks for both. */
+	const char *q = a, *e = a + n;
+	bool maybe = false;
+	while (!maybe && (q = memchr(q, '"', (size_t)(e - q))) != NULL) {
+		size_t left = (size_t)(e - q);
+		maybe = (left >= 6 && q[1] == 't' && !memcmp(q, "\"type\"", 6)) ||
+			(left >= 4 && q[1] == 'i' && !memcmp(q, "\"id\"", 4));
+		q++;
+	}
+	if (!maybe)
+		return 0;
 	if (jscan_object(a, n, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why) != JSCAN_OK)
 		return 0; /* cmd_handle reports it */
 	return jscan_get(&top, "type") || jscan_get(&top, "id");
@@ -1170,7 +1216,7 @@ static void on_event(struct sio_conn *sc, const struct sio_packet *p)
 		a = wrap.data;
 		an = wrap.len;
 	}
-	size_t items = sio_array_items(a, an, it, 2);
+	size_t items = sio_array_first(a, an, it, 2);
 	const struct jval *arg = items >= 2 ? &it[1] : NULL;
 
 	if (it[0].type != JT_STRING) {
@@ -1594,6 +1640,11 @@ static int poll_answer(struct sio_conn *sc, struct lws *wsi, struct conn *port)
 	if (body.cap > 65536)
 		pbuf_free(&body);
 	apply(sc, act);
+	/* The client took what was queued: a replay (catchup.c) waiting for
+	 * room refills the queue for its next GET (whatever becomes of this
+	 * HTTP connection: r < 0 only closes it, not the session). */
+	if (sc->c->cu_head && !sc->dead)
+		catchup_pump(sc->c);
 	return r;
 }
 

@@ -93,6 +93,15 @@ void sio_edge_metrics(struct pbuf *b);
  * (reply) for CONN_SIO: queues f's rendition (see above), with the same
  * limits. */
 void sio_conn_send(struct conn *c, struct frame *f, bool reply);
+/* For catchup.c's pump, on a session that is not on a WebSocket (polling,
+ * or upgrading): whether the Engine.IO queue has room for more of a
+ * replay. It is filled to half its bounds, leaving the other half to live
+ * frames of other rooms and control packets; release (the catch-up is
+ * about to let held live frames go): only into an empty queue, so they
+ * fit. Returns 1 or 0; -1 when the session is on its WebSocket, whose
+ * frames go through the conn's own queue (the native rule applies). */
+int sio_catchup_room(const struct conn *c, bool release);
+
 /* conn_close_later() is closing c with code (before it sets close_code):
  * an authentication failure before CONNECT completed is told to the client
  * as CONNECT_ERROR; a polling session is closed the Engine.IO way. */

@@ -365,3 +365,127 @@ def test_sio_max_sessions(parley):
     assert e.value.status == 503
     # native clients are not Socket.IO sessions
     srv.client("native")
+
+
+# ---------------------------------------------------------------- a replay longer than the queue
+#
+# The Engine.IO queue holds 1024 packets (4 MiB). A join with since whose replay is longer is fed to the
+# polling client as it drains it: each GET takes what is queued, the catch-up refills the queue to half
+# its bound, and the live messages published meanwhile are held behind the replay (docs/socketio.md).
+
+QUEUE_MAX = 1024
+NO_RATE = ["--rate-messages", "100000", "--rate-burst", "100000"]
+
+
+def publish_many(n, room, first, count):
+    """Publishes data first..first+count-1 into room, pipelined; returns once all are stored."""
+    last = None
+    for i in range(first, first + count):
+        last = n.send_cmd("publish", room=room, data=i, echo=False)
+    n.wait_reply(last, skip=True, timeout=30)
+    n.backlog.clear()
+
+
+def drain(srv, sid, done, got, bodies):
+    """GETs until done(got); message packets and the rest go to got in order, one list per GET in
+    bodies. Pings are answered."""
+    for _ in range(1000):
+        if done(got):
+            return
+        st, _, b = get(srv, sid)
+        assert st == 200, b
+        ps = packets(b)
+        assert "1" not in ps, "the session was closed: %r" % ps[-3:]
+        if "2" in ps:
+            post(srv, sid, "3")
+        ps = [p for p in ps if p not in ("2", "6")]
+        bodies.append(ps)
+        got += ps
+    raise AssertionError("too many GETs")
+
+
+def msg_seq(p):
+    """The seq of a `message` event packet, else None."""
+    if not p.startswith('42["message",'):
+        return None
+    return json.loads(p[2:])[1]["seq"]
+
+
+@pytest.mark.parametrize("total", [QUEUE_MAX - 1, QUEUE_MAX, QUEUE_MAX + 1, 3000])
+def test_since_replay_longer_than_the_queue(parley, total):
+    srv = parley(*NO_RATE)
+    n = srv.client("pub")
+    n.join("big")
+    publish_many(n, "big", 1, total)
+    sid = connected(srv, '{"name":"late"}')
+    assert post(srv, sid, '420["join",{"room":"big","since":0}]')[:3:2] == (200, b"ok")
+    got, bodies = [], []
+    drain(srv, sid, lambda g: any(p.startswith("430") for p in g), got, bodies)
+    seqs = [s for s in map(msg_seq, got) if s is not None]
+    assert seqs == list(range(1, total + 1))
+    ack = [p for p in got if p.startswith("430")]
+    assert len(ack) == 1 and got[-1] == ack[0]
+    assert json.loads(ack[0][3:])[0]["data"]["recovered"] is True
+    # streamed: no GET carried more than half the queue's bound (plus the ack)
+    assert max(len(b) for b in bodies) <= QUEUE_MAX // 2 + 1, [len(b) for b in bodies]
+    if total > QUEUE_MAX:
+        assert len(bodies) >= 3
+    # still a working session
+    assert post(srv, sid, '421["publish",{"room":"big","data":"after"}]')[0] == 200
+    drain(srv, sid, lambda g: any(p.startswith("431") for p in g), got, bodies)
+    assert [s for s in map(msg_seq, got) if s is not None][-1] == total + 1
+
+
+def test_live_messages_wait_behind_a_polling_replay(parley):
+    """700 messages published while the replay of 3000 streams: held, then delivered after the join's
+    ack, in order, none twice; released only into an empty queue, so 700 held plus the replay's half
+    queue (more than 1024 together) do not close the session."""
+    srv = parley(*NO_RATE)
+    n = srv.client("pub")
+    n.join("mix")
+    publish_many(n, "mix", 1, 3000)
+    sid = connected(srv, '{"name":"late"}')
+    assert post(srv, sid, '420["join",{"room":"mix","since":0}]')[0] == 200
+    got, bodies = [], []
+    drain(srv, sid, lambda g: len(g) > 0, got, bodies)  # the replay is under way
+    publish_many(n, "mix", 3001, 700)
+    drain(srv, sid, lambda g: sum(1 for p in g if msg_seq(p)) >= 3700, got, bodies)
+    seqs = [s for s in map(msg_seq, got) if s is not None]
+    assert seqs == list(range(1, 3701))
+    ack = [i for i, p in enumerate(got) if p.startswith("430")]
+    assert len(ack) == 1
+    assert msg_seq(got[ack[0] - 1]) == 3000 and msg_seq(got[ack[0] + 1]) == 3001
+    assert json.loads(got[ack[0]][3:])[0]["data"]["recovered"] is True
+
+
+def test_polling_replay_upgraded_midway(parley):
+    """The client upgrades to WebSocket while the replay streams: the rest of it follows on the
+    WebSocket, in order."""
+    srv = parley(*NO_RATE)
+    n = srv.client("pub")
+    n.join("up")
+    publish_many(n, "up", 1, 3000)
+    sid = connected(srv)
+    assert post(srv, sid, '420["join",{"room":"up","since":0}]')[0] == 200
+    got, bodies = [], []
+    drain(srv, sid, lambda g: len(g) > 0, got, bodies)
+    ws = WSClient(HOST, srv.port, path="/socket.io/?EIO=4&transport=websocket&sid=" + sid)
+    ws.send_text("2probe")
+    assert ws.recv_message().payload == b"3probe"
+    # what polling still has queued, then the client pauses polling and sends 5
+    st, _, b = get(srv, sid)
+    assert st == 200
+    got += [p for p in packets(b) if p not in ("2", "6")]
+    ws.send_text("5")
+    while not any(p.startswith("430") for p in got):
+        m = ws.recv_message(timeout=10)
+        if isinstance(m, Close):
+            raise AssertionError("closed: %r after %d" % (m, len(got)))
+        p = m.payload.decode()
+        if p == "2":
+            ws.send_text("3")
+            continue
+        assert p[0] == "4", p
+        got.append(p)
+    seqs = [s for s in map(msg_seq, got) if s is not None]
+    assert seqs == list(range(1, 3001)), (len(seqs), seqs[:3], seqs[-3:])

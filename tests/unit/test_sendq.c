@@ -57,33 +57,50 @@ START_TEST(test_fifo_across_wrap_and_growth)
 {
 	/* Push and drop in uneven steps so head walks around the ring many
 	 * times, and the ring grows while head is not at 0 (the copy must
-	 * keep the order). */
+	 * keep the order). Every third entry is a reply: the reply mark
+	 * lives in the entry itself and must follow it through wraps,
+	 * growth and the shrink of an empty ring. */
 	struct sendq q = { 0 };
 	unsigned next_in = 0, next_out = 0;
-	size_t bytes = 0;
+	size_t bytes = 0, rbytes = 0;
+	uint32_t rcount = 0;
 	unsigned seed = 7;
 
 	for (int round = 0; round < 2000; round++) {
 		unsigned push = (unsigned)(rand_r(&seed) % 9), drop = (unsigned)(rand_r(&seed) % 9);
 		for (unsigned i = 0; i < push; i++) {
+			int reply = next_in % 3 == 0;
 			struct frame *f = numbered(next_in++, 3);
-			sendq_push(&q, f, 0);
+			sendq_push(&q, f, reply);
 			bytes += f->len;
+			if (reply) {
+				rcount++;
+				rbytes += f->len;
+			}
 			ck_assert_uint_eq(f->refs, 2); /* ours and the queue's */
 			frame_unref(&f);
 		}
 		ck_assert(q.cap == 0 || (q.cap & (q.cap - 1)) == 0);
 		ck_assert_uint_le(q.count, q.cap);
-		for (uint32_t i = 0; i < q.count; i++)
+		for (uint32_t i = 0; i < q.count; i++) {
 			ck_assert_uint_eq(number_of(sendq_peek(&q, i)), next_out + i);
+			ck_assert_int_eq(sendq_is_reply(&q, i), (next_out + i) % 3 == 0);
+		}
 		if (drop > q.count)
 			drop = q.count;
-		for (unsigned i = 0; i < drop; i++)
+		for (unsigned i = 0; i < drop; i++) {
 			bytes -= sendq_peek(&q, i)->len;
+			if (sendq_is_reply(&q, i)) {
+				rcount--;
+				rbytes -= sendq_peek(&q, i)->len;
+			}
+		}
 		sendq_drop(&q, drop);
 		next_out += drop;
 		ck_assert_uint_eq(q.count, next_in - next_out);
 		ck_assert_uint_eq(q.bytes, bytes);
+		ck_assert_uint_eq(q.rcount, rcount);
+		ck_assert_uint_eq(q.rbytes, rbytes);
 	}
 	sendq_clear(&q);
 	ck_assert_uint_eq(q.count, 0);

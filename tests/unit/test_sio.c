@@ -684,6 +684,14 @@ START_TEST(sio_array_split)
 	ck_assert_uint_eq(sio_array_items(a, strlen(a), v, 2), 6);
 	ck_assert_uint_eq(sio_array_items("[]", 2, v, 8), 0);
 	ck_assert_uint_eq(sio_array_items("[ ]", 3, v, 8), 0);
+	/* sio_array_first stops at max: the same spans, no count past it */
+	struct jval w[2];
+	ck_assert_uint_eq(sio_array_first(a, strlen(a), w, 2), 2);
+	ck_assert_span(w[0].p, w[0].n, "\"ev\"");
+	ck_assert_span(w[1].p, w[1].n, "{\"a\":[1,2]}");
+	ck_assert_uint_eq(sio_array_first(a, strlen(a), w, 1), 1);
+	ck_assert_uint_eq(sio_array_first("[\"e\"]", 5, w, 2), 1);
+	ck_assert_uint_eq(sio_array_first("[ ]", 3, w, 2), 0);
 }
 END_TEST
 

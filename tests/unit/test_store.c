@@ -1008,10 +1008,20 @@ START_TEST(replica_positions_once_per_batch)
 	struct store *s = open_ok(&cfg);
 	store__debug_fail_writes(s, 2);
 	uint64_t seq = 0;
+	static const char ent[] = "b\0\0" "0\0mallory\0" "1\0why\0";
 	for (uint64_t off = 1; off <= 3; off++) {
 		apply1(s, 0, off, "a", ++seq, 0);
 		apply1(s, 7, off, "b", seq, 0);
-		apply1(s, 1023, off, off == 2 ? "" : "c", off == 2 ? 0 : seq, 0); /* a volatile one */
+		if (off != 2) {
+			apply1(s, 1023, off, "c", seq, 0);
+			continue;
+		}
+		/* a moderation entry, not its shard's last in the batch: its
+		 * row is written even though its position is not */
+		struct store_apply_req a = { .room = "", .ts = 5, .from = "", .data = "",
+					     .shard = 1023, .offset = 2, .id = "1000-2",
+					     .mod = ent, .mod_len = sizeof(ent) - 1 };
+		ck_assert_int_eq(store_apply(s, &a), STORE_OK);
 	}
 	ck_assert(WAIT_UNTIL(s, stats(s).committed == 8, 10000));
 	ck_assert_uint_eq(stats(s).write_errors, 2);
@@ -1026,12 +1036,56 @@ START_TEST(replica_positions_once_per_batch)
 	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_pos WHERE stream_id ="
 				  " '1000-' || offset"), 3);
 	ck_assert_int_eq(file_int("SELECT count(*) FROM messages"), 9);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods WHERE lpos = (1023 << 40) | 2"), 1);
 	s = open_ok(&cfg);
 	struct store_pos pos;
 	store_position(s, 1023, &pos);
 	ck_assert_uint_eq(pos.offset, 3);
 	ck_assert_str_eq(pos.id, "1000-3");
 	store_close(&s, &H, &C);
+}
+END_TEST
+
+/* A cluster's moderation entry: no message row, its fields kept in
+ * cluster_mods by log position with the position itself (a restore after a
+ * Redis restart re-appends it); old rows pruned; and the apply's
+ * moderation calls are not refused for queue_max. */
+START_TEST(replica_moderation_entries)
+{
+	struct store_config cfg = cfg_default();
+	cfg.replica = 1;
+	cfg.queue_max = 1;
+	cfg.flush_interval_ms = 60000;
+	struct store *s = open_ok(&cfg);
+	static const char ent[] = "b\0\0" "0\0mallory\0" "123\0why\0";
+	struct store_apply_req a = { .room = "", .ts = 5, .from = "", .data = "", .shard = 2,
+				     .offset = 1, .id = "9-1", .mod = ent, .mod_len = sizeof(ent) - 1 };
+	ck_assert_int_eq(store_apply(s, &a), STORE_OK);
+	/* the queue holds one item: a moderation call is refused, unless
+	 * a cluster's apply makes it */
+	ck_assert_int_eq(store_ban(s, "mallory", wall_ms() + 60000, "why", 1), STORE_EOVERLOADED);
+	store_mod_unbounded(s, 1);
+	ck_assert_int_eq(store_ban(s, "mallory", wall_ms() + 60000, "why", 1), STORE_OK);
+	store_mod_unbounded(s, 0);
+	/* far ahead: rows 2^22 offsets behind go */
+	a.offset = (1ull << 22) + 2;
+	a.id = "9-2";
+	ck_assert_int_eq(store_apply(s, &a), STORE_OK);
+	a.shard = 3; /* another shard's rows stay */
+	a.offset = 1;
+	a.id = "9-3";
+	ck_assert_int_eq(store_apply(s, &a), STORE_OK);
+	store_close(&s, &H, &C);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM messages"), 0);
+	ck_assert_int_eq(file_int("SELECT offset FROM cluster_pos WHERE shard = 2"), (1LL << 22) + 2);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods"), 2);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods WHERE lpos = (2 << 40) | 1"), 0);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods WHERE lpos = (3 << 40) | 1"
+				  " AND ts = 5 AND length(entry) = 21"), 1);
+	/* the bytes as given: b, "", 0, mallory, 123, why, each ended by NUL */
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods WHERE hex(entry) ="
+				  " '62000030006D616C6C6F7279003132330077687900'"), 2);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM bans WHERE user = 'mallory'"), 1);
 }
 END_TEST
 
@@ -1283,6 +1337,7 @@ static Suite *store_suite(void)
 		{ "keys", key_bound_per_room_forgets_oldest },
 		{ "keys", key_of_refused_append_is_not_remembered },
 		{ "replica", replica_positions_with_messages },
+		{ "replica", replica_moderation_entries },
 		{ "replica_batch", replica_positions_once_per_batch },
 	};
 	TCase *tc = NULL;
