@@ -387,7 +387,7 @@ static char *fmt_len(char *p, char prefix, size_t n)
 
 /* Formats argv as a RESP command into rc->fbuf (reused, grown as needed).
  * hiredis's own formatter (redisFormatSdsCommandArgv) builds it with an
- * sdscatfmt per argument and a doubling sds: about 30,000 instructions for
+ * sdscatfmt per argument and a doubling sds: about 27,000 instructions for
  * the tail's XREAD over 16 shards, and a malloc large enough to make glibc
  * consolidate its fast bins on every call (bench: the tail's and the
  * publish path's biggest user-time cost at 2,000 entries/s). Returns the
