@@ -35,9 +35,11 @@
 
 /* A user's connections in one room of a remote node. */
 struct rentry {
-	char *name;
-	size_t len;
 	uint32_t count;
+	uint32_t len;
+	char name[];      /* NUL-terminated; one allocation with the entry: a node
+			   * holds one per member of every other node, so this is
+			   * per-connection memory of the whole cluster */
 };
 
 struct rroom {
@@ -172,15 +174,15 @@ static void set_count(struct clp *p, struct rnode *n, const char *room, size_t r
 			hmap_put(&n->rooms, rh, rr);
 		}
 		if (!e) {
-			e = xcalloc(1, sizeof(*e));
-			e->name = xstrndup(user, ul);
-			e->len = ul;
+			e = xmalloc(sizeof(*e) + ul + 1);
+			memcpy(e->name, user, ul);
+			e->name[ul] = '\0';
+			e->len = (uint32_t)ul;
 			hmap_put(&rr->users, uh, e);
 		}
 		e->count = count;
 	} else {
 		hmap_del(&rr->users, uh, &uk, name_match_entry);
-		free(e->name);
 		free(e);
 		if (rr->users.len == 0) {
 			/* no empty rooms left behind (STYLE: like Redis's channels) */
@@ -911,9 +913,7 @@ void clp_stop(struct server *s)
 			struct rroom *rr = n->rooms.slots[j].entry;
 			for (uint32_t k = 0; k < rr->users.cap; k++)
 				if (rr->users.slots[k].hash) {
-					struct rentry *e = rr->users.slots[k].entry;
-					free(e->name);
-					free(e);
+					free(rr->users.slots[k].entry);
 				}
 			hmap_free(&rr->users);
 			free(rr->name);
