@@ -75,6 +75,14 @@ struct proto_cmd {
  * carried a valid id. proto_cmd_clear() releases nothing today but keeps
  * callers independent of that. */
 enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd);
+/* proto_decode with the JSON scan's bounds given (at most the defaults'):
+ * *scanned is false when the scan refused the text (not JSON, a duplicate
+ * key, or past a bound), true when it was JSON and the result is the
+ * command's own verdict. The Socket.IO edge hands the core a command built
+ * from an event it has not validated and lets this scan be the validation
+ * (server/sio/sio_edge.c, on_event). */
+enum proto_err proto_decode_bounded(const char *buf, size_t len, unsigned max_depth,
+				    unsigned max_keys, struct proto_cmd *cmd, bool *scanned);
 /* The error a failed jscan_object() (je, an enum jscan_err; pos and why as it
  * gave them) means for a JSON object of the protocol: bad_request when it is
  * valid but too big, bad_json otherwise, with the message written to msg.

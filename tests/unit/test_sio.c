@@ -660,7 +660,7 @@ START_TEST(sio_json_bounds)
 	free(ok);
 	free(deep);
 	/* keys: a custom limit of 2 */
-	struct sio_limits lim = { 10, 1000, 8, 2 };
+	struct sio_limits lim = { 10, 1000, 8, 2, false };
 	const char *two = "2[\"a\",{\"x\":1,\"y\":2}]", *three = "2[\"a\",{\"x\":1,\"y\":2,\"z\":3}]";
 	ck_assert_int_eq(sio_parse(two, strlen(two), &lim, &p), SIO_OK);
 	ck_assert_int_eq(sio_parse(three, strlen(three), &lim, &p), SIO_E_KEYS);
@@ -767,7 +767,7 @@ END_TEST
 
 START_TEST(sio_decoder_limits)
 {
-	struct sio_limits lim = { 2, 10, PROTO_DEPTH_MAX, PROTO_KEYS_MAX };
+	struct sio_limits lim = { 2, 10, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, false };
 	struct sio_decoder d;
 	struct sio_packet p;
 	sio_decoder_init(&d, &lim);
@@ -781,7 +781,7 @@ START_TEST(sio_decoder_limits)
 	ck_assert_int_eq(sio_decoder_binary(&d, (const uint8_t *)"123456", 6, &p), SIO_MORE);
 	ck_assert_int_eq(sio_decoder_binary(&d, (const uint8_t *)"12345", 5, &p), SIO_E_TOO_LARGE);
 	/* a configured limit past the hard one is clamped */
-	struct sio_limits big = { 100000, 10, 8, 8 };
+	struct sio_limits big = { 100000, 10, 8, 8, false };
 	sio_decoder_free(&d);
 	sio_decoder_init(&d, &big);
 	ck_assert_uint_eq(d.lim.max_attachments, SIO_ATTACH_HARD_MAX);
@@ -792,7 +792,7 @@ END_TEST
 START_TEST(sio_decoder_idle_memory)
 {
 	/* a connection keeps no big buffer once a big packet is done */
-	struct sio_limits lim = { 2, 1 << 20, PROTO_DEPTH_MAX, PROTO_KEYS_MAX };
+	struct sio_limits lim = { 2, 1 << 20, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, false };
 	struct sio_decoder d;
 	struct sio_packet p;
 	sio_decoder_init(&d, &lim);
