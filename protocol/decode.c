@@ -259,7 +259,7 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 }
 
 static enum proto_err decode(const char *buf, size_t len, unsigned max_depth, unsigned max_keys,
-			     struct proto_cmd *cmd, enum jscan_err *scan)
+			     bool no_id, struct proto_cmd *cmd, enum jscan_err *scan)
 {
 	struct jtop top;
 	const struct jval *v;
@@ -288,6 +288,10 @@ static enum proto_err decode(const char *buf, size_t len, unsigned max_depth, un
 		return proto_scan_error(je, pos, why, "frame", cmd->errmsg, sizeof(cmd->errmsg));
 
 	v = jscan_get(&top, "id");
+	if (v && no_id) {
+		*scan = JSCAN_DUPLICATE; /* see proto_decode_bounded */
+		return fail(cmd, PROTO_EBAD_REQUEST, "an id the caller did not give");
+	}
 	if (v) {
 		uint64_t id;
 		if (jscan_uint(v, &id) < 0 || id < 1 || id > PROTO_ID_MAX)
@@ -322,14 +326,15 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 {
 	enum jscan_err je;
 
-	return decode(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, cmd, &je);
+	return decode(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, false, cmd, &je);
 }
 
 enum proto_err proto_decode_bounded(const char *buf, size_t len, unsigned max_depth,
-				    unsigned max_keys, struct proto_cmd *cmd, bool *scanned)
+				    unsigned max_keys, bool no_id, struct proto_cmd *cmd,
+				    bool *scanned)
 {
 	enum jscan_err je;
-	enum proto_err e = decode(buf, len, max_depth, max_keys, cmd, &je);
+	enum proto_err e = decode(buf, len, max_depth, max_keys, no_id, cmd, &je);
 
 	*scanned = je == JSCAN_OK;
 	return e;

@@ -308,11 +308,12 @@ void cmd_handle(struct conn *c, const char *buf, size_t len)
 }
 
 int cmd_handle_bounded(struct conn *c, const char *buf, size_t len, unsigned max_depth,
-		       unsigned max_keys)
+		       unsigned max_keys, bool no_id)
 {
 	struct proto_cmd cmd;
 	bool scanned;
-	enum proto_err e = proto_decode_bounded(buf, len, max_depth, max_keys, &cmd, &scanned);
+	enum proto_err e = proto_decode_bounded(buf, len, max_depth, max_keys, no_id, &cmd,
+						&scanned);
 
 	if (!scanned) {
 		proto_cmd_clear(&cmd);

@@ -1247,7 +1247,7 @@ static void on_event(struct sio_conn *sc, const struct sio_packet *p);
  * the event was valid JSON within the Socket.IO bounds: one pass instead
  * of two. Whatever that scan refuses, and anything unusual, takes the
  * full check and the ordinary path, exactly as before: close on an
- * invalid packet, the core's error reply on a valid one.
+ * invalid packet, the edge's or the core's error reply on a valid one.
  */
 static void lazy_event(struct sio_conn *sc, const struct sio_packet *p)
 {
@@ -1256,14 +1256,17 @@ static void lazy_event(struct sio_conn *sc, const struct sio_packet *p)
 	uint64_t id = p->has_id ? p->id + 1 : 0;
 	unsigned extra = id ? 2 : 1;
 
-	if (lim->max_depth >= 2 && !maybe_own_keys(p->arg.p, p->arg.n)) {
+	/* The argument holding "type" or "id" is a duplicate key in the
+	 * command, or an "id" where none was written: refused by the scan
+	 * (no_id), and answered below as before. */
+	if (lim->max_depth >= 2) {
 		unsigned depth = lim->max_depth - 1 < PROTO_DEPTH_MAX ? lim->max_depth - 1
 								       : PROTO_DEPTH_MAX;
 		unsigned keys = lim->max_keys < PROTO_KEYS_MAX - extra ? lim->max_keys + extra
 								       : PROTO_KEYS_MAX;
 		build_command(&p->event, id, &p->arg);
 		if (cmd.len <= c->srv->cfg->max_message_size &&
-		    cmd_handle_bounded(c, cmd.data, cmd.len, depth, keys) == 0) {
+		    cmd_handle_bounded(c, cmd.data, cmd.len, depth, keys, id == 0) == 0) {
 			if (cmd.cap > 65536)
 				pbuf_free(&cmd);
 			return;

@@ -383,6 +383,13 @@ def test_argument_must_not_hold_type_or_id(parley):
     c, _ = connect(parley())
     assert ack(c, 0, "join", {"room": "a", "id": 7})["error"]["code"] == "bad_request"
     assert ack(c, 1, "join", {"room": "a", "type": "publish"})["error"]["code"] == "bad_request"
+    # without an ack id too (an error event), and only at the argument's top level
+    for arg in ('{"room":"a","id":7}', '{"id":1,"room":"a"}', '{"room":"a","type":"leave"}'):
+        c.send_text('42["join",%s]' % arg)
+        t = event(c)
+        assert json.loads(t[2:]) == ["error", {"code": "bad_request",
+                                               "message": "the argument must not hold type or id"}], t
+    assert ack(c, 2, "join", {"room": "a", "x": {"id": 1, "type": 2}})["ok"] is True
 
 
 def test_mixed_room_on_the_wire(parley):

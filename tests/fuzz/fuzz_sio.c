@@ -266,7 +266,7 @@ static void fuzz_sio_lazy(const char *in, size_t n, enum sio_err full, const str
 	struct proto_cmd cmd;
 	bool scanned;
 	unsigned keys = ll.max_keys < PROTO_KEYS_MAX - 2 ? ll.max_keys + 2 : PROTO_KEYS_MAX;
-	proto_decode_bounded(c.data, c.len, ll.max_depth - 1, keys, &cmd, &scanned);
+	proto_decode_bounded(c.data, c.len, ll.max_depth - 1, keys, false, &cmd, &scanned);
 	proto_cmd_clear(&cmd);
 	pbuf_free(&c);
 
