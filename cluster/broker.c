@@ -63,11 +63,31 @@ void cluster__pend_finish(struct cluster *c, struct cpend *p, enum proto_err e, 
 			bool dup)
 {
 	struct pub_waiter w = p->w;
+	struct moderation_caller mc = p->mc;
+	int mod = p->mod;
 
 	pend_drop(c, p);
 	if (e == PROTO_EUNAVAILABLE)
 		c->st.unavailable++;
+	if (mod) {
+		/* only failures come here: a success is answered by the
+		 * apply's own commit (cluster__pend_take_mod) */
+		mc.done(c->s, mc.a, mc.b, e,
+			e == PROTO_EUNAVAILABLE ? "the cluster log is unreachable; the action may "
+			"still be applied: check, or repeat it (it is idempotent)" : NULL, NULL);
+		return;
+	}
 	cmd_publish_done(c->s, &w, e, seq, dup);
+}
+
+/* A moderation pending whose entry is being applied: forgets it and
+ * returns its caller, which the apply's commit answers. */
+struct moderation_caller cluster__pend_take_mod(struct cluster *c, struct cpend *p)
+{
+	struct moderation_caller mc = p->mc;
+
+	pend_drop(c, p);
+	return mc;
 }
 
 /* The script's reply (hiredis's; valid during the call only). */
@@ -189,6 +209,62 @@ enum proto_err cluster_publish(struct server *s, const struct pub_req *p)
 	lens[14] = p->data_len;     /* s->data is not NUL-terminated */
 	lens[20] = p->key ? p->key_len : 0;
 	if (rconn_command_argv(c->cmd, script_cb, (void *)(uintptr_t)pe->id, 22, argv, lens) < 0) {
+		free(pe);
+		c->st.unavailable++;
+		return PROTO_EUNAVAILABLE;
+	}
+	hmap_put(&c->pend, pid_hash(pe->id), pe);
+	pe->prev = c->p_tail;
+	if (c->p_tail)
+		c->p_tail->next = pe;
+	else
+		c->p_head = pe;
+	c->p_tail = pe;
+	c->npend++;
+	c->st.pending = c->npend;
+	return PROTO_OK;
+}
+
+enum proto_err cluster_moderate(struct server *s, const struct cluster_mod *m,
+				const struct moderation_caller *caller)
+{
+	struct cluster *c = s->cluster;
+	char shard[16], ts[24], pid[24], maxlen[16], kind[2] = { m->kind, 0 }, seq[24], until[24];
+
+	if (c->failed || !c->cmd_ready || !rconn_ready(c->cmd) || c->restoring) {
+		c->st.unavailable++;
+		return PROTO_EUNAVAILABLE;
+	}
+	if (c->npend >= s->cfg->cluster_pending_max)
+		return PROTO_EOVERLOADED;
+	/* A delete is ordered with its room's messages (the message it
+	 * deletes is before it in the same stream); the user-wide actions
+	 * all go to shard 0, so they are ordered among themselves (a ban
+	 * then an unban apply in that order everywhere). */
+	unsigned k = m->kind == 'd' ? rurl_shard(m->room, m->room_len, c->k) : 0;
+	struct cpend *pe = xcalloc(1, sizeof(*pe));
+	pe->id = ++c->next_pid;
+	pe->mod = 1;
+	pe->mc = *caller;
+	pe->deadline = ev_now(s->loop) + s->cfg->cluster_timeout_ms / 1000.0;
+	pe->shard = k;
+
+	snprintf(shard, sizeof(shard), "%u", k);
+	snprintf(ts, sizeof(ts), "%lld", (long long)util_now_ms());
+	snprintf(pid, sizeof(pid), "%llu", (unsigned long long)pe->id);
+	snprintf(maxlen, sizeof(maxlen), "%u", s->cfg->cluster_log_window);
+	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)m->seq);
+	snprintf(until, sizeof(until), "%lld", (long long)m->until);
+	const char *argv[17] = {
+		"EVALSHA", c->sha_mod, "3", "parley:off", c->stream_keys[k], "parley:hold",
+		shard, ts, c->node_id, pid, maxlen, kind, m->room ? m->room : "", seq,
+		m->user ? m->user : "", until, m->reason ? m->reason : "",
+	};
+	size_t lens[17];
+	for (int i = 0; i < 17; i++)
+		lens[i] = strlen(argv[i]);
+	lens[12] = m->room ? m->room_len : 0; /* a protocol room is not NUL-terminated */
+	if (rconn_command_argv(c->cmd, script_cb, (void *)(uintptr_t)pe->id, 17, argv, lens) < 0) {
 		free(pe);
 		c->st.unavailable++;
 		return PROTO_EUNAVAILABLE;

@@ -23,6 +23,19 @@
 struct server;
 struct pub_req;
 struct pbuf;
+struct moderation_caller;
+
+/* A moderation action for the log (moderation.c builds it; every node
+ * applies it through moderation_apply). */
+struct cluster_mod {
+	char kind;                   /* 'd' delete, 'e' erase, 'b' ban, 'u' unban */
+	const char *room;            /* delete */
+	size_t room_len;
+	uint64_t seq;                /* delete */
+	const char *user;            /* the target; delete: only_sender or NULL */
+	int64_t until;               /* ban: wall clock ms, fixed at the origin */
+	const char *reason;          /* ban; NULL: none */
+};
 
 /* What the dashboard and /metrics show of the cluster. */
 struct cluster_stats {
@@ -58,6 +71,13 @@ void cluster_stop(struct server *s);
  * (Redis unreachable, restoring, failed), overloaded (cluster_pending_max),
  * storage_failed, too_large. */
 enum proto_err cluster_publish(struct server *s, const struct pub_req *p);
+/* Sends a moderation action to the log (a delete to its room's shard,
+ * the user-wide ones to shard 0). PROTO_OK: every node applies it in log
+ * order; caller->done hears this node's result of its apply (or
+ * unavailable if it is not applied within cluster_timeout_ms). Else the
+ * error, nothing sent: unavailable, overloaded. */
+enum proto_err cluster_moderate(struct server *s, const struct cluster_mod *m,
+				const struct moderation_caller *caller);
 /* NULL-safe; s->cluster's counters. */
 const struct cluster_stats *cluster_stats(struct server *s);
 /* For /healthz: NULL when healthy, else a one-line reason. */

@@ -28,6 +28,7 @@
 #include "cluster.h"
 #include "cmd.h"
 #include "hmap.h"
+#include "moderation.h"
 #include "rconn.h"
 #include "rurl.h"
 #include "store.h"
@@ -41,6 +42,8 @@ struct cpend {
 	int dup;                     /* the key was seen: wait for offset */
 	unsigned shard;
 	uint64_t offset, seq;
+	int mod;                     /* a moderation entry: mc answers, not w */
+	struct moderation_caller mc;
 	struct cpend *prev, *next;   /* all pendings, oldest first (timeouts) */
 };
 
@@ -58,6 +61,8 @@ struct rentry {
 	char *room, *from, *data;    /* NULL room: a filler (volatile or deleted) */
 	char *key;                   /* idempotency key, NULL if none */
 	size_t key_len;
+	char *mod;                   /* a moderation entry's fields (tail.c), NULL if none */
+	size_t mod_len;
 };
 
 struct cluster {
@@ -67,7 +72,7 @@ struct cluster {
 	char node_id[128];
 	unsigned k;                  /* shards */
 	struct rconn *cmd, *tail;
-	char sha_pub[48], sha_restore[48];
+	char sha_pub[48], sha_restore[48], sha_mod[48];
 	char **stream_keys;          /* "parley:log:<k>" */
 	int cmd_ready;               /* scripts loaded, meta checked, no restore due */
 	char known_run_id[48];       /* Redis's run_id that our positions belong to */
@@ -120,6 +125,7 @@ void cluster__log_cmd_error(struct cluster *c, const char *what, const redisRepl
 struct cpend *cluster__pend_find(struct cluster *c, uint64_t id);
 void cluster__pend_finish(struct cluster *c, struct cpend *p, enum proto_err e, uint64_t seq,
 			  bool dup);
+struct moderation_caller cluster__pend_take_mod(struct cluster *c, struct cpend *p);
 void cluster__pending_offsets(struct cluster *c, unsigned shard);
 void cluster__pending_fail_all(struct cluster *c, enum proto_err e);
 void cluster__broker_init(struct cluster *c);
@@ -134,6 +140,6 @@ void cluster__restore_begin(struct cluster *c);
 void cluster__restore_init(struct cluster *c);
 void cluster__restore_stop(struct cluster *c);
 /* scripts.c */
-extern const char cluster__pub_lua[], cluster__restore_lua[];
+extern const char cluster__pub_lua[], cluster__restore_lua[], cluster__mod_lua[];
 
 #endif

@@ -120,6 +120,7 @@ static void cmd_ready_cb(struct rconn *rc, void *ud)
 	/* Pipelined: the scripts are loaded before meta_cb runs. */
 	rconn_command(rc, script_load_cb, c->sha_pub, "SCRIPT LOAD %s", cluster__pub_lua);
 	rconn_command(rc, script_load_cb, c->sha_restore, "SCRIPT LOAD %s", cluster__restore_lua);
+	rconn_command(rc, script_load_cb, c->sha_mod, "SCRIPT LOAD %s", cluster__mod_lua);
 	rconn_command(rc, NULL, NULL, "HSETNX parley:meta shards %s", k);
 	rconn_command(rc, meta_cb, NULL, "HGET parley:meta shards");
 }

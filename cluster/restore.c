@@ -74,6 +74,7 @@ static void free_rents(struct cluster *c)
 		free(c->rents[i].from);
 		free(c->rents[i].data);
 		free(c->rents[i].key);
+		free(c->rents[i].mod);
 	}
 	free(c->rents);
 	c->rents = NULL;
@@ -108,9 +109,12 @@ static void *restore_main(void *arg)
 	if (sqlite3_open_v2(c->db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_busy_timeout(db, 5000);
-	if (sqlite3_prepare_v2(db, "SELECT r.name, m.seq, m.ts, m.sender, m.data, m.lpos, m.key"
-			       " FROM messages m JOIN rooms r ON r.id = m.room_id"
-			       " WHERE m.lpos > ?1 AND m.lpos <= ?2 ORDER BY m.lpos", -1, &st,
+	/* Messages and moderation entries (cluster_mods), in log order. */
+	if (sqlite3_prepare_v2(db, "SELECT r.name, m.seq, m.ts, m.sender, m.data, m.lpos, m.key,"
+			       " NULL FROM messages m JOIN rooms r ON r.id = m.room_id"
+			       " WHERE m.lpos > ?1 AND m.lpos <= ?2"
+			       " UNION ALL SELECT NULL, 0, ts, NULL, NULL, lpos, NULL, entry"
+			       " FROM cluster_mods WHERE lpos > ?1 AND lpos <= ?2 ORDER BY 6", -1, &st,
 			       NULL) != SQLITE_OK)
 		goto out;
 	for (unsigned k = 0; k < c->k; k++) {
@@ -126,7 +130,13 @@ static void *restore_main(void *arg)
 				push(c, &cap, &(struct rentry){ .shard = k, .offset = next });
 			struct rentry e = { .shard = k, .offset = off };
 			const char *data = (const char *)sqlite3_column_text(st, 4);
-			if (data && data[0]) { /* a tombstone's content is gone: a filler */
+			int ml = sqlite3_column_bytes(st, 7);
+			if (ml > 0) { /* a moderation entry: re-appended as it was */
+				e.ts = sqlite3_column_int64(st, 2);
+				e.mod = xmalloc((size_t)ml);
+				memcpy(e.mod, sqlite3_column_blob(st, 7), (size_t)ml);
+				e.mod_len = (size_t)ml;
+			} else if (data && data[0]) { /* a tombstone's content is gone: a filler */
 				e.room = dup_col(st, 0);
 				e.seq = (uint64_t)sqlite3_column_int64(st, 1);
 				e.ts = sqlite3_column_int64(st, 2);
@@ -211,17 +221,27 @@ static void restore_async_cb(struct ev_loop *loop, ev_async *w, int revents)
 		snprintf(off, sizeof(off), "%llu", (unsigned long long)e->offset);
 		snprintf(seq, sizeof(seq), "%llu", (unsigned long long)e->seq);
 		snprintf(ts, sizeof(ts), "%lld", (long long)e->ts);
+		/* a moderation entry's six fields (kind, room, seq, user,
+		 * until, reason), each ended by NUL: see tail.c */
+		const char *mf[6] = { "", "", "", "", "", "" };
+		for (size_t j = 0, f = 0; e->mod && j < e->mod_len && f < 6; f++) {
+			mf[f] = e->mod + j;
+			j += strnlen(e->mod + j, e->mod_len - j) + 1;
+		}
+		if (e->mod && e->mod[e->mod_len - 1] != '\0')
+			mf[0] = ""; /* malformed (never written so): a filler */
 		const char *argv[] = {
 			"EVALSHA", c->sha_restore, "3", "parley:seq", "parley:off",
 			c->stream_keys[e->shard], shard, off, e->room ? e->room : "", seq, ts,
 			e->from ? e->from : "", e->data ? e->data : "", c->node_id,
 			c->sh[e->shard].id, maxlen, e->key ? e->key : "", window,
+			mf[0], mf[1], mf[2], mf[3], mf[4], mf[5],
 		};
-		size_t lens[18];
-		for (int j = 0; j < 18; j++)
+		size_t lens[24];
+		for (int j = 0; j < 24; j++)
 			lens[j] = strlen(argv[j]);
 		lens[16] = e->key_len;
-		if (rconn_command_argv(c->cmd, entry_cb, NULL, 18, argv, lens) < 0)
+		if (rconn_command_argv(c->cmd, entry_cb, NULL, 24, argv, lens) < 0)
 			break;
 		c->restore_sent++;
 	}

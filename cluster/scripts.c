@@ -64,7 +64,9 @@ const char cluster__pub_lua[] =
  * 10 MAXLEN, 11 the idempotency key ("" if none), 12 key window ms (the
  * key is put back so that a client's retry after the restart is still
  * recognised; a key is written outside KEYS, which non-cluster Redis
- * allows). Returns 1 appended, 0 skipped, -1 not contiguous.
+ * allows), 13..18 a moderation entry's kind, room, seq, user, until,
+ * reason (kind "": not one), re-appended with its 'm' fields.
+ * Returns 1 appended, 0 skipped, -1 not contiguous.
  */
 const char cluster__restore_lua[] =
 	"local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')\n"
@@ -82,6 +84,13 @@ const char cluster__restore_lua[] =
 	"  if t1 > ms or (t1 == ms and t2 > sq) then ms, sq = t1, t2 end\n"
 	"end\n"
 	"local id = string.format('%d-%d', ms, sq + 1)\n"
+	"if ARGV[13] ~= '' then\n"
+	"  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], id,\n"
+	"    'm', ARGV[13], 'o', ARGV[2], 't', ARGV[5], 'n', ARGV[8], 'x', '0',\n"
+	"    'a', ARGV[14], 'q', ARGV[15], 'u', ARGV[16], 'w', ARGV[17], 'y', ARGV[18])\n"
+	"  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])\n"
+	"  return 1\n"
+	"end\n"
 	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], id,\n"
 	"  'r', ARGV[3], 's', ARGV[4], 'o', ARGV[2], 't', ARGV[5],\n"
 	"  'f', ARGV[6], 'd', ARGV[7], 'n', ARGV[8], 'x', '0', 'k', ARGV[11])\n"
@@ -96,3 +105,26 @@ const char cluster__restore_lua[] =
 	"  if seq > c then redis.call('HSET', KEYS[1], ARGV[3], ARGV[4]) end\n"
 	"end\n"
 	"return 1\n";
+
+/*
+ * moderate: appends a moderation entry (docs/cluster.md, "Moderation")
+ * to shard k: a delete goes to its room's shard, so it is ordered after
+ * the message it deletes; ban, unban and erase go to shard 0. No seq is
+ * taken: the entry only takes the shard's next offset, like a volatile
+ * message, and carries no 'r' field, so a node that does not know 'm'
+ * would treat it as a filler. KEYS: 1 parley:off, 2 parley:log:<k>,
+ * 3 parley:hold. ARGV: 1 shard, 2 ts, 3 origin node, 4 pending id,
+ * 5 MAXLEN, 6 kind (d delete, e erase, b ban, u unban), 7 room (delete),
+ * 8 seq (delete), 9 user (the target; for a delete: only_sender, "" for
+ * none), 10 until ms (ban), 11 reason (ban).
+ * Returns {1, 0, offset}, or the HOLD error like publish.
+ */
+const char cluster__mod_lua[] =
+	"if redis.call('EXISTS', KEYS[3]) == 1 then\n"
+	"  return redis.error_reply('HOLD restoring after a Redis restart')\n"
+	"end\n"
+	"local off = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)\n"
+	"redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*',\n"
+	"  'm', ARGV[6], 'o', off, 't', ARGV[2], 'n', ARGV[3], 'x', ARGV[4],\n"
+	"  'a', ARGV[7], 'q', ARGV[8], 'u', ARGV[9], 'w', ARGV[10], 'y', ARGV[11])\n"
+	"return {1, 0, off}\n";

@@ -25,6 +25,7 @@
 #include "cluster_int.h"
 #include "conn.h"
 #include "log.h"
+#include "moderation.h"
 #include "server.h"
 #include "util.h"
 
@@ -38,6 +39,13 @@ struct entry {
 	uint64_t seq, off, pid, except;
 	int64_t ts;
 	int has_off;
+	/* a moderation entry (scripts.c, moderate): kind, room, seq, user,
+	 * until, reason */
+	char mkind;
+	const char *mroom, *muser, *mreason;
+	size_t mroom_len;
+	uint64_t mseq;
+	int64_t muntil;
 };
 
 static uint64_t num(const redisReply *v)
@@ -73,6 +81,12 @@ static int parse_entry(const redisReply *r, struct entry *e)
 		case 'x': e->pid = num(v); break;
 		case 'e': e->except = num(v); break;
 		case 'k': e->key = v->str; e->key_len = v->len; break;
+		case 'm': e->mkind = v->len == 1 ? v->str[0] : '?'; break;
+		case 'a': e->mroom = v->str; e->mroom_len = v->len; break;
+		case 'q': e->mseq = num(v); break;
+		case 'u': e->muser = v->str; break; /* hiredis ends strings with NUL */
+		case 'w': e->muntil = (int64_t)num(v); break;
+		case 'y': e->mreason = v->str; break;
 		default: break;
 		}
 	}
@@ -81,6 +95,80 @@ static int parse_entry(const redisReply *r, struct entry *e)
 	if (!e->has_off || strlen(e->id) > STORE_POS_ID_MAX || e->room_len > 128 ||
 	    (e->seq && (!e->room_len || !e->data_len)))
 		return -1;
+	return 0;
+}
+
+/* Moves shard k's position past entry e (done applying it). */
+static void applied(struct cluster *c, unsigned k, const struct entry *e)
+{
+	struct cshard *sh = &c->sh[k];
+
+	sh->applied = e->off;
+	snprintf(sh->id, sizeof(sh->id), "%s", e->id);
+	sh->lag_ms = (double)(util_now_ms() - e->ts);
+	c->lag[k] = sh->lag_ms;
+	c->st.applied++;
+	c->applied_this_run++;
+}
+
+/* Applies moderation entry e of shard k (its offset is the next one): the
+ * action goes to the store's queue first, then the position (a filler:
+ * no row), so the writer commits the action no later than the position
+ * and a kill -9 between them replays the entry (every action is
+ * idempotent: a delete of a tombstone, the same ban, an unban, an erase
+ * of what is left). Only-sender and not-found are decided here, against
+ * this node's copy at this log position: the same answer on every node;
+ * the origin node's caller hears its own node's. */
+static int apply_mod(struct cluster *c, unsigned k, const struct entry *e)
+{
+	struct server *s = c->s;
+	struct cluster_mod cm = {
+		.kind = e->mkind, .room = e->mroom ? e->mroom : "", .room_len = e->mroom_len,
+		.seq = e->mseq, .user = e->muser && e->muser[0] ? e->muser : NULL,
+		.until = e->muntil, .reason = e->mreason && e->mreason[0] ? e->mreason : NULL,
+	};
+	struct cpend *p = NULL;
+	if (e->pid > c->pid_base && !strcmp(e->node, c->node_id))
+		p = cluster__pend_find(c, e->pid);
+	if (p && !p->mod)
+		p = NULL; /* cannot happen: ids are unique within a run */
+	store_mod_unbounded(s->store, 1); /* bounded by the tail's back-pressure */
+	int rc = moderation_apply(s, &cm, p ? &p->mc : NULL);
+	store_mod_unbounded(s->store, 0);
+	if (rc < 0) {
+		cluster__fail_closed(c, "the store refused a moderation entry (queue full or "
+				     "disk failing)");
+		return -1;
+	}
+	if (p)
+		cluster__pend_take_mod(c, p); /* moderation_apply copied its caller */
+	/* Its fields go with the position (cluster_mods), for a restore:
+	 * kind, room, seq, user, until, reason, each ended by NUL (none holds
+	 * a NUL: names and rooms are checked, a reason is used as a C string). */
+	struct pbuf b = { 0 };
+	pbuf_addc(&b, e->mkind);
+	pbuf_addc(&b, '\0');
+	pbuf_add(&b, cm.room, cm.room_len);
+	pbuf_addc(&b, '\0');
+	pbuf_add_u64(&b, e->mseq);
+	pbuf_addc(&b, '\0');
+	pbuf_adds(&b, e->muser ? e->muser : "");
+	pbuf_addc(&b, '\0');
+	pbuf_add_i64(&b, e->muntil);
+	pbuf_addc(&b, '\0');
+	pbuf_adds(&b, e->mreason ? e->mreason : "");
+	pbuf_addc(&b, '\0');
+	struct store_apply_req a = {
+		.room = "", .ts = e->ts, .from = "", .data = "", .shard = k, .offset = e->off,
+		.id = e->id, .mod = b.data, .mod_len = b.len,
+	};
+	rc = store_apply(s->store, &a);
+	pbuf_free(&b);
+	if (rc != STORE_OK) {
+		cluster__fail_closed(c, "store_apply refused an entry");
+		return -1;
+	}
+	applied(c, k, e);
 	return 0;
 }
 
@@ -104,6 +192,8 @@ static int apply_entry(struct cluster *c, unsigned k, const struct entry *e)
 		cluster__fail_closed(c, why);
 		return -1;
 	}
+	if (e->mkind)
+		return apply_mod(c, k, e);
 	uint64_t seq = e->seq;
 	if (seq && e->room_len && seq <= store_last_seq(s->store, e->room)) {
 		/* The log can only repeat a seq if it was given two messages

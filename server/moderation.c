@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "token.h"
+#include "cluster.h"
 #include "cmd_int.h"
 #include "conn.h"
 #include "frame.h"
@@ -189,6 +190,19 @@ void moderation_teardown(struct server *s)
 
 /* ------------------------------------------------------------ requests */
 
+/* In a cluster the public calls below send the action to the log; each
+ * node then runs the local_ one when it applies the entry
+ * (moderation_apply). On a single node they run the local_ one at once. */
+static enum proto_err local_delete(struct server *s, const char *room, size_t room_len,
+				   uint64_t seq, const char *only_sender,
+				   const struct moderation_caller *caller);
+static enum proto_err local_erase(struct server *s, const char *user,
+				  const struct moderation_caller *caller);
+static enum proto_err local_ban(struct server *s, const char *user, int64_t until,
+				const char *reason, const struct moderation_caller *caller);
+static enum proto_err local_unban(struct server *s, const char *user,
+				  const struct moderation_caller *caller);
+
 static enum proto_err store_err(int rc)
 {
 	switch (rc) {
@@ -222,9 +236,24 @@ enum proto_err moderation_delete(struct server *s, const char *room, size_t room
 				 uint64_t seq, const char *only_sender,
 				 const struct moderation_caller *caller)
 {
-	struct moderation *m = s->mod;
 	if (!proto_room_valid(room, room_len))
 		return PROTO_EBAD_ROOM;
+	if (s->cluster) {
+		struct cluster_mod cm = { .kind = 'd', .room = room, .room_len = room_len,
+					  .seq = seq, .user = only_sender };
+		return cluster_moderate(s, &cm, caller);
+	}
+	return local_delete(s, room, room_len, seq, only_sender, caller);
+}
+
+/* The delete itself, on this node (a single node, or a cluster node
+ * applying the log's entry: only_sender is checked here, against this
+ * node's copy, which is the same on every node at that log position). */
+static enum proto_err local_delete(struct server *s, const char *room, size_t room_len,
+				   uint64_t seq, const char *only_sender,
+				   const struct moderation_caller *caller)
+{
+	struct moderation *m = s->mod;
 	struct pending *p = pending_new(m, P_DELETE, caller, room, room_len);
 	p->seq = seq;
 	int rc = store_delete(s->store, p->name, seq, only_sender, p->cookie);
@@ -239,9 +268,19 @@ enum proto_err moderation_delete(struct server *s, const char *room, size_t room
 enum proto_err moderation_erase(struct server *s, const char *user,
 				const struct moderation_caller *caller)
 {
-	struct moderation *m = s->mod;
 	if (!user || !proto_name_valid(user, strlen(user)))
 		return PROTO_EBAD_NAME;
+	if (s->cluster) {
+		struct cluster_mod cm = { .kind = 'e', .user = user };
+		return cluster_moderate(s, &cm, caller);
+	}
+	return local_erase(s, user, caller);
+}
+
+static enum proto_err local_erase(struct server *s, const char *user,
+				  const struct moderation_caller *caller)
+{
+	struct moderation *m = s->mod;
 	struct pending *p = pending_new(m, P_ERASE, caller, user, strlen(user));
 	int rc = store_erase(s->store, user, p->cookie);
 	if (rc != STORE_OK) {
@@ -256,13 +295,26 @@ enum proto_err moderation_erase(struct server *s, const char *user,
 enum proto_err moderation_ban(struct server *s, const char *user, uint64_t seconds,
 			      const char *reason, const struct moderation_caller *caller)
 {
-	struct moderation *m = s->mod;
 	if (!user || !proto_name_valid(user, strlen(user)))
 		return PROTO_EBAD_NAME;
 	if (!seconds || seconds > PROTO_BAN_SECONDS_MAX ||
 	    (reason && strlen(reason) > PROTO_REASON_MAX))
 		return PROTO_EBAD_REQUEST;
+	/* The end is fixed here, at the origin: every node bans until the
+	 * same instant, whenever it applies the entry. */
 	int64_t until = util_now_ms() + (int64_t)seconds * 1000;
+	if (s->cluster) {
+		struct cluster_mod cm = { .kind = 'b', .user = user, .until = until,
+					  .reason = reason };
+		return cluster_moderate(s, &cm, caller);
+	}
+	return local_ban(s, user, until, reason, caller);
+}
+
+static enum proto_err local_ban(struct server *s, const char *user, int64_t until,
+				const char *reason, const struct moderation_caller *caller)
+{
+	struct moderation *m = s->mod;
 	struct pending *p = pending_new(m, P_BAN, caller, user, strlen(user));
 	p->until = until;
 	int rc = store_ban(s->store, user, until, reason, p->cookie);
@@ -281,16 +333,26 @@ enum proto_err moderation_ban(struct server *s, const char *user, uint64_t secon
 	for (struct conn *c = s->conns; c; c = c->next)
 		if (c->name && !strcmp(c->name, user))
 			moderation_close_banned(c, why);
-	log_info("ban", "user=%s seconds=%llu", log_q(user), (unsigned long long)seconds);
+	log_info("ban", "user=%s until=%lld", log_q(user), (long long)until);
 	return PROTO_OK;
 }
 
 enum proto_err moderation_unban(struct server *s, const char *user,
 				const struct moderation_caller *caller)
 {
-	struct moderation *m = s->mod;
 	if (!user || !proto_name_valid(user, strlen(user)))
 		return PROTO_EBAD_NAME;
+	if (s->cluster) {
+		struct cluster_mod cm = { .kind = 'u', .user = user };
+		return cluster_moderate(s, &cm, caller);
+	}
+	return local_unban(s, user, caller);
+}
+
+static enum proto_err local_unban(struct server *s, const char *user,
+				  const struct moderation_caller *caller)
+{
+	struct moderation *m = s->mod;
 	struct pending *p = pending_new(m, P_UNBAN, caller, user, strlen(user));
 	p->lifted = moderation_banned(s, user, NULL);
 	int rc = store_unban(s->store, user, p->cookie);
@@ -302,6 +364,51 @@ enum proto_err moderation_unban(struct server *s, const char *user,
 	log_info("unban", "user=%s", log_q(user));
 	pending_put(m, p);
 	return PROTO_OK;
+}
+
+/* The caller of an entry another node (or an earlier run) sent: nobody
+ * waits here. */
+static void nobody_done(struct server *s, uint64_t a, uint64_t b, enum proto_err e,
+			const char *msg, const char *data_json)
+{
+	(void)s, (void)a, (void)b, (void)e, (void)msg, (void)data_json;
+}
+
+int moderation_apply(struct server *s, const struct cluster_mod *cm,
+		     const struct moderation_caller *caller)
+{
+	static const struct moderation_caller nobody = { nobody_done, 0, 0 };
+	const struct moderation_caller *to = caller ? caller : &nobody;
+	enum proto_err e;
+
+	if (cm->kind != 'd' && (!cm->user || !proto_name_valid(cm->user, strlen(cm->user))))
+		cm = NULL; /* malformed: refused below, identically everywhere */
+	switch (cm ? cm->kind : 0) {
+	case 'd':
+		e = !proto_room_valid(cm->room, cm->room_len) ? PROTO_EBAD_ROOM :
+			local_delete(s, cm->room, cm->room_len, cm->seq, cm->user, to);
+		break;
+	case 'e':
+		e = local_erase(s, cm->user, to);
+		break;
+	case 'b':
+		e = local_ban(s, cm->user, cm->until, cm->reason, to);
+		break;
+	case 'u':
+		e = local_unban(s, cm->user, to);
+		break;
+	default:
+		e = PROTO_EBAD_REQUEST; /* a kind from a newer node: nothing to do */
+	}
+	/* The store refused it (its queue full or its disk failing): not a
+	 * verdict every node shares, so the caller (the log's apply) must
+	 * not move past the entry. */
+	if (e == PROTO_EOVERLOADED || e == PROTO_ESTORAGE_FAILED || e == PROTO_EINTERNAL)
+		return -1;
+	if (e != PROTO_OK)
+		to->done(s, to->a, to->b, e, e == PROTO_ENOT_FOUND ? MODERATION_NO_SUCH_MESSAGE : NULL,
+			 NULL);
+	return 0;
 }
 
 /* --------------------------------------------------------- completions */

@@ -65,6 +65,16 @@ enum proto_err moderation_ban(struct server *s, const char *user, uint64_t secon
 enum proto_err moderation_unban(struct server *s, const char *user,
 				const struct moderation_caller *caller);
 
+/* A cluster node applies a moderation entry of the log (tail.c): runs the
+ * action on this node. caller: the origin's caller when this node sent
+ * it, else NULL (nobody is answered). A refusal every node shares (not
+ * found, not the sender) goes to caller->done; returns -1 only if the
+ * store could not take it (queue full, disk failing): the apply must not
+ * move past the entry then. */
+struct cluster_mod;
+int moderation_apply(struct server *s, const struct cluster_mod *cm,
+		     const struct moderation_caller *caller);
+
 /* If user is banned now: 1 with *reason set (owned by the ban; copy it),
  * else 0. */
 int moderation_banned(struct server *s, const char *user, const char **reason);

@@ -49,6 +49,14 @@ const char store__mod_sql[] =
 	"  room_id    INTEGER NOT NULL DEFAULT 0,"
 	"  seq        INTEGER NOT NULL DEFAULT 0,"
 	"  started_ms INTEGER NOT NULL"
+	");"
+	/* A cluster replica's applied moderation entries (replica.c), by log
+	 * position, so that a restore after a Redis restart can re-append
+	 * them like messages. entry: the entry's fields (cluster/tail.c). */
+	"CREATE TABLE IF NOT EXISTS cluster_mods ("
+	"  lpos  INTEGER PRIMARY KEY,"
+	"  ts    INTEGER NOT NULL,"
+	"  entry BLOB NOT NULL"
 	");";
 
 static const struct {
@@ -276,6 +284,8 @@ static int enqueue(struct store *s, int kind, struct store__room *room, uint64_t
 	int rc = STORE_OK;
 	if (s->failing)
 		rc = STORE_EFAILING;
+	else if (s->mod_unbounded)
+		rc = STORE_OK;
 	else if (s->depth + 1 > s->cfg.queue_max ||
 		 s->depth_bytes + bytes > s->cfg.queue_max_bytes)
 		rc = STORE_EOVERLOADED;

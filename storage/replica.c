@@ -110,7 +110,12 @@ int store__replica_prepare(struct store *s, char *err, size_t errlen)
 			       -1, SQLITE_PREPARE_PERSISTENT, &s->st_pos_set, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v3(s->wdb, "INSERT INTO cluster_meta (name, value) VALUES (?1, ?2)"
 			       " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-			       -1, SQLITE_PREPARE_PERSISTENT, &s->st_meta_put, NULL) != SQLITE_OK) {
+			       -1, SQLITE_PREPARE_PERSISTENT, &s->st_meta_put, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->wdb, "INSERT OR REPLACE INTO cluster_mods (lpos, ts, entry)"
+			       " VALUES (?1, ?2, ?3)", -1, SQLITE_PREPARE_PERSISTENT,
+			       &s->st_cmod_ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(s->wdb, "DELETE FROM cluster_mods WHERE lpos >= ?1 AND lpos < ?2",
+			       -1, SQLITE_PREPARE_PERSISTENT, &s->st_cmod_prune, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "preparing cluster statements: %s", sqlite3_errmsg(s->wdb));
 		return -1;
 	}
@@ -121,7 +126,9 @@ void store__replica_finalize(struct store *s)
 {
 	sqlite3_finalize(s->st_pos_set);
 	sqlite3_finalize(s->st_meta_put);
-	s->st_pos_set = s->st_meta_put = NULL;
+	sqlite3_finalize(s->st_cmod_ins);
+	sqlite3_finalize(s->st_cmod_prune);
+	s->st_pos_set = s->st_meta_put = s->st_cmod_ins = s->st_cmod_prune = NULL;
 }
 
 void store__replica_free(struct store *s)
@@ -133,6 +140,35 @@ void store__replica_free(struct store *s)
 		s->meta = m->next;
 		free(m);
 	}
+}
+
+/* Entries a restore may need are the last few of each shard (past what
+ * Redis kept); older rows go when a new one comes (moderation is rare). */
+#define CMOD_KEEP (1ull << 22)
+
+/* A moderation entry's row, with its position (same transaction). */
+static int mod_write(struct store *s, struct store__item *it)
+{
+	uint64_t base = (uint64_t)it->pos_shard << 40;
+	sqlite3_stmt *st = s->st_cmod_ins;
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)(base | it->pos_off));
+	sqlite3_bind_int64(st, 2, it->ts);
+	sqlite3_bind_blob(st, 3, it->data, (int)it->data_len, SQLITE_STATIC);
+	int rc = store__step_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (it->pos_off > CMOD_KEEP) {
+		st = s->st_cmod_prune;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)base);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)(base | (it->pos_off - CMOD_KEEP)));
+		rc = store__step_reset(st);
+		sqlite3_clear_bindings(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
+	return SQLITE_OK;
 }
 
 int store__replica_write(struct store *s, struct store__item *it)
@@ -151,7 +187,11 @@ int store__replica_write(struct store *s, struct store__item *it)
 	}
 	int rc = store__step_reset(st);
 	sqlite3_clear_bindings(st);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (it->kind == STORE__K_MESSAGE && !it->seq && it->data_len)
+		return mod_write(s, it);
+	return SQLITE_OK;
 }
 
 int store_apply(struct store *s, const struct store_apply_req *a)
@@ -163,6 +203,11 @@ int store_apply(struct store *s, const struct store_apply_req *a)
 		return STORE_EINVAL;
 	const char *from = a->seq ? a->from : "";
 	size_t from_len = strlen(from), data_len = a->seq ? a->data_len : 0;
+	const void *data = a->data;
+	if (!a->seq && a->mod && a->mod_len) {
+		data = a->mod; /* a moderation entry: no row, its fields in cluster_mods */
+		data_len = a->mod_len;
+	}
 	size_t klen = a->seq && a->key ? a->key_len : 0;
 	struct store__item *it = zalloc(sizeof(*it) + from_len + 1 + data_len + 1 + klen);
 	struct store__room *r = NULL;
@@ -189,7 +234,7 @@ int store_apply(struct store *s, const struct store_apply_req *a)
 	it->key = klen ? it->data + data_len + 1 : NULL;
 	memcpy(it->from, from, from_len + 1);
 	if (data_len)
-		memcpy(it->data, a->data, data_len);
+		memcpy(it->data, data, data_len);
 	if (klen)
 		memcpy(it->key, a->key, klen);
 	it->pos_set = 1;
@@ -205,6 +250,11 @@ int store_apply(struct store *s, const struct store_apply_req *a)
 	s->appended += a->seq != 0;
 	enqueue(s, it, a->ticket != 0);
 	return STORE_OK;
+}
+
+void store_mod_unbounded(struct store *s, int on)
+{
+	s->mod_unbounded = on;
 }
 
 void store_position(struct store *s, unsigned shard, struct store_pos *out)

@@ -247,12 +247,20 @@ struct store_apply_req {
 	unsigned shard;
 	uint64_t offset;
 	const char *id;               /* stream id */
+	/* seq 0 only: a moderation entry's fields (opaque bytes), kept in
+	 * cluster_mods with the position so a restore can re-append it */
+	const void *mod;
+	size_t mod_len;
 };
 /* Queues an entry. Not bounded by queue_max (the log tail stops reading
  * while the queue is deep: that is the bound), and accepted while the disk
  * fails (the writer retries it; nothing applied later is committed before
  * it). Updates the room's last seq. Returns 0 or STORE_EINVAL. */
 int store_apply(struct store *s, const struct store_apply_req *a);
+/* A cluster's apply sets on around its moderation calls (store_delete,
+ * store_ban, ...): they are then not refused for queue_max, like
+ * store_apply (the tail's back-pressure bounds the queue). Loop thread. */
+void store_mod_unbounded(struct store *s, int on);
 /* The shard's applied position as loaded at open and moved by store_apply
  * (applied, not necessarily committed yet). shard < STORE_SHARDS_MAX. */
 #define STORE_SHARDS_MAX 1024

@@ -250,6 +250,8 @@ struct store {
 	struct store__meta *meta;     /* cluster_meta rows */
 	int unpositioned;             /* messages, no position (at open) */
 	sqlite3_stmt *st_pos_set, *st_meta_put; /* writer thread */
+	sqlite3_stmt *st_cmod_ins, *st_cmod_prune; /* writer thread */
+	int mod_unbounded;            /* loop: see store_mod_unbounded */
 
 	/* ---- loop-only counters ---- */
 	uint64_t appended, overloaded, refused_failing;

@@ -995,6 +995,49 @@ START_TEST(replica_positions_with_messages)
 }
 END_TEST
 
+/* A cluster's moderation entry: no message row, its fields kept in
+ * cluster_mods by log position with the position itself (a restore after a
+ * Redis restart re-appends it); old rows pruned; and the apply's
+ * moderation calls are not refused for queue_max. */
+START_TEST(replica_moderation_entries)
+{
+	struct store_config cfg = cfg_default();
+	cfg.replica = 1;
+	cfg.queue_max = 1;
+	cfg.flush_interval_ms = 60000;
+	struct store *s = open_ok(&cfg);
+	static const char ent[] = "b\0\0" "0\0mallory\0" "123\0why\0";
+	struct store_apply_req a = { .room = "", .ts = 5, .from = "", .data = "", .shard = 2,
+				     .offset = 1, .id = "9-1", .mod = ent, .mod_len = sizeof(ent) - 1 };
+	ck_assert_int_eq(store_apply(s, &a), STORE_OK);
+	/* the queue holds one item: a moderation call is refused, unless
+	 * a cluster's apply makes it */
+	ck_assert_int_eq(store_ban(s, "mallory", wall_ms() + 60000, "why", 1), STORE_EOVERLOADED);
+	store_mod_unbounded(s, 1);
+	ck_assert_int_eq(store_ban(s, "mallory", wall_ms() + 60000, "why", 1), STORE_OK);
+	store_mod_unbounded(s, 0);
+	/* far ahead: rows 2^22 offsets behind go */
+	a.offset = (1ull << 22) + 2;
+	a.id = "9-2";
+	ck_assert_int_eq(store_apply(s, &a), STORE_OK);
+	a.shard = 3; /* another shard's rows stay */
+	a.offset = 1;
+	a.id = "9-3";
+	ck_assert_int_eq(store_apply(s, &a), STORE_OK);
+	store_close(&s, &H, &C);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM messages"), 0);
+	ck_assert_int_eq(file_int("SELECT offset FROM cluster_pos WHERE shard = 2"), (1LL << 22) + 2);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods"), 2);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods WHERE lpos = (2 << 40) | 1"), 0);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods WHERE lpos = (3 << 40) | 1"
+				  " AND ts = 5 AND length(entry) = 21"), 1);
+	/* the bytes as given: b, "", 0, mallory, 123, why, each ended by NUL */
+	ck_assert_int_eq(file_int("SELECT count(*) FROM cluster_mods WHERE hex(entry) ="
+				  " '62000030006D616C6C6F7279003132330077687900'"), 2);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM bans WHERE user = 'mallory'"), 1);
+}
+END_TEST
+
 START_TEST(seq_not_reused_after_two_crashes)
 {
 	/* The second run crashes before committing anything at all. */
@@ -1243,6 +1286,7 @@ static Suite *store_suite(void)
 		{ "keys", key_bound_per_room_forgets_oldest },
 		{ "keys", key_of_refused_append_is_not_remembered },
 		{ "replica", replica_positions_with_messages },
+		{ "replica", replica_moderation_entries },
 	};
 	TCase *tc = NULL;
 	const char *cur = NULL;
