@@ -258,7 +258,8 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 	return PROTO_OK;
 }
 
-enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
+static enum proto_err decode(const char *buf, size_t len, unsigned max_depth, unsigned max_keys,
+			     bool no_id, struct proto_cmd *cmd, enum jscan_err *scan)
 {
 	struct jtop top;
 	const struct jval *v;
@@ -272,7 +273,8 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 
 	/* jscan checks UTF-8 too (the transport already did, but the
 	 * decoder stays safe on its own for unit tests and fuzzers). */
-	enum jscan_err je = jscan_object(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why);
+	enum jscan_err je = jscan_object(buf, len, max_depth, max_keys, &top, &pos, &why);
+	*scan = je;
 	if (je == JSCAN_DEPTH || je == JSCAN_KEYS || je == JSCAN_TOP) {
 		/* Valid so far but too big: the fields scanned before the
 		 * problem are known, so a command that put its id first (as
@@ -286,6 +288,10 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 		return proto_scan_error(je, pos, why, "frame", cmd->errmsg, sizeof(cmd->errmsg));
 
 	v = jscan_get(&top, "id");
+	if (v && no_id) {
+		*scan = JSCAN_DUPLICATE; /* see proto_decode_bounded */
+		return fail(cmd, PROTO_EBAD_REQUEST, "an id the caller did not give");
+	}
 	if (v) {
 		uint64_t id;
 		if (jscan_uint(v, &id) < 0 || id < 1 || id > PROTO_ID_MAX)
@@ -314,6 +320,24 @@ enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
 	}
 	cmd->type = cmd_types[i].type;
 	return decode_fields(cmd, &top);
+}
+
+enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
+{
+	enum jscan_err je;
+
+	return decode(buf, len, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, false, cmd, &je);
+}
+
+enum proto_err proto_decode_bounded(const char *buf, size_t len, unsigned max_depth,
+				    unsigned max_keys, bool no_id, struct proto_cmd *cmd,
+				    bool *scanned)
+{
+	enum jscan_err je;
+	enum proto_err e = decode(buf, len, max_depth, max_keys, no_id, cmd, &je);
+
+	*scanned = je == JSCAN_OK;
+	return e;
 }
 
 void proto_cmd_clear(struct proto_cmd *cmd)

@@ -75,6 +75,18 @@ struct proto_cmd {
  * carried a valid id. proto_cmd_clear() releases nothing today but keeps
  * callers independent of that. */
 enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd);
+/* proto_decode with the JSON scan's bounds given (at most the defaults'):
+ * *scanned is false when the scan refused the text (not JSON, a duplicate
+ * top-level key, past a bound, or, with no_id, an "id" member at all),
+ * true when it was JSON and the result is the command's own verdict. The
+ * Socket.IO edge hands the core a command built from an event it has not
+ * validated and lets this scan be the validation (server/sio/sio_edge.c,
+ * lazy_event): it writes "type" (and "id" when the event has an ack id)
+ * itself, so a duplicate, or an "id" where it wrote none, is the event's
+ * argument holding one, which the edge refuses with its own answer. */
+enum proto_err proto_decode_bounded(const char *buf, size_t len, unsigned max_depth,
+				    unsigned max_keys, bool no_id, struct proto_cmd *cmd,
+				    bool *scanned);
 /* The error a failed jscan_object() (je, an enum jscan_err; pos and why as it
  * gave them) means for a JSON object of the protocol: bad_request when it is
  * valid but too big, bad_json otherwise, with the message written to msg.

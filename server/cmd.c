@@ -259,6 +259,43 @@ static int rate_ok(struct conn *c, const struct proto_cmd *cmd)
 	return 0;
 }
 
+/* What cmd_handle does with a decoded (or refused) command. */
+static void cmd_run(struct conn *c, struct proto_cmd *cmd, enum proto_err e)
+{
+	if (e != PROTO_OK) {
+		/* Bad input costs the same as good input. */
+		cmd->type = PROTO_PING;
+		if (rate_ok(c, cmd))
+			cmd__fail(c, cmd->id, e, cmd->errmsg);
+		return;
+	}
+	if (!rate_ok(c, cmd)) {
+		proto_cmd_clear(cmd);
+		return;
+	}
+	if (!c->authed && cmd->type != PROTO_PING &&
+	    !(cmd->type == PROTO_HELLO && cmd->token)) {
+		cmd__fail(c, cmd->id, PROTO_EUNAUTHENTICATED, NULL);
+		proto_cmd_clear(cmd);
+		return;
+	}
+	switch (cmd->type) {
+	case PROTO_HELLO:    cmd_hello(c, cmd); break;
+	case PROTO_JOIN:     cmd_join(c, cmd); break;
+	case PROTO_LEAVE:    cmd_leave(c, cmd); break;
+	case PROTO_PUBLISH:  cmd__publish(c, cmd); break;
+	case PROTO_HISTORY:  cmd__history(c, cmd); break;
+	case PROTO_PRESENCE: cmd_presence(c, cmd); break;
+	case PROTO_PING:     cmd_ping(c, cmd); break;
+	case PROTO_REFRESH:  authn_refresh(c, cmd); break;
+	case PROTO_DELETE:
+	case PROTO_ERASE:
+	case PROTO_BAN:
+	case PROTO_UNBAN:    moderation_cmd(c, cmd); break;
+	}
+	proto_cmd_clear(cmd);
+}
+
 void cmd_handle(struct conn *c, const char *buf, size_t len)
 {
 	struct proto_cmd cmd;
@@ -267,38 +304,25 @@ void cmd_handle(struct conn *c, const char *buf, size_t len)
 	c->srv->stats.msgs_in++;
 	c->srv->stats.bytes_in += len;
 	e = proto_decode(buf, len, &cmd);
-	if (e != PROTO_OK) {
-		/* Bad input costs the same as good input. */
-		cmd.type = PROTO_PING;
-		if (rate_ok(c, &cmd))
-			cmd__fail(c, cmd.id, e, cmd.errmsg);
-		return;
-	}
-	if (!rate_ok(c, &cmd)) {
+	cmd_run(c, &cmd, e);
+}
+
+int cmd_handle_bounded(struct conn *c, const char *buf, size_t len, unsigned max_depth,
+		       unsigned max_keys, bool no_id)
+{
+	struct proto_cmd cmd;
+	bool scanned;
+	enum proto_err e = proto_decode_bounded(buf, len, max_depth, max_keys, no_id, &cmd,
+						&scanned);
+
+	if (!scanned) {
 		proto_cmd_clear(&cmd);
-		return;
+		return -1; /* nothing counted, nothing answered: the caller decides */
 	}
-	if (!c->authed && cmd.type != PROTO_PING &&
-	    !(cmd.type == PROTO_HELLO && cmd.token)) {
-		cmd__fail(c, cmd.id, PROTO_EUNAUTHENTICATED, NULL);
-		proto_cmd_clear(&cmd);
-		return;
-	}
-	switch (cmd.type) {
-	case PROTO_HELLO:    cmd_hello(c, &cmd); break;
-	case PROTO_JOIN:     cmd_join(c, &cmd); break;
-	case PROTO_LEAVE:    cmd_leave(c, &cmd); break;
-	case PROTO_PUBLISH:  cmd__publish(c, &cmd); break;
-	case PROTO_HISTORY:  cmd__history(c, &cmd); break;
-	case PROTO_PRESENCE: cmd_presence(c, &cmd); break;
-	case PROTO_PING:     cmd_ping(c, &cmd); break;
-	case PROTO_REFRESH:  authn_refresh(c, &cmd); break;
-	case PROTO_DELETE:
-	case PROTO_ERASE:
-	case PROTO_BAN:
-	case PROTO_UNBAN:    moderation_cmd(c, &cmd); break;
-	}
-	proto_cmd_clear(&cmd);
+	c->srv->stats.msgs_in++;
+	c->srv->stats.bytes_in += len;
+	cmd_run(c, &cmd, e);
+	return 0;
 }
 
 void cmd_teardown(struct server *s)

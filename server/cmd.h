@@ -86,6 +86,12 @@ void cmd_history_encode(struct pbuf *b, const char *room, const struct store_pag
 
 /* Handles one complete text message from c. */
 void cmd_handle(struct conn *c, const char *buf, size_t len);
+/* cmd_handle with the JSON scan's bounds given (at most the defaults';
+ * no_id: proto_decode_bounded's): returns -1, having done nothing (not
+ * even counted the frame), when that scan refuses buf; otherwise handles
+ * it as cmd_handle does and returns 0. */
+int cmd_handle_bounded(struct conn *c, const char *buf, size_t len, unsigned max_depth,
+		       unsigned max_keys, bool no_id);
 
 /* Storage completions (called from store_poll on the loop thread). */
 void cmd_durable_done(void *srv, uint64_t ticket, int ok);

@@ -108,12 +108,20 @@ struct sio_packet {
 	struct jval event;             /* EVENT / BINARY_EVENT only */
 	unsigned attachments;          /* declared count (binary types) */
 	const struct sio_att *att;     /* attachments[0..attachments) */
+	/* lazy_events only: an EVENT of the shape ["name",{…}] on "/" whose
+	 * JSON has NOT been validated (only its outline, and the name: plain
+	 * printable ASCII, not reserved). data spans the array, event the
+	 * name, arg the argument object's text. The caller validates it, with
+	 * its own scan of the argument or with sio_check(). */
+	bool unchecked;
+	struct jval arg;
 };
 
 struct sio_limits {
 	size_t max_attachments;        /* <= SIO_ATTACH_HARD_MAX */
 	size_t max_binary_bytes;       /* all attachments of one packet */
 	unsigned max_depth, max_keys;  /* JSON nesting and object members */
+	bool lazy_events;              /* hand the common EVENT on unchecked (above) */
 };
 
 /* A decoder for one connection: stateful only across a binary packet and
@@ -152,6 +160,11 @@ enum sio_err sio_decoder_binary(struct sio_decoder *d, const uint8_t *p, size_t 
  * returned with att NULL). Used by the decoder; useful to tests. */
 enum sio_err sio_parse(const char *s, size_t n, const struct sio_limits *lim,
 		       struct sio_packet *out);
+
+/* The full check sio_parse skipped for an unchecked packet (lazy_events):
+ * SIO_OK with pk now an ordinary checked packet (unchecked false), or the
+ * error sio_parse would have returned for it. */
+enum sio_err sio_check(struct sio_packet *pk, const struct sio_limits *lim);
 
 /* Splits the JSON array text a[0..n) (already validated) into its
  * elements' spans: at most max go to out; returns the element count. */

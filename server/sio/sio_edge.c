@@ -973,6 +973,7 @@ static struct sio_conn *sess_new(struct server *s, struct lws *wsi, const char *
 		.max_binary_bytes = ecfg.max_payload,
 		.max_depth = PROTO_DEPTH_MAX,
 		.max_keys = PROTO_KEYS_MAX,
+		.lazy_events = !conformance, /* on_event validates them */
 	};
 	uint8_t rnd[15];
 	char sid[EIO_SID_LEN + 1];
@@ -1173,6 +1174,22 @@ static void on_connect(struct sio_conn *sc, const struct sio_packet *p)
 	finish_connect(sc);
 }
 
+/* Whether "type" or "id" (with their quotes) occur anywhere in a[0..n):
+ * one pass over the quotes looks for both. */
+static bool maybe_own_keys(const char *a, size_t n)
+{
+	const char *q = a, *e = a + n;
+	bool maybe = false;
+
+	while (!maybe && (q = memchr(q, '"', (size_t)(e - q))) != NULL) {
+		size_t left = (size_t)(e - q);
+		maybe = (left >= 6 && q[1] == 't' && !memcmp(q, "\"type\"", 6)) ||
+			(left >= 4 && q[1] == 'i' && !memcmp(q, "\"id\"", 4));
+		q++;
+	}
+	return maybe;
+}
+
 /* An EVENT's argument object must not carry the command's own keys. */
 static int own_keys(const char *a, size_t n)
 {
@@ -1180,21 +1197,88 @@ static int own_keys(const char *a, size_t n)
 	size_t pos;
 	const char *why;
 
-	/* The usual case, neither "type" nor "id" anywhere: no scan. One
-	 * pass over the quotes looks for both. */
-	const char *q = a, *e = a + n;
-	bool maybe = false;
-	while (!maybe && (q = memchr(q, '"', (size_t)(e - q))) != NULL) {
-		size_t left = (size_t)(e - q);
-		maybe = (left >= 6 && q[1] == 't' && !memcmp(q, "\"type\"", 6)) ||
-			(left >= 4 && q[1] == 'i' && !memcmp(q, "\"id\"", 4));
-		q++;
-	}
-	if (!maybe)
+	/* The usual case, neither "type" nor "id" anywhere: no scan. */
+	if (!maybe_own_keys(a, n))
 		return 0;
 	if (jscan_object(a, n, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, &top, &pos, &why) != JSCAN_OK)
 		return 0; /* cmd_handle reports it */
 	return jscan_get(&top, "type") || jscan_get(&top, "id");
+}
+
+/* {"type":<event>[,"id":N][,<the argument's members>]} into cmd. */
+static void build_command(const struct jval *name, uint64_t id, const struct jval *arg)
+{
+	pbuf_reset(&cmd);
+	pbuf_adds(&cmd, "{\"type\":");
+	pbuf_add(&cmd, name->p, name->n);
+	if (id) {
+		pbuf_adds(&cmd, ",\"id\":");
+		pbuf_add_u64(&cmd, id);
+	}
+	if (arg) {
+		const char *m = arg->p + 1, *e = arg->p + arg->n - 1; /* inside the braces */
+		while (m < e && (*m == ' ' || *m == '\t' || *m == '\n' || *m == '\r'))
+			m++;
+		if (m < e) {
+			pbuf_addc(&cmd, ',');
+			pbuf_add(&cmd, m, (size_t)(e - m));
+		}
+	}
+	pbuf_addc(&cmd, '}');
+}
+
+/* A packet the decoder refused: the reference server closes the
+ * connection on an invalid packet. */
+static void bad_packet(struct sio_conn *sc, enum sio_err e)
+{
+	log_info("sio_bad_packet", "session=%s sid=%s error=%s", sc->c->session, sc->eio.sid,
+		 log_q(sio_strerror(e)));
+	close_session(sc, EIO_CLOSE_PARSE_ERROR);
+}
+
+static void on_event(struct sio_conn *sc, const struct sio_packet *p);
+
+/*
+ * An unchecked EVENT (sio.h, lazy_events): the command built from it goes
+ * to the core with the JSON scan's bounds narrowed to what the Socket.IO
+ * check would have allowed (the argument sits one level deeper in the
+ * event's array than its members in the command, and the command adds
+ * "type" and "id" to its keys), so that scan accepting the command means
+ * the event was valid JSON within the Socket.IO bounds: one pass instead
+ * of two. Whatever that scan refuses, and anything unusual, takes the
+ * full check and the ordinary path, exactly as before: close on an
+ * invalid packet, the edge's or the core's error reply on a valid one.
+ */
+static void lazy_event(struct sio_conn *sc, const struct sio_packet *p)
+{
+	struct conn *c = sc->c;
+	const struct sio_limits *lim = &sc->dec.lim;
+	uint64_t id = p->has_id ? p->id + 1 : 0;
+	unsigned extra = id ? 2 : 1;
+
+	/* The argument holding "type" or "id" is a duplicate key in the
+	 * command, or an "id" where none was written: refused by the scan
+	 * (no_id), and answered below as before. */
+	if (lim->max_depth >= 2) {
+		unsigned depth = lim->max_depth - 1 < PROTO_DEPTH_MAX ? lim->max_depth - 1
+								       : PROTO_DEPTH_MAX;
+		unsigned keys = lim->max_keys < PROTO_KEYS_MAX - extra ? lim->max_keys + extra
+								       : PROTO_KEYS_MAX;
+		build_command(&p->event, id, &p->arg);
+		if (cmd.len <= c->srv->cfg->max_message_size &&
+		    cmd_handle_bounded(c, cmd.data, cmd.len, depth, keys, id == 0) == 0) {
+			if (cmd.cap > 65536)
+				pbuf_free(&cmd);
+			return;
+		}
+	}
+	struct sio_packet q = *p;
+	enum sio_err e = sio_check(&q, lim);
+	if (e != SIO_OK) {
+		bad_packet(sc, e);
+		return;
+	}
+	on_event(sc, &q);
 }
 
 static void on_event(struct sio_conn *sc, const struct sio_packet *p)
@@ -1231,24 +1315,7 @@ static void on_event(struct sio_conn *sc, const struct sio_packet *p)
 		cmd__fail(c, id, PROTO_EBAD_REQUEST, "the argument must not hold type or id");
 		return;
 	}
-	/* {"type":<event>[,"id":N][,<the argument's members>]} */
-	pbuf_reset(&cmd);
-	pbuf_adds(&cmd, "{\"type\":");
-	pbuf_add(&cmd, it[0].p, it[0].n);
-	if (id) {
-		pbuf_adds(&cmd, ",\"id\":");
-		pbuf_add_u64(&cmd, id);
-	}
-	if (arg) {
-		const char *m = arg->p + 1, *e = arg->p + arg->n - 1; /* inside the braces */
-		while (m < e && (*m == ' ' || *m == '\t' || *m == '\n' || *m == '\r'))
-			m++;
-		if (m < e) {
-			pbuf_addc(&cmd, ',');
-			pbuf_add(&cmd, m, (size_t)(e - m));
-		}
-	}
-	pbuf_addc(&cmd, '}');
+	build_command(&it[0], id, arg);
 	if (cmd.len > c->srv->cfg->max_message_size) {
 		cmd__fail(c, id, PROTO_ETOO_LARGE, NULL);
 		return;
@@ -1408,8 +1475,20 @@ static void on_packet(struct sio_conn *sc, const struct sio_packet *p)
 	case SIO_EVENT:
 	case SIO_BINARY_EVENT:
 		if (is_root(p) && sc->connected) {
-			on_event(sc, p);
+			if (p->unchecked)
+				lazy_event(sc, p);
+			else
+				on_event(sc, p);
 			return;
+		}
+		if (p->unchecked) {
+			/* Closed either way; logged as the full check would. */
+			struct sio_packet q = *p;
+			enum sio_err e = sio_check(&q, &sc->dec.lim);
+			if (e != SIO_OK) {
+				bad_packet(sc, e);
+				return;
+			}
 		}
 		break;
 	case SIO_ACK:
@@ -1438,13 +1517,10 @@ static void on_message(struct sio_conn *sc, const struct eio_packet *msg)
 		return;
 	e = msg->binary ? sio_decoder_binary(&sc->dec, msg->data, msg->len, &pk)
 			: sio_decoder_text(&sc->dec, (const char *)msg->data, msg->len, &pk);
-	if (e == SIO_OK) {
+	if (e == SIO_OK)
 		on_packet(sc, &pk);
-	} else if (e != SIO_MORE) {
-		log_info("sio_bad_packet", "session=%s sid=%s error=%s", sc->c->session, sc->eio.sid,
-			 log_q(sio_strerror(e)));
-		close_session(sc, EIO_CLOSE_PARSE_ERROR);
-	}
+	else if (e != SIO_MORE)
+		bad_packet(sc, e);
 }
 
 /*

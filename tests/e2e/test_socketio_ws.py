@@ -248,6 +248,81 @@ def test_invalid_packets_close(parley, packet):
     expect_closed(c)
 
 
+# The common event ["name",{...}] is validated by the command core's one JSON scan of the command built
+# from it (docs/socketio.md, "Invalid packets"): invalid JSON anywhere in it still closes, and valid
+# but unusual events keep their answers.
+@pytest.mark.parametrize("packet", [
+    '42["publish",{"room":"a","data":tru}]', '42["join",{"room":"a",}]', '42["join",{"room":"a"}}]',
+    '42["join",{"room":"a"},]', '42["join",{"room":"a"} x]', '42["join",{"room":"a"} {}]',
+    '421["join",{"room":"a","x":"\\ud800"}]', '42["join",{"room":"a","x":"\\q"}]',
+    '42["join",{"room":"a"}]]', '42["join",{"room":"a"],"x":{}}]', '42["join",{"room" "a"}]',
+    '42["join",{"room":"a","x":[1,}]', '42["join",{"room":"a","x":01}]',
+])
+def test_invalid_common_events_close(parley, packet):
+    c, _ = connect(parley())
+    c.send_text(packet)
+    expect_closed(c)
+
+
+def test_unusual_valid_events_keep_their_answers(parley):
+    c, _ = connect(parley())
+    # a third element (ignored), white space everywhere, an escaped name
+    c.send_text('420["join",{"room":"a"},{"x":1}]')
+    assert json.loads(event(c)[3:])[0]["ok"] is True
+    c.send_text('421 [ "leave" , { "room" : "a" } ] ')
+    assert json.loads(event(c)[3:])[0]["ok"] is True
+    c.send_text('422["\\u006aoin",{"room":"b"}]')
+    assert json.loads(event(c)[3:])[0]["ok"] is True
+    # a duplicate key is the core's error, as for a native frame (invalid JSON there, so the ack id
+    # is not known: an error event); the session stays
+    c.send_text('423["join",{"room":"a","room":"b"}]')
+    t = event(c)
+    assert json.loads(t[2:])[0] == "error" and json.loads(t[2:])[1]["code"] == "bad_json", t
+    c.send_text('424["join",{}]')
+    t = event(c)
+    assert json.loads(t[3:])[0]["error"]["code"] == "bad_request", t
+    assert ack(c, 5, "leave", {"room": "b"})["ok"] is True
+
+
+def nested(depth):
+    return "[" * depth + "]" * depth
+
+
+def test_event_depth_bound(parley):
+    """The event's array counts: 32 levels in all are accepted, 33 close."""
+    c, _ = connect(parley())
+    assert ack(c, 0, "join", {"room": "a"})["ok"] is True
+    c.send_text('421["publish",{"room":"a","data":%s}]' % nested(30))
+    t = event(c)
+    while not t.startswith("431"):
+        t = event(c)
+    assert json.loads(t[3:])[0]["ok"] is True
+    c.send_text('422["publish",{"room":"a","data":%s}]' % nested(31))
+    expect_closed(c)
+
+
+@pytest.mark.parametrize("extra,outcome", [(-2, "ok"), (-1, "bad_request"), (0, "bad_request"),
+                                           (1, "closed")])
+def test_event_keys_bound(parley, extra, outcome):
+    """4,096 keys in the event (all levels) pass Socket.IO's check; the command adds type and id."""
+    c, _ = connect(parley())
+    assert ack(c, 0, "join", {"room": "a"})["ok"] is True
+    n = 4096 - 2 + extra  # room and data are two of the event's keys
+    data = "{" + ",".join('"k%d":0' % i for i in range(n)) + "}"
+    c.send_text('421["publish",{"room":"a","data":%s}]' % data)
+    if outcome == "closed":
+        expect_closed(c)
+        return
+    t = event(c)
+    while not t.startswith("431"):
+        t = event(c)
+    r = json.loads(t[3:])[0]
+    if outcome == "ok":
+        assert r["ok"] is True, r
+    else:
+        assert r["error"]["code"] == outcome, r
+
+
 def test_event_before_connect_closes(parley):
     c, _ = open_eio(parley())
     c.send_text('42["join",{"room":"a"}]')
@@ -308,6 +383,13 @@ def test_argument_must_not_hold_type_or_id(parley):
     c, _ = connect(parley())
     assert ack(c, 0, "join", {"room": "a", "id": 7})["error"]["code"] == "bad_request"
     assert ack(c, 1, "join", {"room": "a", "type": "publish"})["error"]["code"] == "bad_request"
+    # without an ack id too (an error event), and only at the argument's top level
+    for arg in ('{"room":"a","id":7}', '{"id":1,"room":"a"}', '{"room":"a","type":"leave"}'):
+        c.send_text('42["join",%s]' % arg)
+        t = event(c)
+        assert json.loads(t[2:]) == ["error", {"code": "bad_request",
+                                               "message": "the argument must not hold type or id"}], t
+    assert ack(c, 2, "join", {"room": "a", "x": {"id": 1, "type": 2}})["ok"] is True
 
 
 def test_mixed_room_on_the_wire(parley):

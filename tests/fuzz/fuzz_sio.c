@@ -176,7 +176,7 @@ static void fuzz_eio_text(const uint8_t *in, size_t n)
 
 /* ================================================================ 2: Socket.IO packets */
 
-static const struct sio_limits lim = { SIO_ATTACH_MAX_DEF, 1 << 20, PROTO_DEPTH_MAX, PROTO_KEYS_MAX };
+static const struct sio_limits lim = { SIO_ATTACH_MAX_DEF, 1 << 20, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, false };
 
 static void sio_fields_equal(const struct sio_packet *a, const struct sio_packet *b)
 {
@@ -225,6 +225,64 @@ static void check_sio_packet(const struct sio_packet *p, const char *in, size_t 
 	}
 }
 
+/*
+ * lazy_events (the Parley edge's one JSON pass): a packet handed on
+ * unchecked is, after sio_check, exactly what the full parse gives; and
+ * the command the edge builds from it (server/sio/sio_edge.c,
+ * build_command and lazy_event: {"type":NAME,"id":N,<the argument's
+ * members>}) passes the core's scan with the narrowed bounds only if the
+ * full check accepts the event. That last rule is what lets the core's
+ * scan stand for the validation.
+ */
+static void fuzz_sio_lazy(const char *in, size_t n, enum sio_err full, const struct sio_packet *fp)
+{
+	struct sio_limits ll = lim;
+	struct sio_packet p;
+
+	ll.lazy_events = true;
+	enum sio_err e = sio_parse(in, n, &ll, &p);
+	if (e != SIO_OK || !p.unchecked) {
+		CHECK(e == full);
+		CHECK(!p.unchecked);
+		if (e == SIO_OK)
+			sio_fields_equal(&p, fp);
+		return;
+	}
+	CHECK(p.type == SIO_EVENT && p.event.type == JT_STRING && p.arg.type == JT_OBJECT);
+	CHECK(p.arg.p > p.data && p.arg.p + p.arg.n < p.data + p.data_len);
+
+	struct pbuf c = { 0 };
+	pbuf_adds(&c, "{\"type\":");
+	pbuf_add(&c, p.event.p, p.event.n);
+	pbuf_adds(&c, ",\"id\":7");
+	const char *m = p.arg.p + 1, *end = p.arg.p + p.arg.n - 1;
+	while (m < end && (*m == ' ' || *m == '\t' || *m == '\n' || *m == '\r'))
+		m++;
+	if (m < end) {
+		pbuf_addc(&c, ',');
+		pbuf_add(&c, m, (size_t)(end - m));
+	}
+	pbuf_addc(&c, '}');
+	struct proto_cmd cmd;
+	bool scanned;
+	unsigned keys = ll.max_keys < PROTO_KEYS_MAX - 2 ? ll.max_keys + 2 : PROTO_KEYS_MAX;
+	proto_decode_bounded(c.data, c.len, ll.max_depth - 1, keys, false, &cmd, &scanned);
+	proto_cmd_clear(&cmd);
+	pbuf_free(&c);
+
+	struct sio_packet q = p;
+	enum sio_err ce = sio_check(&q, &ll);
+	CHECK(ce == full);
+	CHECK(!q.unchecked);
+	if (scanned && ce != SIO_OK) {
+		fprintf(stderr, "fuzz_sio: the core's scan accepts an invalid event: %.*s\n",
+			(int)n, in);
+		abort();
+	}
+	if (ce == SIO_OK)
+		sio_fields_equal(&q, fp);
+}
+
 static void fuzz_sio_packet(const uint8_t *in, size_t n)
 {
 	struct sio_packet p, q;
@@ -232,6 +290,7 @@ static void fuzz_sio_packet(const uint8_t *in, size_t n)
 
 	CHECK(e < SIO_ERR_COUNT && e != SIO_MORE);
 	CHECK(sio_strerror(e) != NULL);
+	fuzz_sio_lazy((const char *)in, n, e, &p);
 	if (e != SIO_OK)
 		return;
 	check_sio_packet(&p, (const char *)in, n);
@@ -302,7 +361,7 @@ static void fuzz_json(const uint8_t *in, size_t n)
 
 static void fuzz_decoder(const uint8_t *in, size_t n)
 {
-	struct sio_limits l = { 4, 64, PROTO_DEPTH_MAX, PROTO_KEYS_MAX };
+	struct sio_limits l = { 4, 64, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, false };
 	struct sio_decoder d;
 	struct sio_packet p;
 	/* what was fed since the last header, to compare the attachments */

@@ -660,10 +660,57 @@ START_TEST(sio_json_bounds)
 	free(ok);
 	free(deep);
 	/* keys: a custom limit of 2 */
-	struct sio_limits lim = { 10, 1000, 8, 2 };
+	struct sio_limits lim = { 10, 1000, 8, 2, false };
 	const char *two = "2[\"a\",{\"x\":1,\"y\":2}]", *three = "2[\"a\",{\"x\":1,\"y\":2,\"z\":3}]";
 	ck_assert_int_eq(sio_parse(two, strlen(two), &lim, &p), SIO_OK);
 	ck_assert_int_eq(sio_parse(three, strlen(three), &lim, &p), SIO_E_KEYS);
+}
+END_TEST
+
+/* lazy_events: the outline ["plain-name",{...}] on "/" is handed on
+ * unchecked (its argument's span given); everything else, and any escape
+ * or non-ASCII byte in the name or a reserved name, takes the full check. */
+START_TEST(sio_lazy_events)
+{
+	struct sio_limits lim = { 2, 1000, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, true };
+	struct sio_packet p;
+	const char *a = "21 [ \"join\" , {\"room\":tru} ] ";
+	ck_assert_int_eq(sio_parse(a, strlen(a), &lim, &p), SIO_OK);
+	ck_assert(p.unchecked);
+	ck_assert_uint_eq(p.has_id, true);
+	ck_assert_uint_eq(p.id, 1);
+	ck_assert_span(p.event.p, p.event.n, "\"join\"");
+	ck_assert_span(p.arg.p, p.arg.n, "{\"room\":tru}");
+	ck_assert_span(p.data, p.data_len, "[ \"join\" , {\"room\":tru} ]");
+	/* the full check it skipped: the same error as without lazy_events */
+	ck_assert_int_eq(sio_check(&p, &lim), SIO_E_JSON);
+	ck_assert(!p.unchecked);
+	const char *b = "2[\"join\",{\"room\":\"a\"}]";
+	ck_assert_int_eq(sio_parse(b, strlen(b), &lim, &p), SIO_OK);
+	ck_assert(p.unchecked);
+	ck_assert_int_eq(sio_check(&p, &lim), SIO_OK);
+	ck_assert(!p.unchecked && p.event.type == JT_STRING && p.arg.type == JT_NONE);
+	ck_assert_span(p.data, p.data_len, "[\"join\",{\"room\":\"a\"}]");
+	static const char *const full[] = {
+		"2[\"j\\u006f\",{}]", "2[\"\xc3\xa9\",{}]", "2[\"connect\",{}]", "2[1,{}]",
+		"2[\"join\"]", "2[\"join\",[]]", "2[\"join\",{}", "2/x,[\"join\",{}]",
+		"2[\"join\",{} ,]x", "21-[\"join\",{}]", "2[\"join\",\"{}\"]", "2[\"join\" {}]",
+		"2[\"jo\tin\",{}]",
+	};
+	for (size_t i = 0; i < sizeof(full) / sizeof(*full); i++) {
+		struct sio_packet q;
+		struct sio_limits strict = lim;
+		strict.lazy_events = false;
+		enum sio_err e = sio_parse(full[i], strlen(full[i]), &lim, &p);
+		ck_assert_msg(!p.unchecked, "%s", full[i]);
+		ck_assert_int_eq(e, sio_parse(full[i], strlen(full[i]), &strict, &q));
+	}
+	/* off by default (sio_decoder_init without limits) */
+	struct sio_decoder d;
+	sio_decoder_init(&d, NULL);
+	ck_assert_int_eq(sio_decoder_text(&d, b, strlen(b), &p), SIO_OK);
+	ck_assert(!p.unchecked);
+	sio_decoder_free(&d);
 }
 END_TEST
 
@@ -767,7 +814,7 @@ END_TEST
 
 START_TEST(sio_decoder_limits)
 {
-	struct sio_limits lim = { 2, 10, PROTO_DEPTH_MAX, PROTO_KEYS_MAX };
+	struct sio_limits lim = { 2, 10, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, false };
 	struct sio_decoder d;
 	struct sio_packet p;
 	sio_decoder_init(&d, &lim);
@@ -781,7 +828,7 @@ START_TEST(sio_decoder_limits)
 	ck_assert_int_eq(sio_decoder_binary(&d, (const uint8_t *)"123456", 6, &p), SIO_MORE);
 	ck_assert_int_eq(sio_decoder_binary(&d, (const uint8_t *)"12345", 5, &p), SIO_E_TOO_LARGE);
 	/* a configured limit past the hard one is clamped */
-	struct sio_limits big = { 100000, 10, 8, 8 };
+	struct sio_limits big = { 100000, 10, 8, 8, false };
 	sio_decoder_free(&d);
 	sio_decoder_init(&d, &big);
 	ck_assert_uint_eq(d.lim.max_attachments, SIO_ATTACH_HARD_MAX);
@@ -792,7 +839,7 @@ END_TEST
 START_TEST(sio_decoder_idle_memory)
 {
 	/* a connection keeps no big buffer once a big packet is done */
-	struct sio_limits lim = { 2, 1 << 20, PROTO_DEPTH_MAX, PROTO_KEYS_MAX };
+	struct sio_limits lim = { 2, 1 << 20, PROTO_DEPTH_MAX, PROTO_KEYS_MAX, false };
 	struct sio_decoder d;
 	struct sio_packet p;
 	sio_decoder_init(&d, &lim);
@@ -1737,6 +1784,7 @@ static Suite *sio_suite(void)
 	tcase_add_test(tc, sio_edge_valid);
 	tcase_add_test(tc, sio_json_bounds);
 	tcase_add_test(tc, sio_array_split);
+	tcase_add_test(tc, sio_lazy_events);
 	tcase_add_test(tc, sio_decoder_binary_event);
 	tcase_add_test(tc, sio_decoder_binary_ack_and_empty);
 	tcase_add_test(tc, sio_decoder_out_of_order);
