@@ -28,9 +28,9 @@ $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_decode" \
 $CC $flags $jansson_cflags -I"$root/protocol" -o "$work/fuzz_api" \
 	"$here/fuzz_api.c" "$root"/protocol/*.c $jansson_libs
 # shellcheck disable=SC2086
-$CC $flags -I"$root/server" -I"$root/common" -o "$work/fuzz_config" "$here/fuzz_config.c" \
+$CC $flags -I"$root/server" -I"$root/common" -I"$root/cluster" -o "$work/fuzz_config" "$here/fuzz_config.c" \
 	"$root/server/config.c" "$root/server/util.c" "$root/server/log.c" "$root/server/netaddr.c" \
-	"$root/common/xalloc.c" -lwebsockets # netaddr.c (listen addresses) reads lws headers
+	"$root/common/xalloc.c" "$root/cluster/rurl.c" -lwebsockets # netaddr.c (listen addresses) reads lws headers; rurl.c: --cluster
 # shellcheck disable=SC2086
 $CC $flags $jansson_cflags -I"$root/server" -I"$root/common" -I"$root/protocol" \
 	-o "$work/fuzz_token" "$here/fuzz_token.c" "$root/server/token.c" \
