@@ -137,6 +137,28 @@ static void script_cb(struct rconn *rc, redisReply *r, void *priv)
 	script_reply(c, r, (uint64_t)(uintptr_t)priv);
 }
 
+/* Sends a script call for pending entry pe (which it takes: freed if the
+ * command cannot be queued) and tracks pe until apply or its deadline. */
+static enum proto_err send_script(struct cluster *c, struct cpend *pe, int argc,
+				  const char **argv, const size_t *lens)
+{
+	if (rconn_command_argv(c->cmd, script_cb, (void *)(uintptr_t)pe->id, argc, argv, lens) < 0) {
+		free(pe);
+		c->st.unavailable++;
+		return PROTO_EUNAVAILABLE;
+	}
+	hmap_put(&c->pend, pid_hash(pe->id), pe);
+	pe->prev = c->p_tail;
+	if (c->p_tail)
+		c->p_tail->next = pe;
+	else
+		c->p_head = pe;
+	c->p_tail = pe;
+	c->npend++;
+	c->st.pending = c->npend;
+	return PROTO_OK;
+}
+
 enum proto_err cluster_publish(struct server *s, const struct pub_req *p)
 {
 	struct cluster *c = s->cluster;
@@ -208,21 +230,7 @@ enum proto_err cluster_publish(struct server *s, const struct pub_req *p)
 	lens[13] = p->from_len;
 	lens[14] = p->data_len;     /* s->data is not NUL-terminated */
 	lens[20] = p->key ? p->key_len : 0;
-	if (rconn_command_argv(c->cmd, script_cb, (void *)(uintptr_t)pe->id, 22, argv, lens) < 0) {
-		free(pe);
-		c->st.unavailable++;
-		return PROTO_EUNAVAILABLE;
-	}
-	hmap_put(&c->pend, pid_hash(pe->id), pe);
-	pe->prev = c->p_tail;
-	if (c->p_tail)
-		c->p_tail->next = pe;
-	else
-		c->p_head = pe;
-	c->p_tail = pe;
-	c->npend++;
-	c->st.pending = c->npend;
-	return PROTO_OK;
+	return send_script(c, pe, 22, argv, lens);
 }
 
 enum proto_err cluster_moderate(struct server *s, const struct cluster_mod *m,
@@ -264,21 +272,7 @@ enum proto_err cluster_moderate(struct server *s, const struct cluster_mod *m,
 	for (int i = 0; i < 17; i++)
 		lens[i] = strlen(argv[i]);
 	lens[12] = m->room ? m->room_len : 0; /* a protocol room is not NUL-terminated */
-	if (rconn_command_argv(c->cmd, script_cb, (void *)(uintptr_t)pe->id, 17, argv, lens) < 0) {
-		free(pe);
-		c->st.unavailable++;
-		return PROTO_EUNAVAILABLE;
-	}
-	hmap_put(&c->pend, pid_hash(pe->id), pe);
-	pe->prev = c->p_tail;
-	if (c->p_tail)
-		c->p_tail->next = pe;
-	else
-		c->p_head = pe;
-	c->p_tail = pe;
-	c->npend++;
-	c->st.pending = c->npend;
-	return PROTO_OK;
+	return send_script(c, pe, 17, argv, lens);
 }
 
 /* Duplicates waiting for shard's offset: answered once it is applied. */

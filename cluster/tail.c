@@ -231,12 +231,7 @@ static int apply_entry(struct cluster *c, unsigned k, const struct entry *e)
 		cmd_apply_message(s, e->room, e->room_len, seq, e->ts, e->from, e->from_len,
 				  e->data, e->data_len, except);
 	}
-	sh->applied = e->off;
-	snprintf(sh->id, sizeof(sh->id), "%s", e->id);
-	sh->lag_ms = (double)(util_now_ms() - e->ts);
-	c->lag[k] = sh->lag_ms;
-	c->st.applied++;
-	c->applied_this_run++;
+	applied(c, k, e);
 	if (p)
 		cluster__pend_finish(c, p, PROTO_OK, seq, false);
 	return 0;

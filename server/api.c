@@ -130,14 +130,7 @@ static void api_publish(struct api_call *call)
 	}
 	if (seq == CMD_PENDING)
 		return; /* cmd_publish_done answers */
-	struct pbuf *b = api_reply_begin(call);
-	if (seq) {
-		pbuf_adds(b, "{\"seq\":");
-		pbuf_add_u64(b, seq);
-		pbuf_addc(b, '}');
-	} else {
-		pbuf_adds(b, "{}");
-	}
+	cmd_publish_result(api_reply_begin(call), seq);
 	api_reply_end(call);
 }
 

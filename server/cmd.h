@@ -74,6 +74,9 @@ enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint6
 #define CMD_PENDING UINT64_MAX
 
 struct pbuf;
+/* Appends a publish's result: {"seq":N}, or {} for a volatile message
+ * (seq 0). The same for the protocol's reply and the HTTP API's answer. */
+void cmd_publish_result(struct pbuf *b, uint64_t seq);
 /* A history page of any room, for callers without a connection (the HTTP
  * API): PROTO_OK with the page appended to b, or with *deferred set after
  * defer(defer_arg) gave the id that api_history_done() gets with the page

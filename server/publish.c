@@ -55,6 +55,17 @@ static int ticket_match(const void *entry, const void *key)
 
 
 
+void cmd_publish_result(struct pbuf *b, uint64_t seq)
+{
+	if (seq) {
+		pbuf_adds(b, "{\"seq\":");
+		pbuf_add_u64(b, seq);
+		pbuf_addc(b, '}');
+	} else {
+		pbuf_adds(b, "{}");
+	}
+}
+
 /* Replies to a publish of member m now, or with a ticket once the store
  * reports its commit (cmd_durable_done). */
 static void publish_reply(struct conn *c, struct member *m, uint64_t id, uint64_t seq,
@@ -68,14 +79,7 @@ static void publish_reply(struct conn *c, struct member *m, uint64_t id, uint64_
 		hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
 		return;
 	}
-	struct pbuf *b = cmd__reply_begin(c, id);
-	if (seq) {
-		pbuf_adds(b, "{\"seq\":");
-		pbuf_add_u64(b, seq);
-		pbuf_addc(b, '}');
-	} else {
-		pbuf_adds(b, "{}");
-	}
+	cmd_publish_result(cmd__reply_begin(c, id), seq);
 	reply_end_member(c, m, id);
 }
 
@@ -327,14 +331,7 @@ void cmd_publish_done(struct server *s, const struct pub_waiter *w, enum proto_e
 			api_fail(call, e, NULL);
 			return;
 		}
-		struct pbuf *b = api_reply_begin(call);
-		if (seq) {
-			pbuf_adds(b, "{\"seq\":");
-			pbuf_add_u64(b, seq);
-			pbuf_addc(b, '}');
-		} else {
-			pbuf_adds(b, "{}");
-		}
+		cmd_publish_result(api_reply_begin(call), seq);
 		api_reply_end(call);
 		return;
 	}
