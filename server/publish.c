@@ -359,14 +359,7 @@ void cmd_publish_done(struct server *s, const struct pub_waiter *w, enum proto_e
 			hmap_put(&s->tickets, hmap_hash_bytes(&ticket, sizeof(ticket)), d);
 			return;
 		}
-		struct pbuf *b = cmd__reply_begin(c, w->id);
-		if (seq) {
-			pbuf_adds(b, "{\"seq\":");
-			pbuf_add_u64(b, seq);
-			pbuf_addc(b, '}');
-		} else {
-			pbuf_adds(b, "{}");
-		}
+		cmd_publish_result(cmd__reply_begin(c, w->id), seq);
 		cmd__reply_end(c, w->id);
 		return;
 	}
