@@ -271,19 +271,7 @@ int store_apply(struct store *s, const struct store_apply_req *a)
 	it->kind = STORE__K_MESSAGE;
 	it->seq = a->seq;
 	it->ticket = a->ticket;
-	it->ts = a->ts;
-	it->enq_ms = store__now_ms(CLOCK_MONOTONIC);
-	it->from_len = from_len;
-	it->data_len = data_len;
-	it->key_len = klen;
-	it->from = it->buf;
-	it->data = it->buf + from_len + 1;
-	it->key = klen ? it->data + data_len + 1 : NULL;
-	memcpy(it->from, from, from_len + 1);
-	if (data_len)
-		memcpy(it->data, data, data_len);
-	if (klen)
-		memcpy(it->key, a->key, klen);
+	store__item_fill(it, a->ts, from, from_len, data, data_len, a->key, klen);
 	it->pos_set = 1;
 	it->pos_shard = a->shard;
 	it->pos_off = a->offset;

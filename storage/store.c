@@ -275,6 +275,25 @@ int store_append(struct store *s, const char *room, int64_t ts, const char *from
 				seq_out, &dup);
 }
 
+void store__item_fill(struct store__item *it, int64_t ts, const char *from, size_t from_len,
+		      const void *data, size_t data_len, const void *key, size_t klen)
+{
+	it->ts = ts;
+	it->enq_ms = store__now_ms(CLOCK_MONOTONIC);
+	it->from_len = from_len;
+	it->data_len = data_len;
+	it->key_len = klen;
+	it->from = it->buf;
+	it->data = it->buf + from_len + 1;
+	it->key = klen ? it->data + data_len + 1 : NULL;
+	memcpy(it->from, from, from_len + 1);
+	if (data_len)
+		memcpy(it->data, data, data_len);
+	it->data[data_len] = '\0';
+	if (klen)
+		memcpy(it->key, key, klen);
+}
+
 /* A duplicate key: answers from the first append. With a ticket, queues a
  * marker behind it: the writer reports the ticket once the batch holding
  * the marker is committed with an fsync; batches commit in queue order, so
@@ -388,20 +407,7 @@ int store_append_key(struct store *s, const char *room, int64_t ts, const char *
 	it->job = 0;
 	uint64_t seq = it->seq = r->last_seq + 1;
 	it->ticket = ticket;
-	it->ts = ts;
-	it->enq_ms = store__now_ms(CLOCK_MONOTONIC);
-	it->from_len = from_len;
-	it->data_len = data_len;
-	it->key_len = klen;
-	it->from = it->buf;
-	it->data = it->buf + from_len + 1;
-	it->key = key ? it->data + data_len + 1 : NULL;
-	memcpy(it->from, from, from_len + 1);
-	if (data_len)
-		memcpy(it->data, data, data_len);
-	it->data[data_len] = '\0';
-	if (key)
-		memcpy(it->key, key, klen);
+	store__item_fill(it, ts, from, from_len, data, data_len, key, klen);
 	if (s->q_tail)
 		s->q_tail->next = it;
 	else

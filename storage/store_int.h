@@ -295,6 +295,11 @@ struct store__meta {
 };
 
 /* replica.c */
+/* Sets a message item's ts, enqueue time, lengths and its from/data/key
+ * (copied into it->buf, sized from_len + 1 + data_len + 1 + klen by the
+ * caller; data NUL-terminated). Shared by store_append_key and store_apply. */
+void store__item_fill(struct store__item *it, int64_t ts, const char *from, size_t from_len,
+		      const void *data, size_t data_len, const void *key, size_t klen);
 int store__replica_load(struct store *s, char *err, size_t errlen);
 int store__replica_prepare(struct store *s, char *err, size_t errlen);
 void store__replica_finalize(struct store *s);
