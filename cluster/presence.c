@@ -1024,15 +1024,7 @@ void clp_feed_json(struct server *s, struct pbuf *b)
 
 static void metric(struct pbuf *b, const char *name, const char *type, const char *help, uint64_t v)
 {
-	pbuf_adds(b, "# HELP ");
-	pbuf_adds(b, name);
-	pbuf_addc(b, ' ');
-	pbuf_adds(b, help);
-	pbuf_adds(b, "\n# TYPE ");
-	pbuf_adds(b, name);
-	pbuf_addc(b, ' ');
-	pbuf_adds(b, type);
-	pbuf_addc(b, '\n');
+	metrics_head(b, name, type, help);
 	pbuf_adds(b, name);
 	pbuf_addc(b, ' ');
 	pbuf_add_u64(b, v);

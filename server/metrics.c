@@ -29,11 +29,22 @@ const char *metrics_reason_name(enum close_reason r)
 	return (unsigned)r < CLOSE_R_COUNT ? reason_names[r] : "error";
 }
 
+void metrics_head(struct pbuf *b, const char *name, const char *type, const char *help)
+{
+	pbuf_adds(b, "# HELP ");
+	pbuf_adds(b, name);
+	pbuf_addc(b, ' ');
+	pbuf_adds(b, help);
+	pbuf_adds(b, "\n# TYPE ");
+	pbuf_adds(b, name);
+	pbuf_addc(b, ' ');
+	pbuf_adds(b, type);
+	pbuf_addc(b, '\n');
+}
+
 static void metric(struct pbuf *b, const char *name, const char *type, const char *help)
 {
-	char line[256];
-	snprintf(line, sizeof(line), "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-	pbuf_adds(b, line);
+	metrics_head(b, name, type, help);
 }
 
 static void value(struct pbuf *b, const char *name, const char *labels, uint64_t v)

@@ -32,5 +32,8 @@ enum close_reason {
 const char *metrics_reason_name(enum close_reason r);
 /* Appends the whole exposition to b. */
 void metrics_render(struct server *s, struct pbuf *b);
+/* Appends a metric's "# HELP" and "# TYPE" lines (Prometheus text format);
+ * every module that renders metrics writes them through this. */
+void metrics_head(struct pbuf *b, const char *name, const char *type, const char *help);
 
 #endif

@@ -1960,18 +1960,6 @@ int sio_port_callback(struct server *s, struct lws *wsi, enum lws_callback_reaso
 
 /* ---- metrics ---- */
 
-static void metric_head(struct pbuf *b, const char *name, const char *type, const char *help)
-{
-	pbuf_adds(b, "# HELP ");
-	pbuf_adds(b, name);
-	pbuf_addc(b, ' ');
-	pbuf_adds(b, help);
-	pbuf_adds(b, "\n# TYPE ");
-	pbuf_adds(b, name);
-	pbuf_addc(b, ' ');
-	pbuf_adds(b, type);
-	pbuf_addc(b, '\n');
-}
 
 static void metric_value(struct pbuf *b, const char *name, const char *labels, uint64_t v)
 {
@@ -1991,29 +1979,29 @@ void sio_edge_metrics(struct pbuf *b)
 	for (const struct sio_conn *sc = all; sc; sc = sc->next)
 		if (!sc->dead)
 			now[sc->eio.transport == EIO_T_WEBSOCKET]++;
-	metric_head(b, "parley_sio_sessions", "gauge", "Socket.IO (Engine.IO) sessions now, by transport.");
+	metrics_head(b, "parley_sio_sessions", "gauge", "Socket.IO (Engine.IO) sessions now, by transport.");
 	for (int i = 0; i < 2; i++) {
 		snprintf(labels, sizeof(labels), "{transport=\"%s\"}", transports[i]);
 		metric_value(b, "parley_sio_sessions", labels, now[i]);
 	}
-	metric_head(b, "parley_sio_sessions_total", "counter",
+	metrics_head(b, "parley_sio_sessions_total", "counter",
 		    "Socket.IO sessions opened, by the transport of their handshake.");
 	for (int i = 0; i < 2; i++) {
 		snprintf(labels, sizeof(labels), "{transport=\"%s\"}", transports[i]);
 		metric_value(b, "parley_sio_sessions_total", labels, st.sessions_total[i]);
 	}
-	metric_head(b, "parley_sio_upgrades_total", "counter", "Polling sessions upgraded to WebSocket.");
+	metrics_head(b, "parley_sio_upgrades_total", "counter", "Polling sessions upgraded to WebSocket.");
 	metric_value(b, "parley_sio_upgrades_total", "", st.upgrades);
-	metric_head(b, "parley_sio_closes_total", "counter", "Socket.IO sessions closed, by Engine.IO reason.");
+	metrics_head(b, "parley_sio_closes_total", "counter", "Socket.IO sessions closed, by Engine.IO reason.");
 	for (int r = EIO_CLOSE_CLIENT; r <= EIO_CLOSE_TOO_LARGE; r++) {
 		snprintf(labels, sizeof(labels), "{reason=\"%s\"}",
 			 eio_close_reason_str((enum eio_close_reason)r));
 		metric_value(b, "parley_sio_closes_total", labels, st.closes[r]);
 	}
-	metric_head(b, "parley_sio_recoveries_total", "counter",
+	metrics_head(b, "parley_sio_recoveries_total", "counter",
 		    "Reconnects with a known pid (connection state recovery), by socket.recovered.");
 	metric_value(b, "parley_sio_recoveries_total", "{recovered=\"true\"}", st.recovered[1]);
 	metric_value(b, "parley_sio_recoveries_total", "{recovered=\"false\"}", st.recovered[0]);
-	metric_head(b, "parley_sio_recoverable", "gauge", "Dropped Socket.IO sessions kept for recovery.");
+	metrics_head(b, "parley_sio_recoverable", "gauge", "Dropped Socket.IO sessions kept for recovery.");
 	metric_value(b, "parley_sio_recoverable", "", nsaved);
 }
