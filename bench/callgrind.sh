@@ -1,7 +1,7 @@
 #!/bin/sh
 # callgrind.sh - instructions per delivery of parleyd in a steady fan-out.
 #
-#   bench/callgrind.sh PARLEYD [BENCH]   (env: SCENARIO MEMBERS ROOMS RATE WINDOW PROTOCOL OUT EXTRA)
+#   bench/callgrind.sh PARLEYD [BENCH]   (env: SCENARIO MEMBERS ROOMS RATE WINDOW PROTOCOL VOLATILE OUT EXTRA)
 #
 # Starts PARLEYD under `valgrind --tool=callgrind`, connects MEMBERS (1000)
 # clients to one room with parley-bench fanout (one publisher, RATE 10/s,
@@ -15,6 +15,8 @@
 # /socket.io/. SCENARIO=chat runs parley-bench chat instead: ROOMS (200)
 # rooms of 5, every member publishing (stored), RATE (200) messages/s in
 # all, 40-byte payloads; there a send() is a delivery or a reply.
+# VOLATILE=1 makes the chat publishes volatile (parley-bench --volatile:
+# nothing stored), as ab.sh's VOLATILE=1 and the comparison with Node do.
 # EXTRA: more parleyd options, VGOPTS more valgrind options (--cache-sim=yes). The dump stays in OUT (/tmp/cg.PID) for
 # callgrind_annotate.
 set -eu
@@ -51,6 +53,7 @@ if [ "$SCENARIO" = chat ]; then
 	RATE=${RATE:-200}
 	conns=$((ROOMS * 5))
 	set -- chat --rooms "$ROOMS" --members 5 --rate "$RATE" --size 40
+	[ -n "${VOLATILE:-}" ] && set -- "$@" --volatile
 else
 	RATE=${RATE:-10}
 	conns=$MEMBERS

@@ -220,6 +220,7 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 			return fail(cmd, PROTO_EBAD_REQUEST, "data is required (null is allowed)");
 		cmd->data_raw = v->p;
 		cmd->data_raw_len = v->n;
+		cmd->data_spaced = jscan_spaced(top, v);
 		if (get_bool(top, "echo", &cmd->echo) < 0)
 			return fail(cmd, PROTO_EBAD_REQUEST, "echo must be a boolean");
 		if (get_bool(top, "persist", &cmd->persist) < 0)
@@ -347,5 +348,10 @@ void proto_cmd_clear(struct proto_cmd *cmd)
 
 void proto_data_text(const struct proto_cmd *cmd, struct pbuf *out)
 {
-	pbuf_add_json_compact(out, cmd->data_raw, cmd->data_raw_len);
+	/* The scan saw whether there is white space to drop; mostly there
+	 * is none (clients send compact JSON), and the text is copied as is. */
+	if (cmd->data_spaced)
+		pbuf_add_json_compact(out, cmd->data_raw, cmd->data_raw_len);
+	else
+		pbuf_add(out, cmd->data_raw, cmd->data_raw_len);
 }

@@ -11,6 +11,8 @@ struct scan {
 	unsigned keys, max_keys;
 	enum jscan_err err;
 	const char *why;
+	unsigned spaces;  /* runs of white space skipped so far (jtop's spaced) */
+	int esc;          /* the last string scanned held a backslash escape */
 };
 
 static int fail(struct scan *s, enum jscan_err e, const char *why)
@@ -24,12 +26,29 @@ static int fail(struct scan *s, enum jscan_err e, const char *why)
 
 static void ws(struct scan *s)
 {
+	size_t start = s->i;
+
 	while (s->i < s->n) {
 		char c = s->p[s->i];
 		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-			return;
+			break;
 		s->i++;
 	}
+	s->spaces += s->i != start;
+}
+
+/*
+ * Nonzero if any of the 8 bytes in w (loaded little-endian) needs a look
+ * inside a string: '"', '\\', a control character or a byte above 0x7F.
+ * The lowest set bit marks the first such byte exactly: the borrows of
+ * the subtractions only spread upwards from a byte that is itself one.
+ */
+static inline uint64_t str_special8(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+
+	return (w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high;
 }
 
 static int hexval(char c)
@@ -51,8 +70,26 @@ static int string(struct scan *s)
 	 * them: ASCII text costs nothing extra. */
 	struct utf8_state u8 = { 0 };
 
+	s->esc = 0;
 	s->i++;
 	while (s->i < s->n) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		/* Plain ASCII, the bulk of most strings, eight bytes a step:
+		 * only a byte str_special8 marks takes the checks below. */
+		if (!u8.need) {
+			uint64_t w, m = 0;
+			while (s->n - s->i >= 8) {
+				memcpy(&w, s->p + s->i, 8);
+				if ((m = str_special8(w)) != 0)
+					break;
+				s->i += 8;
+			}
+			if (m)
+				s->i += (size_t)__builtin_ctzll(m) / 8;
+			else if (s->i >= s->n)
+				break;
+		}
+#endif
 		unsigned char c = (unsigned char)s->p[s->i];
 		if (c >= 0x80) {
 			if (utf8_feed(&u8, &c, 1) < 0)
@@ -74,6 +111,7 @@ static int string(struct scan *s)
 		}
 		if (s->i + 1 >= s->n)
 			break;
+		s->esc = 1;
 		switch (s->p[s->i + 1]) {
 		case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
 			s->i += 2;
@@ -158,6 +196,15 @@ static int literal(struct scan *s, const char *word)
 
 static int value(struct scan *s, struct jval *out, struct jtop *top);
 
+/* The member named k (NUL-terminated) among those so far. */
+static const struct jval *top_find(const struct jtop *top, const char *k)
+{
+	for (size_t i = 0; i < top->count; i++)
+		if (top->m[i].key[0] == k[0] && !strcmp(top->m[i].key, k))
+			return &top->m[i].val;
+	return NULL;
+}
+
 /* At '{' or '['. top is non-NULL only for the frame's own object. */
 static int container(struct scan *s, struct jtop *top)
 {
@@ -194,6 +241,7 @@ static int container(struct scan *s, struct jtop *top)
 			if (string(s) < 0)
 				return -1;
 			key.n = (size_t)(s->p + s->i - key.p);
+			int key_esc = s->esc;
 			if (++s->keys > s->max_keys)
 				return fail(s, JSCAN_KEYS, "too many keys");
 			ws(s);
@@ -201,19 +249,28 @@ static int container(struct scan *s, struct jtop *top)
 				return fail(s, JSCAN_SYNTAX, "expected ':'");
 			s->i++;
 			ws(s);
+			unsigned spaces = s->spaces;
 			if (value(s, &v, NULL) < 0)
 				return -1;
 			if (top) {
 				if (top->count == JSCAN_TOP_MAX)
 					return fail(s, JSCAN_TOP, "too many fields");
 				char k[sizeof(top->m[0].key)];
-				size_t klen;
-				if (jscan_string(&key, k, sizeof(k), &klen) < 0 || klen != strlen(k))
+				size_t klen = key.n - 2;
+				if (!key_esc && klen < sizeof(k)) {
+					/* no escape: the key is its text (no NUL in it either,
+					 * the scan refuses control characters) */
+					memcpy(k, key.p + 1, klen);
+					k[klen] = '\0';
+				} else if (jscan_string(&key, k, sizeof(k), &klen) < 0 || klen != strlen(k)) {
 					k[0] = '\0'; /* long or with NUL: never a field we read */
-				if (k[0] && jscan_get(top, k))
+					klen = 0;
+				}
+				if (k[0] && top_find(top, k))
 					return fail(s, JSCAN_DUPLICATE, "duplicate key");
-				memcpy(top->m[top->count].key, k, sizeof(k));
+				memcpy(top->m[top->count].key, k, klen + 1);
 				top->m[top->count].val = v;
+				top->m[top->count].spaced = s->spaces != spaces;
 				top->count++;
 			}
 		} else if (value(s, &v, NULL) < 0) {
@@ -254,7 +311,7 @@ static int value(struct scan *s, struct jval *out, struct jtop *top)
 enum jscan_err jscan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
 				struct jtop *top, size_t *pos, const char **why)
 {
-	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL };
+	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL, 0, 0 };
 	struct jval v;
 
 	top->count = 0;
@@ -283,8 +340,10 @@ enum jscan_err jscan_object(const char *text, size_t n, unsigned max_depth, unsi
 
 const struct jval *jscan_get(const struct jtop *top, const char *key)
 {
+	/* the first byte first: a decoder asks for several fields, and most
+	 * members differ from each in it, so strcmp is seldom called */
 	for (size_t i = 0; i < top->count; i++)
-		if (!strcmp(top->m[i].key, key))
+		if (top->m[i].key[0] == key[0] && !strcmp(top->m[i].key, key))
 			return &top->m[i].val;
 	return NULL;
 }
@@ -389,7 +448,7 @@ int jscan_uint(const struct jval *v, uint64_t *out)
 enum jscan_err jscan_value(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
 			   struct jval *out, size_t *pos, const char **why)
 {
-	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL };
+	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL, 0, 0 };
 
 	ws(&s);
 	if (value(&s, out, NULL) == 0) {

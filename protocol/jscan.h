@@ -32,6 +32,11 @@ struct jtop {
 	struct {
 		char key[24];     /* unescaped; longer keys are kept as "" (never looked up) */
 		struct jval val;
+		/* 1 if the scan skipped white space inside the value (outside
+		 * its strings): its text is not compact as it stands, and a
+		 * caller that wants it compact must copy it with
+		 * pbuf_add_json_compact, not as it is */
+		unsigned char spaced;
 	} m[JSCAN_TOP_MAX];
 };
 
@@ -60,6 +65,13 @@ enum jscan_err jscan_value(const char *text, size_t n, unsigned max_depth, unsig
 
 /* The value of the top-level member named key, or NULL. */
 const struct jval *jscan_get(const struct jtop *top, const char *key);
+
+/* The spaced flag of a member value v that jscan_get(top, ...) returned. */
+static inline int jscan_spaced(const struct jtop *top, const struct jval *v)
+{
+	size_t i = (size_t)((const char *)v - (const char *)&top->m[0].val) / sizeof(top->m[0]);
+	return top->m[i].spaced;
+}
 
 /* Unescapes a string value into out (cap bytes, NUL-terminated); *len
  * gets its length (it may contain NUL bytes from \u0000). Returns 0, or -1

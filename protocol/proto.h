@@ -54,6 +54,7 @@ struct proto_cmd {
 	size_t token_len;
 	const char *data_raw;        /* publish: data's text in the input */
 	size_t data_raw_len;
+	bool data_spaced;            /* publish: data_raw has white space to drop */
 	const char *key;             /* publish: idempotency key (key_buf), or NULL */
 	size_t key_len;
 	bool presence, echo, persist, durable, has_since, has_before;

@@ -1,11 +1,25 @@
 /* utf8.c - incremental UTF-8 validation (utf8.h). */
 #include "utf8.h"
 
+#include <string.h>
+
 int utf8_feed(struct utf8_state *st, const unsigned char *p, size_t n)
 {
 	uint8_t need = st->need, lo = st->lo, hi = st->hi;
 
 	for (size_t i = 0; i < n; i++) {
+		if (!need) {
+			/* ASCII, most of any text, eight bytes a step */
+			uint64_t w;
+			while (n - i >= 8) {
+				memcpy(&w, p + i, 8);
+				if (w & 0x8080808080808080ULL)
+					break;
+				i += 8;
+			}
+			if (i == n)
+				break;
+		}
 		unsigned char c = p[i];
 
 		if (need) {
