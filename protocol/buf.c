@@ -28,36 +28,29 @@ void pbuf_free(struct pbuf *b)
 	b->len = b->cap = 0;
 }
 
-void pbuf_add(struct pbuf *b, const void *p, size_t n)
-{
-	pbuf_reserve(b, n);
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-}
-
-void pbuf_adds(struct pbuf *b, const char *s)
-{
-	pbuf_add(b, s, strlen(s));
-}
-
-void pbuf_addc(struct pbuf *b, char c)
-{
-	pbuf_reserve(b, 1);
-	b->data[b->len++] = c;
-}
+/* "00" to "99": two digits per division. */
+static const char digits2[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
 
 void pbuf_add_u64(struct pbuf *b, uint64_t v)
 {
-	char tmp[20];
-	int n = 0;
+	char tmp[20], *e = tmp + sizeof(tmp), *p = e;
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	pbuf_reserve(b, (size_t)n);
-	while (n)
-		b->data[b->len++] = tmp[--n];
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100);
+		v /= 100;
+		p -= 2;
+		memcpy(p, digits2 + 2 * d, 2);
+	}
+	if (v >= 10) {
+		p -= 2;
+		memcpy(p, digits2 + 2 * v, 2);
+	} else {
+		*--p = (char)('0' + v);
+	}
+	pbuf_add(b, p, (size_t)(e - p));
 }
 
 void pbuf_add_i64(struct pbuf *b, int64_t v)
@@ -70,6 +63,28 @@ void pbuf_add_i64(struct pbuf *b, int64_t v)
 	}
 }
 
+/*
+ * Nonzero if any of the 8 bytes in w (loaded little-endian) is '"', '\\'
+ * or below 0x20: one that a JSON string escapes. The lowest set bit marks
+ * the first such byte exactly (a subtraction's borrow only spreads upwards
+ * from a byte that is itself one). With outside set: '"', ' ' or below
+ * 0x20 (in JSON text outside strings: a string's start or white space).
+ */
+static inline uint64_t special8(uint64_t w, int outside)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t q = w ^ (ones * '"');
+	uint64_t t = outside ? w ^ (ones * ' ') : w ^ (ones * '\\');
+
+	return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((t - ones) & ~t)) & high;
+}
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define BUF_SWAR 1
+#else
+#define BUF_SWAR 0
+#endif
+
 void pbuf_add_jstr(struct pbuf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -79,6 +94,26 @@ void pbuf_add_jstr(struct pbuf *b, const char *s, size_t n)
 	char *o = b->data + b->len;
 	*o++ = '"';
 	for (size_t i = 0; i < n; i++) {
+		if (BUF_SWAR) {
+			/* bytes that need no escape, eight at a time */
+			uint64_t w, m = 0;
+			while (n - i >= 8) {
+				memcpy(&w, s + i, 8);
+				m = special8(w, 0);
+				/* the reserve above leaves room for 8 at o */
+				memcpy(o, &w, 8);
+				if (m) {
+					size_t k = (size_t)__builtin_ctzll(m) / 8;
+					o += k;
+					i += k;
+					break;
+				}
+				o += 8;
+				i += 8;
+			}
+			if (i == n)
+				break;
+		}
 		unsigned char c = (unsigned char)s[i];
 		if (c == '"' || c == '\\') {
 			*o++ = '\\';
@@ -111,6 +146,28 @@ void pbuf_add_json_compact(struct pbuf *b, const char *s, size_t n)
 	int in_str = 0;
 
 	for (size_t i = 0; i < n; i++) {
+		if (BUF_SWAR) {
+			/* Runs with nothing to drop or to watch for, eight
+			 * bytes at a time: inside a string up to a quote or a
+			 * backslash, outside up to a quote or white space. */
+			uint64_t w, m;
+			while (n - i >= 8) {
+				memcpy(&w, s + i, 8);
+				m = special8(w, !in_str);
+				/* o never passes s + i: room for 8 at o */
+				memcpy(o, &w, 8);
+				if (m) {
+					size_t k = (size_t)__builtin_ctzll(m) / 8;
+					o += k;
+					i += k;
+					break;
+				}
+				o += 8;
+				i += 8;
+			}
+			if (i == n)
+				break;
+		}
 		char c = s[i];
 		if (in_str) {
 			*o++ = c;
@@ -119,6 +176,12 @@ void pbuf_add_json_compact(struct pbuf *b, const char *s, size_t n)
 			else if (c == '"')
 				in_str = 0;
 		} else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+			/* the whole run (padding, indentation) in one go */
+			while (n - i > 8 && !memcmp(s + i + 1, "        ", 8))
+				i += 8;
+			while (i + 1 < n && (s[i + 1] == ' ' || s[i + 1] == '\t' ||
+					     s[i + 1] == '\n' || s[i + 1] == '\r'))
+				i++;
 			continue;
 		} else {
 			if (c == '"')

@@ -24,10 +24,13 @@ static int fail(struct scan *s, enum jscan_err e, const char *why)
 	return -1;
 }
 
-static void ws(struct scan *s)
+static void ws_run(struct scan *s)
 {
 	size_t start = s->i;
 
+	/* runs of spaces (indentation, padding) eight at a time */
+	while (s->n - s->i >= 8 && !memcmp(s->p + s->i, "        ", 8))
+		s->i += 8;
 	while (s->i < s->n) {
 		char c = s->p[s->i];
 		if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
@@ -35,6 +38,15 @@ static void ws(struct scan *s)
 		s->i++;
 	}
 	s->spaces += s->i != start;
+}
+
+/* Skips white space. Called between every two tokens, and mostly there
+ * is none: a byte above ' ' ends it at once. */
+static inline void ws(struct scan *s)
+{
+	if (s->i < s->n && (unsigned char)s->p[s->i] > ' ')
+		return;
+	ws_run(s);
 }
 
 /*
@@ -255,20 +267,23 @@ static int container(struct scan *s, struct jtop *top)
 			if (top) {
 				if (top->count == JSCAN_TOP_MAX)
 					return fail(s, JSCAN_TOP, "too many fields");
-				char k[sizeof(top->m[0].key)];
+				/* the key goes straight into the next slot, which
+				 * top_find does not see until count moves on; its
+				 * first 8 bytes are zero-padded (jscan_get) */
+				char *k = top->m[top->count].key;
 				size_t klen = key.n - 2;
-				if (!key_esc && klen < sizeof(k)) {
+				memset(k, 0, 8);
+				if (!key_esc && klen < sizeof(top->m[0].key)) {
 					/* no escape: the key is its text (no NUL in it either,
 					 * the scan refuses control characters) */
 					memcpy(k, key.p + 1, klen);
 					k[klen] = '\0';
-				} else if (jscan_string(&key, k, sizeof(k), &klen) < 0 || klen != strlen(k)) {
-					k[0] = '\0'; /* long or with NUL: never a field we read */
-					klen = 0;
+				} else if (jscan_string(&key, k, sizeof(top->m[0].key), &klen) < 0 ||
+					   klen != strlen(k)) {
+					memset(k, 0, 8); /* long or with NUL: never a field we read */
 				}
 				if (k[0] && top_find(top, k))
 					return fail(s, JSCAN_DUPLICATE, "duplicate key");
-				memcpy(top->m[top->count].key, k, klen + 1);
 				top->m[top->count].val = v;
 				top->m[top->count].spaced = s->spaces != spaces;
 				top->count++;
@@ -338,7 +353,7 @@ enum jscan_err jscan_object(const char *text, size_t n, unsigned max_depth, unsi
 	return s.err;
 }
 
-const struct jval *jscan_get(const struct jtop *top, const char *key)
+const struct jval *jscan_get_slow(const struct jtop *top, const char *key)
 {
 	/* the first byte first: a decoder asks for several fields, and most
 	 * members differ from each in it, so strcmp is seldom called */
@@ -386,8 +401,11 @@ int jscan_string(const struct jval *v, char *out, size_t cap, size_t *len)
 		char tmp[4];
 		size_t k;
 		if (*p != '\\') {
-			tmp[0] = *p++;
-			k = 1;
+			/* a plain byte, most of them: no detour through tmp */
+			if (o + 1 >= cap)
+				return -1;
+			out[o++] = *p++;
+			continue;
 		} else {
 			char e = p[1];
 			p += 2;

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum jtype { JT_NONE, JT_OBJECT, JT_ARRAY, JT_STRING, JT_NUMBER, JT_TRUE, JT_FALSE, JT_NULL };
 
@@ -30,7 +31,8 @@ struct jval {
 struct jtop {
 	size_t count;
 	struct {
-		char key[24];     /* unescaped; longer keys are kept as "" (never looked up) */
+		char key[24];     /* unescaped, its first 8 bytes zero-padded; longer
+				   * keys are kept as "" (never looked up) */
 		struct jval val;
 		/* 1 if the scan skipped white space inside the value (outside
 		 * its strings): its text is not compact as it stands, and a
@@ -64,7 +66,24 @@ enum jscan_err jscan_value(const char *text, size_t n, unsigned max_depth, unsig
 			   struct jval *out, size_t *pos, const char **why);
 
 /* The value of the top-level member named key, or NULL. */
-const struct jval *jscan_get(const struct jtop *top, const char *key);
+const struct jval *jscan_get_slow(const struct jtop *top, const char *key);
+static inline const struct jval *jscan_get(const struct jtop *top, const char *key)
+{
+	/* Decoders ask for a handful of short fields by literal name, several
+	 * per command: inlined, a name of 1 to 7 bytes becomes one 8-byte
+	 * constant compared with each member's zero-padded first 8 bytes. */
+	size_t kl = strlen(key);
+	if (kl == 0 || kl >= 8)
+		return jscan_get_slow(top, key);
+	uint64_t w = 0, t;
+	memcpy(&w, key, kl);
+	for (size_t i = 0; i < top->count; i++) {
+		memcpy(&t, top->m[i].key, 8);
+		if (t == w)
+			return &top->m[i].val;
+	}
+	return NULL;
+}
 
 /* The spaced flag of a member value v that jscan_get(top, ...) returned. */
 static inline int jscan_spaced(const struct jtop *top, const struct jval *v)
