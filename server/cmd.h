@@ -26,6 +26,8 @@ struct pub_req {
 	const char *key;         /* idempotency key (persisted only), or NULL */
 	size_t key_len;
 	struct conn *except;     /* left out of the fan-out (echo:false), or NULL */
+	struct room *r;          /* the room, when the caller has it (a member's
+				  * publish): not looked up again; or NULL */
 	/* Cluster mode (docs/cluster.md): who gets the result when the
 	 * publish completes later; a single node ignores it. */
 	const struct pub_waiter *waiter;

@@ -108,7 +108,7 @@ static void apply_frame(struct server *s, struct room *r, uint64_t seq, struct f
 enum proto_err cmd_publish_core(struct server *s, const struct pub_req *p, uint64_t *seq_out,
 				bool *duplicate)
 {
-	struct room *r = room_find(s, p->room, p->room_len);
+	struct room *r = p->r ? p->r : room_find(s, p->room, p->room_len);
 	uint64_t seq = 0;
 
 	*seq_out = 0;
@@ -219,6 +219,7 @@ void cmd__publish(struct conn *c, struct proto_cmd *cmd)
 		.persist = cmd->persist, .ticket = ticket,
 		.key = cmd->key, .key_len = cmd->key_len,
 		.except = cmd->echo ? NULL : c,
+		.r = r,
 	};
 	struct pub_waiter w = { .kind = PUB_W_CONN, .serial = c->serial, .id = cmd->id,
 				.ticket = ticket, .except = cmd->echo ? 0 : c->serial };

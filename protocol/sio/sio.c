@@ -28,7 +28,8 @@ const char *sio_strerror(enum sio_err e)
 }
 
 /* Names the reference parser refuses as events: they mean something to the
- * client or to Node's EventEmitter. */
+ * client or to Node's EventEmitter. (lazy_event looks them up only for a
+ * name beginning with the first letter of one: keep it in step.) */
 static const char *const reserved_events[] = {
 	"connect", "connect_error", "disconnect", "disconnecting",
 	"newListener", "removeListener",
@@ -362,10 +363,13 @@ static bool lazy_event(struct sio_packet *pk, const char *p, size_t n)
 		ae--;
 	if (ae < i + 2 || p[i] != '{' || p[ae - 1] != '}')
 		return false;
-	for (size_t k = 0; k < sizeof(reserved_events) / sizeof(*reserved_events); k++)
-		if (nn - 2 == strlen(reserved_events[k]) &&
-		    !memcmp(p + ns + 1, reserved_events[k], nn - 2))
-			return false;
+	/* the reserved names begin with c, d, n or r: most events' do not */
+	char c0 = p[ns + 1];
+	if (c0 == 'c' || c0 == 'd' || c0 == 'n' || c0 == 'r')
+		for (size_t k = 0; k < sizeof(reserved_events) / sizeof(*reserved_events); k++)
+			if (nn - 2 == strlen(reserved_events[k]) &&
+			    !memcmp(p + ns + 1, reserved_events[k], nn - 2))
+				return false;
 	pk->data = p + start;
 	pk->data_len = e - start;
 	pk->event = (struct jval){ JT_STRING, p + ns, nn };

@@ -59,6 +59,7 @@ struct sio_conn {
 	struct sio_conn *next, *prev; /* every session, for teardown */
 	ev_timer timer;             /* eio_session_deadline, connect deadline, free */
 	bool timer_on;
+	uint64_t timer_at;          /* mono ms the running timer is set for */
 	bool registered;            /* in the sid map */
 	bool connecting;            /* inside CONNECT: errors become CONNECT_ERROR */
 	bool connect_error_sent;
@@ -942,11 +943,23 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	apply(sc, eio_session_tick(&sc->eio, now));
 }
 
+/*
+ * Sets the session's timer for its next deadline. Called after every
+ * packet in and out, and the deadline mostly stays where it was (the next
+ * ping, or the pong's): a timer already running for that time or an
+ * earlier one is left alone (no clock read, no ev_timer_stop/start pair
+ * per message). Firing early is harmless: timer_cb's tick acts on what is
+ * due only, and its apply() arms the timer again for the later deadline.
+ */
 static void timer_arm(struct sio_conn *sc)
 {
 	struct ev_loop *loop = sc->s->loop;
-	uint64_t at = eio_session_deadline(&sc->eio), now = now_ms();
+	uint64_t at = eio_session_deadline(&sc->eio), now;
 
+	if (!sc->dead && !sc->connect_due && sc->timer_on && at >= sc->timer_at &&
+	    (sc->connected || !sc->connect_deadline || sc->connect_deadline >= sc->timer_at))
+		return;
+	now = now_ms();
 	if (sc->dead || sc->connect_due)
 		at = now;
 	else if (!sc->connected && sc->connect_deadline && sc->connect_deadline < at)
@@ -960,6 +973,7 @@ static void timer_arm(struct sio_conn *sc)
 	ev_timer_set(&sc->timer, at > now ? (double)(at - now) / 1000.0 : 0.0, 0.0);
 	ev_timer_start(loop, &sc->timer);
 	sc->timer_on = true;
+	sc->timer_at = at;
 }
 
 /* ---- sessions ---- */
