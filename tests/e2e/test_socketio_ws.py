@@ -163,6 +163,65 @@ def test_missed_pong_closes(parley):
     assert "ping timeout" in srv.log()
 
 
+def test_heartbeat_on_time_while_packets_flow(parley):
+    """The session timer is not re-armed for every packet (it runs to the next ping or pong deadline,
+    and fires early at worst): with packets in and out all the time, a ping still comes a pingInterval
+    after the last pong, never sooner, and an unanswered one still closes the session a pingTimeout
+    later."""
+    srv = parley(*FAST)
+    c, _ = connect(srv)
+    assert ack(c, 0, "join", {"room": "hb"})["ok"] is True
+    k, pongs, gaps = 1, [], []
+
+    def publish_and_wait(answer):
+        """One publish with an ack; every message until the ack. Returns the Close if it closed."""
+        nonlocal k
+        k += 1
+        try:
+            c.send_text("42%d%s" % (k, json.dumps(["publish", {"room": "hb", "data": k}])))
+        except OSError:
+            pass
+        while True:
+            m = c.recv_message(timeout=3)
+            if isinstance(m, Close):
+                return m
+            t = text(m)
+            if t == "2":
+                now = time.monotonic()
+                if pongs:
+                    gaps.append(now - pongs[-1])
+                if not answer:
+                    return now
+                c.send_text("3")
+                pongs.append(time.monotonic())
+            elif t.startswith("43%d" % k):
+                return None
+
+    t0 = time.monotonic()
+    while len(pongs) < 4:
+        assert publish_and_wait(True) is None
+        time.sleep(0.01)
+        assert time.monotonic() - t0 < 10, "no pings while messages flow"
+    # 300 ms after each pong (the machine may be slow, never early)
+    assert all(0.28 <= g < 1.5 for g in gaps), gaps
+    # now the pings go unanswered, messages still flowing both ways
+    ping_at = None
+    while ping_at is None:
+        r = publish_and_wait(False)
+        assert not isinstance(r, Close), "closed before the ping"
+        ping_at = r
+    closed = None
+    while closed is None:
+        r = publish_and_wait(False)
+        if isinstance(r, Close):
+            closed = time.monotonic()
+        time.sleep(0.01)
+        assert time.monotonic() - ping_at < 3, "a missed pong did not close the session"
+    # pingTimeout 200 ms after the ping
+    assert 0.18 <= closed - ping_at < 1.5
+    assert "ping timeout" in srv.log()
+
+
 def test_connect_timeout(parley):
     srv = parley("--sio-connect-timeout", "300")
     c, _ = open_eio(srv)
