@@ -416,6 +416,151 @@ START_TEST(error_table_documented)
 }
 END_TEST
 
+/*
+ * The eight-bytes-at-a-time paths (jscan's strings and white space, utf8_feed,
+ * pbuf_add_jstr, pbuf_add_json_compact) against what the byte-at-a-time rules
+ * say, with the byte that stops a run at every offset of a 24-byte string:
+ * before, inside and after each 8-byte step, and in the tail of fewer than 8.
+ */
+START_TEST(fast_paths_at_every_offset)
+{
+	const char *stops[] = { "\"", "\\\\", "\\n", "\x01", "\xc3\xa9", "\xff", "\xe2\x82", " " };
+	for (size_t si = 0; si < sizeof(stops) / sizeof(stops[0]); si++) {
+		for (size_t at = 0; at <= 24; at++) {
+			char str[64], doc[128];
+			size_t sl = strlen(stops[si]), k = 0;
+			for (size_t i = 0; i < at; i++)
+				str[k++] = (char)('a' + i % 26);
+			memcpy(str + k, stops[si], sl);
+			k += sl;
+			for (size_t i = at; i < 24; i++)
+				str[k++] = (char)('A' + i % 26);
+			str[k] = 0;
+			int n = snprintf(doc, sizeof(doc), "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"%s\"}", str);
+			/* the scanner agrees with jansson on the whole frame */
+			struct jtop top;
+			size_t pos;
+			const char *why;
+			json_error_t je;
+			json_t *j = json_loadb(doc, (size_t)n, 0, &je);
+			enum jscan_err e = jscan_object(doc, (size_t)n, 32, 4096, &top, &pos, &why);
+			ck_assert_msg((e == JSCAN_OK) == (j != NULL), "stop %zu at %zu: jscan %d, jansson %s",
+				      si, at, e, j ? "ok" : je.text);
+			/* utf8_feed: the text is valid UTF-8 unless the stop is 0xff or a cut sequence */
+			struct utf8_state u = { 0 };
+			int ok8 = utf8_feed(&u, (const unsigned char *)str, k) == 0 && utf8_end(&u) == 0;
+			ck_assert_int_eq(ok8, si != 5 && si != 6);
+			if (j) {
+				/* the string encoded back: jansson reads what pbuf_add_jstr wrote */
+				const char *dv = json_string_value(json_object_get(j, "data"));
+				size_t dl = json_string_length(json_object_get(j, "data"));
+				struct pbuf b = { 0 };
+				pbuf_add_jstr(&b, dv, dl);
+				json_t *back = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+				ck_assert_msg(back && json_string_length(back) == dl &&
+					      !memcmp(json_string_value(back), dv, dl), "jstr stop %zu at %zu", si, at);
+				json_decref(back);
+				pbuf_free(&b);
+				json_decref(j);
+			}
+			/* white space outside strings, a run of `at` bytes: dropped; inside kept */
+			char sp[160], want[160];
+			k = 0;
+			size_t w = 0;
+			sp[k++] = '[';
+			want[w++] = '[';
+			for (size_t i = 0; i < at; i++)
+				sp[k++] = i % 5 == 4 ? '\n' : ' ';
+			memcpy(sp + k, "\"a  b\\\" c\"", 10);
+			memcpy(want + w, "\"a  b\\\" c\"", 10);
+			k += 10;
+			w += 10;
+			for (size_t i = 0; i < at; i++)
+				sp[k++] = ' ';
+			sp[k++] = ',';
+			want[w++] = ',';
+			sp[k++] = '1';
+			want[w++] = '1';
+			sp[k++] = ']';
+			want[w++] = ']';
+			struct pbuf b = { 0 };
+			pbuf_add_json_compact(&b, sp, k);
+			ck_assert_msg(b.len == w && !memcmp(b.data, want, w), "compact with %zu spaces", at);
+			pbuf_free(&b);
+		}
+	}
+}
+END_TEST
+
+/* A publish's data is copied as it is only when the scan skipped no white
+ * space inside it; white space around it or inside its strings does not
+ * count. Field names are found whatever their length or spelling. */
+START_TEST(decode_data_spacing_and_field_names)
+{
+	struct proto_cmd cmd;
+	struct pbuf b = { 0 };
+	const struct { const char *in, *data; bool spaced; } cases[] = {
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"a\":\"x  y\",\"b\":[1,2]}}",
+		  "{\"a\":\"x  y\",\"b\":[1,2]}", false },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\" :  {\"a\":1}  }", "{\"a\":1}", false },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"a\":[1, 2]}}", "{\"a\":[1,2]}", true },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"t\":                1234}}", "{\"t\":1234}",
+		  true },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"  \"}", "\"  \"", false },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":[\n]}", "[]", true },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(dec(cases[i].in, &cmd), PROTO_OK);
+		ck_assert_msg(cmd.data_spaced == cases[i].spaced, "case %zu", i);
+		pbuf_reset(&b);
+		proto_data_text(&cmd, &b);
+		ck_assert_msg(b.len == strlen(cases[i].data) && !memcmp(b.data, cases[i].data, b.len),
+			      "case %zu: %.*s", i, (int)b.len, b.data);
+	}
+	pbuf_free(&b);
+
+	/* names of 1 to 7 bytes are matched as one word, longer ones by strcmp:
+	 * "persist" (7) and "presence" (8), at both sides of the line */
+	struct jtop top;
+	size_t pos;
+	const char *why;
+	const char *doc = "{\"persis\":1,\"persist\":2,\"persistx\":3,\"presence\":4,\"p\":5,"
+			  "\"abcdefghijklmnopqrstuvw\":6,\"abcdefghijklmnopqrstuvwx\":7,\"\\u0070q\":8}";
+	ck_assert(jscan_object(doc, strlen(doc), 32, 4096, &top, &pos, &why) == JSCAN_OK);
+	const struct { const char *k; const char *v; } want[] = {
+		{ "persis", "1" }, { "persist", "2" }, { "persistx", "3" }, { "presence", "4" },
+		{ "p", "5" }, { "abcdefghijklmnopqrstuvw", "6" }, { "pq", "8" },
+		{ "pers", NULL }, { "persistxy", NULL }, { "abcdefghijklmnopqrstuvwx", NULL }, { "q", NULL },
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		const struct jval *v = jscan_get(&top, want[i].k);
+		if (!want[i].v)
+			ck_assert_msg(v == NULL, "%s found", want[i].k);
+		else
+			ck_assert_msg(v && v->n == 1 && v->p[0] == want[i].v[0], "%s", want[i].k);
+	}
+	/* a duplicate spelled with an escape is still a duplicate, short or long */
+	const char *dups[] = { "{\"type\":1,\"t\\u0079pe\":2}", "{\"presence\":1,\"pr\\u0065sence\":2}",
+			       "{\"p\":1,\"\\u0070\":2}" };
+	for (size_t i = 0; i < 3; i++)
+		ck_assert_msg(jscan_object(dups[i], strlen(dups[i]), 32, 4096, &top, &pos, &why) ==
+			      JSCAN_DUPLICATE, "dups[%zu]", i);
+	/* numbers, two digits at a time */
+	const uint64_t nums[] = { 0, 9, 10, 99, 100, 101, 999, 1000, 1764331200123ULL, UINT64_MAX };
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		char want_s[32];
+		int n = snprintf(want_s, sizeof(want_s), "%llu", (unsigned long long)nums[i]);
+		pbuf_reset(&b);
+		pbuf_add_u64(&b, nums[i]);
+		ck_assert(b.len == (size_t)n && !memcmp(b.data, want_s, b.len));
+	}
+	pbuf_reset(&b);
+	pbuf_add_i64(&b, INT64_MIN);
+	ck_assert(b.len == 20 && !memcmp(b.data, "-9223372036854775808", 20));
+	pbuf_free(&b);
+}
+END_TEST
+
 static Suite *protocol_suite(void)
 {
 	Suite *s = suite_create("protocol");
@@ -423,6 +568,8 @@ static Suite *protocol_suite(void)
 	tcase_add_test(tc, decode_publish_full);
 	tcase_add_test(tc, decode_publish_escaped_key);
 	tcase_add_test(tc, json_scanner);
+	tcase_add_test(tc, fast_paths_at_every_offset);
+	tcase_add_test(tc, decode_data_spacing_and_field_names);
 	tcase_add_test(tc, decode_publish_data_null_and_missing);
 	tcase_add_test(tc, decode_bad_json);
 	tcase_add_test(tc, decode_ids);
