@@ -493,6 +493,21 @@ static void ring_add(struct sio_ring *r, uint64_t room, uint64_t seq)
 	r->total++;
 }
 
+/* Where render() writes a rendition's JSON: straight into out, after the
+ * Engine.IO "4" and the Socket.IO header, when plain; otherwise into rjson,
+ * for sio_encode_auto to look for attachments in. */
+static struct pbuf *render_begin(bool plain, enum sio_type type, bool has_id, uint64_t id)
+{
+	if (!plain) {
+		pbuf_reset(&rjson);
+		return &rjson;
+	}
+	pbuf_reset(&out);
+	pbuf_addc(&out, '4');
+	sio_enc_header(&out, type, "/", 1, has_id, id, 0);
+	return &out;
+}
+
 /*
  * The Socket.IO rendition of a native frame, or NULL when it has none.
  * Native frames all begin {"type":"<t>", so no JSON is re-encoded:
@@ -510,6 +525,7 @@ static struct frame *render(const char *p, size_t n)
 	enum sio_type type = SIO_EVENT;
 	bool has_id = false;
 	uint64_t id = 0, mark_seq = 0, mark_room = 0;
+	struct pbuf *js;
 
 	if (n < hl + 2 || memcmp(p, head, hl) || p[n - 1] != '}')
 		return NULL;
@@ -519,8 +535,12 @@ static struct frame *render(const char *p, size_t n)
 	size_t tn = (size_t)(q - t);
 	const char *rest = q + 1; /* ',' or '}' */
 	const char *end = p + n;
+	/* No '$' in the native text, so no "$base64" wrapper in the
+	 * rendition's JSON either (what render adds holds none): the packet
+	 * is written straight into out, header first, with no second copy
+	 * of the JSON and no search for attachments. */
+	bool plain = !memchr(p, '$', n);
 
-	pbuf_reset(&rjson);
 	if (tn == 5 && !memcmp(t, "reply", 5)) {
 		static const char idk[] = ",\"id\":";
 		if ((size_t)(end - rest) < sizeof(idk) || memcmp(rest, idk, sizeof(idk) - 1))
@@ -533,45 +553,51 @@ static struct frame *render(const char *p, size_t n)
 		type = SIO_ACK;
 		has_id = true;
 		id -= 1;
-		pbuf_adds(&rjson, "[{");
-		pbuf_add(&rjson, d + 1, (size_t)(end - d - 1));
-		pbuf_addc(&rjson, ']');
+		js = render_begin(plain, type, has_id, id);
+		pbuf_adds(js, "[{");
+		pbuf_add(js, d + 1, (size_t)(end - d - 1));
+		pbuf_addc(js, ']');
 	} else if (tn == 5 && !memcmp(t, "error", 5)) {
 		static const char ek[] = ",\"error\":";
 		if ((size_t)(end - rest) < sizeof(ek) || memcmp(rest, ek, sizeof(ek) - 1))
 			return NULL;
 		const char *o = rest + sizeof(ek) - 1;
-		pbuf_adds(&rjson, "[\"error\",");
-		pbuf_add(&rjson, o, (size_t)(end - 1 - o));
-		pbuf_addc(&rjson, ']');
+		js = render_begin(plain, type, has_id, id);
+		pbuf_adds(js, "[\"error\",");
+		pbuf_add(js, o, (size_t)(end - 1 - o));
+		pbuf_addc(js, ']');
 	} else {
 		const char *room;
 		size_t room_n;
 		uint64_t seq;
-		pbuf_addc(&rjson, '[');
-		pbuf_add(&rjson, t - 1, tn + 2);
-		pbuf_adds(&rjson, ",{");
+		js = render_begin(plain, type, has_id, id);
+		pbuf_addc(js, '[');
+		pbuf_add(js, t - 1, tn + 2);
+		pbuf_adds(js, ",{");
 		if (*rest == ',')
-			pbuf_add(&rjson, rest + 1, (size_t)(end - rest - 1));
+			pbuf_add(js, rest + 1, (size_t)(end - rest - 1));
 		else
-			pbuf_addc(&rjson, '}');
+			pbuf_addc(js, '}');
 		if (recovery && message_pos(p, n, &room, &room_n, &seq)) {
 			mark_seq = seq;
 			mark_room = room_hash(room, room_n);
 			/* The offset a recovering client sends back: "seq:room". */
-			pbuf_adds(&rjson, ",\"");
-			pbuf_add_u64(&rjson, seq);
-			pbuf_addc(&rjson, ':');
-			pbuf_add(&rjson, room, room_n);
-			pbuf_addc(&rjson, '"');
+			pbuf_adds(js, ",\"");
+			pbuf_add_u64(js, seq);
+			pbuf_addc(js, ':');
+			pbuf_add(js, room, room_n);
+			pbuf_addc(js, '"');
 		}
-		pbuf_addc(&rjson, ']');
+		pbuf_addc(js, ']');
 	}
-	pbuf_reset(&out);
-	pbuf_reset(&bytes);
-	pbuf_addc(&out, '4');
-	size_t na = sio_encode_auto(&out, type, "/", 1, has_id, id, rjson.data, rjson.len, &bytes,
-				    att, SIO_ATTACH_MAX_DEF);
+	size_t na = 0;
+	if (!plain) {
+		pbuf_reset(&out);
+		pbuf_reset(&bytes);
+		pbuf_addc(&out, '4');
+		na = sio_encode_auto(&out, type, "/", 1, has_id, id, rjson.data, rjson.len, &bytes,
+				     att, SIO_ATTACH_MAX_DEF);
+	}
 	struct frame *f = frame_new_text(out.data, out.len);
 	f->seq = mark_seq; /* the recovery mark, for every member */
 	f->sio_room = mark_room;
