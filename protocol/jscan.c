@@ -74,16 +74,16 @@ static int hexval(char c)
 	return -1;
 }
 
-/* At '"': skips the string, checking escapes and control characters. */
-static int string(struct scan *s)
+/* Inside a string, at s->i, after plain ASCII only: the rest of it,
+ * checking escapes, control characters and UTF-8 (string() below takes
+ * the plain start). */
+static __attribute__((noinline)) int string_rest(struct scan *s)
 {
 	/* Bytes above 0x7F are legal only inside strings (anywhere else
 	 * they are a syntax error), so UTF-8 is checked here, and only for
 	 * them: ASCII text costs nothing extra. */
 	struct utf8_state u8 = { 0 };
 
-	s->esc = 0;
-	s->i++;
 	while (s->i < s->n) {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 		/* Plain ASCII, the bulk of most strings, eight bytes a step:
@@ -164,6 +164,33 @@ static int string(struct scan *s)
 		}
 	}
 	return fail(s, JSCAN_SYNTAX, "unterminated string");
+}
+
+/* At '"': skips the string. Inlined where strings are met: most are
+ * short and plain (keys, names), and end at the first byte str_special8
+ * marks; anything else goes on in string_rest. */
+static inline int string(struct scan *s)
+{
+	size_t i = s->i + 1;
+
+	s->esc = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	while (s->n - i >= 8) {
+		uint64_t w, m;
+		memcpy(&w, s->p + i, 8);
+		if ((m = str_special8(w)) != 0) {
+			i += (size_t)__builtin_ctzll(m) / 8;
+			if (s->p[i] == '"') {
+				s->i = i + 1;
+				return 0;
+			}
+			break;
+		}
+		i += 8;
+	}
+#endif
+	s->i = i;
+	return string_rest(s);
 }
 
 static int digits(struct scan *s)
@@ -272,13 +299,24 @@ static int container(struct scan *s, struct jtop *top)
 				 * first 8 bytes are zero-padded (jscan_get) */
 				char *k = top->m[top->count].key;
 				size_t klen = key.n - 2;
+				const size_t ksz = sizeof(top->m[0].key);
 				memset(k, 0, 8);
-				if (!key_esc && klen < sizeof(top->m[0].key)) {
-					/* no escape: the key is its text (no NUL in it either,
-					 * the scan refuses control characters) */
+				if (!key_esc && klen < 8 && (size_t)(s->p + s->n - (key.p + 1)) >= 8) {
+					/* the usual short key, as one word: its text (no
+					 * escape, and no NUL: the scan refuses control
+					 * characters) with the bytes past it cleared */
+					uint64_t w;
+					memcpy(&w, key.p + 1, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+					w &= klen ? ~0ULL >> (64 - 8 * klen) : 0;
+					memcpy(k, &w, 8);
+#else
+					memcpy(k, key.p + 1, klen);
+#endif
+				} else if (!key_esc && klen < ksz) {
 					memcpy(k, key.p + 1, klen);
 					k[klen] = '\0';
-				} else if (jscan_string(&key, k, sizeof(top->m[0].key), &klen) < 0 ||
+				} else if (jscan_string(&key, k, ksz, &klen) < 0 ||
 					   klen != strlen(k)) {
 					memset(k, 0, 8); /* long or with NUL: never a field we read */
 				}
