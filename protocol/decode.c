@@ -179,7 +179,7 @@ static enum proto_err decode_user(struct proto_cmd *cmd, const struct jtop *top)
 	return PROTO_OK;
 }
 
-static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *top)
+static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *top, const char *text)
 {
 	const struct jval *v;
 	enum proto_err e;
@@ -220,7 +220,7 @@ static enum proto_err decode_fields(struct proto_cmd *cmd, const struct jtop *to
 			return fail(cmd, PROTO_EBAD_REQUEST, "data is required (null is allowed)");
 		cmd->data_raw = v->p;
 		cmd->data_raw_len = v->n;
-		cmd->data_spaced = jscan_spaced(top, v);
+		cmd->data_gaps = jscan_gaps(top, v, text, cmd->data_gap_at, cmd->data_gap_len, 4);
 		if (get_bool(top, "echo", &cmd->echo) < 0)
 			return fail(cmd, PROTO_EBAD_REQUEST, "echo must be a boolean");
 		if (get_bool(top, "persist", &cmd->persist) < 0)
@@ -320,7 +320,7 @@ static enum proto_err decode(const char *buf, size_t len, unsigned max_depth, un
 		return fail(cmd, PROTO_EUNKNOWN_TYPE, "unknown type \"%.*s\"", (int)n, v->p + 1);
 	}
 	cmd->type = cmd_types[i].type;
-	return decode_fields(cmd, &top);
+	return decode_fields(cmd, &top, buf);
 }
 
 enum proto_err proto_decode(const char *buf, size_t len, struct proto_cmd *cmd)
@@ -348,10 +348,17 @@ void proto_cmd_clear(struct proto_cmd *cmd)
 
 void proto_data_text(const struct proto_cmd *cmd, struct pbuf *out)
 {
-	/* The scan saw whether there is white space to drop; mostly there
-	 * is none (clients send compact JSON), and the text is copied as is. */
-	if (cmd->data_spaced)
+	/* The scan saw where white space is to be dropped: mostly nowhere
+	 * (clients send compact JSON) or in a run or two (padding), and the
+	 * text around it is copied as it is. */
+	if (cmd->data_gaps < 0) {
 		pbuf_add_json_compact(out, cmd->data_raw, cmd->data_raw_len);
-	else
-		pbuf_add(out, cmd->data_raw, cmd->data_raw_len);
+		return;
+	}
+	size_t at = 0;
+	for (int k = 0; k < cmd->data_gaps; k++) {
+		pbuf_add(out, cmd->data_raw + at, cmd->data_gap_at[k] - at);
+		at = (size_t)cmd->data_gap_at[k] + cmd->data_gap_len[k];
+	}
+	pbuf_add(out, cmd->data_raw + at, cmd->data_raw_len - at);
 }

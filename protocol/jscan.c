@@ -11,7 +11,8 @@ struct scan {
 	unsigned keys, max_keys;
 	enum jscan_err err;
 	const char *why;
-	unsigned spaces;  /* runs of white space skipped so far (jtop's spaced) */
+	unsigned spaces;  /* runs of white space skipped so far (jtop's gaps) */
+	struct jtop *top; /* where the first JSCAN_GAPS runs go, or NULL */
 	int esc;          /* the last string scanned held a backslash escape */
 };
 
@@ -37,7 +38,13 @@ static void ws_run(struct scan *s)
 			break;
 		s->i++;
 	}
-	s->spaces += s->i != start;
+	if (s->i != start) {
+		if (s->top && s->spaces < JSCAN_GAPS) {
+			s->top->gap[s->spaces].at = (uint32_t)start;
+			s->top->gap[s->spaces].len = (uint32_t)(s->i - start);
+		}
+		s->spaces++;
+	}
 }
 
 /* Skips white space. Called between every two tokens, and mostly there
@@ -323,7 +330,8 @@ static int container(struct scan *s, struct jtop *top)
 				if (k[0] && top_find(top, k))
 					return fail(s, JSCAN_DUPLICATE, "duplicate key");
 				top->m[top->count].val = v;
-				top->m[top->count].spaced = s->spaces != spaces;
+				top->m[top->count].gap0 = spaces;
+				top->m[top->count].ngap = s->spaces - spaces;
 				top->count++;
 			}
 		} else if (value(s, &v, NULL) < 0) {
@@ -364,10 +372,11 @@ static int value(struct scan *s, struct jval *out, struct jtop *top)
 enum jscan_err jscan_object(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
 				struct jtop *top, size_t *pos, const char **why)
 {
-	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL, 0, 0 };
+	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL, 0, NULL, 0 };
 	struct jval v;
 
 	top->count = 0;
+	s.top = top;
 	ws(&s);
 	if (s.i >= n || text[s.i] != '{') {
 		/* Valid JSON that is not an object, or not JSON at all. */
@@ -504,7 +513,7 @@ int jscan_uint(const struct jval *v, uint64_t *out)
 enum jscan_err jscan_value(const char *text, size_t n, unsigned max_depth, unsigned max_keys,
 			   struct jval *out, size_t *pos, const char **why)
 {
-	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL, 0, 0 };
+	struct scan s = { text, n, 0, 0, max_depth, 0, max_keys, JSCAN_OK, NULL, 0, NULL, 0 };
 
 	ws(&s);
 	if (value(&s, out, NULL) == 0) {

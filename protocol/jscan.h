@@ -28,18 +28,24 @@ struct jval {
 
 #define JSCAN_TOP_MAX 64   /* members of the top-level object */
 
+#define JSCAN_GAPS 8       /* runs of white space whose place is kept */
+
 struct jtop {
 	size_t count;
 	struct {
 		char key[24];     /* unescaped, its first 8 bytes zero-padded; longer
 				   * keys are kept as "" (never looked up) */
 		struct jval val;
-		/* 1 if the scan skipped white space inside the value (outside
-		 * its strings): its text is not compact as it stands, and a
-		 * caller that wants it compact must copy it with
-		 * pbuf_add_json_compact, not as it is */
-		unsigned char spaced;
+		/* The runs of white space the scan skipped inside the value
+		 * (outside its strings): gap[gap0 .. gap0 + ngap) when that is
+		 * within JSCAN_GAPS. With none the text is compact as it
+		 * stands; with its gaps known a compact copy is the text
+		 * between them (jscan_gaps), otherwise pbuf_add_json_compact. */
+		uint32_t gap0, ngap;
 	} m[JSCAN_TOP_MAX];
+	/* the first JSCAN_GAPS runs of white space in the text, in order:
+	 * offset from its start and length */
+	struct { uint32_t at, len; } gap[JSCAN_GAPS];
 };
 
 enum jscan_err {
@@ -85,11 +91,25 @@ static inline const struct jval *jscan_get(const struct jtop *top, const char *k
 	return NULL;
 }
 
-/* The spaced flag of a member value v that jscan_get(top, ...) returned. */
-static inline int jscan_spaced(const struct jtop *top, const struct jval *v)
+/* For a member value v that jscan_get(top, ...) returned: how many runs of
+ * white space it holds (0: its text is compact), and if they are at most
+ * max and known, their places, as offsets from v->p, in at[] and len[].
+ * Returns the count, or -1 when it is more than max or not kept. */
+static inline int jscan_gaps(const struct jtop *top, const struct jval *v, const char *text,
+			     uint32_t *at, uint32_t *len, unsigned max)
 {
 	size_t i = (size_t)((const char *)v - (const char *)&top->m[0].val) / sizeof(top->m[0]);
-	return top->m[i].spaced;
+	uint32_t g0 = top->m[i].gap0, n = top->m[i].ngap;
+
+	if (n == 0)
+		return 0;
+	if (n > max || g0 + n > JSCAN_GAPS)
+		return -1;
+	for (uint32_t k = 0; k < n; k++) {
+		at[k] = top->gap[g0 + k].at - (uint32_t)(v->p - text);
+		len[k] = top->gap[g0 + k].len;
+	}
+	return (int)n;
 }
 
 /* Unescapes a string value into out (cap bytes, NUL-terminated); *len

@@ -54,7 +54,10 @@ struct proto_cmd {
 	size_t token_len;
 	const char *data_raw;        /* publish: data's text in the input */
 	size_t data_raw_len;
-	bool data_spaced;            /* publish: data_raw has white space to drop */
+	/* publish: the runs of white space to drop from data_raw (offsets in
+	 * it, lengths), when at most 4; data_gaps 0: none, -1: more */
+	int data_gaps;
+	uint32_t data_gap_at[4], data_gap_len[4];
 	const char *key;             /* publish: idempotency key (key_buf), or NULL */
 	size_t key_len;
 	bool presence, echo, persist, durable, has_since, has_before;

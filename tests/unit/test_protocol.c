@@ -499,19 +499,25 @@ START_TEST(decode_data_spacing_and_field_names)
 {
 	struct proto_cmd cmd;
 	struct pbuf b = { 0 };
-	const struct { const char *in, *data; bool spaced; } cases[] = {
+	const struct { const char *in, *data; int gaps; } cases[] = {
 		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"a\":\"x  y\",\"b\":[1,2]}}",
-		  "{\"a\":\"x  y\",\"b\":[1,2]}", false },
-		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\" :  {\"a\":1}  }", "{\"a\":1}", false },
-		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"a\":[1, 2]}}", "{\"a\":[1,2]}", true },
+		  "{\"a\":\"x  y\",\"b\":[1,2]}", 0 },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\" :  {\"a\":1}  }", "{\"a\":1}", 0 },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"a\":[1, 2]}}", "{\"a\":[1,2]}", 1 },
 		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":{\"t\":                1234}}", "{\"t\":1234}",
-		  true },
-		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"  \"}", "\"  \"", false },
-		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":[\n]}", "[]", true },
+		  1 },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":\"  \"}", "\"  \"", 0 },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":[\n]}", "[]", 1 },
+		/* at the edges of what is kept: 4 runs in data, 5, and runs before it
+		 * that use up the scan's JSCAN_GAPS places */
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":[ 1, 2, 3, 4]}", "[1,2,3,4]", 4 },
+		{ "{\"type\":\"publish\",\"room\":\"r\",\"data\":[ 1, 2, 3, 4, 5]}", "[1,2,3,4,5]", -1 },
+		{ "{ \"type\" : \"publish\" , \"room\" : \"r\" ,\"data\":[ 1, 2]}", "[1,2]", -1 },
+		{ "{ \"type\" : \"publish\" , \"room\":\"r\",\"data\":[ 1, 2]}", "[1,2]", 2 },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		ck_assert_int_eq(dec(cases[i].in, &cmd), PROTO_OK);
-		ck_assert_msg(cmd.data_spaced == cases[i].spaced, "case %zu", i);
+		ck_assert_msg(cmd.data_gaps == cases[i].gaps, "case %zu: %d gaps", i, cmd.data_gaps);
 		pbuf_reset(&b);
 		proto_data_text(&cmd, &b);
 		ck_assert_msg(b.len == strlen(cases[i].data) && !memcmp(b.data, cases[i].data, b.len),
