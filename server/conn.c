@@ -130,10 +130,22 @@ void conn_open_kind(struct conn *c, struct server *s, struct lws *wsi, const cha
 	ip_add(s, c->peer, 1);
 	c->counted_ip = true;
 
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
+	if (kind == CONN_SIO) {
+		/* sessions after the native connections (server.h) */
+		c->prev = s->conns_tail;
+		if (s->conns_tail)
+			s->conns_tail->next = c;
+		else
+			s->conns = c;
+		s->conns_tail = c;
+	} else {
+		c->next = s->conns;
+		if (s->conns)
+			s->conns->prev = c;
+		else
+			s->conns_tail = c;
+		s->conns = c;
+	}
 	s->nconns++;
 	s->stats.conns_total++;
 	hmap_put(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)), c);
@@ -164,6 +176,8 @@ void conn_release(struct conn *c)
 		s->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+	else
+		s->conns_tail = c->prev;
 	s->nconns--;
 
 	users_remove(s, c);

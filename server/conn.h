@@ -53,12 +53,17 @@ struct conn {
 	struct conn *pnext, *pprev;    /* server->pending */
 	char *name;                    /* display name, owned */
 	uint32_t name_len;
+	/* In the first cache line, with next: what the keep-alive sweep and
+	 * every fan-out delivery test first (close_code, kind), and ping_out
+	 * (the sweep's). */
+	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
+	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO, CONN_SIO_PORT */
+	bool ping_out;                 /* pinged since heard_ms */
 	struct hmap rooms;             /* struct member *, by room pointer */
 	struct sendq q;
 	struct pbuf rx;                /* a fragmented message being reassembled */
 	uint64_t serial;
 	int fd;                        /* the socket for direct sends; -1 with TLS */
-	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
 	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
 	bool peer_closed;              /* the client sent a close frame */
 	bool close_sent;               /* our close frame was handed to lws */
@@ -84,8 +89,6 @@ struct conn {
 	size_t held_bytes;
 	bool rx_paused;                /* too many replies waiting: not reading commands */
 	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
-	bool ping_out;                 /* pinged since then */
-	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO, CONN_SIO_PORT */
 	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */
 	char session[17];
 	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */

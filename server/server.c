@@ -108,7 +108,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	authn_expire(s);
 	if (++s->ticks % 5 == 0) {
 		int64_t now = (int64_t)(util_mono_us() / 1000);
-		for (struct conn *c = s->conns; c; c = c->next)
+		/* native connections only: they come first (server.h) */
+		for (struct conn *c = s->conns; c && c->kind != CONN_SIO; c = c->next)
 			conn_keepalive(c, now);
 	}
 }

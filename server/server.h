@@ -74,7 +74,11 @@ struct server {
 	 * rooms with a cache, most recently used first. */
 	uint64_t cache_bytes;
 	struct room *cache_lru, *cache_lru_tail;
-	struct conn *conns;         /* every WebSocket connection */
+	/* every WebSocket connection: native ones first, then Socket.IO
+	 * sessions (appended at conns_tail), so that the keep-alive sweep,
+	 * which has nothing to do for a session (Engine.IO pings it), stops
+	 * at the first one instead of visiting each */
+	struct conn *conns, *conns_tail;
 	struct conn *pending;       /* connections with output to flush */
 	uint32_t nconns;
 	uint64_t next_serial;

@@ -83,3 +83,43 @@ def test_data_frames_count_as_liveness_without_pongs(parley):
         if op is None or op == 0x8:
             break
     assert pinged and time.monotonic() - quiet >= 2.5, "hung up before the ping timeout"
+
+
+def test_native_connections_among_socketio_sessions_are_still_swept(parley):
+    """Socket.IO sessions sit after the native connections in the server's list, and the keep-alive
+    sweep stops at the first one (Engine.IO pings them): native connections opened before, between and
+    after sessions must all still get their pings, and a silent one its hang-up."""
+    s = parley(*FAST, "--sio-ping-interval", "60000", "--sio-ping-timeout", "60000")
+    path = "/socket.io/?EIO=4&transport=websocket"
+    order = []
+    for i in range(6):
+        if i % 2:
+            order.append(("sio", s.raw_client(path=path)))
+        else:
+            order.append(("native", s.client()))
+    natives = [c for kind, c in order if kind == "native"]
+    # each native connection gets a WebSocket ping; the first never answers it
+    silent = natives[0]
+    for c in natives:
+        deadline = time.monotonic() + 6
+        while True:
+            fin, op, payload = c.recv_frame(timeout=max(0.01, deadline - time.monotonic()))
+            assert op is not None, "native connection dropped before any ping"
+            if op == OP_PING:
+                break
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            fin, op, payload = silent.recv_frame(timeout=max(0.01, deadline - time.monotonic()))
+        except socket.timeout:
+            raise AssertionError("silent native connection still open after 15 s (ping-timeout 3)")
+        if op is None or op == 0x8:
+            break
+    # the sessions were left alone by that sweep: still open (their own pings are a minute away)
+    for kind, c in order:
+        if kind == "sio":
+            c.send_text("40")
+            m = c.recv_message(timeout=5)
+            while m.payload.decode().startswith("0"):  # the Engine.IO open packet
+                m = c.recv_message(timeout=5)
+            assert m.payload.decode().startswith("40{"), m
