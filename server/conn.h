@@ -69,6 +69,13 @@ struct conn {
 	bool close_sent;               /* our close frame was handed to lws */
 	bool counted_ip;               /* holds a count in server->per_ip */
 	bool authed;                   /* auth = token: a valid token was shown */
+	/* Here, by fd (which a flush reads), not further down: what every
+	 * delivery reads and writes besides the queue (conn_queue_live). */
+	bool pending;                  /* on server->pending */
+	/* live frames held in members' hold queues (they count toward the
+	 * slow-consumer limit like the live frames in q) */
+	uint32_t held_msgs;
+	size_t held_bytes;
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
 	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
@@ -76,17 +83,12 @@ struct conn {
 	ev_timer expiry_w;             /* authn.c: 4001 at the token's exp + token_grace */
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
-	bool pending;                  /* on server->pending */
 	struct utf8_state rx_utf8;     /* validation of the message being received */
 	/* catchup.c: joins with since, oldest first; only the head streams */
 	struct catchup *cu_head, *cu_tail;
 	uint32_t ncatchup;
 	bool read_waiting;             /* on server->read_waiters */
 	struct conn *wnext, *wprev;    /* server->read_waiters */
-	/* live frames held in members' hold queues (they count toward the
-	 * slow-consumer limit like the live frames in q) */
-	uint32_t held_msgs;
-	size_t held_bytes;
 	bool rx_paused;                /* too many replies waiting: not reading commands */
 	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
 	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */
