@@ -125,6 +125,13 @@ void sio_edge_setup(struct server *s)
 	ecfg.ping_interval_ms = cfg->sio_ping_interval;
 	ecfg.ping_timeout_ms = cfg->sio_ping_timeout;
 	ecfg.max_payload = cfg->sio_max_payload;
+	/* The polling queue takes at least what the send queue may hold: a
+	 * polling client falls as far behind as a WebSocket one before it
+	 * is cut, whatever an operator sets (docs/socketio.md, Bounds). */
+	if (ecfg.queue_max_packets < cfg->send_queue_messages)
+		ecfg.queue_max_packets = cfg->send_queue_messages;
+	if (ecfg.queue_max_bytes < cfg->send_queue_bytes)
+		ecfg.queue_max_bytes = cfg->send_queue_bytes;
 	connect_timeout_ms = cfg->sio_connect_timeout;
 	recovery = cfg->sio_recovery != 0;
 	recovery_window_ms = (uint64_t)cfg->sio_recovery_window * 1000;
@@ -869,15 +876,13 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 		emit_as(sc, g, reply);
 }
 
-int sio_catchup_room(const struct conn *c, bool release)
+int sio_catchup_room(const struct conn *c)
 {
 	const struct sio_conn *sc = c->sio;
 	const struct eio_session *e = &sc->eio;
 
 	if (e->transport == EIO_T_WEBSOCKET && c->wsi)
 		return -1;
-	if (release)
-		return e->q_packets == 0;
 	return e->q_packets == 0 ||
 	       (e->q_packets * 2 < ecfg.queue_max_packets && e->q_bytes * 2 < ecfg.queue_max_bytes);
 }
