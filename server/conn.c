@@ -230,16 +230,25 @@ void conn_keepalive(struct conn *c, int64_t now_ms)
 	const struct config *cfg = c->srv->cfg;
 	int64_t quiet = now_ms - c->heard_ms;
 
-	if (c->close_code)
-		return; /* closing: CLOSE_WAIT_S bounds it */
+	if (c->close_code) {
+		/* Closing: a reader that has not taken its close frame in
+		 * CLOSE_WAIT_S is cut off (our deadline, not lws's: see
+		 * conn_close_later). */
+		if (c->close_by_ms && now_ms >= c->close_by_ms) {
+			c->close_by_ms = 0;
+			hangup_kill(&c->srv->hangup, c);
+		}
+		return;
+	}
+	if (c->hangup != HANGUP_NONE)
+		return; /* queued or being closed (hangup.c) */
 	if (c->kind == CONN_SIO)
 		return; /* Engine.IO has its own heartbeat (server/sio/) */
 	if (quiet >= (int64_t)cfg->ping_timeout * 1000) {
-		/* Hang up without a close frame, as for a dead peer. */
-		log_info("ping_timeout", "session=%s peer=%s quiet_ms=%lld", c->session, c->peer,
-			 (long long)quiet);
+		/* Hang up without a close frame, as for a dead peer (its
+		 * ping_timeout line is logged at its turn). */
 		c->close_reason = CLOSE_R_HANGUP;
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		hangup_kill(&c->srv->hangup, c); /* batched (hangup.h) */
 		return;
 	}
 	if (quiet >= (int64_t)cfg->ping_interval * 1000 && !c->ping_out) {
@@ -276,7 +285,11 @@ void conn_close_later(struct conn *c, uint16_t code)
 	server_want_flush(c->srv, c);
 	if (!c->wsi)
 		return; /* a Socket.IO polling session: sio_conn_closing closed it */
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_WAIT_S);
+	/* The keep-alive sweep enforces CLOSE_WAIT_S. lws_set_timeout()
+	 * would walk lws's sorted list of every pending timeout once per
+	 * close: 15,000 slow consumers of one fan-out, O(n^2) in one
+	 * iteration, then 15,000 expiries at the same second. */
+	c->close_by_ms = (int64_t)(util_mono_us() / 1000) + CLOSE_WAIT_S * 1000;
 	lws_callback_on_writable(c->wsi);
 }
 

@@ -84,6 +84,7 @@ struct conn {
 	size_t held_bytes;
 	bool rx_paused;                /* too many replies waiting: not reading commands */
 	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
+	int64_t close_by_ms;           /* closing: cut off at this monotonic ms (0: not closing) */
 	bool ping_out;                 /* pinged since then */
 	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO, CONN_SIO_PORT */
 	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */

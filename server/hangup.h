@@ -57,6 +57,7 @@ struct conn;
 #define HANGUP_NONE 0     /* not seen to hang up */
 #define HANGUP_QUEUED 1   /* reading off, waiting for its turn */
 #define HANGUP_RELEASED 2 /* reading on again: lws closes it at its EOF */
+#define HANGUP_KILL 3     /* hangup_kill(): waiting for its turn to be shut down */
 
 struct hangup_set {
 	struct server *srv;
@@ -71,6 +72,7 @@ struct hangup_set {
 	uint32_t last;          /* released in the last iteration */
 	ev_tstamp last_at;      /* when that was */
 	uint64_t total;         /* hang-ups queued since start */
+	uint64_t kills;         /* hangup_kill()s since start */
 };
 
 /* Call with the loop, after linger_init (linger.c finds the loop's epoll
@@ -78,6 +80,13 @@ struct hangup_set {
 void hangup_init(struct hangup_set *hs, struct server *s, struct ev_loop *loop);
 /* Watches a connection's socket for the peer hanging up (conn_open). */
 void hangup_watch(struct hangup_set *hs, struct conn *c);
+/* Hangs up on a connection without a close frame (a ping timeout, a
+ * close that waited CLOSE_WAIT_S for a reader that does not read): it is
+ * queued, at its turn its socket is shut down (and the ping_timeout or
+ * close_timeout line logged), and it is then closed as a client that hung
+ * up, a batch per iteration each time, so that thousands found in one
+ * sweep (a network partition) do not stall the loop. */
+void hangup_kill(struct hangup_set *hs, struct conn *c);
 /* The connection is closing (CLOSED, before lws closes its socket):
  * stops watching it and takes it off the queue. */
 void hangup_forget(struct hangup_set *hs, struct conn *c);

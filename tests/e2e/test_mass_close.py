@@ -148,7 +148,6 @@ def test_15000_members_time_out_at_once_while_the_loop_keeps_answering(parley):
         # each member was hung up by the ping timeout (reason hangup), none lost on the way
         assert metric(s, 'parley_disconnects_total{reason="hangup"}') - before == N
         assert s.log().count("msg=ping_timeout") >= N
-        assert probe.c.ok("ping")["ts"] > 0
         assert p99 < 0.050, "ping p99 %.1f ms (max %.1f ms) during the mass time-out" % (p99 * 1000, worst * 1000)
     finally:
         stop_opener(opener)
