@@ -177,7 +177,6 @@ void hangup_init(struct hangup_set *hs, struct server *s, struct ev_loop *loop)
 	hs->batch = HANGUP_BATCH_START;
 	hs->last = 0;
 	hs->total = 0;
-	hs->kills = 0;
 	if (!loop)
 		return;
 	hs->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -206,7 +205,6 @@ void hangup_kill(struct hangup_set *hs, struct conn *c)
 	}
 	c->hangup = HANGUP_KILL;
 	enqueue(hs, c);
-	hs->kills++;
 }
 
 void hangup_watch(struct hangup_set *hs, struct conn *c)

@@ -24,6 +24,17 @@
  * CLOSED callback, lingering, the disconnect log). The batch adapts so an
  * iteration that closes takes about HANGUP_SLICE_S.
  *
+ * Closes parleyd starts without a close frame take the same road
+ * (hangup_kill): a ping timeout, and the cut-off of a closing connection
+ * whose reader did not take its close frame within CLOSE_WAIT_S (a room
+ * of slow consumers closed with 4008 in one fan-out). The keep-alive
+ * sweep that finds them queues them; at its turn each is shut down
+ * (shutdown(2): our side reads EOF) and so comes back through the
+ * hang-up watch, to be closed like a peer that hung up. lws's own kill
+ * (lws_set_timeout) would close each as a live WebSocket, with a close
+ * handshake under a timeout, and inserting 15,000 timeouts into lws's
+ * sorted list is O(n^2): seconds of the loop.
+ *
  * Nothing is lost by waiting: the peer has stopped sending, and lws would
  * close the connection as soon as it read the EOF anyway. While queued, a
  * connection is not written to (flush_cb, WRITEABLE): its peer is gone or
@@ -72,7 +83,6 @@ struct hangup_set {
 	uint32_t last;          /* released in the last iteration */
 	ev_tstamp last_at;      /* when that was */
 	uint64_t total;         /* hang-ups queued since start */
-	uint64_t kills;         /* hangup_kill()s since start */
 };
 
 /* Call with the loop, after linger_init (linger.c finds the loop's epoll

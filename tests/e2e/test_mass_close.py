@@ -27,12 +27,13 @@ from test_mass_leave import Probe, metric, raise_nofile, members
 N = int(os.environ.get("PARLEY_MASS_N", "15000"))
 ROOM = "crowd"
 
-# Opens n members of room, never reads them. While "keep" it sends each an unsolicited pong (counts as
-# heard, protocol.md §15) at least every 0.5 s; at "stop" it falls silent on all of them at once; at
-# "close" it closes them.
+# Opens n members of room, never reads them. With "keep", until "stop", it sends each an unsolicited pong
+# (counts as heard, protocol.md §15) about every 0.5 s; at "stop" it falls silent on all of them at once;
+# at "close" it closes them.
 OPENER = r'''
 import base64, os, resource, socket, struct, sys, threading, time
 host, port, n, room = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+keepalive = sys.argv[5] == "keep"
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -69,7 +70,8 @@ def keeper():
                 pass
         time.sleep(max(0.0, 0.5 - (time.monotonic() - t0)))
 
-threading.Thread(target=keeper, daemon=True).start()
+if keepalive:
+    threading.Thread(target=keeper, daemon=True).start()
 for i in range(n):
     s = socket.create_connection((host, port), timeout=30)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -101,8 +103,37 @@ for line in sys.stdin:
 '''
 
 
-def start_opener(s):
-    opener = subprocess.Popen([sys.executable, "-c", OPENER, HOST, str(s.port), str(N), ROOM],
+class TimedProbe(Probe):
+    """A Probe that keeps each ping's send time, so a window of the run can be judged alone."""
+
+    def __init__(self, s, interval=0.005):
+        super().__init__(s, interval)
+        self.samples = []
+
+    def _read(self):
+        while True:
+            try:
+                m = self.c.recv_json(timeout=30)
+            except Exception:
+                return
+            if m.get("type") == "reply":
+                with self.lock:
+                    t0 = self.sent.pop(m["id"], None)
+                if t0 is not None:
+                    self.rtts.append(time.monotonic() - t0)
+                    self.samples.append((t0, self.rtts[-1]))
+                if self.stop.is_set() and not self.sent:
+                    return
+
+    def since(self, t):
+        """(p99, max, count) of the pings sent at or after t."""
+        r = sorted(rtt for t0, rtt in self.samples if t0 >= t)
+        return r[int(len(r) * 0.99) - 1], r[-1], len(r)
+
+
+def start_opener(s, keep):
+    opener = subprocess.Popen([sys.executable, "-c", OPENER, HOST, str(s.port), str(N), ROOM,
+                               "keep" if keep else "-"],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert opener.stdout.readline() == "open\n", "the opener failed"
     deadline = time.monotonic() + 120
@@ -134,7 +165,7 @@ def stop_opener(opener):
 def test_15000_members_time_out_at_once_while_the_loop_keeps_answering(parley):
     assert raise_nofile(N + 500) >= N + 500, "cannot raise RLIMIT_NOFILE"
     s = parley("--ping-interval", "3", "--ping-timeout", "6", "--max-connections", str(N + 100))
-    opener = start_opener(s)
+    opener = start_opener(s, keep=True)
     try:
         probe = Probe(s)
         probe.start()
@@ -154,30 +185,51 @@ def test_15000_members_time_out_at_once_while_the_loop_keeps_answering(parley):
 
 
 def test_15000_slow_consumers_closed_at_once_while_the_loop_keeps_answering(parley):
+    """The members stop reading; publishes fill their sockets (a big room's fan-out costs what it costs:
+    not judged here), then one or a few fan-outs find all 15,000 past send_queue_messages. Judged: from
+    the publish that made the first 4008 on, through the closes and, CLOSE_WAIT_S (30 s) later, the
+    cut-off of every member that never took its close frame."""
     assert raise_nofile(N + 500) >= N + 500, "cannot raise RLIMIT_NOFILE"
-    s = parley("--send-queue-messages", "20", "--max-connections", str(N + 100))
-    opener = start_opener(s)
+    # no ping timeout before CLOSE_WAIT_S cuts them off (a closing connection is not pinged)
+    s = parley("--send-queue-messages", "20", "--ping-interval", "60", "--ping-timeout", "300",
+               "--max-connections", str(N + 100))
+    opener = start_opener(s, keep=False)
     try:
         pub = s.client("pub", timeout=60)
         pub.ok("join", room=ROOM)
-        probe = Probe(s)
+        probe = TimedProbe(s)
         probe.start()
         time.sleep(0.5)
         before = metric(s, "parley_slow_consumer_closes_total")
-        # ~2 KB messages: the members' socket buffers fill, then 20 queued, then 4008 for all of them
         i = 0
+        storm = None
+        # ~2 KB messages: the members' socket buffers fill, then 20 queued, then 4008 for all of them
         while metric(s, "parley_slow_consumer_closes_total") - before < N:
             assert i < 2000, "only %d slow closes" % (metric(s, "parley_slow_consumer_closes_total") - before)
+            t = time.monotonic()
             pub.ok("publish", room=ROOM, data={"i": i, "pad": "s" * 2000}, echo=False, timeout=60)
+            if storm is None and metric(s, "parley_slow_consumer_closes_total") > before:
+                storm = t
             i += 1
-        # the members never read: each close waits for its close frame to go, then CLOSE_WAIT_S
-        # (30 s) at most; the opener's keeper still pongs, so no ping timeout comes first
+        # The members never read: each close waits CLOSE_WAIT_S for its close frame to go, then is cut
+        # off.
         wait_connections(s, 2, 90)
         time.sleep(0.5)
-        p99, worst, n = probe.finish()
-        print("probe: %d pings, p99 %.1f ms, max %.1f ms, %d publishes" % (n, p99 * 1000, worst * 1000, i))
+        probe.finish()
+        p99, worst, n = probe.since(storm)
+        print("probe from the first 4008 on: %d pings, p99 %.1f ms, max %.1f ms; %d publishes"
+              % (n, p99 * 1000, worst * 1000, i))
+        slow = {}
+        for t0, rtt in probe.samples:
+            if t0 >= storm and rtt > 0.020:
+                k = int(t0 - storm)
+                slow[k] = max(slow.get(k, 0), rtt)
+        print("seconds after the first 4008 with a ping over 20 ms (worst):",
+              ", ".join("%d s: %.0f ms" % (k, v * 1000) for k, v in sorted(slow.items())))
         assert metric(s, "parley_slow_consumer_closes_total") - before == N
         assert metric(s, 'parley_disconnects_total{reason="slow_consumer"}') == N
+        assert s.log().count("msg=close_timeout") == N
+        assert pub.ok("publish", room=ROOM, data="after", echo=False)["seq"] == i + 1
         assert p99 < 0.050, "ping p99 %.1f ms (max %.1f ms) during the mass 4008" % (p99 * 1000, worst * 1000)
     finally:
         stop_opener(opener)
