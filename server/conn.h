@@ -83,6 +83,7 @@ struct conn {
 	uint32_t held_msgs;
 	size_t held_bytes;
 	bool rx_paused;                /* too many replies waiting: not reading commands */
+	bool releasing;                /* queueing held frames: admitted already (room.c) */
 	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
 	int64_t close_by_ms;           /* closing: cut off at this monotonic ms (0: not closing) */
 	bool ping_out;                 /* pinged since then */

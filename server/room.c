@@ -268,10 +268,13 @@ int member_release_one(struct member *m, uint64_t after_seq)
 			c->held_bytes -= f->len;
 		}
 		/* (the queue takes its own reference before the drop) */
-		if (reply)
+		if (reply) {
 			conn_send_reply(c, f);
-		else if (!f->seq || f->seq > after_seq)
+		} else if (!f->seq || f->seq > after_seq) {
+			c->releasing = true; /* admitted when it was held */
 			conn_send(c, f);
+			c->releasing = false;
+		}
 		sendq_drop(h, 1);
 	}
 	if (h->count)

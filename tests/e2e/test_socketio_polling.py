@@ -438,8 +438,8 @@ def test_since_replay_longer_than_the_queue(parley, total):
 
 def test_live_messages_wait_behind_a_polling_replay(parley):
     """700 messages published while the replay of 3000 streams: held, then delivered after the join's
-    ack, in order, none twice; released only into an empty queue, so 700 held plus the replay's half
-    queue (more than 1024 together) do not close the session."""
+    ack, in order, none twice; let go a half queue at a time, so 700 held plus the replay's half queue
+    (more than 1024 together) do not close the session."""
     srv = parley(*NO_RATE)
     n = srv.client("pub")
     n.join("mix")

@@ -626,3 +626,52 @@ def test_recovery_window(parley):
     time.sleep(1.5)
     c2, pid2 = connect_pid(srv, {"name": "u1", "pid": pid})
     assert pid2 != pid
+
+
+def test_held_messages_at_send_queue_bytes_over_websocket(parley):
+    """A Socket.IO WebSocket session catching up, with --send-queue-bytes set to exactly the native size of
+    the 3,000 live messages held behind its replay: they fit the hold; released, their Socket.IO
+    renditions are 7 bytes longer each (the event name and offset against "type"), so all at once they
+    would not fit the send queue. They go a slice at a time as the socket drains (docs/socketio.md "Long
+    replays"): all arrive, once, in order, after the join's ack; no slow-consumer close."""
+    # the replay (9 MB) is longer than the kernel's socket buffers and half the send queue: it is still
+    # streaming when the live ones arrive
+    replay, live, pad = 6000, 3000, 1500
+    # seqs replay+1..replay+live have 4 digits, ts 13, the publisher is "pub"; +4: the frame header
+    per = len('{"type":"message","room":"wb","seq":6001,"ts":1000000000000,"from":"pub","data":"%s"}'
+              % ("x" * pad)) + 4
+    srv = parley("--rate-messages", "100000", "--rate-burst", "100000",
+                 "--send-queue-messages", "100000", "--send-queue-bytes", str(per * live))
+    n = srv.client("pub")
+    n.join("wb")
+    last = None
+    for i in range(1, replay + live + 1):
+        if i == replay + 1:
+            n.wait_reply(last, skip=True, timeout=60)
+            c = srv.raw_client(path=PATH, rcvbuf=4096)
+            assert text(c.recv_message())[0] == "0"
+            c.send_text('40{"name":"late"}')
+            assert text(c.recv_message()).startswith("40{")
+            assert text(c.recv_message()).startswith('42["welcome",')
+            # it does not read while the live messages arrive
+            c.send_text('421["join",{"room":"wb","since":0}]')
+            time.sleep(0.2)
+        last = n.send_cmd("publish", room="wb", data="x" * pad, echo=False)
+    n.wait_reply(last, skip=True, timeout=60)
+    seqs, acks = [], []
+    while len(seqs) < replay + live:
+        t = event(c, timeout=10)
+        if t.startswith("431"):
+            acks.append(len(seqs))
+            continue
+        assert t.startswith('42["message",'), t[:80]
+        seqs.append(json.loads(t[2:])[1]["seq"])
+    assert seqs == list(range(1, replay + live + 1))
+    assert acks == [replay]
+    assert "slow_consumer" not in srv.log()
+    # the frame size parleyd counted for the hold
+    obs = srv.client("obs")
+    obs.join("wb")
+    n.send_cmd("publish", room="wb", data="x" * pad, echo=False)
+    m = obs.recv_message(timeout=10)
+    assert len(m.payload) + 4 == per, m.payload[:80]
