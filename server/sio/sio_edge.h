@@ -95,9 +95,10 @@ void sio_edge_metrics(struct pbuf *b);
 void sio_conn_send(struct conn *c, struct frame *f, bool reply);
 /* For catchup.c's pump, on a session that is not on a WebSocket (polling,
  * or upgrading): whether the Engine.IO queue has room for more of a
- * replay, or of the live frames held behind it. It is filled to half its
- * bounds, leaving the other half to live frames of other rooms and
- * control packets. Returns 1 or 0; -1 when the session is on its
+ * replay, or of the live frames held behind it. It is filled to 512
+ * packets / 2 MiB (half the Engine.IO defaults); the queue's bounds are
+ * that plus the send queue limits, left to live frames of other rooms
+ * and control packets. Returns 1 or 0; -1 when the session is on its
  * WebSocket, whose frames go through the conn's own queue (the native
  * rule applies). */
 int sio_catchup_room(const struct conn *c);

@@ -369,11 +369,13 @@ def test_sio_max_sessions(parley):
 
 # ---------------------------------------------------------------- a replay longer than the queue
 #
-# The Engine.IO queue holds 1024 packets (4 MiB). A join with since whose replay is longer is fed to the
-# polling client as it drains it: each GET takes what is queued, the catch-up refills the queue to half
-# its bound, and the live messages published meanwhile are held behind the replay (docs/socketio.md).
+# The Engine.IO queue holds a replay's slice (512 packets, 2 MiB) plus the send queue limits (1000 live
+# messages, 1 MiB by default, at least 512 packets / 2 MiB): 1,512 packets by default, 1,024 before. A
+# join with since whose replay is longer is fed to the polling client as it drains it: each GET takes
+# what is queued, the catch-up refills the slice, and the live messages published meanwhile are held
+# behind the replay (docs/socketio.md).
 
-QUEUE_MAX = 1024
+QUEUE_MAX = 1024  # the Engine.IO default, two slices
 NO_RATE = ["--rate-messages", "100000", "--rate-burst", "100000"]
 
 
@@ -554,8 +556,8 @@ def test_held_messages_up_to_send_queue_messages(parley, live):
     sid, n, got, bodies = held_behind_replay(srv, "hq%d" % live, live)
     drain(srv, sid, lambda g: sum(1 for p in g if msg_seq(p)) >= REPLAY + live, got, bodies)
     check_all_once_in_order(got, REPLAY + live)
-    # no GET carried more than half the queue (sized from send_queue_messages: 3000), plus the ack
-    assert max(len(b) for b in bodies) <= 1500 + 1, [len(b) for b in bodies]
+    # no GET carried more than a slice (512 packets: the queue is 512 + send_queue_messages), plus the ack
+    assert max(len(b) for b in bodies) <= QUEUE_MAX // 2 + 1, [len(b) for b in bodies]
     assert "slow_consumer" not in srv.log()
     # still a working session, live messages go straight out again
     assert post(srv, sid, '421["publish",{"room":"hq%d","data":"after"}]' % live)[0] == 200

@@ -110,6 +110,9 @@ test('3000 live messages held behind a polling replay, --send-queue-messages 300
     assert.ok(!big.log().includes('slow_consumer'), 'no slow-consumer close');
     s.close();
     n.close();
+  } catch (e) {
+    console.error(big.log().split('\n').filter((l) => !/msg=(connect|disconnect) /.test(l)).slice(-30).join('\n'));
+    throw e;
   } finally {
     assert.equal(await big.stop(), 0, big.log());
   }
