@@ -187,7 +187,7 @@ static int has_room(const struct conn *c)
 }
 
 /* 1 while held live frames may go into c's queue: over polling, the same
- * half of the Engine.IO queue as the replay; on a WebSocket, while the
+ * slice of the Engine.IO queue as the replay; on a WebSocket, while the
  * live frames waiting are below half the send queue limits (released
  * frames are live ones, and a Socket.IO rendition may be longer than the
  * native frame the hold counted). */

@@ -117,7 +117,7 @@ struct server {
 
 	bool draining;
 	bool store_closing;         /* no new reads: the store is shutting down */
-	uint32_t ticks;             /* tick_cb calls (keep-alive sweeps every 5th) */
+	uint32_t ticks;             /* tick_cb calls (each sweeps a fifth of the keep-alives) */
 	int exit_code;
 	struct server_stats stats;
 };
