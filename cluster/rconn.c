@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rreply.h"
 #include "xalloc.h"
 
 enum rc_state { RC_IDLE, RC_CONNECTING, RC_HANDSHAKE, RC_READY };
@@ -57,6 +58,7 @@ struct rconn {
 
 	char *fbuf;                  /* rconn_command_argv's formatting buffer */
 	size_t fcap;
+	struct rreply_arena *arena;  /* every context's replies (rreply.h) */
 };
 
 static void do_connect(struct rconn *rc);
@@ -315,6 +317,7 @@ static void do_connect(struct rconn *rc)
 		return;
 	}
 	ac->data = rc;
+	rreply_attach(ac->c.reader, rc->arena);
 	redisLibevAttach(rc->loop, ac);
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -359,6 +362,7 @@ struct rconn *rconn_new(struct ev_loop *loop, const struct rurl_addr *addr,
 	if (cbs)
 		rc->cbs = *cbs;
 	rc->ud = ud;
+	rc->arena = rreply_arena_new();
 	rc->backoff = rc->o.backoff_min;
 	rc->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uintptr_t)rc;
 	if (!rc->rng)
@@ -496,5 +500,6 @@ void rconn_free(struct rconn **rcp)
 		redisAsyncFree(rc->ac);  /* pending callbacks get NULL */
 	free(rc->password);
 	free(rc->fbuf);
+	rreply_arena_free(&rc->arena);
 	free(rc);
 }

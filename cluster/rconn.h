@@ -16,7 +16,8 @@
  * DNS on the loop.
  *
  * Ownership: hiredis owns its reply objects and frees them after the reply
- * callback returns; a callback must copy what it keeps. hiredis frees its
+ * callback returns; a callback must copy what it keeps (they are built in
+ * the connection's arena, rreply.h, which the next reply reuses). hiredis frees its
  * context itself after a failed connect or a disconnect; rconn never frees a
  * context inside one of its callbacks: it stops it from a zero-delay timer
  * ("nothing freed mid-callback").
