@@ -81,6 +81,8 @@ struct cluster {
 	struct cshard *sh;
 	int reading;                 /* an XREAD is in flight */
 	ev_timer tail_w;             /* re-issues XREAD after back-pressure */
+	char *xr_buf;                /* the XREAD in RESP: its fixed head, then the ids */
+	size_t xr_head, xr_cap;      /* head length (0: not built yet), buffer size */
 	uint64_t applied_this_run;
 	ev_tstamp started;
 

@@ -439,6 +439,20 @@ int rconn_command_argv(struct rconn *rc, rconn_reply_fn *cb, void *privdata,
 	return 0;
 }
 
+int rconn_command_resp(struct rconn *rc, rconn_reply_fn *cb, void *privdata,
+		       const char *resp, size_t len)
+{
+	if (rc->state != RC_READY || rc->stopping || !len)
+		return -1;
+	struct rcmd *c = cmd_new(rc, cb, privdata);
+	if (redisAsyncFormattedCommand(rc->ac, reply_cb, c, resp, len) != REDIS_OK) {
+		cmd_unlink(rc, c);
+		free(c);
+		return -1;
+	}
+	return 0;
+}
+
 int rconn_command(struct rconn *rc, rconn_reply_fn *cb, void *privdata, const char *fmt, ...)
 {
 	va_list ap;

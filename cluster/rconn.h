@@ -73,6 +73,12 @@ int rconn_command(struct rconn *rc, rconn_reply_fn *cb, void *privdata, const ch
 int rconn_command_argv(struct rconn *rc, rconn_reply_fn *cb, void *privdata,
 		       int argc, const char **argv, const size_t *argvlen);
 
+/* The same with the command already in RESP (a "*N\r\n$len\r\narg\r\n..."
+ * array of bulk strings the caller built: the log tail keeps its XREAD's
+ * unchanging part formatted and appends only the stream ids). */
+int rconn_command_resp(struct rconn *rc, rconn_reply_fn *cb, void *privdata,
+		       const char *resp, size_t len);
+
 /* 1 when the handshake passed and the connection has not been lost since. */
 int rconn_ready(const struct rconn *rc);
 /* Redis's run_id from the last handshake ("" before the first). A change
