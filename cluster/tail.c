@@ -36,6 +36,7 @@ static void tail_read(struct cluster *c);
 /* The fields of one entry, pointing into hiredis's reply. */
 struct entry {
 	const char *id;
+	size_t id_len;
 	const char *room, *from, *data, *node, *key;
 	size_t room_len, from_len, data_len, key_len;
 	uint64_t seq, off, pid, except;
@@ -66,6 +67,7 @@ static int parse_entry(const redisReply *r, struct entry *e)
 	    r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
 		return -1;
 	e->id = r->element[0]->str;
+	e->id_len = r->element[0]->len;
 	const redisReply *f = r->element[1];
 	e->room = e->from = e->data = e->node = "";
 	for (size_t i = 0; i + 1 < f->elements; i += 2) {
@@ -94,10 +96,18 @@ static int parse_entry(const redisReply *r, struct entry *e)
 	}
 	if (e->key_len > STORE_KEY_MAX)
 		return -1;
-	if (!e->has_off || strlen(e->id) > STORE_POS_ID_MAX || e->room_len > 128 ||
+	if (!e->has_off || e->id_len > STORE_POS_ID_MAX || strlen(e->id) != e->id_len || e->room_len > 128 ||
 	    (e->seq && (!e->room_len || !e->data_len)))
 		return -1;
 	return 0;
+}
+
+/* Shard k's read position becomes e's id (checked to fit by parse_entry;
+ * a memcpy, not snprintf: this runs for every entry). */
+static void set_id(struct cshard *sh, const struct entry *e)
+{
+	memcpy(sh->id, e->id, e->id_len);
+	sh->id[e->id_len] = '\0';
 }
 
 /* Moves shard k's position past entry e (done applying it). */
@@ -106,7 +116,7 @@ static void applied(struct cluster *c, unsigned k, const struct entry *e)
 	struct cshard *sh = &c->sh[k];
 
 	sh->applied = e->off;
-	snprintf(sh->id, sizeof(sh->id), "%s", e->id);
+	set_id(sh, e);
 	sh->lag_ms = (double)(util_now_ms() - e->ts);
 	c->lag[k] = sh->lag_ms;
 	c->st.applied++;
@@ -183,7 +193,7 @@ static int apply_entry(struct cluster *c, unsigned k, const struct entry *e)
 	if (e->off <= sh->applied) {
 		/* Already applied: a restore re-appended it. Move the read
 		 * position past it (not stored: re-reading it is harmless). */
-		snprintf(sh->id, sizeof(sh->id), "%s", e->id);
+		set_id(sh, e);
 		c->st.skipped++;
 		return 0;
 	}
