@@ -96,8 +96,8 @@ static int parse_entry(const redisReply *r, struct entry *e)
 	}
 	if (e->key_len > STORE_KEY_MAX)
 		return -1;
-	if (!e->has_off || e->id_len > STORE_POS_ID_MAX || strlen(e->id) != e->id_len || e->room_len > 128 ||
-	    (e->seq && (!e->room_len || !e->data_len)))
+	if (!e->has_off || e->id_len > STORE_POS_ID_MAX || strlen(e->id) != e->id_len ||
+	    e->room_len > 128 || (e->seq && (!e->room_len || !e->data_len)))
 		return -1;
 	return 0;
 }
