@@ -64,6 +64,7 @@ struct rlink {
 	int want_r, want_w;          /* the last SSL call's wish for the TCP side */
 	size_t wpend;                /* an SSL_write to repeat with this length; 0: none */
 	int t_eof;                   /* Redis ended: flush 'down', then close */
+	int cert_asked;              /* Redis asked for a client certificate; none is set */
 	int dead;
 	struct rbuf up, down;
 };
@@ -229,14 +230,33 @@ static void link_fail(struct tlsrelay *r, struct rlink *l, const char *why)
 	char qb[260];
 
 	l->dead = 1;
-	post(r, 3, "redis=%s server_name=%s error=%s", r->target, r->server_name, q(qb, sizeof(qb), why));
+	post(r, 3, "redis=%s server_name=%s error=%s%s", r->target, r->server_name, q(qb, sizeof(qb), why),
+	     l->cert_asked ? " hint=\"Redis asked for a client certificate and none is set "
+			     "(cluster_tls_cert, cluster_tls_key; Redis's tls-auth-clients)\"" : "");
 }
 
 /* ---- one link ---- */
 
+/* Called by OpenSSL when Redis asks for a client certificate and none is
+ * configured (with one, OpenSSL sends it without asking). Remembered for
+ * the log: under TLS 1.3 Redis checks the certificate after our handshake
+ * has completed, and may reset the connection before its alert can be
+ * read, so the error alone would only say "connection reset". */
+static int no_cert_cb(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+	struct rlink *l = SSL_get_app_data(ssl);
+
+	(void)x509, (void)pkey;
+	if (l)
+		l->cert_asked = 1;
+	return 0;   /* continue without a certificate */
+}
+
 static int start_tls(struct tlsrelay *r, struct rlink *l, char *why, size_t cap)
 {
 	l->ssl = SSL_new(r->ctx);
+	if (l->ssl)
+		SSL_set_app_data(l->ssl, l);
 	if (!l->ssl || !SSL_set_fd(l->ssl, l->tfd)) {
 		snprintf(why, cap, "TLS: cannot make a session");
 		ERR_clear_error();
@@ -583,6 +603,8 @@ static int load_ctx(struct tlsrelay *r, const struct tlsrelay_opts *o, char *why
 		snprintf(why, cap, "cluster_tls_ca %s: cannot load it (%s)", o->ca_file ? o->ca_file : "(system store)", b);
 		return -1;
 	}
+	if (!o->cert_file)
+		SSL_CTX_set_client_cert_cb(r->ctx, no_cert_cb);
 	if (o->cert_file) {
 		if (!SSL_CTX_use_certificate_chain_file(r->ctx, o->cert_file)) {
 			ERR_error_string_n(ERR_peek_last_error(), b, sizeof(b));
