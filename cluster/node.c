@@ -170,11 +170,10 @@ static int read_password(const char *path, char **out)
 /* The relay's lines (on the loop thread): its failures name the TLS
  * error (certificate verify failed: ..., alert ...) that the rconn,
  * which only sees its Unix side closed, cannot know. */
-static void relay_log(int level, const char *line, void *ud)
+static void relay_log(int level, const char *msg, const char *line, void *ud)
 {
 	(void)ud;
-	log_event((enum log_level)level, level >= LOG_WARN ? "cluster_tls_error" : "cluster_tls",
-		  "%s", line);
+	log_event((enum log_level)level, msg, "%s", line);
 }
 
 int cluster_route(struct server *s, struct rurl_addr *a)

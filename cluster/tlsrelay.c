@@ -83,7 +83,7 @@ struct tlsrelay {
 	struct sockaddr_storage sa;
 	socklen_t salen;
 	double timeout;
-	void (*on_log)(int, const char *, void *);
+	void (*on_log)(int, const char *, const char *, void *);
 	void *ud;
 	int lfd, wake[2];
 	pthread_t thread;
@@ -97,6 +97,7 @@ struct tlsrelay {
 	pthread_mutex_t mu;
 	struct {
 		int level;
+		const char *msg;
 		char line[LOG_LINE];
 	} ring[LOG_RING];
 	unsigned r_head, r_len, r_dropped;
@@ -119,9 +120,9 @@ static double now_s(void)
 
 /* Called by the thread. A full ring drops the line (counted): logging must
  * never block the relay or grow without bound. */
-static void post(struct tlsrelay *r, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void post(struct tlsrelay *r, int level, const char *fmt, ...)
+static void post(struct tlsrelay *r, int level, const char *msg, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void post(struct tlsrelay *r, int level, const char *msg, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -131,6 +132,7 @@ static void post(struct tlsrelay *r, int level, const char *fmt, ...)
 	} else {
 		unsigned i = (r->r_head + r->r_len++) % LOG_RING;
 		r->ring[i].level = level;
+		r->ring[i].msg = msg;
 		va_start(ap, fmt);
 		vsnprintf(r->ring[i].line, LOG_LINE, fmt, ap);
 		va_end(ap);
@@ -144,6 +146,7 @@ static void log_cb(struct ev_loop *loop, ev_async *w, int revents)
 	struct tlsrelay *r = w->data;
 	char line[LOG_LINE + 40];
 	int level;
+	const char *msg;
 
 	(void)revents;
 	for (;;) {
@@ -153,6 +156,7 @@ static void log_cb(struct ev_loop *loop, ev_async *w, int revents)
 			break;
 		}
 		level = r->ring[r->r_head].level;
+		msg = r->ring[r->r_head].msg;
 		memcpy(line, r->ring[r->r_head].line, LOG_LINE);
 		r->r_head = (r->r_head + 1) % LOG_RING;
 		r->r_len--;
@@ -178,7 +182,7 @@ static void log_cb(struct ev_loop *loop, ev_async *w, int revents)
 		if (dropped)
 			snprintf(line + n, sizeof(line) - n, " dropped_lines=%u", dropped);
 		if (r->on_log)
-			r->on_log(level, line, r->ud);
+			r->on_log(level, msg, line, r->ud);
 	}
 }
 
@@ -225,15 +229,22 @@ static void ssl_why(struct rlink *l, int ret, int err, char *why, size_t cap)
 	ERR_clear_error();
 }
 
-static void link_fail(struct tlsrelay *r, struct rlink *l, const char *why)
+/* A link failed: it is closed after this round, and the reason logged.
+ * net: Redis could not be reached (warn, as Redis being down is an
+ * operational state the rconn reports too); else a TLS failure (error:
+ * a configuration that will not fix itself). */
+static void link_fail_as(struct tlsrelay *r, struct rlink *l, const char *why, int net)
 {
 	char qb[260];
 
 	l->dead = 1;
-	post(r, 3, "redis=%s server_name=%s error=%s%s", r->target, r->server_name, q(qb, sizeof(qb), why),
+	post(r, net ? 2 : 3, net ? "cluster_tls_connect_failed" : "cluster_tls_error", "redis=%s server_name=%s error=%s%s", r->target, r->server_name, q(qb, sizeof(qb), why),
 	     l->cert_asked ? " hint=\"Redis asked for a client certificate and none is set "
 			     "(cluster_tls_cert, cluster_tls_key; Redis's tls-auth-clients)\"" : "");
 }
+
+#define link_fail(r, l, why) link_fail_as(r, l, why, 0)
+#define link_fail_net(r, l, why) link_fail_as(r, l, why, 1)
 
 /* ---- one link ---- */
 
@@ -426,7 +437,7 @@ static void step(struct tlsrelay *r, struct rlink *l, short trev, double now)
 		if (now >= l->deadline) {
 			snprintf(why, sizeof(why), l->st == L_CONNECT ? "connect timeout"
 				 : "TLS handshake timeout");
-			link_fail(r, l, why);
+			link_fail_as(r, l, why, l->st == L_CONNECT);
 			return;
 		}
 	}
@@ -439,7 +450,7 @@ static void step(struct tlsrelay *r, struct rlink *l, short trev, double now)
 			err = errno;
 		if (err) {
 			snprintf(why, sizeof(why), "connect: %s", strerror(err));
-			link_fail(r, l, why);
+			link_fail_net(r, l, why);
 			return;
 		}
 		if (start_tls(r, l, why, sizeof(why)) < 0) {
@@ -476,13 +487,13 @@ static void accept_links(struct tlsrelay *r, double now)
 		struct ucred cr;
 		socklen_t cl = sizeof(cr);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.pid != getpid()) {
-			post(r, 2, "redis=%s error=\"refused a relay connection from another process\" pid=%d",
+			post(r, 2, "cluster_tls_relay", "redis=%s error=\"refused a relay connection from another process\" pid=%d",
 			     r->target, (int)cr.pid);
 			close(fd);
 			continue;
 		}
 		if (r->nlinks == TLSRELAY_MAX_LINKS) {
-			post(r, 2, "redis=%s error=\"too many relayed connections\" max=%d", r->target,
+			post(r, 2, "cluster_tls_relay", "redis=%s error=\"too many relayed connections\" max=%d", r->target,
 			     TLSRELAY_MAX_LINKS);
 			close(fd);
 			continue;
@@ -495,7 +506,7 @@ static void accept_links(struct tlsrelay *r, double now)
 		char why[256];
 		if (l->tfd < 0) {
 			snprintf(why, sizeof(why), "socket: %s", strerror(errno));
-			link_fail(r, l, why);
+			link_fail_net(r, l, why);
 			continue;
 		}
 		int one = 1;
@@ -505,7 +516,7 @@ static void accept_links(struct tlsrelay *r, double now)
 				link_fail(r, l, why);
 		} else if (errno != EINPROGRESS) {
 			snprintf(why, sizeof(why), "connect: %s", strerror(errno));
-			link_fail(r, l, why);
+			link_fail_net(r, l, why);
 		}
 	}
 }
@@ -580,10 +591,29 @@ static void *relay_main(void *arg)
 
 /* ---- start and stop (the loop thread) ---- */
 
+/* A file the relay needs: unreadable is said plainly (OpenSSL's own
+ * "system lib" hides the errno). */
+static int readable(const char *key, const char *path, char *why, size_t cap)
+{
+	FILE *f = path ? fopen(path, "r") : NULL;
+
+	if (path && !f) {
+		snprintf(why, cap, "%s %s: %s", key, path, strerror(errno));
+		return -1;
+	}
+	if (f)
+		fclose(f);
+	return 0;
+}
+
 static int load_ctx(struct tlsrelay *r, const struct tlsrelay_opts *o, char *why, size_t cap)
 {
 	char b[200];
 
+	if (readable("cluster_tls_ca", o->ca_file, why, cap) < 0 ||
+	    readable("cluster_tls_cert", o->cert_file, why, cap) < 0 ||
+	    readable("cluster_tls_key", o->key_file, why, cap) < 0)
+		return -1;
 	ERR_clear_error();
 	r->ctx = SSL_CTX_new(TLS_client_method());
 	if (!r->ctx) {

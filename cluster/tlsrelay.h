@@ -46,9 +46,12 @@ struct tlsrelay_opts {
 	const char *key_file;        /* its key (with cert_file) */
 	const char *server_name;     /* name or IP checked (and SNI for a name); NULL: the URL's host */
 	double timeout;              /* s for TCP connect + TLS handshake (default 2) */
-	/* Called on the loop thread with a finished line ("error=... "). level:
-	 * 0 debug, 1 info, 2 warn, 3 error (log.h's order). */
-	void (*on_log)(int level, const char *line, void *ud);
+	/* Called on the loop thread with a finished line ("redis=... error=...").
+	 * level: 0 debug, 1 info, 2 warn, 3 error (log.h's order); msg:
+	 * cluster_tls_error (a TLS failure: verify, alert...),
+	 * cluster_tls_connect_failed (TCP connect), cluster_tls_relay (the
+	 * relay refused a local connection). */
+	void (*on_log)(int level, const char *msg, const char *line, void *ud);
 	void *ud;
 };
 
