@@ -275,3 +275,32 @@ def test_redis_restart_under_tls(cluster, certs):
     for c in (ca, cb):
         h = wait_for(lambda: (lambda m: m if len(m) == 2 else None)(history(c, "room")), 15, "2 messages")
         assert [(m["seq"], m["data"]["i"]) for m in h] == [(1, 0), (2, 1)]
+
+
+def test_large_messages_through_the_relay(cluster, certs):
+    """Many near-max messages in flight at once: each is ~4 relay buffers (16 KiB each way), and an
+    XREAD reply carries many of them, so both directions fill and drain their bounded buffers
+    (backpressure) many times; every byte must come through, in order, on the other node."""
+    redis = tls_redis(cluster, certs)
+    # the listener reads only after every publish is acknowledged: its send queue must hold them all
+    a, b = [cluster.node(redis, *client_flags(certs), "--send-queue-bytes", "16777216")
+            for _ in range(2)]
+    lb = b.client("lb")
+    lb.join("big")
+    pa = a.client("pa")
+    pa.join("big", skip=True)
+    n = 60
+    body = lambda i: ("%03d" % i) * 20000  # 60,000 bytes
+    ids = [pa.send_cmd("publish", room="big", data={"i": i, "b": body(i)}, echo=False) for i in range(n)]
+    for cid in ids:
+        rep = pa.wait_reply(cid, skip=True, timeout=30)
+        assert rep["ok"] is True, rep
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < n and time.monotonic() < deadline:
+        f = lb.next_json(timeout=10)
+        if f.get("type") == "message":
+            got.append(f)
+    assert [f["seq"] for f in got] == list(range(1, n + 1))
+    assert all(f["data"]["b"] == body(f["data"]["i"]) for f in got)
+    assert [f["data"]["i"] for f in got] == list(range(n))
