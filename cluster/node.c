@@ -214,7 +214,9 @@ int cluster_start(struct server *s)
 		struct tlsrelay_opts to = {
 			.ca_file = cfg->cluster_tls_ca, .cert_file = cfg->cluster_tls_cert,
 			.key_file = cfg->cluster_tls_key, .server_name = cfg->cluster_tls_server_name,
-			.timeout = cfg->cluster_timeout_ms / 1000.0, .on_log = relay_log, .ud = c,
+			/* shorter than the rconn's connect timeout (which also
+			 * covers AUTH...), so the relay's reason is the one logged */
+			.timeout = 0.8 * cfg->cluster_timeout_ms / 1000.0, .on_log = relay_log, .ud = c,
 		};
 		c->relay = tlsrelay_start(s->loop, &c->addr, &to, why, sizeof(why));
 		if (!c->relay) {

@@ -103,10 +103,14 @@ struct tlsrelay {
 	unsigned r_head, r_len, r_dropped;
 	ev_async log_w;
 
-	/* the loop's: repeated lines are written once per 30 s */
-	char last[LOG_LINE];
-	ev_tstamp last_at;
-	unsigned repeats;
+	/* the loop's: a line seen in the last 30 s is counted, not written
+	 * again. Several slots, since one failure can alternate between two
+	 * texts (a reset, or the alert, whichever is read first). */
+	struct {
+		char line[LOG_LINE];
+		ev_tstamp at;
+		unsigned repeats;
+	} seen[4];
 };
 
 static double now_s(void)
@@ -163,22 +167,31 @@ static void log_cb(struct ev_loop *loop, ev_async *w, int revents)
 		unsigned dropped = r->r_dropped;
 		r->r_dropped = 0;
 		pthread_mutex_unlock(&r->mu);
-		/* The same failure on every retry (every 2 s at most) would fill
-		 * the log: write it when it changes, or once per 30 s. */
-		if (level >= 2 && !strcmp(line, r->last) && ev_now(loop) - r->last_at < 30) {
-			r->repeats++;
-			continue;
-		}
+		/* The same failure on every retry (every 2 s at most, on each of
+		 * the node's connections) would fill the log: write it when it
+		 * is new, or once per 30 s with the count of the others. */
 		if (level >= 2) {
-			memcpy(r->last, line, LOG_LINE);
-			r->last_at = ev_now(loop);
+			unsigned i, oldest = 0;
+			for (i = 0; i < 4; i++) {
+				if (!strcmp(line, r->seen[i].line))
+					break;
+				if (r->seen[i].at < r->seen[oldest].at)
+					oldest = i;
+			}
+			if (i < 4 && ev_now(loop) - r->seen[i].at < 30) {
+				r->seen[i].repeats++;
+				continue;
+			}
+			unsigned reps = i < 4 ? r->seen[i].repeats : 0;
+			if (i == 4)
+				i = oldest;
+			memcpy(r->seen[i].line, line, LOG_LINE);
+			r->seen[i].at = ev_now(loop);
+			r->seen[i].repeats = 0;
+			if (reps)
+				snprintf(line + strlen(line), sizeof(line) - strlen(line), " repeated=%u", reps);
 		}
 		size_t n = strlen(line);
-		if (r->repeats && level >= 2)
-			snprintf(line + n, sizeof(line) - n, " repeated=%u", r->repeats);
-		if (level >= 2)
-			r->repeats = 0;
-		n = strlen(line);
 		if (dropped)
 			snprintf(line + n, sizeof(line) - n, " dropped_lines=%u", dropped);
 		if (r->on_log)
@@ -432,11 +445,20 @@ static void step(struct tlsrelay *r, struct rlink *l, short trev, double now)
 	if (l->st != L_OPEN) {
 		/* buffer what hiredis sends meanwhile; notice if it gave up */
 		read_unix(l);
-		if (l->dead)
+		if (l->dead) {
+			/* The rconn's own timeout (connect + handshake + AUTH...)
+			 * ran out first: say where the time went, or the log
+			 * would show nothing at all (a TLS client at a plain
+			 * port may wait for an answer that never comes). */
+			snprintf(why, sizeof(why), "%s", l->st == L_CONNECT ? "no TCP connection before the "
+				 "cluster timeout" : "no TLS handshake before the cluster timeout (is it "
+				 "Redis's TLS port?)");
+			link_fail_as(r, l, why, l->st == L_CONNECT);
 			return;
+		}
 		if (now >= l->deadline) {
 			snprintf(why, sizeof(why), l->st == L_CONNECT ? "connect timeout"
-				 : "TLS handshake timeout");
+				 : "TLS handshake timeout (is it Redis's TLS port?)");
 			link_fail_as(r, l, why, l->st == L_CONNECT);
 			return;
 		}
