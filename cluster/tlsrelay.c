@@ -61,7 +61,9 @@ struct rlink {
 	SSL *ssl;
 	enum link_state st;
 	double deadline;             /* CONNECT and HANDSHAKE only */
-	int want_r, want_w;          /* the last SSL call's wish for the TCP side */
+	int want_r, want_w;          /* HANDSHAKE: SSL_connect's wish for the TCP side */
+	int w_want_r, w_want_w;      /* OPEN: the blocked SSL_write's wish */
+	int r_want_w;                /* OPEN: the last SSL_read's wish to write */
 	size_t wpend;                /* an SSL_write to repeat with this length; 0: none */
 	int t_eof;                   /* Redis ended: flush 'down', then close */
 	int cert_asked;              /* Redis asked for a client certificate; none is set */
@@ -325,11 +327,14 @@ static void link_close(struct rlink *l)
 }
 
 /* Reads what hiredis wrote into 'up' while it has room. Returns bytes read;
- * marks the link dead when hiredis closed (its side is done, so is ours). */
-static size_t read_unix(struct rlink *l)
+ * marks the link dead when hiredis closed (its side is done, so is ours).
+ * *more: 1 when it stopped on a full buffer (more may wait), 0 when the
+ * socket is empty. */
+static size_t read_unix(struct rlink *l, int *more)
 {
 	size_t got = 0;
 
+	*more = 1;
 	while (!l->dead && l->up.len < TLSRELAY_BUF) {
 		ssize_t n = read(l->ufd, l->up.d + l->up.len, TLSRELAY_BUF - l->up.len);
 		if (n > 0) {
@@ -338,6 +343,7 @@ static size_t read_unix(struct rlink *l)
 		} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
 			l->dead = 1;   /* hiredis closed or reset: no log, it knows */
 		} else if (errno == EAGAIN) {
+			*more = 0;
 			break;
 		}
 	}
@@ -365,20 +371,26 @@ static size_t write_unix(struct rlink *l)
 	return put;
 }
 
-/* Moves bytes both ways until neither moves. */
-static void pump(struct tlsrelay *r, struct rlink *l)
+/* Moves bytes both ways until neither moves. urev, trev: what poll()
+ * said of the Unix and the TCP side. A side is read only when poll said
+ * so, or when the last read stopped on a full buffer (or OpenSSL holds
+ * decrypted bytes): on a busy relay most wake-ups concern one side of
+ * one link, and each needless read is a syscall returning EAGAIN. */
+static void pump(struct tlsrelay *r, struct rlink *l, short urev, short trev)
 {
 	char why[256];
 	int moved;
+	int u_more = (urev & (POLLIN | POLLHUP | POLLERR)) != 0;
+	int t_more = (trev & (POLLIN | POLLHUP | POLLERR)) != 0 || (l->r_want_w && (trev & POLLOUT));
 
 	do {
 		moved = 0;
-		if (read_unix(l))
+		if (u_more && read_unix(l, &u_more))
 			moved = 1;
 		if (l->dead)
 			return;
-		l->want_r = l->want_w = 0;
 		if (l->up.len && !l->t_eof) {
+			l->w_want_r = l->w_want_w = 0;
 			size_t len = l->wpend ? l->wpend : l->up.len;
 			ERR_clear_error();
 			int n = SSL_write(l->ssl, l->up.d, (int)len);
@@ -392,9 +404,9 @@ static void pump(struct tlsrelay *r, struct rlink *l)
 				/* OpenSSL wants the same write repeated */
 				l->wpend = len;
 				if (e == SSL_ERROR_WANT_READ) {
-					l->want_r = 1;
+					l->w_want_r = 1;
 				} else if (e == SSL_ERROR_WANT_WRITE) {
-					l->want_w = 1;
+					l->w_want_w = 1;
 				} else {
 					ssl_why(l, n, e, why, sizeof(why));
 					link_fail(r, l, why);
@@ -402,7 +414,7 @@ static void pump(struct tlsrelay *r, struct rlink *l)
 				}
 			}
 		}
-		while (!l->t_eof && l->down.len < TLSRELAY_BUF) {
+		while (!l->t_eof && l->down.len < TLSRELAY_BUF && (t_more || SSL_has_pending(l->ssl))) {
 			ERR_clear_error();
 			int n = SSL_read(l->ssl, l->down.d + l->down.len, (int)(TLSRELAY_BUF - l->down.len));
 			if (n > 0) {
@@ -411,10 +423,10 @@ static void pump(struct tlsrelay *r, struct rlink *l)
 				continue;
 			}
 			int e = SSL_get_error(l->ssl, n);
-			if (e == SSL_ERROR_WANT_READ) {
-				l->want_r = 1;
-			} else if (e == SSL_ERROR_WANT_WRITE) {
-				l->want_w = 1;
+			t_more = 0;
+			l->r_want_w = e == SSL_ERROR_WANT_WRITE;
+			if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+				/* poll says when (see relay_main) */
 			} else if (e == SSL_ERROR_ZERO_RETURN ||
 				   (e == SSL_ERROR_SYSCALL && !ERR_peek_error() && n == 0)) {
 				/* Redis closed (QUIT, a restart): hand hiredis what
@@ -438,13 +450,15 @@ static void pump(struct tlsrelay *r, struct rlink *l)
 }
 
 /* Advances a link through CONNECT and HANDSHAKE; pumps an OPEN one. */
-static void step(struct tlsrelay *r, struct rlink *l, short trev, double now)
+static void step(struct tlsrelay *r, struct rlink *l, short urev, short trev, double now)
 {
 	char why[256];
 
 	if (l->st != L_OPEN) {
 		/* buffer what hiredis sends meanwhile; notice if it gave up */
-		read_unix(l);
+		int more;
+		if (urev)
+			read_unix(l, &more);
 		if (l->dead) {
 			/* The rconn's own timeout (connect + handshake + AUTH...)
 			 * ran out first: say where the time went, or the log
@@ -494,8 +508,12 @@ static void step(struct tlsrelay *r, struct rlink *l, short trev, double now)
 			return;
 		}
 		l->st = L_OPEN;
+		/* hiredis's first commands may wait in 'up' already; what
+		 * came with the handshake's last record, OpenSSL holds
+		 * (SSL_has_pending) */
+		urev = trev = 0;
 	}
-	pump(r, l);
+	pump(r, l, urev, trev);
 }
 
 static void accept_links(struct tlsrelay *r, double now)
@@ -548,6 +566,9 @@ static void *relay_main(void *arg)
 	struct tlsrelay *r = arg;
 	struct pollfd pf[2 + 2 * TLSRELAY_MAX_LINKS];
 
+	/* named for top -H and /proc/PID/task: its CPU is the TLS cost */
+	pthread_setname_np(pthread_self(), "parleyd-tls");
+
 	for (;;) {
 		double now = now_s(), next = -1;
 		nfds_t n = 0;
@@ -563,16 +584,23 @@ static void *relay_main(void *arg)
 				ue |= POLLOUT;
 			if (l->st == L_CONNECT) {
 				te = POLLOUT;
+			} else if (l->st == L_HANDSHAKE) {
+				te = (short)((l->want_r ? POLLIN : 0) | (l->want_w ? POLLOUT : 0));
 			} else {
-				if (l->want_r)
+				/* read Redis whenever 'down' has room (level-triggered:
+				 * bytes left unread are reported again) */
+				if ((!l->t_eof && l->down.len < TLSRELAY_BUF) || l->w_want_r)
 					te |= POLLIN;
-				if (l->want_w)
+				if (l->w_want_w || l->r_want_w)
 					te |= POLLOUT;
 			}
 			if (l->st != L_OPEN && (next < 0 || l->deadline < next))
 				next = l->deadline;
-			pf[n++] = (struct pollfd){ .fd = l->ufd, .events = ue };
-			pf[n++] = (struct pollfd){ .fd = l->tfd, .events = te };
+			/* a side with nothing to wait for is left out (fd -1):
+			 * poll reports POLLHUP even unasked, which would spin
+			 * while the other side's buffer is full */
+			pf[n++] = (struct pollfd){ .fd = ue ? l->ufd : -1, .events = ue };
+			pf[n++] = (struct pollfd){ .fd = te ? l->tfd : -1, .events = te };
 		}
 		int ms = -1;
 		if (next >= 0)
@@ -585,8 +613,11 @@ static void *relay_main(void *arg)
 		unsigned old = r->nlinks;
 		for (unsigned i = 0; i < old; i++) {
 			struct rlink *l = r->links[i];
-			if (!l->dead)
-				step(r, l, pf[3 + 2 * i].revents, now);
+			short urev = pf[2 + 2 * i].revents, trev = pf[3 + 2 * i].revents;
+			/* an OPEN link moves only on an event; the others also
+			 * have a deadline to check */
+			if (!l->dead && (urev || trev || l->st != L_OPEN))
+				step(r, l, urev, trev, now);
 		}
 		if (pf[1].revents)
 			accept_links(r, now);
