@@ -155,8 +155,13 @@ def test_two_nodes_over_tls_with_password(cluster, certs):
     ha, hb = history(la, "room"), history(lb, "room")
     assert [m["seq"] for m in ha] == list(range(1, 31))
     assert [(m["seq"], m["data"]) for m in ha] == [(m["seq"], m["data"]) for m in hb]
-    # presence across nodes goes through the relay too
-    wait_for(lambda: metric(a, "parley_cluster_redis_connected") == 1, 5, "connected")
+    # presence across nodes goes through the relay too: a's presence lists b's members
+    def members():
+        return sorted(m["user"] for m in la.ok("presence", room="room", skip=True)["members"])
+    wait_for(lambda: members() == ["la", "lb", "pa", "pb"], 15, "presence of both nodes")
+    names = redis.cmd("CLIENT", "LIST")
+    assert sum(n.startswith("parley-presence") for n in
+               [w[5:] for w in names.split() if w.startswith("name=")]) == 4, names
 
 
 def test_wrong_ca_fails_closed(cluster, certs):
