@@ -524,7 +524,7 @@ static void accept_links(struct tlsrelay *r, double now)
 			return;   /* EAGAIN, or a transient error: poll again */
 		/* Only this process: the directory is 0700 already, and a
 		 * relayed connection carries our client certificate. */
-		struct ucred cr;
+		struct ucred cr = { 0 };
 		socklen_t cl = sizeof(cr);
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) < 0 || cr.pid != getpid()) {
 			post(r, 2, "cluster_tls_relay", "redis=%s error=\"refused a relay connection from another process\" pid=%d",
