@@ -307,7 +307,8 @@ void cluster_stop(struct server *s)
 	cluster__broker_stop(c);
 	rconn_free(&c->tail);       /* NULL replies: the XREAD's is ignored */
 	rconn_free(&c->cmd);        /* pending scripts: already failed above */
-	tlsrelay_stop(&c->relay);   /* after its users: joins its thread */
+	tlsrelay_stop(&c->relay);   /* joins its thread; presence's rconns, freed later
+				     * (clp_stop), only see their socket closed */
 	for (unsigned k = 0; k < c->k; k++)
 		free(c->stream_keys[k]);
 	free(c->stream_keys);
