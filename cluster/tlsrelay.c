@@ -16,10 +16,24 @@
  * ways) instead of growing a queue. What hiredis sends during the
  * handshake (AUTH, SELECT...) waits in 'up'.
  *
- * Every OPEN link is pumped on every wake-up until neither direction moves:
- * SSL may hold decrypted bytes poll() cannot see (SSL_pending), and a
- * TLS write may need a read (and the reverse); pumping them all costs a
- * few EAGAIN syscalls on at most TLSRELAY_MAX_LINKS links.
+ * An OPEN link is pumped when poll() reports one of its sockets, until
+ * neither direction moves. poll() is level-triggered, so bytes left
+ * unread (a full buffer) are reported again once there is room; what it
+ * cannot see, decrypted bytes OpenSSL already holds, SSL_has_pending()
+ * tells. A TLS write may need a read and the reverse (w_want_*, r_want_w
+ * say which, and the next poll asks for it).
+ *
+ * Who owns what:
+ *   field                         written by        read by
+ *   ctx, dir, path, target, sa,   tlsrelay_start    the thread (read-only
+ *   server_name, timeout, lfd                         while it runs)
+ *   links[], nlinks, every rlink  the thread        the thread only
+ *   nlinks_pub                    the thread        anyone (a statistic)
+ *   ring[], r_head, r_len,        the thread (post) the loop (log_cb),
+ *   r_dropped                                         both under mu
+ *   seen[]                        the loop          the loop
+ *   wake[1]                       tlsrelay_stop     the thread (wake[0])
+ * The thread is joined before anything it reads is freed.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
