@@ -32,6 +32,7 @@
 #include "rconn.h"
 #include "rurl.h"
 #include "store.h"
+#include "tlsrelay.h"
 
 /* A publish of this node waiting for its entry's apply. */
 struct cpend {
@@ -67,7 +68,8 @@ struct rentry {
 
 struct cluster {
 	struct server *s;
-	struct rurl_addr addr;
+	struct rurl_addr addr;       /* a rediss:// one routed to relay's socket */
+	struct tlsrelay *relay;      /* rediss:// only: TLS under hiredis */
 	char *password;
 	char node_id[128];
 	unsigned k;                  /* shards */

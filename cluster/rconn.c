@@ -323,6 +323,9 @@ static void do_connect(struct rconn *rc)
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	rc->ac = ac;
 	rc->state = RC_CONNECTING;
+	/* At start the loop has not run yet and its cached time may be from
+	 * before the database was opened: count the timeout from now. */
+	ev_now_update(rc->loop);
 	ev_timer_set(&rc->conn_w, rc->o.connect_timeout, 0);
 	ev_timer_start(rc->loop, &rc->conn_w);
 }

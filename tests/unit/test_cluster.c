@@ -68,7 +68,8 @@ START_TEST(url_bad)
 	static const char *bad[] = {
 		"", "redis://", "redis://host", "redis://host:", "redis://host:0",
 		"redis://host:65536", "redis://host:12x", "redis://:@host:1", "redis://user:pw@host:1",
-		"redis://host:1/", "redis://host:1/x", "redis://host:1/65536", "rediss://host:6379",
+		"redis://host:1/", "redis://host:1/x", "redis://host:1/65536", "rediss://host", "rediss://host:0", "rediss://:@host:1",
+		"rediss://[::1]6379", "redisss://host:1", "rediss:/host:1",
 		"http://host:1", "unix:", "unix:relative", "unix:/p?db=", "unix:/p?x=1",
 		"redis://::1:6379", "redis://[::1]6379", "redis://:1",
 	};
@@ -80,8 +81,32 @@ START_TEST(url_bad)
 		ck_assert_msg(rurl_parse(bad[i], &a, why, sizeof(why)) == -1, "accepted '%s'", bad[i]);
 		ck_assert_msg(why[0], "no reason for '%s'", bad[i]);
 	}
-	ck_assert_int_eq(rurl_parse("rediss://h:1", &a, why, sizeof(why)), -1);
-	ck_assert_ptr_nonnull(strstr(why, "TLS"));
+	ck_assert_int_eq(rurl_parse("http://h:1", &a, why, sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "rediss://"));
+}
+END_TEST
+
+/* rediss:// is redis:// with TLS (through cluster/tlsrelay.c): the same
+ * syntax, tls set; redis:// and unix: leave it clear. */
+START_TEST(url_tls)
+{
+	struct rurl_addr a;
+	char why[128];
+
+	ck_assert_int_eq(rurl_parse("rediss://redis.example:6380/3", &a, why, sizeof(why)), 0);
+	ck_assert_int_eq(a.tls, 1);
+	ck_assert_int_eq(a.is_unix, 0);
+	ck_assert_str_eq(a.host, "redis.example");
+	ck_assert_int_eq(a.port, 6380);
+	ck_assert_uint_eq(a.db, 3);
+	ck_assert_int_eq(rurl_parse("rediss://:pw@[::1]:6380", &a, why, sizeof(why)), 0);
+	ck_assert_int_eq(a.tls, 1);
+	ck_assert_str_eq(a.host, "::1");
+	ck_assert_str_eq(a.password, "pw");
+	ck_assert_int_eq(rurl_parse("redis://h:1", &a, why, sizeof(why)), 0);
+	ck_assert_int_eq(a.tls, 0);
+	ck_assert_int_eq(rurl_parse("unix:/run/r.sock", &a, why, sizeof(why)), 0);
+	ck_assert_int_eq(a.tls, 0);
 }
 END_TEST
 
@@ -605,6 +630,7 @@ static Suite *suite(void)
 	tcase_add_test(t, url_tcp);
 	tcase_add_test(t, url_unix);
 	tcase_add_test(t, url_bad);
+	tcase_add_test(t, url_tls);
 	tcase_add_test(t, shard_hash);
 	suite_add_tcase(s, t);
 	t = tcase_create("rreply");
