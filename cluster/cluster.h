@@ -24,6 +24,7 @@ struct server;
 struct pub_req;
 struct pbuf;
 struct moderation_caller;
+struct rurl_addr;
 
 /* A moderation action for the log (moderation.c builds it; every node
  * applies it through moderation_apply). */
@@ -64,8 +65,13 @@ struct cluster_stats {
  * database, and starts connecting; returns 0, or -1 after logging why. */
 int cluster_start(struct server *s);
 /* Stops at shutdown: fails the publishes still pending (unavailable) and
- * closes the connections. */
+ * closes the connections (and the TLS relay of a rediss:// cluster). */
 void cluster_stop(struct server *s);
+/* For another module's Redis connections (presence): points a rediss://
+ * address at the node's TLS relay (tlsrelay.h), which cluster_start
+ * started. Other addresses are left as they are. Returns 0, or -1 when a
+ * TLS address has no relay (the cluster did not start). */
+int cluster_route(struct server *s, struct rurl_addr *a);
 /* The broker: sends p to the log. PROTO_OK: p->waiter hears the result
  * through cmd_publish_done; else the error (nothing was sent): unavailable
  * (Redis unreachable, restoring, failed), overloaded (cluster_pending_max),

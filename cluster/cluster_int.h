@@ -32,6 +32,7 @@
 #include "rconn.h"
 #include "rurl.h"
 #include "store.h"
+#include "tlsrelay.h"
 
 /* A publish of this node waiting for its entry's apply. */
 struct cpend {
@@ -67,7 +68,8 @@ struct rentry {
 
 struct cluster {
 	struct server *s;
-	struct rurl_addr addr;
+	struct rurl_addr addr;       /* a rediss:// one routed to relay's socket */
+	struct tlsrelay *relay;      /* rediss:// only: TLS under hiredis */
 	char *password;
 	char node_id[128];
 	unsigned k;                  /* shards */
@@ -81,6 +83,8 @@ struct cluster {
 	struct cshard *sh;
 	int reading;                 /* an XREAD is in flight */
 	ev_timer tail_w;             /* re-issues XREAD after back-pressure */
+	char *xr_buf;                /* the XREAD in RESP: its fixed head, then the ids */
+	size_t xr_head, xr_cap;      /* head length (0: not built yet), buffer size */
 	uint64_t applied_this_run;
 	ev_tstamp started;
 

@@ -167,6 +167,25 @@ static int read_password(const char *path, char **out)
 	return 0;
 }
 
+/* The relay's lines (on the loop thread): its failures name the TLS
+ * error (certificate verify failed: ..., alert ...) that the rconn,
+ * which only sees its Unix side closed, cannot know. */
+static void relay_log(int level, const char *msg, const char *line, void *ud)
+{
+	(void)ud;
+	log_event((enum log_level)level, msg, "%s", line);
+}
+
+int cluster_route(struct server *s, struct rurl_addr *a)
+{
+	if (!a->tls)
+		return 0;
+	if (!s->cluster || !s->cluster->relay)
+		return -1;
+	tlsrelay_route(s->cluster->relay, a);
+	return 0;
+}
+
 int cluster_start(struct server *s)
 {
 	const struct config *cfg = s->cfg;
@@ -188,6 +207,25 @@ int cluster_start(struct server *s)
 		c->password = xstrndup(c->addr.password, strlen(c->addr.password));
 	else if (cfg->cluster_password_file && read_password(cfg->cluster_password_file, &c->password) < 0)
 		goto fail;
+	if (c->addr.tls) {
+		/* hiredis 0.14 has no TLS: it talks to the relay's Unix socket,
+		 * the relay to Redis over TLS. A bad CA, certificate or key
+		 * refuses the start here, before any connection. */
+		struct tlsrelay_opts to = {
+			.ca_file = cfg->cluster_tls_ca, .cert_file = cfg->cluster_tls_cert,
+			.key_file = cfg->cluster_tls_key, .server_name = cfg->cluster_tls_server_name,
+			/* shorter than the rconn's connect timeout (which also
+			 * covers AUTH...), so the relay's reason is the one logged */
+			.timeout = 0.8 * cfg->cluster_timeout_ms / 1000.0, .on_log = relay_log, .ud = c,
+		};
+		c->relay = tlsrelay_start(s->loop, &c->addr, &to, why, sizeof(why));
+		if (!c->relay) {
+			log_error("cluster", "redis=%s error=%s", log_q(cfg->cluster_tls_server_name ?
+				  cfg->cluster_tls_server_name : c->addr.host), log_q(why));
+			goto fail;
+		}
+		tlsrelay_route(c->relay, &c->addr);
+	}
 	if (cfg->node_id) {
 		snprintf(c->node_id, sizeof(c->node_id), "%s", cfg->node_id);
 	} else {
@@ -246,11 +284,13 @@ int cluster_start(struct server *s)
 	o.cmd_timeout = 1 + t;
 	snprintf(name, sizeof(name), "parley:%s:tail", c->node_id);
 	c->tail = rconn_new(s->loop, &c->addr, c->password, name, &o, &tail_cbs, c);
-	log_info("cluster_start", "node=%s redis=%s shards=%u positions_from=%s", log_q(c->node_id),
-		 c->addr.is_unix ? c->addr.path : c->addr.ip, c->k,
+	log_info("cluster_start", "node=%s redis=%s%s%s shards=%u positions_from=%s", log_q(c->node_id),
+		 c->addr.tls ? c->addr.ip : c->addr.is_unix ? c->addr.path : c->addr.ip,
+		 c->addr.tls ? " tls=1 relay=" : "", c->addr.tls ? c->addr.path : "", c->k,
 		 c->known_run_id[0] ? "database" : "empty");
 	return 0;
 fail:
+	tlsrelay_stop(&c->relay);
 	free(c->password);
 	free(c);
 	return -1;
@@ -267,6 +307,8 @@ void cluster_stop(struct server *s)
 	cluster__broker_stop(c);
 	rconn_free(&c->tail);       /* NULL replies: the XREAD's is ignored */
 	rconn_free(&c->cmd);        /* pending scripts: already failed above */
+	tlsrelay_stop(&c->relay);   /* joins its thread; presence's rconns, freed later
+				     * (clp_stop), only see their socket closed */
 	for (unsigned k = 0; k < c->k; k++)
 		free(c->stream_keys[k]);
 	free(c->stream_keys);

@@ -823,6 +823,11 @@ int clp_start(struct server *s)
 		log_error("cluster_presence", "error=%s", log_q(why));
 		return -1;
 	}
+	/* rediss://: through the node's TLS relay (cluster/tlsrelay.h) */
+	if (cluster_route(s, &addr) < 0) {
+		log_error("cluster_presence", "error=%s", log_q("no TLS relay for rediss://"));
+		return -1;
+	}
 	if (cfg->cluster_password_file &&
 	    read_password(cfg->cluster_password_file, password, sizeof(password)) < 0) {
 		log_error("cluster_presence", "password_file=%s error=%s",

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rreply.h"
 #include "xalloc.h"
 
 enum rc_state { RC_IDLE, RC_CONNECTING, RC_HANDSHAKE, RC_READY };
@@ -57,6 +58,7 @@ struct rconn {
 
 	char *fbuf;                  /* rconn_command_argv's formatting buffer */
 	size_t fcap;
+	struct rreply_arena *arena;  /* every context's replies (rreply.h) */
 };
 
 static void do_connect(struct rconn *rc);
@@ -315,11 +317,15 @@ static void do_connect(struct rconn *rc)
 		return;
 	}
 	ac->data = rc;
+	rreply_attach(ac->c.reader, rc->arena);
 	redisLibevAttach(rc->loop, ac);
 	redisAsyncSetConnectCallback(ac, on_connect);
 	redisAsyncSetDisconnectCallback(ac, on_disconnect);
 	rc->ac = ac;
 	rc->state = RC_CONNECTING;
+	/* At start the loop has not run yet and its cached time may be from
+	 * before the database was opened: count the timeout from now. */
+	ev_now_update(rc->loop);
 	ev_timer_set(&rc->conn_w, rc->o.connect_timeout, 0);
 	ev_timer_start(rc->loop, &rc->conn_w);
 }
@@ -359,6 +365,7 @@ struct rconn *rconn_new(struct ev_loop *loop, const struct rurl_addr *addr,
 	if (cbs)
 		rc->cbs = *cbs;
 	rc->ud = ud;
+	rc->arena = rreply_arena_new();
 	rc->backoff = rc->o.backoff_min;
 	rc->rng = ((uint64_t)getpid() << 32) ^ (uint64_t)time(NULL) ^ (uintptr_t)rc;
 	if (!rc->rng)
@@ -435,6 +442,20 @@ int rconn_command_argv(struct rconn *rc, rconn_reply_fn *cb, void *privdata,
 	return 0;
 }
 
+int rconn_command_resp(struct rconn *rc, rconn_reply_fn *cb, void *privdata,
+		       const char *resp, size_t len)
+{
+	if (rc->state != RC_READY || rc->stopping || !len)
+		return -1;
+	struct rcmd *c = cmd_new(rc, cb, privdata);
+	if (redisAsyncFormattedCommand(rc->ac, reply_cb, c, resp, len) != REDIS_OK) {
+		cmd_unlink(rc, c);
+		free(c);
+		return -1;
+	}
+	return 0;
+}
+
 int rconn_command(struct rconn *rc, rconn_reply_fn *cb, void *privdata, const char *fmt, ...)
 {
 	va_list ap;
@@ -496,5 +517,6 @@ void rconn_free(struct rconn **rcp)
 		redisAsyncFree(rc->ac);  /* pending callbacks get NULL */
 	free(rc->password);
 	free(rc->fbuf);
+	rreply_arena_free(&rc->arena);
 	free(rc);
 }

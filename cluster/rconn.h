@@ -16,7 +16,8 @@
  * DNS on the loop.
  *
  * Ownership: hiredis owns its reply objects and frees them after the reply
- * callback returns; a callback must copy what it keeps. hiredis frees its
+ * callback returns; a callback must copy what it keeps (they are built in
+ * the connection's arena, rreply.h, which the next reply reuses). hiredis frees its
  * context itself after a failed connect or a disconnect; rconn never frees a
  * context inside one of its callbacks: it stops it from a zero-delay timer
  * ("nothing freed mid-callback").
@@ -71,6 +72,12 @@ int rconn_command(struct rconn *rc, rconn_reply_fn *cb, void *privdata, const ch
  * strings). */
 int rconn_command_argv(struct rconn *rc, rconn_reply_fn *cb, void *privdata,
 		       int argc, const char **argv, const size_t *argvlen);
+
+/* The same with the command already in RESP (a "*N\r\n$len\r\narg\r\n..."
+ * array of bulk strings the caller built: the log tail keeps its XREAD's
+ * unchanging part formatted and appends only the stream ids). */
+int rconn_command_resp(struct rconn *rc, rconn_reply_fn *cb, void *privdata,
+		       const char *resp, size_t len);
 
 /* 1 when the handshake passed and the connection has not been lost since. */
 int rconn_ready(const struct rconn *rc);

@@ -14,7 +14,8 @@
  *     parley:hold for cluster_hold_ms: publishes fail with unavailable
  *     while it exists. Every restoring node extends it while it works.
  *  2. waits for its store queue to drain, then a thread reads from its own
- *     SQLite the entries it applied past those offsets (messages.lpos),
+ *     SQLite the entries it applied past those offsets (messages.lpos, found
+ *     room by room: read_applied),
  *     with fillers for the offsets it has no row for (volatile or deleted
  *     messages: their content is gone with Redis).
  *  3. re-appends them in offset order with the restore script
@@ -38,6 +39,7 @@
 
 #include "cluster_int.h"
 #include "log.h"
+#include "rurl.h"
 #include "server.h"
 #include "util.h"
 
@@ -83,13 +85,32 @@ static void free_rents(struct cluster *c)
 
 /* ---- the thread: reads what this node applied past Redis's offsets ---- */
 
-static void push(struct cluster *c, size_t *cap, const struct rentry *e)
+/* A growing array of entries. */
+struct rlist {
+	struct rentry *v;
+	size_t n, cap;
+};
+
+static void push(struct rlist *l, const struct rentry *e)
 {
-	if (c->nrents == *cap) {
-		*cap = *cap ? *cap * 2 : 256;
-		c->rents = xrealloc(c->rents, *cap * sizeof(*c->rents));
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 256;
+		l->v = xrealloc(l->v, l->cap * sizeof(*l->v));
 	}
-	c->rents[c->nrents++] = *e;
+	l->v[l->n++] = *e;
+}
+
+static void rlist_free(struct rlist *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->v[i].room);
+		free(l->v[i].from);
+		free(l->v[i].data);
+		free(l->v[i].key);
+		free(l->v[i].mod);
+	}
+	free(l->v);
+	*l = (struct rlist){ 0 };
 }
 
 static char *dup_col(sqlite3_stmt *st, int i)
@@ -98,68 +119,150 @@ static char *dup_col(sqlite3_stmt *st, int i)
 	return xstrndup(t ? t : "", t ? strlen(t) : 0);
 }
 
+/* Log order: shard, then offset. */
+static int rentry_cmp(const void *a, const void *b)
+{
+	const struct rentry *x = a, *y = b;
+
+	if (x->shard != y->shard)
+		return x->shard < y->shard ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+#define LPOS_OFF(lpos) ((uint64_t)(lpos) & ((1ull << 40) - 1))
+
+/* Reads the moderation entries (cluster_mods, keyed by lpos) and the
+ * messages this node applied past Redis's offsets into l, in any order.
+ *
+ * Messages are found per room, newest first by the primary key, not by
+ * messages.lpos: that column has no index (schema.c, version 4 note), as
+ * one cost every applied row a second B-tree insert (and its pages in
+ * every commit) on every node, for a restore that happens only after a
+ * Redis restart. Within a room seq and offset grow together (the publish
+ * script hands out both, and a restore re-appends at the same offsets),
+ * so a room's rows past Redis's offset are its newest ones: the walk
+ * stops at the first row at or below it, one row per room beyond those
+ * wanted. Returns 0, or -1 on a database error. */
+static int read_applied(struct cluster *c, sqlite3 *db, struct rlist *l)
+{
+	sqlite3_stmt *mods = NULL, *rooms = NULL, *msgs = NULL;
+	int rc = -1, src;
+
+	if (sqlite3_prepare_v2(db, "SELECT ts, lpos, entry FROM cluster_mods"
+			       " WHERE lpos > ?1 AND lpos <= ?2", -1, &mods, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT id, name FROM rooms", -1, &rooms, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "SELECT seq, ts, sender, data, lpos, key FROM messages"
+			       " WHERE room_id = ?1 ORDER BY seq DESC", -1, &msgs, NULL) != SQLITE_OK)
+		goto out;
+	for (unsigned k = 0; k < c->k; k++) {
+		uint64_t from = c->redis_off[k], to = c->restore_to[k];
+		if (to <= from)
+			continue;
+		sqlite3_bind_int64(mods, 1, (sqlite3_int64)(((uint64_t)k << 40) | from));
+		sqlite3_bind_int64(mods, 2, (sqlite3_int64)(((uint64_t)k << 40) | to));
+		while ((src = sqlite3_step(mods)) == SQLITE_ROW) {
+			int ml = sqlite3_column_bytes(mods, 2);
+			struct rentry e = { .shard = k,
+					    .offset = LPOS_OFF(sqlite3_column_int64(mods, 1)) };
+			if (ml > 0) { /* a moderation entry: re-appended as it was */
+				e.ts = sqlite3_column_int64(mods, 0);
+				e.mod = xmalloc((size_t)ml);
+				memcpy(e.mod, sqlite3_column_blob(mods, 2), (size_t)ml);
+				e.mod_len = (size_t)ml;
+			}
+			push(l, &e);
+		}
+		sqlite3_reset(mods);
+		if (src != SQLITE_DONE)
+			goto out;
+	}
+	while ((src = sqlite3_step(rooms)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(rooms, 1);
+		int nl = sqlite3_column_bytes(rooms, 1);
+		if (!name || nl <= 0)
+			continue;
+		unsigned k = rurl_shard(name, (size_t)nl, c->k);
+		uint64_t from = c->redis_off[k], to = c->restore_to[k];
+		if (to <= from)
+			continue;
+		sqlite3_bind_int64(msgs, 1, sqlite3_column_int64(rooms, 0));
+		int mrc;
+		while ((mrc = sqlite3_step(msgs)) == SQLITE_ROW) {
+			if (sqlite3_column_type(msgs, 4) == SQLITE_NULL)
+				continue; /* written by a single node: not from the log */
+			sqlite3_int64 lpos = sqlite3_column_int64(msgs, 4);
+			uint64_t off = LPOS_OFF(lpos);
+			if ((uint64_t)lpos >> 40 != k || off > to)
+				continue; /* cannot happen: the room's shard, applied */
+			if (off <= from)
+				break; /* Redis has this one, and so every older one */
+			struct rentry e = { .shard = k, .offset = off };
+			const char *data = (const char *)sqlite3_column_text(msgs, 3);
+			if (data && data[0]) { /* a tombstone's content is gone: a filler */
+				e.room = xstrndup(name, (size_t)nl);
+				e.seq = (uint64_t)sqlite3_column_int64(msgs, 0);
+				e.ts = sqlite3_column_int64(msgs, 1);
+				e.from = dup_col(msgs, 2);
+				e.data = dup_col(msgs, 3);
+				int kl = sqlite3_column_bytes(msgs, 5);
+				if (kl > 0 && kl <= STORE_KEY_MAX) {
+					e.key = xstrndup(sqlite3_column_blob(msgs, 5), (size_t)kl);
+					e.key_len = (size_t)kl;
+				}
+			}
+			push(l, &e);
+		}
+		sqlite3_reset(msgs);
+		if (mrc != SQLITE_DONE && mrc != SQLITE_ROW)
+			goto out;
+	}
+	if (src == SQLITE_DONE)
+		rc = 0;
+out:
+	sqlite3_finalize(mods);
+	sqlite3_finalize(rooms);
+	sqlite3_finalize(msgs);
+	return rc;
+}
+
 static void *restore_main(void *arg)
 {
 	struct cluster *c = arg;
 	sqlite3 *db = NULL;
-	sqlite3_stmt *st = NULL;
-	size_t cap = 0;
+	struct rlist got = { 0 }, out = { 0 };
 
 	c->restore_err = 1;
 	if (sqlite3_open_v2(c->db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
 		goto out;
 	sqlite3_busy_timeout(db, 5000);
-	/* Messages and moderation entries (cluster_mods), in log order. */
-	if (sqlite3_prepare_v2(db, "SELECT r.name, m.seq, m.ts, m.sender, m.data, m.lpos, m.key,"
-			       " NULL FROM messages m JOIN rooms r ON r.id = m.room_id"
-			       " WHERE m.lpos > ?1 AND m.lpos <= ?2"
-			       " UNION ALL SELECT NULL, 0, ts, NULL, NULL, lpos, NULL, entry"
-			       " FROM cluster_mods WHERE lpos > ?1 AND lpos <= ?2 ORDER BY 6", -1, &st,
-			       NULL) != SQLITE_OK)
+	if (read_applied(c, db, &got) < 0)
 		goto out;
+	if (got.n > 1) /* qsort wants a non-NULL array even for 0 */
+		qsort(got.v, got.n, sizeof(*got.v), rentry_cmp);
+	/* Every offset from Redis's + 1 to this node's, in log order; no row
+	 * (a volatile or deleted message): a filler keeps offsets contiguous. */
+	size_t i = 0;
 	for (unsigned k = 0; k < c->k; k++) {
 		uint64_t from = c->redis_off[k], to = c->restore_to[k], next = from + 1;
 		if (to <= from)
 			continue;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)(((uint64_t)k << 40) | from));
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)(((uint64_t)k << 40) | to));
-		int rc;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			uint64_t off = (uint64_t)sqlite3_column_int64(st, 5) & ((1ull << 40) - 1);
-			for (; next < off; next++) /* no row: a filler keeps offsets contiguous */
-				push(c, &cap, &(struct rentry){ .shard = k, .offset = next });
-			struct rentry e = { .shard = k, .offset = off };
-			const char *data = (const char *)sqlite3_column_text(st, 4);
-			int ml = sqlite3_column_bytes(st, 7);
-			if (ml > 0) { /* a moderation entry: re-appended as it was */
-				e.ts = sqlite3_column_int64(st, 2);
-				e.mod = xmalloc((size_t)ml);
-				memcpy(e.mod, sqlite3_column_blob(st, 7), (size_t)ml);
-				e.mod_len = (size_t)ml;
-			} else if (data && data[0]) { /* a tombstone's content is gone: a filler */
-				e.room = dup_col(st, 0);
-				e.seq = (uint64_t)sqlite3_column_int64(st, 1);
-				e.ts = sqlite3_column_int64(st, 2);
-				e.from = dup_col(st, 3);
-				e.data = dup_col(st, 4);
-				int kl = sqlite3_column_bytes(st, 6);
-				if (kl > 0 && kl <= STORE_KEY_MAX) {
-					e.key = xstrndup(sqlite3_column_blob(st, 6), (size_t)kl);
-					e.key_len = (size_t)kl;
-				}
-			}
-			push(c, &cap, &e);
-			next = off + 1;
+		for (; i < got.n && got.v[i].shard == k; i++) {
+			for (; next < got.v[i].offset; next++)
+				push(&out, &(struct rentry){ .shard = k, .offset = next });
+			push(&out, &got.v[i]);
+			got.v[i] = (struct rentry){ 0 }; /* moved */
+			next = out.v[out.n - 1].offset + 1;
 		}
-		sqlite3_reset(st);
-		if (rc != SQLITE_DONE)
-			goto out;
 		for (; next <= to; next++)
-			push(c, &cap, &(struct rentry){ .shard = k, .offset = next });
+			push(&out, &(struct rentry){ .shard = k, .offset = next });
 	}
+	c->rents = out.v;
+	c->nrents = out.n;
+	out = (struct rlist){ 0 };
 	c->restore_err = 0;
 out:
-	sqlite3_finalize(st);
+	rlist_free(&got);
+	rlist_free(&out);
 	if (db)
 		sqlite3_close(db);
 	ev_async_send(c->s->loop, &c->restore_async); /* thread-safe: wakes the loop */

@@ -34,8 +34,6 @@ int rurl_parse(const char *url, struct rurl_addr *a, char *why, size_t whylen)
 	unsigned long v;
 
 	memset(a, 0, sizeof(*a));
-	if (!strncmp(url, "rediss://", 9))
-		FAIL("rediss:// (TLS) is not supported by this hiredis; tunnel it (docs/cluster.md)");
 	if (!strncmp(url, "unix:", 5)) {
 		const char *p = url + 5, *q = strchr(p, '?');
 		size_t n = q ? (size_t)(q - p) : strlen(p);
@@ -52,9 +50,12 @@ int rurl_parse(const char *url, struct rurl_addr *a, char *why, size_t whylen)
 		}
 		return 0;
 	}
-	if (strncmp(url, "redis://", 8))
-		FAIL("must start with redis:// or unix:");
-	const char *p = url + 8, *at = strrchr(p, '@'), *end;
+	/* rediss:// is TLS, through the relay (tlsrelay.h): the same syntax */
+	if (!strncmp(url, "rediss://", 9))
+		a->tls = 1;
+	else if (strncmp(url, "redis://", 8))
+		FAIL("must start with redis://, rediss:// or unix:");
+	const char *p = url + (a->tls ? 9 : 8), *at = strrchr(p, '@'), *end;
 	if (at) {
 		if (*p != ':')
 			FAIL("a password is written redis://:PASS@HOST:PORT (no user name)");
@@ -82,7 +83,7 @@ int rurl_parse(const char *url, struct rurl_addr *a, char *why, size_t whylen)
 			if (*c == ':')
 				colon = c;
 		if (!colon)
-			FAIL("needs HOST:PORT (redis://127.0.0.1:6379)");
+			FAIL("needs HOST:PORT (%s://127.0.0.1:6379)", a->tls ? "rediss" : "redis");
 		if (colon == p || (size_t)(colon - p) >= sizeof(a->host))
 			FAIL("missing or overlong host");
 		memcpy(a->host, p, (size_t)(colon - p));

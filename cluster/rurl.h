@@ -6,8 +6,9 @@
  *   redis://HOST:PORT[/DB]          TCP; HOST an IPv4 address, [IPv6] or a
  *   redis://:PASS@HOST:PORT[/DB]    name resolved once at start (rurl_resolve)
  *   unix:/PATH[?db=N]               a Unix socket
- * rediss:// (TLS) is refused: Debian's hiredis 0.14 has no TLS
- * (docs/cluster.md says how to tunnel it).
+ *   rediss://[:PASS@]HOST:PORT[/DB] TLS, as redis://; Debian's hiredis 0.14
+ *                                   has no TLS, so the connection goes
+ *                                   through parleyd's relay (tlsrelay.h)
  */
 #ifndef PARLEY_CLUSTER_RURL_H
 #define PARLEY_CLUSTER_RURL_H
@@ -17,6 +18,7 @@
 
 struct rurl_addr {
 	int is_unix;
+	int tls;                   /* rediss:// */
 	char host[256];            /* as written (no brackets); TCP only */
 	char ip[64];               /* numeric, filled by rurl_resolve */
 	int port;

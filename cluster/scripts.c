@@ -19,6 +19,9 @@
  * none: it travels with the entry so every replica stores it, and a restore
  * can put it back), 14 the connection left out of the fan-out on the origin
  * node (echo:false; "0": none), which holds even if the publish timed out.
+ * The entry leaves out 'k' without a key and 'e' without an exception (the
+ * tail reads a missing one as none): every field is a reply object each
+ * node's tail parses, about 300 instructions each.
  * Returns {1, seq, offset} for a new entry, {0, seq, offset} for a key seen
  * within the window (nothing appended), or an error "HOLD ..." while the
  * cluster restores after a Redis restart.
@@ -43,9 +46,12 @@ const char cluster__pub_lua[] =
 	"  redis.call('HSET', KEYS[1], ARGV[1], string.format('%d', seq))\n"
 	"end\n"
 	"local off = redis.call('HINCRBY', KEYS[2], ARGV[4], 1)\n"
-	"redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], '*',\n"
+	"local e = {'XADD', KEYS[3], 'MAXLEN', '~', ARGV[10], '*',\n"
 	"  'r', ARGV[1], 's', string.format('%d', seq), 'o', off, 't', ARGV[5],\n"
-	"  'f', ARGV[6], 'd', ARGV[7], 'n', ARGV[8], 'x', ARGV[9], 'k', ARGV[13], 'e', ARGV[14])\n"
+	"  'f', ARGV[6], 'd', ARGV[7], 'n', ARGV[8], 'x', ARGV[9]}\n"
+	"if ARGV[13] ~= '' then e[#e + 1] = 'k'; e[#e + 1] = ARGV[13] end\n"
+	"if ARGV[14] ~= '0' then e[#e + 1] = 'e'; e[#e + 1] = ARGV[14] end\n"
+	"redis.call(unpack(e))\n"
 	"if ARGV[11] == '1' then\n"
 	"  redis.call('SET', KEYS[4], string.format('%d:%d', seq, off), 'PX', ARGV[12])\n"
 	"end\n"

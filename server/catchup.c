@@ -25,6 +25,7 @@ struct catchup {
 	size_t idx;
 	bool failed;               /* answer recovered:false */
 	bool read_disk;            /* for the cache hit/miss counters */
+	bool replied;              /* the join reply went; the hold goes next */
 	char room[PROTO_ROOM_MAX + 1];
 };
 
@@ -99,12 +100,36 @@ static void free_one(struct catchup **cup)
 	free(cu);
 }
 
+static int hold_room(const struct conn *c);
+
 /* Sends the join reply, lets the member's held frames go (after its last
- * catch-up) and frees the head catch-up. */
-static void finish(struct conn *c, struct catchup *cu)
+ * catch-up) and frees the head catch-up. Returns 1 when it did; 0 when a
+ * Socket.IO session's queue could take only part of the hold: the
+ * catch-up then stays at the head, and the next pump lets more go. */
+static int finish(struct conn *c, struct catchup *cu)
 {
 	struct member *m = cu->m;
 
+	if (m && !cu->replied) {
+		cmd__join_reply(c, cu->id, m->room, cu->last, !cu->failed);
+		cu->replied = true;
+	}
+	/*
+	 * A Socket.IO session's queue has bounds of its own (the Engine.IO
+	 * queue over polling), and the hold may be bigger than they are: it
+	 * is bounded by send_queue_messages / send_queue_bytes, which an
+	 * operator may raise. So its frames go as the catch-up's did, a
+	 * slice at a time as the client takes them, and the live frames
+	 * published meanwhile queue behind them in the hold, in order. (A
+	 * native connection's queue counts held and queued frames against
+	 * one limit: the whole hold always fits, and goes at once.)
+	 */
+	if (m && c->kind == CONN_SIO && m->ncatchup == 1) {
+		while (m->hold && !c->close_code && hold_room(c))
+			member_release_one(m, cu->last);
+		if (m->hold && !c->close_code)
+			return 0;
+	}
 	c->cu_head = cu->next;
 	if (!c->cu_head)
 		c->cu_tail = NULL;
@@ -112,10 +137,9 @@ static void finish(struct conn *c, struct catchup *cu)
 	if (!cu->read_disk && !cu->failed)
 		c->srv->stats.cache_hits++;
 	if (m) {
-		cmd__join_reply(c, cu->id, m->room, cu->last, !cu->failed);
 		if (--m->ncatchup == 0)
 			member_release_hold(m, cu->last);
-	} else if (cu->id) {
+	} else if (cu->id && !cu->replied) {
 		/* Left while catching up: the join still gets its one reply. */
 		struct pbuf *b = cmd__reply_begin(c, cu->id);
 		pbuf_adds(b, "{\"room\":");
@@ -126,6 +150,7 @@ static void finish(struct conn *c, struct catchup *cu)
 		cmd__reply_end(c, cu->id);
 	}
 	free_one(&cu);
+	return 1;
 }
 
 /* Queues one stored row as a replayed message. */
@@ -152,13 +177,30 @@ static int has_room(const struct conn *c)
 	const struct config *cfg = c->srv->cfg;
 
 	if (c->kind == CONN_SIO) {
-		int r = sio_catchup_room(c, false);
+		int r = sio_catchup_room(c);
 		if (r >= 0)
 			return r;
 	}
 	return c->q.rcount == 0 ||
 	       ((uint64_t)c->q.rcount * 2 < cfg->send_queue_messages &&
 		(uint64_t)c->q.rbytes * 2 < cfg->send_queue_bytes);
+}
+
+/* 1 while held live frames may go into c's queue: over polling, the same
+ * slice of the Engine.IO queue as the replay; on a WebSocket, while the
+ * live frames waiting are below half the send queue limits (released
+ * frames are live ones, and a Socket.IO rendition may be longer than the
+ * native frame the hold counted). */
+static int hold_room(const struct conn *c)
+{
+	const struct config *cfg = c->srv->cfg;
+	int r = sio_catchup_room(c);
+
+	if (r >= 0)
+		return r;
+	return sendq_live(&c->q) == 0 ||
+	       ((uint64_t)sendq_live(&c->q) * 2 < cfg->send_queue_messages &&
+		(uint64_t)sendq_live_bytes(&c->q) * 2 < cfg->send_queue_bytes);
 }
 
 /* Asks the store for the next chunk. Returns 0 (read in flight, or the
@@ -201,15 +243,9 @@ int catchup_pump(struct conn *c)
 	while ((cu = c->cu_head) && !c->close_code && !cu->cookie && !c->read_waiting &&
 	       has_room(c)) {
 		if (!cu->m || cu->failed || cu->next_seq > cu->last) {
-			/* Over polling the held live frames go into the
-			 * Engine.IO queue at once: wait until the client has
-			 * taken the replay, so that they fit its bounds. */
-			struct member *m = cu->m;
-			if (c->kind == CONN_SIO && m && m->ncatchup == 1 && m->hold &&
-			    m->hold->count && !sio_catchup_room(c, true))
-				break;
-			finish(c, cu);
 			queued = 1;
+			if (!finish(c, cu))
+				break; /* the rest of the hold, as the queue drains */
 			continue;
 		}
 		if (cu->page && cu->idx < cu->page->count) {

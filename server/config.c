@@ -106,6 +106,10 @@ static const struct opt opts[] = {
 	{ "cluster_read_delay_us", 0, OPT_U32, O(cluster_read_delay_us), 0, 100000, "US", "after an XREAD that brought entries, wait this long before the next one, so one read brings several (adds at most this to delivery latency; 0: read at once) (default 1000)" },
 	{ "cluster_hold_ms", 0, OPT_U32, O(cluster_hold_ms), 100, 600000, "MS", "after a Redis restart, publishes wait this long (unavailable) while nodes restore what Redis lost (default 3000)" },
 	{ "cluster_presence_ttl", 0, OPT_U32, O(cluster_presence_ttl), 3, 3600, "S", "seconds a node may go unheard before its members leave the rooms on the other nodes (default 15)" },
+	{ "cluster_tls_ca", 0, OPT_STR, O(cluster_tls_ca), 0, 0, "PATH", "rediss://: PEM CA file Redis's certificate is checked against (default: the system store)" },
+	{ "cluster_tls_cert", 0, OPT_STR, O(cluster_tls_cert), 0, 0, "PATH", "rediss://: PEM client certificate chain, for Redis's tls-auth-clients (with cluster_tls_key)" },
+	{ "cluster_tls_key", 0, OPT_STR, O(cluster_tls_key), 0, 0, "PATH", "rediss://: PEM private key of cluster_tls_cert" },
+	{ "cluster_tls_server_name", 0, OPT_STR, O(cluster_tls_server_name), 0, 0, "NAME", "rediss://: name or IP address Redis's certificate must carry, sent as SNI if a name (default: the URL's host)" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -599,6 +603,32 @@ int config_parse_args(struct config *c, int argc, char **argv)
 	return 0;
 }
 
+/* The cluster_tls_* options fit together and with the URL: they mean
+ * something with rediss:// only (set without it, the user believes the
+ * link is encrypted when it is not), and a certificate needs its key. */
+static int config_check_cluster_tls(const struct config *c, int tls)
+{
+	const char *set = c->cluster_tls_ca ? "cluster_tls_ca" : c->cluster_tls_cert ? "cluster_tls_cert"
+			: c->cluster_tls_key ? "cluster_tls_key"
+			: c->cluster_tls_server_name ? "cluster_tls_server_name" : NULL;
+
+	if (set && !tls) {
+		fprintf(stderr, "parleyd: %s is set but cluster is not a rediss:// URL: the connection to "
+			"Redis would not be TLS\n", set);
+		return -1;
+	}
+	if (!c->cluster_tls_cert != !c->cluster_tls_key) {
+		fprintf(stderr, "parleyd: cluster_tls_cert and cluster_tls_key go together\n");
+		return -1;
+	}
+	if (c->cluster_tls_server_name &&
+	    (!c->cluster_tls_server_name[0] || strlen(c->cluster_tls_server_name) > 253)) {
+		fprintf(stderr, "parleyd: cluster_tls_server_name must be 1 to 253 bytes\n");
+		return -1;
+	}
+	return 0;
+}
+
 int config_validate(const struct config *c)
 {
 	enum log_level l;
@@ -671,6 +701,8 @@ int config_validate(const struct config *c)
 			fprintf(stderr, "parleyd: cluster has a password and cluster_password_file is set: give one\n");
 			return -1;
 		}
+		if (config_check_cluster_tls(c, ra.tls) < 0)
+			return -1;
 		/* Every pending publish becomes a store append when it is applied:
 		 * more of them than the store queue holds would overflow it. */
 		if (c->cluster_pending_max > c->store_queue_messages) {
@@ -693,6 +725,8 @@ int config_validate(const struct config *c)
 		}
 	} else if (c->cluster_password_file) {
 		fprintf(stderr, "parleyd: cluster_password_file is set without cluster\n");
+		return -1;
+	} else if (config_check_cluster_tls(c, 0) < 0) {
 		return -1;
 	}
 	/* Rate limits that make a reconnect fail: a client in max_rooms rooms

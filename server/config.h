@@ -91,6 +91,10 @@ struct config {
 	uint32_t cluster_read_delay_us; /* pause before the next XREAD after entries */
 	uint32_t cluster_hold_ms;    /* publish hold after a Redis restart */
 	uint32_t cluster_presence_ttl; /* s without a heartbeat before a node's members leave */
+	char *cluster_tls_ca;        /* rediss://: CA file; NULL: the system store */
+	char *cluster_tls_cert;      /* rediss://: client certificate (with its key) */
+	char *cluster_tls_key;
+	char *cluster_tls_server_name; /* rediss://: name checked; NULL: the URL's host */
 };
 
 /* Bytes of a history reply frame besides its messages (frame header,

@@ -244,16 +244,25 @@ void conn_keepalive(struct conn *c, int64_t now_ms)
 	const struct config *cfg = c->srv->cfg;
 	int64_t quiet = now_ms - c->heard_ms;
 
-	if (c->close_code)
-		return; /* closing: CLOSE_WAIT_S bounds it */
+	if (c->close_code) {
+		/* Closing: a reader that has not taken its close frame in
+		 * CLOSE_WAIT_S is cut off (our deadline, not lws's: see
+		 * conn_close_later). */
+		if (c->close_by_ms && now_ms >= c->close_by_ms) {
+			c->close_by_ms = 0;
+			hangup_kill(&c->srv->hangup, c);
+		}
+		return;
+	}
+	if (c->hangup != HANGUP_NONE)
+		return; /* queued or being closed (hangup.c) */
 	if (c->kind == CONN_SIO)
 		return; /* Engine.IO has its own heartbeat (server/sio/) */
 	if (quiet >= (int64_t)cfg->ping_timeout * 1000) {
-		/* Hang up without a close frame, as for a dead peer. */
-		log_info("ping_timeout", "session=%s peer=%s quiet_ms=%lld", c->session, c->peer,
-			 (long long)quiet);
+		/* Hang up without a close frame, as for a dead peer (its
+		 * ping_timeout line is logged at its turn). */
 		c->close_reason = CLOSE_R_HANGUP;
-		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		hangup_kill(&c->srv->hangup, c); /* batched (hangup.h) */
 		return;
 	}
 	if (quiet >= (int64_t)cfg->ping_interval * 1000 && !c->ping_out) {
@@ -266,6 +275,26 @@ void conn_keepalive(struct conn *c, int64_t now_ms)
 		frame_unref(&f);
 		c->ping_out = true;
 	}
+}
+
+/* A Socket.IO session that now has a close deadline moves from the tail
+ * of server->conns, where the keep-alive sweep does not go, to its head,
+ * where the sweep enforces the deadline (server.h). */
+static void sweep_me(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (s->conns == c)
+		return;
+	c->prev->next = c->next; /* not the head: it has a prev */
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		s->conns_tail = c->prev;
+	c->prev = NULL;
+	c->next = s->conns;
+	s->conns->prev = c;
+	s->conns = c;
 }
 
 void conn_close_later(struct conn *c, uint16_t code)
@@ -290,7 +319,13 @@ void conn_close_later(struct conn *c, uint16_t code)
 	server_want_flush(c->srv, c);
 	if (!c->wsi)
 		return; /* a Socket.IO polling session: sio_conn_closing closed it */
-	lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, CLOSE_WAIT_S);
+	/* The keep-alive sweep enforces CLOSE_WAIT_S. lws_set_timeout()
+	 * would walk lws's sorted list of every pending timeout once per
+	 * close: 15,000 slow consumers of one fan-out, O(n^2) in one
+	 * iteration, then 15,000 expiries at the same second. */
+	c->close_by_ms = (int64_t)(util_mono_us() / 1000) + CLOSE_WAIT_S * 1000;
+	if (c->kind == CONN_SIO)
+		sweep_me(c);
 	lws_callback_on_writable(c->wsi);
 }
 
@@ -322,8 +357,10 @@ void conn_send(struct conn *c, struct frame *f)
 void conn_queue_live(struct conn *c, struct frame *f)
 {
 	/* inlined, not conn_live_fits(): this runs once per member of a
-	 * fan-out */
-	if (!live_fits(c, f->len)) {
+	 * fan-out. A held frame being let go was counted against the limits
+	 * when it was held; its Socket.IO rendition may be a few bytes longer,
+	 * which must not close a reader that was exactly at the limit. */
+	if (!live_fits(c, f->len) && !c->releasing) {
 		conn_close_later(c, CLOSE_SLOW_CONSUMER);
 		return;
 	}

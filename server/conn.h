@@ -90,7 +90,9 @@ struct conn {
 	bool read_waiting;             /* on server->read_waiters */
 	struct conn *wnext, *wprev;    /* server->read_waiters */
 	bool rx_paused;                /* too many replies waiting: not reading commands */
+	bool releasing;                /* queueing held frames: admitted already (room.c) */
 	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
+	int64_t close_by_ms;           /* closing: cut off at this monotonic ms (0: not closing) */
 	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */
 	char session[17];
 	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */

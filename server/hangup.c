@@ -2,6 +2,7 @@
 #include "hangup.h"
 
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -9,6 +10,7 @@
 #include "conn.h"
 #include "log.h"
 #include "server.h"
+#include "util.h"
 
 /* Our lws_rx_flow_control() reason: lws-misc.h leaves b5..b0 to the
  * application, and conn.c's back-pressure uses b0 (the plain bool form). */
@@ -28,13 +30,35 @@ static void unlink_queued(struct hangup_set *hs, struct conn *c)
 	hs->n--;
 }
 
-/* Reading off, to the back of the queue. Stopping lws's read watcher
- * also takes it off libev's pending list for this iteration. */
-static void defer(struct hangup_set *hs, struct conn *c)
+/*
+ * Hangs up on c: not with lws_set_timeout(LWS_TO_KILL_ASYNC), after which
+ * lws closes an established WebSocket as a live one, sending a close
+ * frame and waiting for its answer under a timeout of its own (lws 4.1
+ * keeps timeouts in one sorted list walked at each insert: 15,000 such
+ * closes at once held the loop for 2.6 s, test_mass_close.py). After
+ * shutdown() our read side is at EOF: the hang-up watch sees it
+ * (EPOLLRDHUP) as a peer that hung up, and c goes through the queue
+ * again to be closed as lws closes a dead peer. What was written to the
+ * socket before still goes, ahead of our FIN.
+ */
+static void kill_now(struct hangup_set *hs, struct conn *c)
 {
-	lws_rx_flow_control(c->wsi, LWS_RXFLOW_REASON_APPLIES_DISABLE | HANGUP_RXFLOW |
-					    LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
-	c->hangup = HANGUP_QUEUED;
+	int fd = (int)lws_get_socket_fd(c->wsi);
+
+	(void)hs;
+	if (fd < 0)
+		return;
+	if (c->close_code)
+		log_info("close_timeout", "session=%s peer=%s code=%u", c->session, c->peer,
+			 (unsigned)c->close_code);
+	else
+		log_info("ping_timeout", "session=%s peer=%s quiet_ms=%lld", c->session, c->peer,
+			 (long long)((int64_t)(util_mono_us() / 1000) - c->heard_ms));
+	shutdown(fd, SHUT_RDWR);
+}
+
+static void enqueue(struct hangup_set *hs, struct conn *c)
+{
 	c->hprev = hs->tail;
 	c->hnext = NULL;
 	if (hs->tail)
@@ -43,8 +67,18 @@ static void defer(struct hangup_set *hs, struct conn *c)
 		hs->head = c;
 	hs->tail = c;
 	hs->n++;
-	hs->total++;
 	ev_idle_start(hs->loop, &hs->idle_w);
+}
+
+/* Reading off, to the back of the queue. Stopping lws's read watcher
+ * also takes it off libev's pending list for this iteration. */
+static void defer(struct hangup_set *hs, struct conn *c)
+{
+	lws_rx_flow_control(c->wsi, LWS_RXFLOW_REASON_APPLIES_DISABLE | HANGUP_RXFLOW |
+					    LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
+	c->hangup = HANGUP_QUEUED;
+	enqueue(hs, c);
+	hs->total++;
 }
 
 /* Reading on again: lws reads the EOF (or the reset) at the next poll and
@@ -53,6 +87,11 @@ static void defer(struct hangup_set *hs, struct conn *c)
 static void release(struct hangup_set *hs, struct conn *c)
 {
 	unlink_queued(hs, c);
+	if (c->hangup == HANGUP_KILL) {
+		c->hangup = HANGUP_NONE; /* its EOF queues it again */
+		kill_now(hs, c);
+		return;
+	}
 	c->hangup = HANGUP_RELEASED;
 	lws_rx_flow_control(c->wsi, LWS_RXFLOW_REASON_APPLIES_ENABLE | HANGUP_RXFLOW |
 					    LWS_RXFLOW_REASON_FLAG_PROCESS_NOW);
@@ -156,6 +195,18 @@ void hangup_init(struct hangup_set *hs, struct server *s, struct ev_loop *loop)
 	hs->idle_w.data = hs;
 }
 
+void hangup_kill(struct hangup_set *hs, struct conn *c)
+{
+	if (c->hangup != HANGUP_NONE || !c->wsi)
+		return; /* already on its way out */
+	if (hs->epfd < 0 || !c->hangup_fd) {
+		kill_now(hs, c); /* not watched: lws reads the EOF itself */
+		return;
+	}
+	c->hangup = HANGUP_KILL;
+	enqueue(hs, c);
+}
+
 void hangup_watch(struct hangup_set *hs, struct conn *c)
 {
 	int fd = c->wsi ? (int)lws_get_socket_fd(c->wsi) : -1;
@@ -170,7 +221,7 @@ void hangup_watch(struct hangup_set *hs, struct conn *c)
 
 void hangup_forget(struct hangup_set *hs, struct conn *c)
 {
-	if (c->hangup == HANGUP_QUEUED)
+	if (c->hangup == HANGUP_QUEUED || c->hangup == HANGUP_KILL)
 		unlink_queued(hs, c);
 	c->hangup = HANGUP_NONE;
 	/* Explicitly: the socket may outlive lws's descriptor (linger.c

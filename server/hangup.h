@@ -24,6 +24,17 @@
  * CLOSED callback, lingering, the disconnect log). The batch adapts so an
  * iteration that closes takes about HANGUP_SLICE_S.
  *
+ * Closes parleyd starts without a close frame take the same road
+ * (hangup_kill): a ping timeout, and the cut-off of a closing connection
+ * whose reader did not take its close frame within CLOSE_WAIT_S (a room
+ * of slow consumers closed with 4008 in one fan-out). The keep-alive
+ * sweep that finds them queues them; at its turn each is shut down
+ * (shutdown(2): our side reads EOF) and so comes back through the
+ * hang-up watch, to be closed like a peer that hung up. lws's own kill
+ * (lws_set_timeout) would close each as a live WebSocket, with a close
+ * handshake under a timeout, and inserting 15,000 timeouts into lws's
+ * sorted list is O(n^2): seconds of the loop.
+ *
  * Nothing is lost by waiting: the peer has stopped sending, and lws would
  * close the connection as soon as it read the EOF anyway. While queued, a
  * connection is not written to (flush_cb, WRITEABLE): its peer is gone or
@@ -57,6 +68,7 @@ struct conn;
 #define HANGUP_NONE 0     /* not seen to hang up */
 #define HANGUP_QUEUED 1   /* reading off, waiting for its turn */
 #define HANGUP_RELEASED 2 /* reading on again: lws closes it at its EOF */
+#define HANGUP_KILL 3     /* hangup_kill(): waiting for its turn to be shut down */
 
 struct hangup_set {
 	struct server *srv;
@@ -78,6 +90,13 @@ struct hangup_set {
 void hangup_init(struct hangup_set *hs, struct server *s, struct ev_loop *loop);
 /* Watches a connection's socket for the peer hanging up (conn_open). */
 void hangup_watch(struct hangup_set *hs, struct conn *c);
+/* Hangs up on a connection without a close frame (a ping timeout, a
+ * close that waited CLOSE_WAIT_S for a reader that does not read): it is
+ * queued, at its turn its socket is shut down (and the ping_timeout or
+ * close_timeout line logged), and it is then closed as a client that hung
+ * up, a batch per iteration each time, so that thousands found in one
+ * sweep (a network partition) do not stall the loop. */
+void hangup_kill(struct hangup_set *hs, struct conn *c);
 /* The connection is closing (CLOSED, before lws closes its socket):
  * stops watching it and takes it off the queue. */
 void hangup_forget(struct hangup_set *hs, struct conn *c);

@@ -562,6 +562,7 @@ void moderation_cmd(struct conn *c, struct proto_cmd *cmd)
 	char user[4 * PROTO_NAME_MAX_CHARS + 1], reason[PROTO_REASON_MAX + 1];
 	enum proto_err e;
 
+	user[0] = '\0'; /* a command without a name is refused as a bad name, never read unset */
 	if (cmd->type != PROTO_DELETE && !mod) {
 		cmd__fail(c, cmd->id, PROTO_EFORBIDDEN, "only moderators may do this");
 		return;

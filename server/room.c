@@ -253,6 +253,38 @@ void member_release_hold(struct member *m, uint64_t after_seq)
 	free(h);
 }
 
+int member_release_one(struct member *m, uint64_t after_seq)
+{
+	struct sendq *h = m->hold;
+	struct conn *c = m->conn;
+
+	if (!h)
+		return 0;
+	if (h->count) {
+		struct frame *f = sendq_peek(h, 0);
+		bool reply = sendq_is_reply(h, 0);
+		if (!reply) {
+			c->held_msgs--;
+			c->held_bytes -= f->len;
+		}
+		/* (the queue takes its own reference before the drop) */
+		if (reply) {
+			conn_send_reply(c, f);
+		} else if (!f->seq || f->seq > after_seq) {
+			c->releasing = true; /* admitted when it was held */
+			conn_send(c, f);
+			c->releasing = false;
+		}
+		sendq_drop(h, 1);
+	}
+	if (h->count)
+		return 1;
+	m->hold = NULL;
+	sendq_clear(h);
+	free(h);
+	return 0;
+}
+
 void room_fanout(struct room *r, struct frame *f, struct conn *except)
 {
 	/* member_send() never frees a connection or changes membership (a

@@ -81,6 +81,11 @@ void member_send_reply(struct member *m, struct frame *f);
 /* Ends a replay: queues the held frames with seq > after_seq (and every
  * volatile one, and the replies) and frees the hold queue. */
 void member_release_hold(struct member *m, uint64_t after_seq);
+/* The same, one frame at a time, for a connection whose queue cannot take
+ * the whole hold at once (a Socket.IO session, catchup.c): queues the
+ * first held frame. Returns 1 while frames are still held, 0 once the hold
+ * is empty and freed (live frames then go straight to the connection). */
+int member_release_one(struct member *m, uint64_t after_seq);
 /* Queues f for every member except `except` (may be NULL). */
 void room_fanout(struct room *r, struct frame *f, struct conn *except);
 

@@ -106,12 +106,19 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct server *s = w->data;
 	lws_cancel_service(s->ctx);
 	authn_expire(s);
-	if (++s->ticks % 5 == 0) {
-		int64_t now = (int64_t)(util_mono_us() / 1000);
-		/* native connections only: they come first (server.h) */
-		for (struct conn *c = s->conns; c && c->kind != CONN_SIO; c = c->next)
+	/* The keep-alive sweep: each connection twice a second, a fifth of
+	 * them (by serial) per tick, so that the pings and hang-ups of
+	 * thousands that went quiet together (a partition, a reconnect
+	 * storm) are spread over five ticks, not queued in one iteration
+	 * (15,000 pings at once held the loop about 0.1 s). Not the
+	 * Socket.IO sessions (Engine.IO has its own heartbeat), except those
+	 * with a close deadline: the list holds the native connections and
+	 * those first, the others after them (server.h). */
+	uint32_t slot = ++s->ticks % 5;
+	int64_t now = (int64_t)(util_mono_us() / 1000);
+	for (struct conn *c = s->conns; c && (c->kind != CONN_SIO || c->close_code); c = c->next)
+		if (c->serial % 5 == slot)
 			conn_keepalive(c, now);
-	}
 }
 
 /* ---- signals and drain ---- */

@@ -74,10 +74,11 @@ struct server {
 	 * rooms with a cache, most recently used first. */
 	uint64_t cache_bytes;
 	struct room *cache_lru, *cache_lru_tail;
-	/* every WebSocket connection: native ones first, then Socket.IO
-	 * sessions (appended at conns_tail), so that the keep-alive sweep,
-	 * which has nothing to do for a session (Engine.IO pings it), stops
-	 * at the first one instead of visiting each */
+	/* every WebSocket connection: native ones (and Socket.IO sessions
+	 * with a close deadline, moved here by conn_close_later) first, then
+	 * the other Socket.IO sessions (appended at conns_tail), so that the
+	 * keep-alive sweep, which has nothing to do for those (Engine.IO
+	 * pings them), stops at the first one instead of visiting each */
 	struct conn *conns, *conns_tail;
 	struct conn *pending;       /* connections with output to flush */
 	uint32_t nconns;
@@ -121,7 +122,7 @@ struct server {
 
 	bool draining;
 	bool store_closing;         /* no new reads: the store is shutting down */
-	uint32_t ticks;             /* tick_cb calls (keep-alive sweeps every 5th) */
+	uint32_t ticks;             /* tick_cb calls (each sweeps a fifth of the keep-alives) */
 	int exit_code;
 	struct server_stats stats;
 };

@@ -52,6 +52,14 @@ int store__replica_load(struct store *s, char *err, size_t errlen)
 	sqlite3_stmt *st;
 	int rc;
 
+	/* Files made before 2026-11-28 have an index on messages.lpos: it
+	 * made every applied row cost two B-tree inserts, for a restore that
+	 * now finds the rows without it (schema.c, version 4). */
+	if (sqlite3_exec(s->wdb, "DROP INDEX IF EXISTS messages_lpos", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "dropping messages_lpos: %s", sqlite3_errmsg(s->wdb));
+		return -1;
+	}
 	if (!s->cfg.replica)
 		return 0;
 	s->pos = zalloc(STORE_SHARDS_MAX * sizeof(*s->pos));

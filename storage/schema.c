@@ -34,8 +34,12 @@
  *
  * Version 4 (replica.c, cluster replicas):
  *   messages.lpos: (shard << 40) | offset of the log entry the message came
- *     from (NULL on a single node), indexed where set, so a restore after
- *     a Redis restart finds the entries Redis lost by position.
+ *     from (NULL on a single node), so a restore after a Redis restart
+ *     finds the entries Redis lost by position. Not indexed: a restore
+ *     finds them room by room from the newest row (cluster/restore.c), and
+ *     the index (messages_lpos, created by this migration until
+ *     2026-11-28) cost every applied row a second B-tree insert on every
+ *     node; store__replica_load drops it from older files.
  *   cluster_pos(shard, offset, stream_id): each shard's last applied entry,
  *     written in the same transaction as its messages.
  *   cluster_meta(name, value): the cluster's shard count, Redis's run_id.
@@ -82,7 +86,6 @@ static const char *const migrations[STORE__SCHEMA_VERSION] = {
 	store__mod_sql,
 	/* 3 -> 4 */
 	"ALTER TABLE messages ADD COLUMN lpos INTEGER;"
-	"CREATE INDEX messages_lpos ON messages (lpos) WHERE lpos IS NOT NULL;"
 	"CREATE TABLE cluster_pos ("
 	"  shard     INTEGER PRIMARY KEY,"
 	"  offset    INTEGER NOT NULL,"

@@ -81,6 +81,7 @@ struct sio_conn {
 };
 
 static struct eio_config ecfg;
+static size_t catch_fill_packets, catch_fill_bytes; /* sio_catchup_room */
 static uint32_t connect_timeout_ms;
 static bool conformance;            /* parley-sio-conformance (sio_edge_conformance) */
 static bool recovery;
@@ -126,6 +127,20 @@ void sio_edge_setup(struct server *s)
 	ecfg.ping_interval_ms = cfg->sio_ping_interval;
 	ecfg.ping_timeout_ms = cfg->sio_ping_timeout;
 	ecfg.max_payload = cfg->sio_max_payload;
+	/* The polling queue is a replay's slice (catch_fill_*: what the
+	 * catch-up, and the release of the live frames held behind it, put
+	 * in at a time) plus the live frames a slow reader may have waiting
+	 * (send_queue_messages / send_queue_bytes, at least the other half of
+	 * the Engine.IO defaults): a polling client falls as far behind as a
+	 * WebSocket one before it is cut, whatever an operator sets, even
+	 * while it catches up (docs/socketio.md, Bounds). */
+	catch_fill_packets = ecfg.queue_max_packets / 2;
+	catch_fill_bytes = ecfg.queue_max_bytes / 2;
+	ecfg.queue_max_packets = catch_fill_packets +
+		(cfg->send_queue_messages > catch_fill_packets ? cfg->send_queue_messages
+								: catch_fill_packets);
+	ecfg.queue_max_bytes = catch_fill_bytes +
+		(cfg->send_queue_bytes > catch_fill_bytes ? cfg->send_queue_bytes : catch_fill_bytes);
 	connect_timeout_ms = cfg->sio_connect_timeout;
 	recovery = cfg->sio_recovery != 0;
 	recovery_window_ms = (uint64_t)cfg->sio_recovery_window * 1000;
@@ -901,17 +916,15 @@ void sio_conn_send(struct conn *c, struct frame *f, bool reply)
 		emit_as(sc, g, reply);
 }
 
-int sio_catchup_room(const struct conn *c, bool release)
+int sio_catchup_room(const struct conn *c)
 {
 	const struct sio_conn *sc = c->sio;
 	const struct eio_session *e = &sc->eio;
 
 	if (e->transport == EIO_T_WEBSOCKET && c->wsi)
 		return -1;
-	if (release)
-		return e->q_packets == 0;
 	return e->q_packets == 0 ||
-	       (e->q_packets * 2 < ecfg.queue_max_packets && e->q_bytes * 2 < ecfg.queue_max_bytes);
+	       (e->q_packets < catch_fill_packets && e->q_bytes < catch_fill_bytes);
 }
 
 void sio_conn_closing(struct conn *c, uint16_t code)

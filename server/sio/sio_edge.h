@@ -95,12 +95,13 @@ void sio_edge_metrics(struct pbuf *b);
 void sio_conn_send(struct conn *c, struct frame *f, bool reply);
 /* For catchup.c's pump, on a session that is not on a WebSocket (polling,
  * or upgrading): whether the Engine.IO queue has room for more of a
- * replay. It is filled to half its bounds, leaving the other half to live
- * frames of other rooms and control packets; release (the catch-up is
- * about to let held live frames go): only into an empty queue, so they
- * fit. Returns 1 or 0; -1 when the session is on its WebSocket, whose
- * frames go through the conn's own queue (the native rule applies). */
-int sio_catchup_room(const struct conn *c, bool release);
+ * replay, or of the live frames held behind it. It is filled to 512
+ * packets / 2 MiB (half the Engine.IO defaults); the queue's bounds are
+ * that plus the send queue limits, left to live frames of other rooms
+ * and control packets. Returns 1 or 0; -1 when the session is on its
+ * WebSocket, whose frames go through the conn's own queue (the native
+ * rule applies). */
+int sio_catchup_room(const struct conn *c);
 
 /* conn_close_later() is closing c with code (before it sets close_code):
  * an authentication failure before CONNECT completed is told to the client

@@ -369,11 +369,13 @@ def test_sio_max_sessions(parley):
 
 # ---------------------------------------------------------------- a replay longer than the queue
 #
-# The Engine.IO queue holds 1024 packets (4 MiB). A join with since whose replay is longer is fed to the
-# polling client as it drains it: each GET takes what is queued, the catch-up refills the queue to half
-# its bound, and the live messages published meanwhile are held behind the replay (docs/socketio.md).
+# The Engine.IO queue holds a replay's slice (512 packets, 2 MiB) plus the send queue limits (1000 live
+# messages, 1 MiB by default, at least 512 packets / 2 MiB): 1,512 packets by default, 1,024 before. A
+# join with since whose replay is longer is fed to the polling client as it drains it: each GET takes
+# what is queued, the catch-up refills the slice, and the live messages published meanwhile are held
+# behind the replay (docs/socketio.md).
 
-QUEUE_MAX = 1024
+QUEUE_MAX = 1024  # the Engine.IO default, two slices
 NO_RATE = ["--rate-messages", "100000", "--rate-burst", "100000"]
 
 
@@ -438,8 +440,8 @@ def test_since_replay_longer_than_the_queue(parley, total):
 
 def test_live_messages_wait_behind_a_polling_replay(parley):
     """700 messages published while the replay of 3000 streams: held, then delivered after the join's
-    ack, in order, none twice; released only into an empty queue, so 700 held plus the replay's half
-    queue (more than 1024 together) do not close the session."""
+    ack, in order, none twice; let go a half queue at a time, so 700 held plus the replay's half queue
+    (more than 1024 together) do not close the session."""
     srv = parley(*NO_RATE)
     n = srv.client("pub")
     n.join("mix")
@@ -489,3 +491,134 @@ def test_polling_replay_upgraded_midway(parley):
         got.append(p)
     seqs = [s for s in map(msg_seq, got) if s is not None]
     assert seqs == list(range(1, 3001)), (len(seqs), seqs[:3], seqs[-3:])
+
+
+# ---------------------------------------------------------------- held messages at the send queue's limits
+#
+# Live messages held behind a polling replay are bounded by send_queue_messages / send_queue_bytes, which an
+# operator may set above the Engine.IO queue's default bounds (1024 packets, 4 MiB). They are let go into the
+# queue in slices as the client polls (docs/socketio.md "Long replays"), so a client that polls gets all of
+# them; one more than the limit is the slow-consumer close, as on a WebSocket.
+
+REPLAY = 2000  # longer than half the queue: the replay is still streaming while the live ones arrive
+
+
+def held_behind_replay(srv, room, live, data=lambda i: i):
+    """A polling client joins room with since=0 (REPLAY stored messages) and takes one GET; then `live`
+    messages are published (data(i) for seq i) while it does not poll. Returns (sid, n, got, bodies)."""
+    n = srv.client("pub")
+    n.join(room)
+    last = None
+    for i in range(1, REPLAY + 1):
+        last = n.send_cmd("publish", room=room, data=data(i), echo=False)
+    n.wait_reply(last, skip=True, timeout=60)
+    n.backlog.clear()
+    sid = connected(srv, '{"name":"late"}')
+    assert post(srv, sid, '420["join",{"room":"%s","since":0}]' % room)[0] == 200
+    got, bodies = [], []
+    drain(srv, sid, lambda g: len(g) > 0, got, bodies)  # the replay is under way
+    assert not any(p.startswith("430") for p in got)
+    for i in range(REPLAY + 1, REPLAY + live + 1):
+        last = n.send_cmd("publish", room=room, data=data(i), echo=False)
+    n.wait_reply(last, skip=True, timeout=60)
+    n.backlog.clear()
+    return sid, n, got, bodies
+
+
+def check_all_once_in_order(got, total):
+    seqs = [s for s in map(msg_seq, got) if s is not None]
+    assert seqs == list(range(1, total + 1)), (len(seqs), seqs[:3], seqs[-3:])
+    ack = [i for i, p in enumerate(got) if p.startswith("430")]
+    assert len(ack) == 1
+    assert msg_seq(got[ack[0] - 1]) == REPLAY and msg_seq(got[ack[0] + 1]) == REPLAY + 1
+
+
+def drain_until_closed(srv, sid, got):
+    """GETs until the close packet "1" (or the session is gone: 400); returns the packets before it."""
+    for _ in range(1000):
+        st, _, b = get(srv, sid)
+        if st != 200:
+            return
+        ps = packets(b)
+        if "2" in ps:
+            post(srv, sid, "3")
+        got += [p for p in ps if p not in ("2", "6", "1")]
+        if "1" in ps:
+            return
+    raise AssertionError("the session was not closed")
+
+
+@pytest.mark.parametrize("live", [1500, 3000])
+def test_held_messages_up_to_send_queue_messages(parley, live):
+    """--send-queue-messages 3000: 1,500 and 3,000 (the limit) live messages held behind a polling replay
+    all arrive, once, in order, after the join's ack; the session stays up."""
+    srv = parley(*NO_RATE, "--send-queue-messages", "3000")
+    sid, n, got, bodies = held_behind_replay(srv, "hq%d" % live, live)
+    drain(srv, sid, lambda g: sum(1 for p in g if msg_seq(p)) >= REPLAY + live, got, bodies)
+    check_all_once_in_order(got, REPLAY + live)
+    # no GET carried more than a slice (512 packets: the queue is 512 + send_queue_messages), plus the ack
+    assert max(len(b) for b in bodies) <= QUEUE_MAX // 2 + 1, [len(b) for b in bodies]
+    assert "slow_consumer" not in srv.log()
+    # still a working session, live messages go straight out again
+    assert post(srv, sid, '421["publish",{"room":"hq%d","data":"after"}]' % live)[0] == 200
+    drain(srv, sid, lambda g: any(p.startswith("431") for p in g), got, bodies)
+    assert [s for s in map(msg_seq, got) if s is not None][-1] == REPLAY + live + 1
+
+
+def test_held_messages_one_past_send_queue_messages(parley):
+    """3,001 held with --send-queue-messages 3000: the slow-consumer close (a client that does not poll
+    while it catches up falls behind the live stream). What it got before is a prefix, in order."""
+    srv = parley(*NO_RATE, "--send-queue-messages", "3000")
+    sid, n, got, bodies = held_behind_replay(srv, "hq3001", 3001)
+    drain_until_closed(srv, sid, got)
+    seqs = [s for s in map(msg_seq, got) if s is not None]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs) < REPLAY + 3001
+    assert "slow_consumer" in srv.log()
+    # the publisher is unaffected
+    assert n.ok("publish", room="hq3001", data="still", echo=False)["seq"] == REPLAY + 3002
+
+
+# Held bytes count the native frame: {"type":"message",...} plus its 4-byte WebSocket header (126..65535).
+PAD = 1500
+
+
+def pad_data(i):
+    return "x" * PAD
+
+
+def native_len(room, seq, ts, name):
+    body = '{"type":"message","room":"%s","seq":%d,"ts":%d,"from":"%s","data":"%s"}' % (
+        room, seq, ts, name, "x" * PAD)
+    return len(body) + 4
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+def test_held_messages_at_send_queue_bytes(parley, extra):
+    """--send-queue-bytes set to exactly the native size of 3,000 held messages (over 4 MiB, the polling
+    queue's default bound): all arrive; one byte less (one message past the limit): the slow-consumer
+    close."""
+    live = 3000
+    # seqs REPLAY+1..REPLAY+live have 4 digits, ts 13 digits, the publisher is "pub"
+    per = native_len("hb", 1000, 1000000000000, "pub")
+    limit = per * live - extra
+    assert limit > 4 << 20
+    srv = parley(*NO_RATE, "--send-queue-messages", "100000", "--send-queue-bytes", str(limit))
+    sid, n, got, bodies = held_behind_replay(srv, "hb", live, pad_data)
+    if extra == 0:
+        drain(srv, sid, lambda g: sum(1 for p in g if msg_seq(p)) >= REPLAY + live, got, bodies)
+        check_all_once_in_order(got, REPLAY + live)
+        assert "slow_consumer" not in srv.log()
+    else:
+        drain_until_closed(srv, sid, got)
+        seqs = [s for s in map(msg_seq, got) if s is not None]
+        assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) < REPLAY + live
+        assert "slow_consumer" in srv.log()
+    # the formula is the size parleyd counts: a native member's frame of a message like the held ones
+    obs = srv.client("obs")
+    obs.join("hb")
+    n.send_cmd("publish", room="hb", data=pad_data(0), echo=False)
+    m = obs.recv_message(timeout=10)
+    f = json.loads(m.payload)
+    assert f["type"] == "message" and 1000 <= f["seq"] <= 9999 and f["from"] == "pub", f
+    assert len(m.payload) + 4 == per == native_len("hb", f["seq"], f["ts"], f["from"])

@@ -685,3 +685,91 @@ def test_recovery_window(parley):
     time.sleep(1.5)
     c2, pid2 = connect_pid(srv, {"name": "u1", "pid": pid})
     assert pid2 != pid
+
+
+def test_held_messages_at_send_queue_bytes_over_websocket(parley):
+    """A Socket.IO WebSocket session catching up, with --send-queue-bytes set to exactly the native size of
+    the 3,000 live messages held behind its replay: they fit the hold; released, their Socket.IO
+    renditions are 7 bytes longer each (the event name and offset against "type"), so all at once they
+    would not fit the send queue. They go a slice at a time as the socket drains (docs/socketio.md "Long
+    replays"): all arrive, once, in order, after the join's ack; no slow-consumer close."""
+    # the replay (9 MB) is longer than the kernel's socket buffers and half the send queue: it is still
+    # streaming when the live ones arrive
+    replay, live, pad = 6000, 3000, 1500
+    # seqs replay+1..replay+live have 4 digits, ts 13, the publisher is "pub"; +4: the frame header
+    per = len('{"type":"message","room":"wb","seq":6001,"ts":1000000000000,"from":"pub","data":"%s"}'
+              % ("x" * pad)) + 4
+    srv = parley("--rate-messages", "100000", "--rate-burst", "100000",
+                 "--send-queue-messages", "100000", "--send-queue-bytes", str(per * live))
+    n = srv.client("pub")
+    n.join("wb")
+    last = None
+    for i in range(1, replay + live + 1):
+        if i == replay + 1:
+            n.wait_reply(last, skip=True, timeout=60)
+            c = srv.raw_client(path=PATH, rcvbuf=4096)
+            assert text(c.recv_message())[0] == "0"
+            c.send_text('40{"name":"late"}')
+            assert text(c.recv_message()).startswith("40{")
+            assert text(c.recv_message()).startswith('42["welcome",')
+            # it does not read while the live messages arrive
+            c.send_text('421["join",{"room":"wb","since":0}]')
+            time.sleep(0.2)
+        last = n.send_cmd("publish", room="wb", data="x" * pad, echo=False)
+    n.wait_reply(last, skip=True, timeout=60)
+    seqs, acks = [], []
+    while len(seqs) < replay + live:
+        t = event(c, timeout=10)
+        if t.startswith("431"):
+            acks.append(len(seqs))
+            continue
+        assert t.startswith('42["message",'), t[:80]
+        seqs.append(json.loads(t[2:])[1]["seq"])
+    assert seqs == list(range(1, replay + live + 1))
+    assert acks == [replay]
+    assert "slow_consumer" not in srv.log()
+    # the frame size parleyd counted for the hold
+    obs = srv.client("obs")
+    obs.join("wb")
+    n.send_cmd("publish", room="wb", data="x" * pad, echo=False)
+    m = obs.recv_message(timeout=10)
+    assert len(m.payload) + 4 == per, m.payload[:80]
+
+
+def test_stalled_session_is_cut_off_close_wait_after_its_4008(parley):
+    """A Socket.IO session that stops reading is closed as a slow consumer, and, since it never takes
+    its close frame, cut off CLOSE_WAIT_S (30 s) later by the keep-alive sweep. The sweep skips the
+    sessions that are not closing (Engine.IO pings them): a closing one must be moved where it looks.
+    Engine.IO's own heartbeat is set far away, so only the sweep can end it."""
+    srv = parley("--send-queue-bytes", "65536", "--send-queue-messages", "100",
+                 "--max-message-size", "32768", "--sio-ping-interval", "300000",
+                 "--sio-ping-timeout", "300000")
+    # an idle session opened first: the stalled one is behind it in the list
+    idle, _ = connect(srv)
+    stalled = srv.raw_client(path=PATH, rcvbuf=4096, timeout=10)
+    o = text(stalled.recv_message())
+    assert o[0] == "0"
+    stalled.send_text("40")
+    assert text(stalled.recv_message()).startswith("40{")
+    w = json.loads(text(stalled.recv_message())[2:])[1]
+    session = w["session"]
+    assert ack(stalled, 0, "join", {"room": "cw"})["ok"] is True
+    # stalled reads nothing from here on
+    pub = srv.client("pub", timeout=30)
+    pub.join("cw")
+    pad = "p" * 8000
+    t0 = None
+    for i in range(600):
+        r = pub.wait_reply(pub.send_cmd("publish", room="cw", data={"i": i, "pad": pad}, echo=False))
+        assert r["ok"] is True, r
+        if "msg=slow_consumer session=%s" % session in srv.log():
+            t0 = time.monotonic()
+            break
+    assert t0 is not None, "the stalled session was never closed as a slow consumer"
+    gone = "msg=disconnect session=%s" % session
+    while gone not in srv.log():
+        assert time.monotonic() - t0 < 45, "stalled session not cut off 45 s after its 4008"
+        time.sleep(0.2)
+    assert 25 <= time.monotonic() - t0 < 45
+    # the idle session was left alone
+    assert ack(idle, 1, "join", {"room": "other"})["ok"] is True

@@ -76,3 +76,44 @@ for (const [transports, missed] of cases) {
     n.close();
   });
 }
+
+// Live messages held behind a replay, past the Engine.IO queue's default bound: with
+// --send-queue-messages 3000 a polling client may be 3,000 live messages behind while it catches up.
+// They go to it a slice at a time as it polls (docs/socketio.md "Long replays"), never into the
+// queue at once (1,024 packets by default: "queue full" for a client that did nothing wrong).
+test('3000 live messages held behind a polling replay, --send-queue-messages 3000', async () => {
+  const big = await startServer({ extraArgs: ['--rate-messages', '100000', '--rate-burst', '100000',
+    '--send-queue-messages', '3000'] });
+  try {
+    const room = 'held-3000';
+    const replay = 4000, live = 3000;
+    const n = await native(big);
+    assert.equal((await n.cmd({ type: 'join', room })).ok, true);
+    await publishMany(n, room, 1, replay);
+    const s = io(big.url, { transports: ['polling'], forceNew: true, reconnection: false,
+      auth: { name: 'late' } });
+    await once(s, 'connect');
+    const got = [];
+    let disconnects = 0;
+    s.on('message', (m) => got.push(m.data));
+    s.on('disconnect', () => disconnects++);
+    const acked = s.emitWithAck('join', { room, since: 0 });
+    await until(() => got.length > 0, { what: 'the replay to start' });
+    await publishMany(n, room, replay + 1, replay + live);
+    const ack = await acked;
+    assert.equal(ack.ok, true);
+    assert.equal(ack.data.recovered, true);
+    await until(() => got.length >= replay + live, { timeout: 30000, what: `all ${replay + live}` });
+    await sleep(100);
+    assert.deepEqual(got, Array.from({ length: replay + live }, (_, i) => i + 1));
+    assert.equal(disconnects, 0, 'the session stayed up');
+    assert.ok(!big.log().includes('slow_consumer'), 'no slow-consumer close');
+    s.close();
+    n.close();
+  } catch (e) {
+    console.error(big.log().split('\n').filter((l) => !/msg=(connect|disconnect) /.test(l)).slice(-30).join('\n'));
+    throw e;
+  } finally {
+    assert.equal(await big.stop(), 0, big.log());
+  }
+});

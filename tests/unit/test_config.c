@@ -583,7 +583,7 @@ START_TEST(cluster_settings)
 	ck_assert_int_eq(run_parleyd("--check-config", "--cluster",
 				     "redis://:secret@127.0.0.1:6379"), 2);
 	ck_assert_int_eq(run_parleyd("--check-config", "--cluster", "unix:/run/redis.sock?db=3"), 0);
-	ck_assert_int_eq(run_parleyd("--check-config", "--cluster", "rediss://127.0.0.1:6379"), 2);
+	ck_assert_int_eq(run_parleyd("--check-config", "--cluster", "rediss://127.0.0.1:6379"), 0);
 	ck_assert_int_eq(run_parleyd("--check-config", "--cluster", "redis://127.0.0.1"), 2);
 	const char *edge = write_file("c3.conf", "cluster = redis://127.0.0.1:6379\n"
 				      "store_queue_messages = 1000\ncluster_pending_max = 1000\n"
@@ -613,6 +613,50 @@ START_TEST(cluster_settings)
 	const char *dover = write_file("c11.conf", "cluster = redis://127.0.0.1:6379\n"
 				       "cluster_read_delay_us = 100001\n");
 	ck_assert_int_eq(run_parleyd("--check-config", "-c", dover), 2);
+}
+END_TEST
+
+/* The cluster_tls_* options (docs/cluster.md, "TLS"): with rediss:// only,
+ * a certificate with its key, a server name of 1 to 253 bytes. */
+START_TEST(cluster_tls_settings)
+{
+	static const char tls[] = "cluster = rediss://127.0.0.1:6380\n";
+	char buf[600];
+#define CONF(name, extra) (snprintf(buf, sizeof(buf), "%s%s", tls, extra), write_file(name, buf))
+	/* each alone, and all four together */
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", CONF("t1.conf", "cluster_tls_ca = /etc/ca.pem\n")), 0);
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", CONF("t2.conf",
+		"cluster_tls_server_name = redis.example\n")), 0);
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", CONF("t3.conf",
+		"cluster_tls_ca = /c\ncluster_tls_cert = /a\ncluster_tls_key = /b\n"
+		"cluster_tls_server_name = r\n")), 0);
+	/* a certificate without its key, and a key without its certificate */
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", CONF("t4.conf", "cluster_tls_cert = /a\n")), 2);
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", CONF("t5.conf", "cluster_tls_key = /b\n")), 2);
+	/* the server name: 253 bytes pass, 254 do not, empty does not */
+	char name[260];
+	memset(name, 'a', 254);
+	name[253] = '\0';
+	char extra[300];
+	snprintf(extra, sizeof(extra), "cluster_tls_server_name = %s\n", name);
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", CONF("t6.conf", extra)), 0);
+	name[253] = 'a';
+	name[254] = '\0';
+	snprintf(extra, sizeof(extra), "cluster_tls_server_name = %s\n", name);
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", CONF("t7.conf", extra)), 2);
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", CONF("t8.conf", "cluster_tls_server_name = \n")), 2);
+#undef CONF
+	/* TLS options without rediss://: with redis://, with unix:, without a cluster */
+	const char *plain = write_file("t9.conf", "cluster = redis://127.0.0.1:6379\ncluster_tls_ca = /c\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", plain), 2);
+	const char *unx = write_file("t10.conf", "cluster = unix:/run/r.sock\ncluster_tls_server_name = r\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", unx), 2);
+	const char *none = write_file("t11.conf", "cluster_tls_cert = /a\ncluster_tls_key = /b\n");
+	ck_assert_int_eq(run_parleyd("--check-config", "-c", none), 2);
+	/* the command-line flags are the same options */
+	ck_assert_int_eq(run_parleyd("--check-config", "--cluster-tls-ca=/c", "--cluster=rediss://h:1"), 0);
+	ck_assert_int_eq(run_parleyd("--check-config", "--cluster-tls-ca=/c", "--cluster=redis://h:1"), 2);
+	ck_assert_int_eq(run_parleyd("--check-config", "--cluster-tls-cert=/a", "--cluster=rediss://h:1"), 2);
 }
 END_TEST
 #endif
@@ -724,6 +768,7 @@ static Suite *config_suite(void)
 #ifdef PARLEYD
 	tcase_add_test(tc, check_config_exit_status);
 	tcase_add_test(tc, cluster_settings);
+	tcase_add_test(tc, cluster_tls_settings);
 #endif
 	suite_add_tcase(s, tc);
 	tc = tcase_create("deploy");

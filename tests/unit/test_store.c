@@ -995,6 +995,40 @@ START_TEST(replica_positions_with_messages)
 }
 END_TEST
 
+/* messages.lpos has no index: a file made before 2026-11-28 has one
+ * (messages_lpos, every applied row paid a second B-tree insert for it);
+ * it is dropped at open, single node or replica, and its rows stay. */
+START_TEST(replica_lpos_index_dropped)
+{
+	struct store_config cfg = cfg_default();
+	cfg.replica = 1;
+	struct store *s = open_ok(&cfg);
+	apply1(s, 2, 1, "r", 1, 0);
+	store_close(&s, &H, &C);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM sqlite_master WHERE name = 'messages_lpos'"), 0);
+	/* an older file's index */
+	sqlite3 *db = db_open();
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE INDEX messages_lpos ON messages (lpos)"
+				      " WHERE lpos IS NOT NULL", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM sqlite_master WHERE name = 'messages_lpos'"), 1);
+	s = open_ok(&cfg);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM sqlite_master WHERE name = 'messages_lpos'"), 0);
+	apply1(s, 2, 2, "r", 2, 0); /* the prepared insert still works */
+	store_close(&s, &H, &C);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM messages WHERE lpos IS NOT NULL"), 2);
+	/* a single node drops it too */
+	db = db_open();
+	ck_assert_int_eq(sqlite3_exec(db, "CREATE INDEX messages_lpos ON messages (lpos)"
+				      " WHERE lpos IS NOT NULL", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cfg.replica = 0;
+	s = open_ok(&cfg);
+	store_close(&s, &H, &C);
+	ck_assert_int_eq(file_int("SELECT count(*) FROM sqlite_master WHERE name = 'messages_lpos'"), 0);
+}
+END_TEST
+
 /* The position row is written once per shard per batch (the batch's last
  * entry of that shard), still in the batch's transaction: after a batch of
  * interleaved shards, and after that batch failed twice and was retried,
@@ -1337,6 +1371,7 @@ static Suite *store_suite(void)
 		{ "keys", key_bound_per_room_forgets_oldest },
 		{ "keys", key_of_refused_append_is_not_remembered },
 		{ "replica", replica_positions_with_messages },
+		{ "replica", replica_lpos_index_dropped },
 		{ "replica", replica_moderation_entries },
 		{ "replica_batch", replica_positions_once_per_batch },
 	};
