@@ -170,6 +170,8 @@ void conn_release(struct conn *c)
 	hmap_del(&s->by_serial, hmap_hash_bytes(&c->serial, sizeof(c->serial)),
 		 &c->serial, serial_match);
 
+	if (s->sweep_at == c)
+		s->sweep_at = c->next;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -286,6 +288,8 @@ static void sweep_me(struct conn *c)
 
 	if (s->conns == c)
 		return;
+	if (s->sweep_at == c)
+		s->sweep_at = c->next;
 	c->prev->next = c->next; /* not the head: it has a prev */
 	if (c->next)
 		c->next->prev = c->prev;

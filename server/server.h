@@ -80,6 +80,7 @@ struct server {
 	 * keep-alive sweep, which has nothing to do for those (Engine.IO
 	 * pings them), stops at the first one instead of visiting each */
 	struct conn *conns, *conns_tail;
+	struct conn *sweep_at;      /* where the next keep-alive tick goes on (NULL: the head) */
 	struct conn *pending;       /* connections with output to flush */
 	uint32_t nconns;
 	uint64_t next_serial;
