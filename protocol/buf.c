@@ -79,6 +79,32 @@ static inline uint64_t special8(uint64_t w, int outside)
 	return (((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((t - ones) & ~t)) & high;
 }
 
+/* Copies s[i..n) to *op eight bytes at a time until a word holds a byte
+ * special8() flags (then up to that byte) or fewer than 8 are left; moves
+ * *op on by what it kept and returns the new i. The caller guarantees room
+ * for 8 bytes at *op. */
+static inline size_t copy_plain8(char **op, const char *s, size_t i, size_t n, int outside)
+{
+	char *o = *op;
+
+	while (n - i >= 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		uint64_t m = special8(w, outside);
+		memcpy(o, &w, 8);
+		if (m) {
+			size_t k = (size_t)__builtin_ctzll(m) / 8;
+			o += k;
+			i += k;
+			break;
+		}
+		o += 8;
+		i += 8;
+	}
+	*op = o;
+	return i;
+}
+
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #define BUF_SWAR 1
 #else
@@ -95,22 +121,9 @@ void pbuf_add_jstr(struct pbuf *b, const char *s, size_t n)
 	*o++ = '"';
 	for (size_t i = 0; i < n; i++) {
 		if (BUF_SWAR) {
-			/* bytes that need no escape, eight at a time */
-			uint64_t w, m = 0;
-			while (n - i >= 8) {
-				memcpy(&w, s + i, 8);
-				m = special8(w, 0);
-				/* the reserve above leaves room for 8 at o */
-				memcpy(o, &w, 8);
-				if (m) {
-					size_t k = (size_t)__builtin_ctzll(m) / 8;
-					o += k;
-					i += k;
-					break;
-				}
-				o += 8;
-				i += 8;
-			}
+			/* bytes that need no escape, eight at a time (the
+			 * reserve above leaves room for 8 at o) */
+			i = copy_plain8(&o, s, i, n, 0);
 			if (i == n)
 				break;
 		}
@@ -149,22 +162,9 @@ void pbuf_add_json_compact(struct pbuf *b, const char *s, size_t n)
 		if (BUF_SWAR) {
 			/* Runs with nothing to drop or to watch for, eight
 			 * bytes at a time: inside a string up to a quote or a
-			 * backslash, outside up to a quote or white space. */
-			uint64_t w, m;
-			while (n - i >= 8) {
-				memcpy(&w, s + i, 8);
-				m = special8(w, !in_str);
-				/* o never passes s + i: room for 8 at o */
-				memcpy(o, &w, 8);
-				if (m) {
-					size_t k = (size_t)__builtin_ctzll(m) / 8;
-					o += k;
-					i += k;
-					break;
-				}
-				o += 8;
-				i += 8;
-			}
+			 * backslash, outside up to a quote or white space (o
+			 * never passes s + i: room for 8 at o). */
+			i = copy_plain8(&o, s, i, n, !in_str);
 			if (i == n)
 				break;
 		}
