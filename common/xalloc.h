@@ -10,5 +10,8 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrndup(const char *s, size_t n);
+/* Zeroed, at an address that is a multiple of align (a power of two, at
+ * least sizeof(void *)); freed with free(). */
+void *xcalloc_aligned(size_t align, size_t size);
 
 #endif

@@ -49,8 +49,10 @@ void catchup_start(struct conn *c, struct member *m, uint64_t id, uint64_t since
 	 * recovered: the client's copy of the room is not this room's. */
 	cu->failed = since > cu->last;
 	memcpy(cu->room, r->name, r->name_len + 1);
-	if (!m->hold)
+	if (!m->hold) {
 		m->hold = xcalloc(1, sizeof(*m->hold));
+		room_slot(m);
+	}
 	m->ncatchup++;
 	if (c->cu_tail)
 		c->cu_tail->next = cu;

@@ -333,6 +333,23 @@ void conn_close_later(struct conn *c, uint16_t code)
 	lws_callback_on_writable(c->wsi);
 }
 
+/*
+ * A connection just put on the flush list will have lws asked whether it
+ * holds an unsent tail (flush_queue: lws_partial_buffered), which reads a
+ * line of lws's own connection state: cold by then, one wait on memory
+ * per delivery. Asked here, during the fan-out, the read overlaps with
+ * the other members' (the answer is not used: lws's state can change
+ * before the flush). lws's API, not its struct layout: nothing here
+ * depends on lws internals.
+ */
+static inline void conn_warm(struct conn *c)
+{
+	if (c->wsi) {
+		int held = lws_partial_buffered(c->wsi);
+		(void)held;
+	}
+}
+
 static inline int live_fits(const struct conn *c, size_t len)
 {
 	const struct config *cfg = c->srv->cfg;
@@ -351,7 +368,14 @@ void conn_send(struct conn *c, struct frame *f)
 	if (c->close_code)
 		return;
 	if (c->kind == CONN_SIO) {
-		/* its Socket.IO rendition, built once per frame (server/sio/) */
+		/* its Socket.IO rendition, built once per frame (server/sio/):
+		 * once it is, a member whose session's gates are open takes it
+		 * here, without reading the session's own lines (conn.h) */
+		struct frame *g = f->sio;
+		if (c->sio_fast && g && !g->sio && !(g->seq && c->sio_marks)) {
+			conn_queue_live(c, g);
+			return;
+		}
 		sio_conn_send(c, f, false);
 		return;
 	}
@@ -369,8 +393,10 @@ void conn_queue_live(struct conn *c, struct frame *f)
 		return;
 	}
 	sendq_push(&c->q, f, 0);
-	if (!c->pending)
+	if (!c->pending) {
 		server_want_flush(c->srv, c);
+		conn_warm(c);
+	}
 }
 
 void conn_send_reply(struct conn *c, struct frame *f)
@@ -399,8 +425,10 @@ void conn_queue_reply(struct conn *c, struct frame *f)
 		c->rx_paused = true;
 		lws_rx_flow_control(c->wsi, 0);
 	}
-	if (!c->pending)
+	if (!c->pending) {
 		server_want_flush(s, c);
+		conn_warm(c);
+	}
 }
 
 void conn_send_text(struct conn *c, const char *text, size_t len)

@@ -1,7 +1,8 @@
 /*
  * conn.h - one WebSocket client connection.
  *
- * Lifetime: lws allocates struct conn as the connection's per-session data;
+ * Lifetime: lws allocates struct conn as the connection's per-session data
+ * (at its first 64-byte boundary: conn_of_pss);
  * conn_open() runs on ESTABLISHED and conn_release() on CLOSED, the only
  * place its rooms and queue are torn down. Nothing else frees a connection:
  * a fan-out that finds a reader too slow calls conn_close_later(), which
@@ -11,6 +12,7 @@
 #define PARLEY_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <ev.h>
@@ -46,36 +48,58 @@ struct sio_conn;
 /* Seconds a closing connection has to take its close frame. */
 #define CLOSE_WAIT_S 30
 
+/*
+ * The first two cache lines (CONN_HOT bytes, 64-aligned: conn_of_pss,
+ * sio_edge.c's allocation) hold what a fan-out delivery and the flush
+ * after it read and write, and nothing else: in a chat of 10,000
+ * connections each delivery finds its connection cold in the cache (the
+ * kernel's send in between evicts it), and every further line it touches
+ * is one more wait on memory, which was most of the loop's user time per
+ * delivery. Line 0: the gates and the flush list; line 1: the queue.
+ */
 struct conn {
+	/* ---- line 0 ---- */
 	struct server *srv;
-	struct lws *wsi;
-	struct conn *next, *prev;      /* server->conns */
 	struct conn *pnext, *pprev;    /* server->pending */
-	char *name;                    /* display name, owned */
-	uint32_t name_len;
-	/* In the first cache line, with next: what the keep-alive sweep and
-	 * every fan-out delivery test first (close_code, kind), and ping_out
-	 * (the sweep's). */
+	/* catchup.c: joins with since, oldest first; only the head streams */
+	struct catchup *cu_head;
+	/* live frames held in members' hold queues (they count toward the
+	 * slow-consumer limit like the live frames in q) */
+	size_t held_bytes;
+	uint32_t held_msgs;
+	int fd;                        /* the socket for direct sends; -1 with TLS */
 	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
 	uint8_t kind;                  /* CONN_NATIVE, CONN_SIO, CONN_SIO_PORT */
-	bool ping_out;                 /* pinged since heard_ms */
-	struct hmap rooms;             /* struct member *, by room pointer */
+	bool pending;                  /* on server->pending */
+	uint8_t hangup;                /* hangup.c: HANGUP_NONE, _QUEUED, _RELEASED */
+	bool rx_paused;                /* too many replies waiting: not reading commands */
+	bool releasing;                /* queueing held frames: admitted already (room.c) */
+	/* A Socket.IO session's gates for a fan-out delivery (server/sio/
+	 * keeps them; sio_fast_update): sio_fast, the frame's rendition can
+	 * go straight to this WebSocket's queue; sio_marks, the session
+	 * keeps recovery marks (ring_add per delivered seq). */
+	bool sio_fast;
+	bool sio_marks;
+	/* ---- line 1 ---- */
 	struct sendq q;
-	struct pbuf rx;                /* a fragmented message being reassembled */
-	uint64_t serial;
-	int fd;                        /* the socket for direct sends; -1 with TLS */
+	struct lws *wsi;
+	/* ---- the rest ---- */
+	/* what the keep-alive sweep reads (the flush never does) */
+	struct conn *next, *prev;      /* server->conns */
+	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
+	int64_t close_by_ms;           /* closing: cut off at this monotonic ms (0: not closing) */
+	bool ping_out;                 /* pinged since heard_ms */
 	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
 	bool peer_closed;              /* the client sent a close frame */
 	bool close_sent;               /* our close frame was handed to lws */
 	bool counted_ip;               /* holds a count in server->per_ip */
 	bool authed;                   /* auth = token: a valid token was shown */
-	/* Here, by fd (which a flush reads), not further down: what every
-	 * delivery reads and writes besides the queue (conn_queue_live). */
-	bool pending;                  /* on server->pending */
-	/* live frames held in members' hold queues (they count toward the
-	 * slow-consumer limit like the live frames in q) */
-	uint32_t held_msgs;
-	size_t held_bytes;
+	bool read_waiting;             /* on server->read_waiters */
+	uint32_t name_len;
+	char *name;                    /* display name, owned */
+	struct hmap rooms;             /* struct member *, by room pointer */
+	struct pbuf rx;                /* a fragmented message being reassembled */
+	uint64_t serial;
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
 	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
@@ -84,15 +108,9 @@ struct conn {
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	struct utf8_state rx_utf8;     /* validation of the message being received */
-	/* catchup.c: joins with since, oldest first; only the head streams */
-	struct catchup *cu_head, *cu_tail;
+	struct catchup *cu_tail;
 	uint32_t ncatchup;
-	bool read_waiting;             /* on server->read_waiters */
 	struct conn *wnext, *wprev;    /* server->read_waiters */
-	bool rx_paused;                /* too many replies waiting: not reading commands */
-	bool releasing;                /* queueing held frames: admitted already (room.c) */
-	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
-	int64_t close_by_ms;           /* closing: cut off at this monotonic ms (0: not closing) */
 	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */
 	char session[17];
 	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
@@ -100,10 +118,23 @@ struct conn {
 	uint32_t user_idx;             /* in user_entry->v */
 	char *close_msg;               /* owned reason for close_code, or NULL */
 	/* hangup.c: the peer hung up and its close waits for its turn */
-	uint8_t hangup;                /* HANGUP_NONE, _QUEUED, _RELEASED */
 	int hangup_fd;                 /* fd + 1 in hangup's epoll set; 0: not in it */
 	struct conn *hnext, *hprev;    /* server->hangup's queue */
 };
+
+#define CONN_HOT 128
+#if UINTPTR_MAX == UINT64_MAX /* (the layout above is for 64-bit pointers) */
+_Static_assert(offsetof(struct conn, q) == 64, "struct conn: the queue opens line 1");
+_Static_assert(offsetof(struct conn, next) == CONN_HOT, "struct conn: hot fields in two lines");
+#endif
+
+/* lws's per-session data holds a struct conn at its first 64-byte
+ * boundary (server.c asks for CONN_PSS_SIZE bytes). */
+#define CONN_PSS_SIZE (sizeof(struct conn) + 63)
+static inline struct conn *conn_of_pss(void *user)
+{
+	return (struct conn *)(((uintptr_t)user + 63) & ~(uintptr_t)63);
+}
 
 /* peer: the client address (netaddr_client). */
 void conn_open(struct conn *c, struct server *s, struct lws *wsi, const char *peer);

@@ -61,14 +61,20 @@ void frame_unref(struct frame **fp)
 void sendq_push(struct sendq *q, struct frame *f, int reply)
 {
 	if (q->count == q->cap) {
-		uint32_t ncap = q->cap ? q->cap * 2 : 4;
-		uintptr_t *r = xmalloc(ncap * sizeof(*r));
-		for (uint32_t i = 0; i < q->count; i++)
-			r[i] = q->ring[(q->head + i) & (q->cap - 1)];
-		free(q->ring);
-		q->ring = r;
-		q->cap = ncap;
-		q->head = 0;
+		if (!q->cap) {
+			q->ring = q->inl;
+			q->cap = SENDQ_INLINE;
+		} else {
+			uint32_t ncap = q->cap * 2;
+			uintptr_t *r = xmalloc(ncap * sizeof(*r));
+			for (uint32_t i = 0; i < q->count; i++)
+				r[i] = q->ring[(q->head + i) & (q->cap - 1)];
+			if (q->ring != q->inl)
+				free(q->ring);
+			q->ring = r;
+			q->cap = ncap;
+			q->head = 0;
+		}
 	}
 	q->ring[(q->head + q->count) & (q->cap - 1)] =
 		(uintptr_t)frame_ref(f) | (reply ? SENDQ_REPLY : 0);
@@ -98,7 +104,7 @@ void sendq_drop(struct sendq *q, uint32_t n)
 		q->head = 0;
 		if (q->cap > 64) {
 			/* A burst grew the ring; an idle connection gives it back. */
-			free(q->ring);
+			free(q->ring); /* (never inl: cap > SENDQ_INLINE) */
 			q->ring = NULL;
 			q->cap = 0;
 		}
@@ -108,7 +114,8 @@ void sendq_drop(struct sendq *q, uint32_t n)
 void sendq_clear(struct sendq *q)
 {
 	sendq_drop(q, q->count);
-	free(q->ring);
+	if (q->ring != q->inl)
+		free(q->ring);
 	q->ring = NULL;
 	q->cap = q->head = 0;
 }

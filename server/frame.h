@@ -63,17 +63,24 @@ static inline const char *frame_payload(const struct frame *f, size_t *len)
  * many replies may wait is bounded by whoever pushes them (conn.c stops
  * reading commands, the catch-up stops reading the store).
  */
+#define SENDQ_INLINE 2 /* entries kept in the struct itself */
+
 struct sendq {
 	/* frame pointers, bit 0 set on a reply: malloc'd frames are at
 	 * least 8-aligned, and a tag in the entry itself keeps push, peek
-	 * and drop on one cache line per entry (no second array) */
+	 * and drop on one cache line per entry (no second array). The
+	 * first SENDQ_INLINE entries live in inl (ring == inl): a fan-out
+	 * member mostly has one frame queued, and a ring of its own would
+	 * be one more cache miss per delivery. A sendq is never moved
+	 * (ring may point into it). */
 	uintptr_t *ring;
 	uint32_t cap;          /* 0 or a power of two */
 	uint32_t head;
 	uint32_t count;        /* entries, both kinds */
-	size_t bytes;
 	uint32_t rcount;       /* reply entries among them */
+	size_t bytes;
 	size_t rbytes;
+	uintptr_t inl[SENDQ_INLINE];
 };
 
 #define SENDQ_REPLY ((uintptr_t)1)

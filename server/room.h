@@ -43,6 +43,9 @@ struct room {
 	size_t name_len;
 	uint64_t hash;
 	struct member **members;
+	/* members[i]'s connection, bit 0 set while that member holds frames
+	 * (member.hold): a fan-out reads these, not the members (room_slot) */
+	uintptr_t *mconn;
 	uint32_t nmembers, cap;
 	uint32_t npresence;     /* members with presence on */
 	uint64_t published;     /* messages fanned out here (feed.c's rate) */
@@ -88,6 +91,8 @@ void member_release_hold(struct member *m, uint64_t after_seq);
 int member_release_one(struct member *m, uint64_t after_seq);
 /* Queues f for every member except `except` (may be NULL). */
 void room_fanout(struct room *r, struct frame *f, struct conn *except);
+/* Call after m->hold was set or cleared: the fan-out's copy of it. */
+void room_slot(struct member *m);
 
 /* History cache: keeps a reference to the frame of message seq, at most
  * max per room, and at most history_cache_bytes for all rooms together:

@@ -76,6 +76,12 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	while (s->pending) {
 		struct conn *c = s->pending;
 		server_unlink_flush(s, c);
+		if (s->pending) {
+			/* the next one's hot lines (conn.h), while this one's
+			 * send is in the kernel */
+			__builtin_prefetch(s->pending, 1);
+			__builtin_prefetch((char *)s->pending + 64, 1);
+		}
 		if (c->close_code) {
 			/* Closing: out of its rooms now; its WRITEABLE
 			 * callback sends what is left and the close frame. */
@@ -215,7 +221,7 @@ static const struct lws_protocols protocols[] = {
 	{
 		.name = "parley",
 		.callback = ws_callback,
-		.per_session_data_size = sizeof(struct conn),
+		.per_session_data_size = CONN_PSS_SIZE,
 		/* lws reads at most this much of a frame per callback;
 		 * bigger messages are reassembled in conn->rx. */
 		.rx_buffer_size = 1024,

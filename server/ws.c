@@ -459,7 +459,7 @@ int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		void *in, size_t len)
 {
 	struct server *s = lws_context_user(lws_get_context(wsi));
-	struct conn *c = user;
+	struct conn *c = conn_of_pss(user);
 	char addr[NETADDR_MAX];
 
 	/* The requests and WebSockets of Socket.IO sessions (server/sio/). */

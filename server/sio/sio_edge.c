@@ -276,6 +276,25 @@ static void frame_release(void *ref)
  * through the Engine.IO queue, which takes a reference and has bounds of
  * its own (past them the session closes: "queue full").
  */
+/*
+ * The session's gates in its conn's hot line (conn.h): conn_send() hands a
+ * member's frame's rendition straight to the WebSocket's queue when
+ * sio_fast says everything sio_conn_send() and emit_as() test would let it
+ * (connected, no recovery joins pending, not dead, the WebSocket is the
+ * transport) and the frame needs no recovery mark (sio_marks) and has no
+ * attachments; otherwise it calls sio_conn_send(). Called wherever one of
+ * those changes; a session starts with sio_fast false (the slow path,
+ * which is always right).
+ */
+static void fast_update(struct sio_conn *sc)
+{
+	struct conn *c = &sc->conn;
+
+	c->sio_fast = sc->connected && !sc->recovering && !sc->dead &&
+		      sc->eio.transport == EIO_T_WEBSOCKET && c->wsi;
+	c->sio_marks = sc->pid[0] != '\0';
+}
+
 static void emit_as(struct sio_conn *sc, struct frame *f, bool reply)
 {
 	struct conn *c = &sc->conn; /* (sc->c, without loading it) */
@@ -361,6 +380,7 @@ static void sess_dead(struct sio_conn *sc)
 	if (sc->dead)
 		return;
 	sc->dead = true;
+	fast_update(sc);
 	st.closes[sc->eio.close_reason < 16 ? sc->eio.close_reason : 0]++;
 	if (sc->registered) {
 		hmap_del(&by_sid, hmap_hash_bytes(sc->eio.sid, strlen(sc->eio.sid)), sc->eio.sid,
@@ -799,6 +819,7 @@ static int restore(struct sio_conn *sc, struct sio_saved *e, const char *offset,
 	}
 	memcpy(sc->old_pid, e->pid, sizeof(sc->old_pid));
 	sc->recovering = e->nrooms + 1; /* + 1: not finished inside the loop */
+	fast_update(sc);
 	for (uint32_t k = 0; k < e->nrooms && !sc->c->close_code; k++) {
 		const struct saved_room *sr = &e->rooms[k];
 		uint64_t since = sr->last_seq;
@@ -819,8 +840,10 @@ static int restore(struct sio_conn *sc, struct sio_saved *e, const char *offset,
 		pbuf_adds(&cmd, sr->presence ? ",\"presence\":true}" : "}");
 		run_command(sc->c, cmd.data, cmd.len);
 	}
-	if (--sc->recovering == 0)
+	if (--sc->recovering == 0) {
+		fast_update(sc);
 		finish_connect(sc);
+	}
 	return 0;
 }
 
@@ -833,6 +856,7 @@ static void recovery_reply(struct sio_conn *sc, const char *p, size_t n)
 	if (!memmem(p, n, "\"ok\":true", 9) || memmem(p, n, "\"recovered\":false", 17))
 		sc->recovery_failed = true;
 	if (--sc->recovering == 0) {
+		fast_update(sc);
 		sc->connect_due = true;
 		timer_arm(sc);
 	}
@@ -853,6 +877,7 @@ static void finish_connect(struct sio_conn *sc)
 			util_random_hex(sc->pid, 8);
 		}
 	}
+	fast_update(sc);
 	pbuf_reset(&cmd);
 	pbuf_adds(&cmd, "0{\"sid\":\"");
 	pbuf_adds(&cmd, c->session);
@@ -1025,7 +1050,8 @@ static void timer_arm(struct sio_conn *sc)
 static struct sio_conn *sess_new(struct server *s, struct lws *wsi, const char *peer,
 				 enum eio_transport t)
 {
-	struct sio_conn *sc = xcalloc(1, sizeof(*sc));
+	/* its conn's hot lines on line boundaries (conn.h) */
+	struct sio_conn *sc = xcalloc_aligned(64, sizeof(*sc));
 	struct sio_limits lim = {
 		.max_attachments = SIO_ATTACH_MAX_DEF,
 		.max_binary_bytes = ecfg.max_payload,
@@ -1069,6 +1095,7 @@ static struct sio_conn *sess_new(struct server *s, struct lws *wsi, const char *
 		sc->c->wsi = NULL;
 		sc->c->fd = -1;
 	}
+	fast_update(sc);
 	timer_arm(sc);
 	return sc;
 }
@@ -1084,6 +1111,7 @@ static void sess_free(struct sio_conn *sc)
 	if (sc->timer_on && s->loop)
 		ev_timer_stop(s->loop, &sc->timer);
 	c->wsi = NULL;
+	fast_update(sc);
 	cmd_conn_gone(s, c);
 	conn_release(c);
 	eio_session_free(&sc->eio);
@@ -1138,6 +1166,7 @@ static void detach(struct conn *port)
 		sc->ws_wsi = NULL;
 		sc->c->wsi = NULL;
 		sc->c->fd = -1;
+		fast_update(sc);
 		sendq_clear(&sc->c->q);
 	}
 	if (sc->poll_port == port) {
@@ -1205,6 +1234,7 @@ static void on_connect(struct sio_conn *sc, const struct sio_packet *p)
 		return;
 	}
 	sc->connected = true;
+	fast_update(sc);
 	char pid[17], off[256];
 	size_t pid_n = 0, off_n = 0;
 	if (recovery && pidv && pidv->type == JT_STRING &&
@@ -1438,6 +1468,7 @@ static void conformance_packet(struct sio_conn *sc, const struct sio_packet *p)
 		} else if (!(sc->nsps & bit)) {
 			sc->nsps |= (uint8_t)bit;
 			sc->connected = true;
+			fast_update(sc);
 			sio_enc_connect(&b, p->nsp, p->nsp_len, c->session);
 			queue_sio(sc, b.data, b.len);
 			pbuf_reset(&b);
@@ -1679,6 +1710,7 @@ static int on_probe_receive(struct sio_conn *sc, struct conn *port, struct lws *
 		sc->probe_port = NULL;
 		sc->c->wsi = wsi;
 		sc->c->fd = lws_is_ssl(wsi) ? -1 : (int)lws_get_socket_fd(wsi);
+		fast_update(sc);
 		log_info("sio_upgrade", "session=%s sid=%s", sc->c->session, sc->eio.sid);
 		st.upgrades++;
 		/* what polling had not taken goes out first, in order */

@@ -218,6 +218,74 @@ START_TEST(room_of_50000_users_freed_in_one_pass)
 }
 END_TEST
 
+/*
+ * The fan-out reads each member's connection from the room's own array
+ * (room.mconn), with bit 0 marking a member that holds frames behind a
+ * catch-up: every member but the sender gets the frame, a holding member
+ * in its hold, and the array follows a leave's swap and a hold let go.
+ * More members than the fan-out prefetches ahead.
+ */
+START_TEST(fanout_follows_the_members_array)
+{
+	enum { N = 20 };
+	struct conn *conns[N];
+	struct member *members[N];
+	char name[32];
+
+	cfg.send_queue_messages = 100;
+	cfg.send_queue_bytes = 1u << 20;
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "user-%d", i);
+		conns[i] = fake_conn(name);
+		conns[i]->fd = -1;
+		members[i] = room_join(&srv, conns[i], "r", 1, false);
+	}
+	struct room *r = members[0]->room;
+	members[3]->hold = calloc(1, sizeof(*members[3]->hold));
+	room_slot(members[3]);
+
+	struct frame *f = text_frame(10);
+	room_fanout(r, f, conns[5]);
+	for (int i = 0; i < N; i++) {
+		uint32_t want = i == 5 || i == 3 ? 0 : 1;
+		ck_assert_msg(conns[i]->q.count == want, "member %d has %u queued", i,
+			      conns[i]->q.count);
+		if (want)
+			ck_assert_ptr_eq(sendq_peek(&conns[i]->q, 0), f);
+	}
+	ck_assert_uint_eq(members[3]->hold->count, 1);
+	ck_assert_uint_eq(conns[3]->held_msgs, 1);
+	ck_assert_uint_eq(srv.stats.delivered, N - 1);
+
+	/* the last member moves into the leaver's slot */
+	room_leave(members[0]);
+	room_fanout(r, f, NULL);
+	ck_assert_uint_eq(conns[0]->q.count, 1);
+	ck_assert_uint_eq(conns[N - 1]->q.count, 2);
+	ck_assert_uint_eq(members[3]->hold->count, 2);
+
+	/* the hold let go: its frames, then the next fan-out, go to the queue */
+	member_release_hold(members[3], 0);
+	ck_assert_ptr_null(members[3]->hold);
+	ck_assert_uint_eq(conns[3]->q.count, 2);
+	ck_assert_uint_eq(conns[3]->held_msgs, 0);
+	room_fanout(r, f, NULL);
+	ck_assert_uint_eq(conns[3]->q.count, 3);
+	ck_assert_uint_eq(conns[N - 1]->q.count, 3);
+
+	for (int i = 1; i < N; i++)
+		room_leave(members[i]);
+	ck_assert_ptr_null(room_find(&srv, "r", 1));
+	for (int i = 0; i < N; i++) {
+		sendq_clear(&conns[i]->q);
+		free(conns[i]->rooms.slots);
+		fake_conn_free(conns[i]);
+	}
+	ck_assert_uint_eq(f->refs, 1);
+	frame_unref(&f);
+}
+END_TEST
+
 START_TEST(encoder_sequential_use_is_fine)
 {
 	struct pbuf *b = server_enc_begin(&srv);
@@ -250,6 +318,7 @@ static Suite *room_suite(void)
 	tcase_add_test(tc, budget_boundary_is_inclusive);
 	tcase_add_test(tc, budget_zero_caches_nothing);
 	tcase_add_test(tc, room_of_50000_users_freed_in_one_pass);
+	tcase_add_test(tc, fanout_follows_the_members_array);
 	tcase_add_test(tc, encoder_sequential_use_is_fine);
 	tcase_add_test_raise_signal(tc, encoder_nested_use_aborts, SIGABRT);
 	suite_add_tcase(s, tc);

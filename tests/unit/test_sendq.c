@@ -189,6 +189,57 @@ START_TEST(test_big_ring_given_back_when_empty)
 }
 END_TEST
 
+/* The first SENDQ_INLINE entries live in the struct (no allocation for a
+ * connection that mostly has one frame queued): FIFO order and the
+ * accounting across a wrap inside them, the move to a ring of its own
+ * (with head in the middle), the ring given back, and inline again. */
+START_TEST(test_inline_entries_then_a_ring)
+{
+	struct sendq q = { 0 };
+	struct frame *f[8];
+	for (unsigned i = 0; i < 8; i++)
+		f[i] = numbered(i, i);
+
+	sendq_push(&q, f[0], 0);
+	ck_assert_ptr_eq(q.ring, q.inl);
+	ck_assert_uint_eq(q.cap, SENDQ_INLINE);
+	sendq_push(&q, f[1], 1);
+	ck_assert_ptr_eq(q.ring, q.inl);
+	sendq_drop(&q, 1);
+	/* head is at 1: the next push wraps inside the inline entries */
+	sendq_push(&q, f[2], 0);
+	ck_assert_ptr_eq(q.ring, q.inl);
+	ck_assert_uint_eq(q.count, 2);
+	ck_assert_uint_eq(number_of(sendq_peek(&q, 0)), 1);
+	ck_assert_int_eq(sendq_is_reply(&q, 0), 1);
+	ck_assert_uint_eq(number_of(sendq_peek(&q, 1)), 2);
+	/* one more: a ring of its own, the order kept */
+	sendq_push(&q, f[3], 1);
+	ck_assert_ptr_ne(q.ring, q.inl);
+	ck_assert_uint_eq(q.cap, 2 * SENDQ_INLINE);
+	for (unsigned i = 0; i < 3; i++)
+		ck_assert_uint_eq(number_of(sendq_peek(&q, i)), i + 1);
+	ck_assert_int_eq(sendq_is_reply(&q, 2), 1);
+	ck_assert_uint_eq(q.rcount, 2);
+	ck_assert_uint_eq(q.rbytes, f[1]->len + f[3]->len);
+	ck_assert_uint_eq(q.bytes, f[1]->len + f[2]->len + f[3]->len);
+	/* clearing a queue on its own ring, then inline again */
+	sendq_clear(&q);
+	ck_assert_ptr_null(q.ring);
+	ck_assert_uint_eq(q.count + q.rcount + q.bytes + q.rbytes, 0);
+	sendq_push(&q, f[4], 0);
+	ck_assert_ptr_eq(q.ring, q.inl);
+	/* clearing an inline queue frees nothing (ASan: no bad free) */
+	sendq_clear(&q);
+	ck_assert_ptr_null(q.ring);
+	ck_assert_uint_eq(q.cap, 0);
+	for (unsigned i = 0; i < 8; i++) {
+		ck_assert_uint_eq(f[i]->refs, 1); /* every queue reference dropped */
+		frame_unref(&f[i]);
+	}
+}
+END_TEST
+
 static Suite *sendq_suite(void)
 {
 	Suite *s = suite_create("sendq");
@@ -198,6 +249,7 @@ static Suite *sendq_suite(void)
 	tcase_add_test(tc, test_growth_when_head_is_in_the_middle);
 	tcase_add_test(tc, test_live_and_reply_accounting);
 	tcase_add_test(tc, test_big_ring_given_back_when_empty);
+	tcase_add_test(tc, test_inline_entries_then_a_ring);
 	suite_add_tcase(s, tc);
 	return s;
 }
