@@ -333,23 +333,6 @@ void conn_close_later(struct conn *c, uint16_t code)
 	lws_callback_on_writable(c->wsi);
 }
 
-/*
- * A connection just put on the flush list will have lws asked whether it
- * holds an unsent tail (flush_queue: lws_partial_buffered), which reads a
- * line of lws's own connection state: cold by then, one wait on memory
- * per delivery. Asked here, during the fan-out, the read overlaps with
- * the other members' (the answer is not used: lws's state can change
- * before the flush). lws's API, not its struct layout: nothing here
- * depends on lws internals.
- */
-static inline void conn_warm(struct conn *c)
-{
-	if (c->wsi) {
-		int held = lws_partial_buffered(c->wsi);
-		(void)held;
-	}
-}
-
 static inline int live_fits(const struct conn *c, size_t len)
 {
 	const struct config *cfg = c->srv->cfg;

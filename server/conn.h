@@ -155,6 +155,26 @@ struct conn *conn_by_serial(struct server *s, uint64_t serial);
  * indexes (per-address counts, by serial). */
 void conn_teardown(struct server *s);
 
+/*
+ * A connection that is about to have something to flush will have lws
+ * asked whether it holds an unsent tail (flush_queue:
+ * lws_partial_buffered), which reads a line of lws's own connection state:
+ * cold by then, one wait on memory per delivery. Asked when the
+ * connection joins the flush list (in a fan-out: while the next members'
+ * lines are on their way, room_fanout), the line is in the cache when the
+ * flush asks again (a separate pass over a block of members measured no
+ * better). The answer is not used:
+ * lws's state can change before the flush. lws's API, not its struct
+ * layout: nothing here depends on lws internals.
+ */
+static inline void conn_warm(const struct conn *c)
+{
+	if (c->wsi) {
+		int held = lws_partial_buffered(c->wsi);
+		(void)held;
+	}
+}
+
 /* Queues a reference to a live frame (a room's message or presence event).
  * If the connection's live frames (queued and held) would pass the send
  * queue limits, it is closed with 4008 instead (the caller carries on
