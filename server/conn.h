@@ -105,6 +105,7 @@ struct conn {
 	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
 	struct token_claims *claims;   /* the token's claims, owned; NULL: none */
 	ev_timer expiry_w;             /* authn.c: 4001 at the token's exp + token_grace */
+	struct member *last_member;    /* room.c: room_member's last answer, or NULL */
 	uint16_t rate_strikes;
 	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
 	struct utf8_state rx_utf8;     /* validation of the message being received */

@@ -15,7 +15,14 @@
 static int room_match(const void *entry, const void *key)
 {
 	const struct room *r = entry;
-	return hmap_name_eq(key, r->name, r->name_len);
+	const struct hmap_name *k = key;
+
+	if (k->n != r->name_len)
+		return 0;
+	if (k->n <= ROOM_HEAD)
+		return memcmp(k->s, r->name_head, k->n) == 0;
+	return memcmp(k->s, r->name_head, ROOM_HEAD) == 0 &&
+	       memcmp(k->s + ROOM_HEAD, r->name + ROOM_HEAD, k->n - ROOM_HEAD) == 0;
 }
 
 static int member_match(const void *entry, const void *key)
@@ -116,16 +123,25 @@ struct room *room_find(struct server *s, const char *name, size_t len)
 
 struct member *room_member(struct conn *c, struct room *r)
 {
-	return hmap_get(&c->rooms, hmap_hash_ptr(r), r, member_match);
+	/* the last one found first: a chat client publishes to one room
+	 * over and over (the table's slots would be one more cache miss) */
+	struct member *m = c->last_member;
+	if (m && m->room == r)
+		return m;
+	m = hmap_get(&c->rooms, hmap_hash_ptr(r), r, member_match);
+	if (m)
+		c->last_member = m;
+	return m;
 }
 
 static struct room *room_create(struct server *s, const char *name, size_t len)
 {
-	struct room *r = xcalloc(1, sizeof(*r));
+	struct room *r = xcalloc_aligned(64, sizeof(*r));
 
 	r->srv = s;
 	r->name = xstrndup(name, len);
 	r->name_len = len;
+	memcpy(r->name_head, name, len < ROOM_HEAD ? len : ROOM_HEAD);
 	r->hash = hmap_hash_bytes(name, len);
 	hmap_put(&s->rooms, r->hash, r);
 	clp_room_created(r); /* cluster: the users present on other nodes */
@@ -176,6 +192,8 @@ void room_leave(struct member *m)
 
 	room_set_presence(m, false);
 	hmap_del(&c->rooms, hmap_hash_ptr(r), r, member_match);
+	if (c->last_member == m)
+		c->last_member = NULL;
 	/* Swap the last member into the hole. */
 	struct member *last = r->members[--r->nmembers];
 	r->members[m->idx] = last;

@@ -37,16 +37,22 @@ struct member {
 	uint32_t ncatchup;      /* this member's catch-ups not finished */
 };
 
+#define ROOM_HEAD 16 /* bytes of the name kept in the first line */
+
+/* The first cache line (64-aligned) holds what a publish's lookup and
+ * fan-out read: a room's own name is compared from name_head, without
+ * loading the name, for names of up to ROOM_HEAD bytes (room_match). */
 struct room {
-	struct server *srv;
+	uint64_t hash;
 	char *name;
 	size_t name_len;
-	uint64_t hash;
-	struct member **members;
+	char name_head[ROOM_HEAD]; /* the name's first bytes, zero-padded */
 	/* members[i]'s connection, bit 0 set while that member holds frames
 	 * (member.hold): a fan-out reads these, not the members (room_slot) */
 	uintptr_t *mconn;
 	uint32_t nmembers, cap;
+	struct server *srv;
+	struct member **members;
 	uint32_t npresence;     /* members with presence on */
 	uint64_t published;     /* messages fanned out here (feed.c's rate) */
 	uint64_t published_mark; /* published at the feed's previous sample */

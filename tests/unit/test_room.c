@@ -286,6 +286,60 @@ START_TEST(fanout_follows_the_members_array)
 }
 END_TEST
 
+/* Names are compared from the room's first line up to ROOM_HEAD bytes
+ * and from the name itself after that: names that differ only past the
+ * head, only in its last byte, or in length are different rooms. */
+START_TEST(room_names_around_the_head)
+{
+	static const char *names[] = {
+		"abcdefghijklmno",                   /* 15 */
+		"abcdefghijklmnop",                  /* 16 = ROOM_HEAD */
+		"abcdefghijklmnoq",                  /* 16, the last head byte differs */
+		"abcdefghijklmnopq",                 /* 17 */
+		"abcdefghijklmnopr",                 /* 17, only past the head */
+		"abcdefghijklmnop-and-a-long-tail-x",
+		"abcdefghijklmnop-and-a-long-tail-y",
+	};
+	enum { N = sizeof(names) / sizeof(names[0]) };
+	struct conn *c = fake_conn("u");
+	struct member *m[N];
+
+	for (int i = 0; i < N; i++)
+		m[i] = room_join(&srv, c, names[i], strlen(names[i]), false);
+	for (int i = 0; i < N; i++) {
+		struct room *r = room_find(&srv, names[i], strlen(names[i]));
+		ck_assert_ptr_eq(r, m[i]->room);
+		ck_assert_str_eq(r->name, names[i]);
+		/* the member found for each room (room_member keeps its last
+		 * answer: it must not hand it out for another room) */
+		ck_assert_ptr_eq(room_member(c, r), m[i]);
+		ck_assert_ptr_eq(room_member(c, m[(i + 1) % N]->room), m[(i + 1) % N]);
+	}
+	ck_assert_ptr_null(room_find(&srv, "abcdefghijklmnopqr", 18));
+	ck_assert_ptr_null(room_find(&srv, "abcdefghijklmn", 14));
+	/* A member that left is not found again: its room is freed, and a
+	 * new room (at that address, if malloc hands it out again) has no
+	 * member of c's, whatever c's last answer was. */
+	struct room *r1 = m[1]->room;
+	ck_assert_ptr_eq(room_member(c, r1), m[1]);
+	room_leave(m[1]);
+	ck_assert_ptr_null(c->last_member);
+	struct conn *d = fake_conn("v");
+	struct member *dm = room_join(&srv, d, "fresh", 5, false);
+	ck_assert_ptr_null(room_member(c, dm->room));
+	room_leave(dm);
+	free(d->rooms.slots);
+	fake_conn_free(d);
+	for (int i = 0; i < N; i++)
+		if (i != 1)
+			room_leave(m[i]);
+	ck_assert_ptr_null(c->last_member);
+	ck_assert_uint_eq(c->rooms.len, 0);
+	free(c->rooms.slots);
+	fake_conn_free(c);
+}
+END_TEST
+
 START_TEST(encoder_sequential_use_is_fine)
 {
 	struct pbuf *b = server_enc_begin(&srv);
@@ -319,6 +373,7 @@ static Suite *room_suite(void)
 	tcase_add_test(tc, budget_zero_caches_nothing);
 	tcase_add_test(tc, room_of_50000_users_freed_in_one_pass);
 	tcase_add_test(tc, fanout_follows_the_members_array);
+	tcase_add_test(tc, room_names_around_the_head);
 	tcase_add_test(tc, encoder_sequential_use_is_fine);
 	tcase_add_test_raise_signal(tc, encoder_nested_use_aborts, SIGABRT);
 	suite_add_tcase(s, tc);
