@@ -63,9 +63,13 @@ struct conn {
 	struct conn *pnext, *pprev;    /* server->pending */
 	/* catchup.c: joins with since, oldest first; only the head streams */
 	struct catchup *cu_head;
+	/* the Socket.IO session (server/sio/): a session's own, or the one a
+	 * CONN_SIO_PORT serves (read first by each of its frames) */
+	struct sio_conn *sio;
 	/* live frames held in members' hold queues (they count toward the
-	 * slow-consumer limit like the live frames in q) */
-	size_t held_bytes;
+	 * slow-consumer limit like the live frames in q, so at most
+	 * send_queue_bytes, which is below 2^31) */
+	uint32_t held_bytes;
 	uint32_t held_msgs;
 	int fd;                        /* the socket for direct sends; -1 with TLS */
 	uint16_t close_code;           /* set: close with it at the next WRITEABLE */
@@ -112,7 +116,6 @@ struct conn {
 	struct catchup *cu_tail;
 	uint32_t ncatchup;
 	struct conn *wnext, *wprev;    /* server->read_waiters */
-	struct sio_conn *sio;          /* the Socket.IO session (server/sio/) */
 	char session[17];
 	char peer[NETADDR_MAX];        /* canonical client address (netaddr.h) */
 	struct user_conns *user_entry;  /* users.c: the entry of its name */
