@@ -87,32 +87,34 @@ struct conn {
 	/* ---- line 1 ---- */
 	struct sendq q;
 	struct lws *wsi;
-	/* ---- the rest ---- */
-	/* what the keep-alive sweep reads (the flush never does) */
+	/* ---- line 2: what a frame in and the keep-alive sweep read ---- */
 	struct conn *next, *prev;      /* server->conns */
 	int64_t heard_ms;              /* monotonic ms of the client's last frame (keep-alive) */
 	int64_t close_by_ms;           /* closing: cut off at this monotonic ms (0: not closing) */
+	struct pbuf rx;                /* a fragmented message being reassembled */
+	struct utf8_state rx_utf8;     /* validation of the message being received */
 	bool ping_out;                 /* pinged since heard_ms */
-	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
 	bool peer_closed;              /* the client sent a close frame */
 	bool close_sent;               /* our close frame was handed to lws */
-	bool counted_ip;               /* holds a count in server->per_ip */
 	bool authed;                   /* auth = token: a valid token was shown */
+	/* ---- line 3: what a command reads ---- */
+	struct member *last_member;    /* room.c: room_member's last answer, or NULL */
+	uint16_t rate_strikes;
+	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history;
+	/* ---- the rest ---- */
+	struct bucket rate_names;
+	uint8_t close_reason;          /* enum close_reason, for metrics and logs */
+	bool counted_ip;               /* holds a count in server->per_ip */
 	bool read_waiting;             /* on server->read_waiters */
 	uint32_t name_len;
 	char *name;                    /* display name, owned */
 	struct hmap rooms;             /* struct member *, by room pointer */
-	struct pbuf rx;                /* a fragmented message being reassembled */
 	uint64_t serial;
 	const char *close_text;        /* static reason sent with close_code */
 	struct conn *anext, *aprev;    /* server->unauthed, oldest first */
 	int64_t auth_deadline;         /* CLOCK_MONOTONIC ms: close with 4001 unless authed */
 	struct token_claims *claims;   /* the token's claims, owned; NULL: none */
 	ev_timer expiry_w;             /* authn.c: 4001 at the token's exp + token_grace */
-	struct member *last_member;    /* room.c: room_member's last answer, or NULL */
-	uint16_t rate_strikes;
-	struct bucket rate_cmds, rate_abuse, rate_joins, rate_history, rate_names;
-	struct utf8_state rx_utf8;     /* validation of the message being received */
 	struct catchup *cu_tail;
 	uint32_t ncatchup;
 	struct conn *wnext, *wprev;    /* server->read_waiters */
@@ -130,6 +132,8 @@ struct conn {
 #if UINTPTR_MAX == UINT64_MAX /* (the layout above is for 64-bit pointers) */
 _Static_assert(offsetof(struct conn, q) == 64, "struct conn: the queue opens line 1");
 _Static_assert(offsetof(struct conn, next) == CONN_HOT, "struct conn: hot fields in two lines");
+_Static_assert(offsetof(struct conn, last_member) == CONN_HOT + 64, "struct conn: a frame in, one line");
+_Static_assert(offsetof(struct conn, rate_names) <= CONN_HOT + 128, "struct conn: a command, one line");
 #endif
 
 /* lws's per-session data holds a struct conn at its first 64-byte

@@ -47,21 +47,27 @@ struct sio_ring {
 /* One Engine.IO session and its Socket.IO state. */
 struct sio_conn {
 	struct conn conn;           /* the core's client (kind CONN_SIO) */
-	/* What every frame of a fan-out reads (sio_conn_send, emit_as)
-	 * follows conn directly, eio's transport included: one or two cache
-	 * lines, next to conn's last one, instead of four spread apart. */
-	bool dead;                  /* closed: freed once no port refers to it */
+	/* On the line after conn's (64-aligned: sess_new): what each frame
+	 * in (on_ws_receive, timer_arm) and out (sio_conn_send, emit_as)
+	 * reads of the session itself, so that a frame costs one cache
+	 * line here instead of one per field spread over the struct. */
+	_Alignas(64) bool dead;     /* closed: freed once no port refers to it */
 	bool connected;             /* CONNECT to "/" was accepted */
-	uint32_t recovering;        /* recovery joins still to answer */
-	struct eio_session eio;
-	struct conn *c;             /* &conn */
-	struct server *s;
-	struct sio_conn *next, *prev; /* every session, for teardown */
-	ev_timer timer;             /* eio_session_deadline, connect deadline, free */
 	bool timer_on;
-	uint64_t timer_at;          /* mono ms the running timer is set for */
 	bool registered;            /* in the sid map */
 	bool connecting;            /* inside CONNECT: errors become CONNECT_ERROR */
+	bool connect_due;           /* they have: the timer answers CONNECT */
+	uint32_t recovering;        /* recovery joins still to answer */
+	struct conn *c;             /* &conn */
+	struct server *s;
+	struct conn *ws_port;       /* the WebSocket that is the transport */
+	uint64_t timer_at;          /* mono ms the running timer is set for */
+	struct conn *probe_port;
+	struct eio_session eio;
+	struct sio_decoder dec;
+	/* the rest: set-up, recovery, teardown */
+	struct sio_conn *next, *prev; /* every session, for teardown */
+	ev_timer timer;             /* eio_session_deadline, connect deadline, free */
 	bool connect_error_sent;
 	bool probe_reply;           /* "3probe" to write on the probe */
 	bool probe_kill;            /* close the probe at its next WRITEABLE */
@@ -69,15 +75,13 @@ struct sio_conn {
 	/* connection state recovery (see "recovery" below) */
 	char pid[17];               /* "": recovery off, or not connected */
 	bool client_disconnect;     /* the client left (41): nothing to recover */
-	bool connect_due;           /* they have: the timer answers CONNECT */
 	bool recovery_failed;       /* one of them could not recover */
 	char old_pid[17];
 	struct sio_ring ring;
 	uint8_t nsps;               /* conformance: 1 "/", 2 "/custom" connected */
-	struct sio_decoder dec;
 	/* the requests and WebSockets serving the session, and their ports */
 	struct lws *ws_wsi, *poll_wsi, *post_wsi, *probe_wsi;
-	struct conn *ws_port, *poll_port, *post_port, *probe_port;
+	struct conn *poll_port, *post_port;
 };
 
 static struct eio_config ecfg;
