@@ -79,7 +79,7 @@ struct conn {
 	bool rx_paused;                /* too many replies waiting: not reading commands */
 	bool releasing;                /* queueing held frames: admitted already (room.c) */
 	/* A Socket.IO session's gates for a fan-out delivery (server/sio/
-	 * keeps them; sio_fast_update): sio_fast, the frame's rendition can
+	 * keeps them: fast_update in sio_edge.c): sio_fast, the frame's rendition can
 	 * go straight to this WebSocket's queue; sio_marks, the session
 	 * keeps recovery marks (ring_add per delivered seq). */
 	bool sio_fast;
