@@ -194,12 +194,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case PROTO_ERASE:
 	case PROTO_UNBAN:
-		/* a hello with a token only has no name */
-		CHECK(!cmd.name || proto_name_valid(cmd.name, cmd.name_len));
+		CHECK(proto_name_valid(cmd.name, cmd.name_len));
 		break;
 	case PROTO_BAN:
-		/* a hello with a token only has no name */
-		CHECK(!cmd.name || proto_name_valid(cmd.name, cmd.name_len));
+		CHECK(proto_name_valid(cmd.name, cmd.name_len));
 		CHECK(cmd.seconds >= 1 && cmd.seconds <= PROTO_BAN_SECONDS_MAX);
 		if (cmd.reason) {
 			/* it goes out in a close frame: short, no control bytes */
