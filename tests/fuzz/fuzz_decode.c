@@ -217,8 +217,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (cmd.type == PROTO_PUBLISH)
 		check_publish(&cmd, data, size);
-	if (cmd.type == PROTO_HELLO) {
-		/* a name goes back out in message frames as "from" */
+	if (cmd.type == PROTO_HELLO && cmd.name) {
+		/* a name goes back out in message frames as "from" (a hello with
+		 * only a token has none) */
 		struct pbuf m = { 0 };
 		proto_enc_message(&m, "r", 1, 0, -1, cmd.name, cmd.name_len, "null", 4);
 		json_t *v = load_any(m.data, m.len, &as_real);
