@@ -36,7 +36,7 @@ function fail(ws, id, code, message) {
 }
 
 wss.on('connection', (ws) => {
-  ws.user = 'guest-' + crypto.randomBytes(4).toString('hex');
+  ws.user = 'guest-' + crypto.randomBytes(8).toString('hex');
   ws.rooms = new Set();
   ws.send(JSON.stringify({
     type: 'welcome', session: crypto.randomBytes(8).toString('hex'), user: ws.user,

@@ -29,7 +29,7 @@ def test_welcome_session_is_16_hex(srv):
 
 def test_welcome_user_is_guest_8_hex(srv):
     c = srv.client()
-    assert re.fullmatch(r"guest-[0-9a-f]{8}", c.welcome["user"]), c.welcome
+    assert re.fullmatch(r"guest-[0-9a-f]{16}", c.welcome["user"]), c.welcome
 
 
 def test_welcome_server_is_parley_0_1_0(srv):
