@@ -113,3 +113,45 @@ test('a guest (no auth) is recovered, with its name', async () => {
   s.close();
   n.close();
 });
+
+for (const transports of [['websocket'], ['polling']]) {
+  test(`binary messages missed during a cut come back as Buffers, in order (${transports})`, async () => {
+    const room = `rec-bin-${transports[0]}`;
+    const n = await native(srv);
+    assert.equal((await n.cmd({ type: 'join', room })).ok, true);
+    const pub = io(srv.url, { transports: ['websocket'], forceNew: true, auth: { name: 'pub' } });
+    await once(pub, 'connect');
+    assert.equal((await pub.emitWithAck('join', { room })).ok, true);
+    const s = io(srv.url, { transports, forceNew: true, reconnectionDelay: 50, reconnectionDelayMax: 100,
+      auth: { name: 'bina' } });
+    await once(s, 'connect');
+    const got = [];
+    s.on('message', (m) => got.push(m.data));
+    assert.equal((await s.emitWithAck('join', { room })).ok, true);
+    assert.equal((await pub.emitWithAck('publish', { room, data: { i: 1, b: Buffer.from([1]) } })).ok, true);
+    await until(() => got.length === 1, { what: 'the first' });
+    const disconnected = once(s, 'disconnect');
+    cut(s);
+    await disconnected;
+    // while away: Buffers from Socket.IO (two attachments in one), a native wrapper, plain text
+    assert.equal((await pub.emitWithAck('publish', { room, data: { i: 2, b: Buffer.from([0, 255]) } })).ok, true);
+    assert.equal((await pub.emitWithAck('publish',
+      { room, data: { i: 3, b: [Buffer.from('x'), Buffer.alloc(0)] } })).ok, true);
+    assert.equal((await n.cmd({ type: 'publish', room, data: { i: 4, b: { $base64: 'AQID' } } })).ok, true);
+    assert.equal((await n.cmd({ type: 'publish', room, data: { i: 5, b: 'text' } })).ok, true);
+    await once(s, 'connect');
+    assert.equal(s.recovered, true);
+    await until(() => got.length >= 5, { what: 'the missed messages' });
+    await sleep(100);
+    assert.deepEqual(got.map((d) => d.i), [1, 2, 3, 4, 5]);
+    assert.ok(Buffer.isBuffer(got[1].b) && Buffer.isBuffer(got[2].b[0]) && Buffer.isBuffer(got[2].b[1]));
+    assert.deepEqual([...got[1].b], [0, 255]);
+    assert.equal(got[2].b[0].toString(), 'x');
+    assert.equal(got[2].b[1].length, 0);
+    assert.ok(Buffer.isBuffer(got[3].b));
+    assert.deepEqual([...got[3].b], [1, 2, 3]);
+    assert.equal(got[4].b, 'text');
+    for (const c of [s, pub]) c.close();
+    n.close();
+  });
+}
