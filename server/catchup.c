@@ -26,6 +26,8 @@ struct catchup {
 	bool failed;               /* answer recovered:false */
 	bool read_disk;            /* for the cache hit/miss counters */
 	bool replied;              /* the join reply went; the hold goes next */
+	uint64_t lag_since;        /* > 0: waiting for the node to apply up to it (cluster) */
+	int64_t lag_until_ms;      /* ... until then (mono ms) */
 	char room[PROTO_ROOM_MAX + 1];
 };
 
@@ -48,6 +50,18 @@ void catchup_start(struct conn *c, struct member *m, uint64_t id, uint64_t since
 	 * handed out (it was reset or restored). Nothing to replay, and not
 	 * recovered: the client's copy of the room is not this room's. */
 	cu->failed = since > cu->last;
+	if (cu->failed && s->cluster) {
+		/* Or this node is behind the cluster's log (the client saw it
+		 * on another node): wait for it, a cluster timeout at most. */
+		cu->failed = false;
+		cu->lag_since = since;
+		cu->lag_until_ms = (int64_t)(util_mono_us() / 1000) + s->cfg->cluster_timeout_ms;
+		if (s->nlag == s->lag_cap) {
+			s->lag_cap = s->lag_cap ? 2 * s->lag_cap : 16;
+			s->lag_serials = xrealloc(s->lag_serials, s->lag_cap * sizeof(*s->lag_serials));
+		}
+		s->lag_serials[s->nlag++] = c->serial;
+	}
 	memcpy(cu->room, r->name, r->name_len + 1);
 	if (!m->hold) {
 		m->hold = xcalloc(1, sizeof(*m->hold));
@@ -235,6 +249,31 @@ static int start_read(struct conn *c, struct catchup *cu)
 	return 0;
 }
 
+/* 1 once a catch-up waiting for its since may go on: the node has applied
+ * up to since (the catch-up then ends at the latest seq now), or the wait
+ * is over (not recovered, as for a since the cluster never handed out). */
+static int lag_over(struct conn *c, struct catchup *cu)
+{
+	struct server *s = c->srv;
+	uint64_t last = store_last_seq(s->store, cu->room);
+
+	if (last >= cu->lag_since) {
+		log_info("catchup_lag", "session=%s room=%s since=%llu waited=done", c->session,
+			 log_q(cu->room), (unsigned long long)cu->lag_since);
+	} else if ((int64_t)(util_mono_us() / 1000) >= cu->lag_until_ms) {
+		log_warn("catchup_lag", "session=%s room=%s since=%llu latest=%llu waited=timeout",
+			 c->session, log_q(cu->room), (unsigned long long)cu->lag_since,
+			 (unsigned long long)last);
+		cu->failed = true;
+	} else {
+		return 0;
+	}
+	/* held meanwhile: the live frames up to last are in the range now */
+	cu->last = last;
+	cu->lag_since = 0;
+	return 1;
+}
+
 int catchup_pump(struct conn *c)
 {
 	struct catchup *cu;
@@ -244,6 +283,8 @@ int catchup_pump(struct conn *c)
 		return 0;
 	while ((cu = c->cu_head) && !c->close_code && !cu->cookie && !c->read_waiting &&
 	       has_room(c)) {
+		if (cu->m && cu->lag_since && !lag_over(c, cu))
+			break; /* catchup_lag_pump comes back */
 		if (!cu->m || cu->failed || cu->next_seq > cu->last) {
 			queued = 1;
 			if (!finish(c, cu))
@@ -354,6 +395,39 @@ void catchup_free_all(struct conn *c)
 	}
 	c->cu_tail = NULL;
 	c->ncatchup = 0;
+}
+
+static int lag_waiting(const struct conn *c)
+{
+	for (const struct catchup *cu = c->cu_head; cu; cu = cu->next)
+		if (cu->lag_since && cu->m)
+			return 1;
+	return 0;
+}
+
+void catchup_lag_pump(struct server *s)
+{
+	uint32_t kept = 0;
+
+	s->lag_poke = false;
+	for (uint32_t i = 0; i < s->nlag; i++) {
+		struct conn *c = conn_by_serial(s, s->lag_serials[i]);
+		if (!c || c->close_code)
+			continue;
+		catchup_pump(c);
+		/* (a connection with two waiting catch-ups is listed twice:
+		 * harmless, its second entry finds nothing to do) */
+		if (lag_waiting(c))
+			s->lag_serials[kept++] = s->lag_serials[i];
+	}
+	s->nlag = kept;
+}
+
+void catchup_lag_free(struct server *s)
+{
+	free(s->lag_serials);
+	s->lag_serials = NULL;
+	s->nlag = s->lag_cap = 0;
 }
 
 void catchup_kick_waiters(struct server *s)

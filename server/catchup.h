@@ -13,6 +13,12 @@
  * never counts toward the slow-consumer limit (replayed frames are
  * replies, frame.h).
  *
+ * In a cluster a client may come with a since this node has not applied
+ * yet (it saw the message on another node, which then died): the catch-up
+ * waits, its member held, until the node has applied up to since or
+ * cluster_timeout_ms has passed (then recovered:false, as for a since that
+ * was never handed out), instead of telling the client its copy is stale.
+ *
  * One catch-up streams at a time per connection; the others (a client
  * that re-joins many rooms) wait in a FIFO, their members held. A
  * connection holds at most CATCHUP_MAX_FACTOR * max_rooms of them.
@@ -46,5 +52,11 @@ void catchup_member_gone(struct member *m);
 void catchup_free_all(struct conn *c);
 /* A read slot may be free: retries catch-ups that found the read queue full. */
 void catchup_kick_waiters(struct server *s);
+/* Pumps the connections whose catch-up waits for the node to apply its
+ * since (s->lag_poke set: a message was applied, or the tick came); at a
+ * safe point, outside any fan-out. Drops the ones that wait no more. */
+void catchup_lag_pump(struct server *s);
+/* Frees the list (teardown). */
+void catchup_lag_free(struct server *s);
 
 #endif

@@ -181,6 +181,8 @@ void cmd_apply_message(struct server *s, const char *room, size_t room_len, uint
 	server_enc_end(s);
 	apply_frame(s, r, seq, f, except);
 	frame_unref(&f);
+	if (s->nlag)
+		s->lag_poke = true; /* a catch-up may wait for this seq (catchup.h) */
 }
 
 void cmd__publish(struct conn *c, struct proto_cmd *cmd)

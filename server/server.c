@@ -17,6 +17,7 @@
 #include "api.h"
 #include "authn.h"
 #include "cmd.h"
+#include "catchup.h"
 #include "conn.h"
 #include "linger.h"
 #include "cluster.h"
@@ -73,6 +74,8 @@ static void flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	struct server *s = w->data;
 
+	if (s->lag_poke)
+		catchup_lag_pump(s); /* (queues frames: before the flush) */
 	while (s->pending) {
 		struct conn *c = s->pending;
 		server_unlink_flush(s, c);
@@ -112,6 +115,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct server *s = w->data;
 	lws_cancel_service(s->ctx);
 	authn_expire(s);
+	if (s->nlag)
+		s->lag_poke = true; /* a lagging catch-up's time-out */
 	/* The keep-alive sweep: each connection twice a second, a fifth of
 	 * them per tick, so that the pings and hang-ups of thousands that
 	 * went quiet together (a partition, a reconnect storm) are spread
@@ -654,6 +659,7 @@ static void teardown(struct server *s)
 	netlist_free(&s->trusted);
 	authn_teardown(s);
 	users_free(s);
+	catchup_lag_free(s);
 	hmap_free(&s->rooms); /* empty: the last member's leave freed each room */
 	pbuf_free(&s->enc);
 	pbuf_free(&s->data);

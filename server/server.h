@@ -89,6 +89,9 @@ struct server {
 	struct hmap reads;          /* reads from disk in flight, by cookie */
 	struct conn *read_waiters;  /* catch-ups waiting for room in the read queue */
 	struct conn *read_waiters_tail;
+	uint64_t *lag_serials;      /* connections with a catch-up waiting for this node to apply its since (catchup.c) */
+	uint32_t nlag, lag_cap;
+	bool lag_poke;              /* a message was applied (or the tick came): look at them again */
 	uint64_t next_ticket;
 
 	struct hmap per_ip;         /* struct ipcount *, by address */

@@ -16,8 +16,10 @@ import os
 import shutil
 import signal
 import socket
+import select
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -135,6 +137,68 @@ def _read_resp(f):
             return None
         return [_read_resp(f) for _ in range(n)]
     raise OSError("bad RESP line %r" % line)
+
+
+class RedisProxy:
+    """A TCP relay in front of a Redis, for one node's --cluster URL: while paused, nothing Redis sends
+    reaches the node (it is kept, and goes on resume), so the node falls behind the cluster's log
+    while the others go on. What the node sends still reaches Redis."""
+
+    def __init__(self, redis):
+        self.target = (HOST, redis.port)
+        self.lsock = socket.socket()
+        self.lsock.bind((HOST, 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.url = "redis://%s:%d" % (HOST, self.port)
+        self.running = threading.Event()
+        self.running.set()
+        self.closed = False
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def pause(self):
+        self.running.clear()
+
+    def resume(self):
+        self.running.set()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                node, _ = self.lsock.accept()
+            except OSError:
+                return
+            up = socket.create_connection(self.target)
+            for src, dst, gated in ((node, up, False), (up, node, True)):
+                t = threading.Thread(target=self._pipe, args=(src, dst, gated), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def _pipe(self, src, dst, gated):
+        try:
+            while not self.closed:
+                r, _, _ = select.select([src], [], [], 0.1)
+                if not r:
+                    continue
+                if gated:
+                    self.running.wait()
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sck in (src, dst):
+            try:
+                sck.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.closed = True
+        self.running.set()
+        self.lsock.close()
 
 
 class Cluster:
