@@ -56,11 +56,16 @@ void catchup_start(struct conn *c, struct member *m, uint64_t id, uint64_t since
 		cu->failed = false;
 		cu->lag_since = since;
 		cu->lag_until_ms = (int64_t)(util_mono_us() / 1000) + s->cfg->cluster_timeout_ms;
-		if (s->nlag == s->lag_cap) {
-			s->lag_cap = s->lag_cap ? 2 * s->lag_cap : 16;
-			s->lag_serials = xrealloc(s->lag_serials, s->lag_cap * sizeof(*s->lag_serials));
+		/* listed once per connection as a rule: a client re-joins its
+		 * rooms all at once, so its entry is the last one */
+		if (!s->nlag || s->lag_serials[s->nlag - 1] != c->serial) {
+			if (s->nlag == s->lag_cap) {
+				s->lag_cap = s->lag_cap ? 2 * s->lag_cap : 16;
+				s->lag_serials = xrealloc(s->lag_serials,
+							  s->lag_cap * sizeof(*s->lag_serials));
+			}
+			s->lag_serials[s->nlag++] = c->serial;
 		}
-		s->lag_serials[s->nlag++] = c->serial;
 	}
 	memcpy(cu->room, r->name, r->name_len + 1);
 	if (!m->hold) {
@@ -415,8 +420,8 @@ void catchup_lag_pump(struct server *s)
 		if (!c || c->close_code)
 			continue;
 		catchup_pump(c);
-		/* (a connection with two waiting catch-ups is listed twice:
-		 * harmless, its second entry finds nothing to do) */
+		/* (a connection listed twice, its catch-ups started between
+		 * another's: harmless, its second entry finds nothing to do) */
 		if (lag_waiting(c))
 			s->lag_serials[kept++] = s->lag_serials[i];
 	}

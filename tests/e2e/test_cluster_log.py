@@ -284,6 +284,12 @@ def test_since_a_lagging_node_has_not_applied_yet(cluster):
         proxy.pause()  # b applies nothing more for now
         for i in range(11, 16):
             pub.ok("publish", room="chat", data={"i": i}, echo=False)
+        pub.join("chat2")
+        for i in range(1, 4):
+            pub.ok("publish", room="chat2", data={"i": i}, echo=False)
+        # w saw everything of both rooms: two waits on one connection
+        w = b.client("w")
+        jw = [w.send_cmd("join", room="chat", since=15), w.send_cmd("join", room="chat2", since=3)]
         x = b.client("x")   # saw all 15 on a node that died
         y = b.client("y")   # saw up to 12
         z = b.client("z")   # claims a seq nobody handed out
@@ -296,6 +302,10 @@ def test_since_a_lagging_node_has_not_applied_yet(cluster):
         proxy.resume()
         rx = x.wait_reply(jx, timeout=5)
         assert rx["ok"] and rx["data"]["seq"] == 15 and rx["data"]["recovered"] is True, rx
+        for jid, seq in zip(jw, (15, 3)):
+            r = w.wait_reply(jid, timeout=5)
+            assert r["ok"] and r["data"]["seq"] == seq and r["data"]["recovered"] is True, r
+        w.assert_nothing_pending(0.2)
         pub.ok("publish", room="chat", data={"i": 16}, echo=False)
         m = x.next_json(timeout=5)
         assert m["type"] == "message" and m["seq"] == 16, m  # not 11..15 again
