@@ -55,6 +55,7 @@ void catchup_start(struct conn *c, struct member *m, uint64_t id, uint64_t since
 		 * on another node): wait for it, a cluster timeout at most. */
 		cu->failed = false;
 		cu->lag_since = since;
+		m->lagging = true;
 		cu->lag_until_ms = (int64_t)(util_mono_us() / 1000) + s->cfg->cluster_timeout_ms;
 		/* listed once per connection as a rule: a client re-joins its
 		 * rooms all at once, so its entry is the last one */
@@ -276,6 +277,7 @@ static int lag_over(struct conn *c, struct catchup *cu)
 	/* held meanwhile: the live frames up to last are in the range now */
 	cu->last = last;
 	cu->lag_since = 0;
+	cu->m->lagging = false;
 	return 1;
 }
 

@@ -234,6 +234,15 @@ void member_send(struct member *m, struct frame *f)
 	}
 	if (c->close_code)
 		return;
+	/* Waiting for this node to apply the client's since (catchup.h): a
+	 * stored message applied meanwhile is in the range the join's answer
+	 * covers, whichever it is (replayed up to the latest seq at the end of
+	 * the wait, or recovered:false at that seq), and would be skipped when
+	 * the hold is let go; not held, it cannot fill the hold during a long
+	 * wait in a busy room. (With a second catch-up of the same member, its
+	 * end decides what is skipped: held as usual.) */
+	if (m->lagging && f->seq && m->ncatchup == 1)
+		return;
 	/* Held live frames count toward the slow-consumer limit like the
 	 * live frames in the queue: a reader that does not read while it
 	 * catches up falls behind the live stream all the same. */

@@ -30,6 +30,7 @@ struct member {
 	struct ruser *user;     /* the room's entry for the conn's name */
 	uint32_t idx;           /* in room->members */
 	bool presence;          /* receives the room's presence events */
+	bool lagging;           /* its catch-up waits for this node to apply its since (catchup.h) */
 	/* join with since, catch-up in progress (catchup.h): live frames, and
 	 * the replies to publishes in this room, wait here until the replay
 	 * and the join reply are queued. */

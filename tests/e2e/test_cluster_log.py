@@ -334,3 +334,25 @@ def test_since_a_lagging_node_has_not_applied_yet(cluster):
         assert "waited=timeout" in b.log() and "waited=done" in b.log()
     finally:
         proxy.close()
+
+
+def test_a_wait_for_since_in_a_busy_room_does_not_fill_the_send_queue(cluster):
+    """Where the lagging-node wait meets the slow-consumer limit: a since the cluster never handed out
+    waits the whole --cluster-timeout-ms, and a busy room applies more messages meanwhile than the
+    send queue holds. Those messages are in the range the answer covers, so they are not held: the
+    client gets recovered:false at the latest seq, not a 4008 close; live messages follow."""
+    redis = cluster.redis()
+    c = cluster.node(redis)
+    b = cluster.node(redis, "--send-queue-messages", "20")
+    pub = c.client("pub")
+    pub.join("busy")
+    z = b.client("z")
+    jz = z.send_cmd("join", room="busy", since=1000)
+    for i in range(1, 51):
+        pub.ok("publish", room="busy", data={"i": i}, echo=False)
+    rz = z.wait_reply(jz, timeout=10)
+    assert rz["ok"] and rz["data"]["recovered"] is False and rz["data"]["seq"] == 50, rz
+    pub.ok("publish", room="busy", data={"i": 51}, echo=False)
+    m = z.next_json(timeout=5)
+    assert m["type"] == "message" and m["seq"] == 51, m
+    assert "slow_consumer" not in b.log()
