@@ -15,7 +15,8 @@
  *
  * In a cluster a client may come with a since this node has not applied
  * yet (it saw the message on another node, which then died): the catch-up
- * waits, its member held, until the node has applied up to since or
+ * waits, its member held (but for the stored messages applied meanwhile,
+ * which the answer's range covers: room.c), until the node has applied up to since or
  * cluster_timeout_ms has passed (then recovered:false, as for a since that
  * was never handed out), instead of telling the client its copy is stale.
  *
